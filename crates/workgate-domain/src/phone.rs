@@ -1,0 +1,166 @@
+//! Mobile numbers, parsed by the `phonenumber` crate (a port of Google's libphonenumber) and kept
+//! in E.164. A local number is read in the enterprise's default region.
+
+use crate::error::{Error, Result};
+use phonenumber::{Mode, Type, country, metadata::DATABASE};
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// An ISO 3166-1 alpha-2 region that libphonenumber knows, e.g. `CN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Region(country::Id);
+
+impl Region {
+    pub fn parse(s: &str) -> Result<Self> {
+        let upper = s.trim().to_ascii_uppercase();
+        country::Id::from_str(&upper)
+            .map(Region)
+            .map_err(|_| Error::field("region", format!("'{s}' is not a known ISO 3166 region code such as CN or US")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // strum's `AsRefStr` gives the variant name, which is the ISO code.
+        self.0.as_ref()
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Region {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A mobile number in E.164 form (`+8613800138000`). The only ways in are [`PhoneNumber::parse`]
+/// (input from people) and [`PhoneNumber::from_trusted`] (our own storage).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Reads a number as a person typed it — national (`138 0013 8000`), international
+    /// (`+86 138-0013-8000`, `0086…`), with spaces, dashes, dots or brackets — in `region` when it
+    /// has no country code. Landlines, premium and garbage are refused with `invalid_phone`, whose
+    /// detail says what was understood.
+    pub fn parse(input: &str, region: Region) -> Result<Self> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(Error::InvalidPhone { detail: "The phone number is empty.".into() });
+        }
+        if trimmed.len() > 40 || trimmed.chars().any(|c| c.is_alphabetic()) {
+            return Err(Error::InvalidPhone {
+                detail: format!("'{}' is not a phone number: use digits, e.g. +86 138 0013 8000.", shorten(trimmed)),
+            });
+        }
+        let parsed = phonenumber::parse(Some(region.0), trimmed).map_err(|_| Error::InvalidPhone {
+            detail: format!("'{}' could not be read as a phone number in region {region}.", shorten(trimmed)),
+        })?;
+        let e164 = parsed.format().mode(Mode::E164).to_string();
+        if !parsed.is_valid() {
+            return Err(Error::InvalidPhone {
+                detail: format!(
+                    "'{}' was read as {e164}, which is not a valid number; check the digits and the country code.",
+                    shorten(trimmed)
+                ),
+            });
+        }
+        match parsed.number_type(&DATABASE) {
+            Type::Mobile | Type::FixedLineOrMobile => Ok(PhoneNumber(e164)),
+            other => Err(Error::InvalidPhone {
+                detail: format!(
+                    "{e164} is a {} number, not a mobile number; enter a number that can receive SMS.",
+                    describe(other)
+                ),
+            }),
+        }
+    }
+
+    pub fn from_trusted(e164: String) -> Self {
+        PhoneNumber(e164)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The number with all but the country code and last four digits hidden: `+86*******8000`.
+    pub fn masked(&self) -> String {
+        let digits = self.0.len();
+        self.0
+            .char_indices()
+            .map(|(i, c)| if i >= 3 && i + 4 < digits { '*' } else { c })
+            .collect()
+    }
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn describe(t: Type) -> &'static str {
+    match t {
+        Type::FixedLine => "landline",
+        Type::TollFree => "toll-free",
+        Type::PremiumRate => "premium-rate",
+        Type::SharedCost => "shared-cost",
+        Type::Voip => "VoIP",
+        Type::PersonalNumber => "personal",
+        Type::Pager => "pager",
+        Type::Uan => "company (UAN)",
+        Type::Voicemail => "voicemail",
+        _ => "non-mobile",
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for PhoneNumber {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cn() -> Region {
+        Region::parse("CN").unwrap()
+    }
+
+    #[test]
+    fn national_international_spaced_and_dashed_forms_agree() {
+        for input in ["13800138000", "138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "+8613800138000", "0086 13800138000"] {
+            assert_eq!(PhoneNumber::parse(input, cn()).unwrap().as_str(), "+8613800138000", "{input}");
+        }
+    }
+
+    #[test]
+    fn landlines_and_garbage_are_refused() {
+        for input in ["010 6552 9988", "hello", "", "12", "+86 138"] {
+            assert!(matches!(PhoneNumber::parse(input, cn()), Err(Error::InvalidPhone { .. })), "{input}");
+        }
+    }
+
+    #[test]
+    fn numbers_of_other_regions_keep_their_country() {
+        let us = PhoneNumber::parse("+1 (201) 555-0123", cn()).unwrap();
+        assert_eq!(us.as_str(), "+12015550123");
+        assert_eq!(Region::parse("us").unwrap().as_str(), "US");
+    }
+
+    #[test]
+    fn masking_keeps_country_and_last_four() {
+        let n = PhoneNumber::parse("13800138000", cn()).unwrap();
+        assert_eq!(n.masked(), "+86*******8000");
+    }
+}

@@ -1,0 +1,98 @@
+//! Every secret is generated, hashed and compared here, and nowhere else.
+//!
+//! Secrets that we generate (API keys, later session tokens and invitation links) carry 256 bits
+//! from the OS generator, so a plain SHA-256 is a sufficient hash at rest: lookups go by hash, and
+//! learning a hash does not give the secret. A [`SecretHash`] cannot be printed by accident.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::Rng;
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+/// A freshly generated secret: shown to its owner once, then only its hash is kept.
+pub struct Secret(String);
+
+impl Secret {
+    /// `prefix` + 43 characters of base64url (256 bits). The prefix tells people (and secret
+    /// scanners) what kind of credential a leaked string is.
+    pub fn generate(prefix: &str) -> Self {
+        let mut bytes = [0u8; 32];
+        fill_random(&mut bytes);
+        Secret(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+}
+
+/// SHA-256 of a secret, hex encoded, as stored and looked up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash(String);
+
+impl SecretHash {
+    pub fn of(secret: &str) -> Self {
+        let digest = Sha256::digest(secret.as_bytes());
+        SecretHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn from_trusted(hex: String) -> Self {
+        SecretHash(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison, for the places where a hash is compared rather than looked up.
+    pub fn matches(&self, other: &SecretHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(…)")
+    }
+}
+
+/// The first characters of a secret, kept so that admins can tell their keys apart.
+pub fn display_prefix(secret: &Secret) -> String {
+    secret.0.chars().take(12).collect()
+}
+
+fn fill_random(bytes: &mut [u8]) {
+    // The OS generator failing is not something we can continue after: no secret may be weak.
+    OsRng.try_fill_bytes(bytes).expect("the operating system's random generator failed");
+}
+
+/// Lowercase letters and digits, for generated names (not secrets).
+pub fn random_lower_alnum(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_distinct_and_hash_stably() {
+        let a = Secret::generate("wgk_");
+        let b = Secret::generate("wgk_");
+        assert_eq!(a.expose().len(), 4 + 43);
+        assert_ne!(a.expose(), b.expose());
+        assert!(a.hash().matches(&SecretHash::of(a.expose())));
+        assert!(!a.hash().matches(&b.hash()));
+        assert_eq!(format!("{:?}", a.hash()), "SecretHash(…)");
+    }
+}
