@@ -1,11 +1,11 @@
 //! Who is acting, and the audit entries their actions leave.
 
+use crate::Services;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{AuditId, EnterpriseId};
 use crate::model::{Actor, AuditEntry};
 use crate::store::AuditFilter;
-use crate::Services;
 use serde::Deserialize;
 
 /// The authenticated caller of an admin operation. The enterprise comes only from the credential,
@@ -35,6 +35,7 @@ impl Caller {
 
 /// `GET /audit` query parameters, as given.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub since: Option<String>,
@@ -65,13 +66,16 @@ impl Services {
         let limit = page_limit(query.limit)?;
         let since = match query.since.as_deref() {
             None => None,
-            Some(s) => Some(Timestamp::parse_rfc3339(s).ok_or_else(|| {
-                Error::field("since", "must be an RFC 3339 time such as 2026-11-25T09:00:00Z")
-            })?),
+            Some(s) => Some(
+                Timestamp::parse_rfc3339(s)
+                    .ok_or_else(|| Error::field("since", "must be an RFC 3339 time such as 2026-11-25T09:00:00Z"))?,
+            ),
         };
         let before = match query.cursor.as_deref() {
             None => None,
-            Some(c) => Some(AuditId::parse(c).ok_or_else(|| Error::field("cursor", "is not a cursor from a previous page"))?),
+            Some(c) => {
+                Some(AuditId::parse(c).ok_or_else(|| Error::field("cursor", "is not a cursor from a previous page"))?)
+            }
         };
         let filter = AuditFilter { since, actor: query.actor, action: query.action, before, limit: limit + 1 };
         let mut items = self.store.list_audit(&caller.enterprise_id, &filter).await?;

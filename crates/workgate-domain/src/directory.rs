@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 /// The root department is level 1; no department may sit deeper than this.
 pub const MAX_DEPARTMENT_DEPTH: usize = 15;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartmentInput {
@@ -23,6 +24,7 @@ pub struct NewDepartmentInput {
     pub order: Option<i64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentPatch {
@@ -32,6 +34,7 @@ pub struct DepartmentPatch {
 }
 
 /// `POST /members` as given; [`Services::add_member`] parses every field and reports all bad ones.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMemberInput {
@@ -48,6 +51,7 @@ pub struct NewMemberInput {
 }
 
 /// `PATCH /members/{id}`: absent fields are left alone; `email` and `title` may be `null` to clear.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPatch {
@@ -55,8 +59,10 @@ pub struct MemberPatch {
     pub phone: Option<String>,
     pub userid: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub title: Option<Option<String>>,
     pub departments: Option<Vec<String>>,
     pub role: Option<String>,
@@ -69,6 +75,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
 pub struct ListMembersQuery {
     pub department: Option<String>,
@@ -155,8 +162,7 @@ impl DepartmentTree {
 
     /// How many levels the subtree under `id` spans, counting `id` itself as 1.
     pub fn height(&self, id: &DepartmentId) -> usize {
-        self.by_id.values().filter(|d| self.is_within(&d.id, id)).map(|d| self.depth(&d.id)).max().unwrap_or(0)
-            + 1
+        self.by_id.values().filter(|d| self.is_within(&d.id, id)).map(|d| self.depth(&d.id)).max().unwrap_or(0) + 1
             - self.depth(id)
     }
 
@@ -193,7 +199,10 @@ impl Services {
             None => tree.root().ok_or(Error::Internal("enterprise without a root department".into()))?,
         };
         if tree.depth(&parent.id) + 1 > MAX_DEPARTMENT_DEPTH {
-            return Err(Error::field("parent_id", format!("departments may be at most {MAX_DEPARTMENT_DEPTH} levels deep")));
+            return Err(Error::field(
+                "parent_id",
+                format!("departments may be at most {MAX_DEPARTMENT_DEPTH} levels deep"),
+            ));
         }
         let department = Department {
             id: DepartmentId::generate(),
@@ -232,7 +241,10 @@ impl Services {
                     if tree.is_within(&new_parent.id, &current.id) {
                         v.push("parent_id", "a department cannot be moved under itself or its own sub-department");
                     } else if tree.depth(&new_parent.id) + tree.height(&current.id) > MAX_DEPARTMENT_DEPTH {
-                        v.push("parent_id", format!("the move would make the tree deeper than {MAX_DEPARTMENT_DEPTH} levels"));
+                        v.push(
+                            "parent_id",
+                            format!("the move would make the tree deeper than {MAX_DEPARTMENT_DEPTH} levels"),
+                        );
                     } else if updated.parent_id.as_ref() != Some(&new_parent.id) {
                         updated.parent_id = Some(new_parent.id.clone());
                         if patch.order.is_none() {
@@ -307,7 +319,12 @@ impl Services {
         if updated == current {
             return Ok(current);
         }
-        let audit = caller.entry(updated.updated_at, "member.update", Some(updated.id.as_str()), member_diff(&current, &updated));
+        let audit = caller.entry(
+            updated.updated_at,
+            "member.update",
+            Some(updated.id.as_str()),
+            member_diff(&current, &updated),
+        );
         self.store.update_member(&updated, &audit).await?;
         Ok(updated)
     }
@@ -317,11 +334,17 @@ impl Services {
         let current = self.get_member(caller, id).await?;
         let target = match (change, current.status) {
             (_, MemberStatus::Departed) if change != StatusChange::Depart => {
-                return Err(Error::Conflict("this member has departed; add the number again as a new member instead".into()));
+                return Err(Error::Conflict(
+                    "this member has departed; add the number again as a new member instead".into(),
+                ));
             }
             (StatusChange::Disable, MemberStatus::Invited | MemberStatus::Active) => MemberStatus::Disabled,
             (StatusChange::Enable, MemberStatus::Disabled) => {
-                if current.activated_at.is_some() { MemberStatus::Active } else { MemberStatus::Invited }
+                if current.activated_at.is_some() {
+                    MemberStatus::Active
+                } else {
+                    MemberStatus::Invited
+                }
             }
             (StatusChange::Depart, status) if status != MemberStatus::Departed => MemberStatus::Departed,
             _ => return Ok(current),
@@ -355,9 +378,10 @@ impl Services {
             None | Some("") => vec![],
             Some(s) => s.split(',').filter_map(|s| v.check("status", MemberStatus::parse(s.trim()))).collect(),
         };
-        let after = query.cursor.as_deref().map(|c| {
-            MemberId::parse(c).ok_or_else(|| Error::field("cursor", "is not a cursor from a previous page"))
-        });
+        let after = query
+            .cursor
+            .as_deref()
+            .map(|c| MemberId::parse(c).ok_or_else(|| Error::field("cursor", "is not a cursor from a previous page")));
         let after = after.and_then(|r| v.check("cursor", r));
         let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
         if q.is_some_and(|q| q.chars().count() > 64) {
@@ -384,7 +408,8 @@ impl Services {
         let enterprise = self.enterprise(caller).await?;
         let phone = PhoneNumber::parse(phone, enterprise.region)?;
         let records = self.store.find_members_by_phone(&caller.enterprise_id, &phone).await?;
-        let (departed, current): (Vec<_>, Vec<_>) = records.into_iter().partition(|m| m.status == MemberStatus::Departed);
+        let (departed, current): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|m| m.status == MemberStatus::Departed);
         let member = current.into_iter().next();
         let suggested_fix = match member.as_ref().map(|m| m.status) {
             None => Some("add_member"),
@@ -447,7 +472,8 @@ pub fn build_member(
     if departments.is_empty() {
         departments.extend(tree.root().map(|r| r.id.clone()));
     }
-    let admin_departments = departments_in(tree, input.admin_departments.as_deref().unwrap_or(&[]), "admin_departments", &mut v);
+    let admin_departments =
+        departments_in(tree, input.admin_departments.as_deref().unwrap_or(&[]), "admin_departments", &mut v);
     if let Some(role) = role {
         check_admin_scope(role, &admin_departments, &mut v);
     }

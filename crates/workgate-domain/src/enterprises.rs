@@ -1,5 +1,6 @@
 //! Registering an enterprise (SPEC section 2, step 1) and its API keys.
 
+use crate::Services;
 use crate::audit::Caller;
 use crate::error::{Error, Result, Validator};
 use crate::ids::{ApiKeyId, DepartmentId, EnterpriseId, MemberId};
@@ -8,7 +9,6 @@ use crate::phone::{PhoneNumber, Region};
 use crate::secret::{Secret, display_prefix};
 use crate::store::NewEnterprise;
 use crate::values::{DepartmentName, EnterpriseName, MemberStatus, PersonName, Role, UserId};
-use crate::Services;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -32,6 +32,7 @@ pub struct CreatedEnterprise {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub name: String,
@@ -52,7 +53,8 @@ impl Services {
         let owner_name = v.check("owner_name", PersonName::parse(&input.owner_name));
         let root_name = v.check("name", DepartmentName::parse(&input.name.replace('/', "-")));
         v.finish()?;
-        let (Some(name), Some(region), Some(owner_name), Some(root_name)) = (name, region, owner_name, root_name) else {
+        let (Some(name), Some(region), Some(owner_name), Some(root_name)) = (name, region, owner_name, root_name)
+        else {
             return Err(Error::Internal("validator passed with a missing field".into()));
         };
         let owner_phone = PhoneNumber::parse(&input.owner_phone, region)?;
@@ -92,7 +94,12 @@ impl Services {
         };
         let caller = Caller { enterprise_id: enterprise.id.clone(), actor, ip: None };
         let audit = [
-            caller.entry(now, "enterprise.create", Some(enterprise.id.as_str()), json!({"name": enterprise.name.as_str(), "region": enterprise.region.as_str()})),
+            caller.entry(
+                now,
+                "enterprise.create",
+                Some(enterprise.id.as_str()),
+                json!({"name": enterprise.name.as_str(), "region": enterprise.region.as_str()}),
+            ),
             caller.entry(now, "member.create", Some(owner.id.as_str()), json!({"role": "owner"})),
             caller.entry(now, "api_key.create", Some(api_key.id.as_str()), json!({"name": api_key.name})),
         ];

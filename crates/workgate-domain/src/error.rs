@@ -7,6 +7,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One invalid field of a request, reported back as `errors: [{field, message}]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -49,10 +50,7 @@ impl Error {
     pub fn in_field(self, prefix: &str) -> Self {
         match self {
             Error::Validation(errors) => Error::Validation(
-                errors
-                    .into_iter()
-                    .map(|e| FieldError::new(format!("{prefix}.{}", e.field), e.message))
-                    .collect(),
+                errors.into_iter().map(|e| FieldError::new(format!("{prefix}.{}", e.field), e.message)).collect(),
             ),
             other => other,
         }

@@ -7,7 +7,9 @@
 
 use crate::Services;
 use crate::audit::Caller;
-use crate::directory::{DepartmentTree, MAX_DEPARTMENT_DEPTH, MemberPatch, NewMemberInput, apply_patch, build_member, member_diff};
+use crate::directory::{
+    DepartmentTree, MAX_DEPARTMENT_DEPTH, MemberPatch, NewMemberInput, apply_patch, build_member, member_diff,
+};
 use crate::error::{Error, FieldError, Result};
 use crate::ids::DepartmentId;
 use crate::model::{AuditEntry, Department, Member};
@@ -42,6 +44,7 @@ pub enum DepartmentRefs {
     Ids(Vec<String>),
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowStatus {
@@ -51,6 +54,7 @@ pub enum RowStatus {
     Failed,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct RowError {
     pub code: &'static str,
@@ -71,6 +75,7 @@ impl From<Error> for RowError {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct RowResult {
     /// 1 for the first member of the file (the CSV header is not a row).
@@ -82,6 +87,7 @@ pub struct RowResult {
     pub error: Option<RowError>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
     pub created: usize,
@@ -94,7 +100,8 @@ pub struct ImportReport {
 /// Reads a CSV file with a header row naming columns among `userid,name,phone,email,title,departments`.
 pub fn parse_csv(data: &[u8]) -> Result<Vec<ImportRecord>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(data);
-    let headers = reader.headers().map_err(|e| Error::field("file", format!("the header row could not be read: {e}")))?.clone();
+    let headers =
+        reader.headers().map_err(|e| Error::field("file", format!("the header row could not be read: {e}")))?.clone();
     let mut columns: HashMap<&str, usize> = HashMap::new();
     for (i, h) in headers.iter().enumerate() {
         let name = h.trim_start_matches('\u{feff}').to_ascii_lowercase();
@@ -304,7 +311,8 @@ impl Services {
             Err(Error::Conflict(_) | Error::Validation(_)) => {
                 for mut row in batch {
                     if !row.changes.is_empty()
-                        && let Err(e) = self.store.apply_directory_changes(&caller.enterprise_id, &row.changes, &row.audit).await
+                        && let Err(e) =
+                            self.store.apply_directory_changes(&caller.enterprise_id, &row.changes, &row.audit).await
                     {
                         if let Error::Internal(_) = e {
                             return Err(e);
@@ -367,10 +375,18 @@ fn plan_row(
     };
     match result {
         Ok(mut row) => {
-            let mut changes: Vec<DirectoryChange> = new_departments.iter().cloned().map(DirectoryChange::CreateDepartment).collect();
+            let mut changes: Vec<DirectoryChange> =
+                new_departments.iter().cloned().map(DirectoryChange::CreateDepartment).collect();
             let mut audit: Vec<AuditEntry> = new_departments
                 .iter()
-                .map(|d| caller.entry(now, "department.create", Some(d.id.as_str()), json!({"name": d.name.as_str(), "parent_id": d.parent_id, "via": "import"})))
+                .map(|d| {
+                    caller.entry(
+                        now,
+                        "department.create",
+                        Some(d.id.as_str()),
+                        json!({"name": d.name.as_str(), "parent_id": d.parent_id, "via": "import"}),
+                    )
+                })
                 .collect();
             changes.append(&mut row.changes);
             audit.append(&mut row.audit);
@@ -380,7 +396,8 @@ fn plan_row(
         }
         Err(e) => {
             if !new_departments.is_empty() {
-                let kept: Vec<Department> = plan.tree.iter().filter(|d| !new_departments.iter().any(|n| n.id == d.id)).cloned().collect();
+                let kept: Vec<Department> =
+                    plan.tree.iter().filter(|d| !new_departments.iter().any(|n| n.id == d.id)).cloned().collect();
                 plan.tree = DepartmentTree::new(kept);
             }
             Err(e)
@@ -453,7 +470,14 @@ fn plan_update(
     let updated = apply_patch(enterprise, &plan.tree, &current, &patch, now)?;
     let member_id = Some(current.id.to_string());
     if updated == current {
-        return Ok(PlannedRow { row: 0, status: RowStatus::Unchanged, member_id, changes: vec![], audit: vec![], error: None });
+        return Ok(PlannedRow {
+            row: 0,
+            status: RowStatus::Unchanged,
+            member_id,
+            changes: vec![],
+            audit: vec![],
+            error: None,
+        });
     }
     if plan.by_phone.get(updated.phone.as_str()).is_some_and(|&j| j != i) {
         return Err(Error::Conflict(format!("another member already has the number {}", updated.phone)));

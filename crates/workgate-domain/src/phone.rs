@@ -91,10 +91,7 @@ impl PhoneNumber {
     /// The number with all but the country code and last four digits hidden: `+86*******8000`.
     pub fn masked(&self) -> String {
         let digits = self.0.len();
-        self.0
-            .char_indices()
-            .map(|(i, c)| if i >= 3 && i + 4 < digits { '*' } else { c })
-            .collect()
+        self.0.char_indices().map(|(i, c)| if i >= 3 && i + 4 < digits { '*' } else { c }).collect()
     }
 }
 
@@ -139,7 +136,9 @@ mod tests {
 
     #[test]
     fn national_international_spaced_and_dashed_forms_agree() {
-        for input in ["13800138000", "138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "+8613800138000", "0086 13800138000"] {
+        for input in
+            ["13800138000", "138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "+8613800138000", "0086 13800138000"]
+        {
             assert_eq!(PhoneNumber::parse(input, cn()).unwrap().as_str(), "+8613800138000", "{input}");
         }
     }

@@ -142,9 +142,17 @@ impl Email {
         let valid = s.len() <= 254
             && !s.chars().any(|c| c.is_whitespace() || c.is_control())
             && s.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
             });
-        if valid { Ok(Email(s.to_string())) } else { Err(Error::field("email", "must be an email address like name@example.com")) }
+        if valid {
+            Ok(Email(s.to_string()))
+        } else {
+            Err(Error::field("email", "must be an email address like name@example.com"))
+        }
     }
 }
 

@@ -1,1 +1,150 @@
+//! Workgate's HTTP front: the axum router, extractors, problem+json, metrics and the generated
+//! OpenAPI document. Handlers parse, call a domain use case in `workgate_domain::Services`, and
+//! map the result; they hold no business rules and no SQL.
 
+pub mod extract;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+pub mod views;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use workgate_domain::Services;
+
+/// Default limit on request bodies (SPEC section 3: 1 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default limit on a bulk import body.
+pub const DEFAULT_IMPORT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub body_limit: usize,
+    pub import_body_limit: usize,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit: DEFAULT_BODY_LIMIT,
+            import_body_limit: DEFAULT_IMPORT_BODY_LIMIT,
+            trusted_proxies: vec![],
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub config: Arc<HttpConfig>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// The OpenAPI document, rendered once.
+    pub openapi: bytes::Bytes,
+}
+
+impl AppState {
+    pub fn new(services: Services, config: HttpConfig) -> Self {
+        let openapi = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into());
+        AppState {
+            services,
+            config: Arc::new(config),
+            metrics: metrics::Metrics::new(),
+            openapi: bytes::Bytes::from(openapi),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Workgate", description = "Enterprise directory and login server. Errors are application/problem+json with a stable `code`."),
+    paths(
+        routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
+        routes::directory::list_departments, routes::directory::create_department, routes::directory::get_department,
+        routes::directory::update_department, routes::directory::delete_department,
+        routes::directory::list_members, routes::directory::add_member, routes::directory::get_member,
+        routes::directory::update_member, routes::directory::disable_member, routes::directory::enable_member,
+        routes::directory::depart_member, routes::directory::lookup_member, routes::directory::import_members,
+        routes::admin::list_api_keys, routes::admin::create_api_key, routes::admin::delete_api_key, routes::admin::list_audit,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (wgk_…) or a member's access token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole application: `/api/v1`, the operations endpoints, and the layers around them.
+pub fn router(state: AppState) -> Router {
+    use routes::{admin, directory, ops};
+    let import = Router::new()
+        .route("/members/import", post(directory::import_members))
+        .layer(DefaultBodyLimit::max(state.config.import_body_limit));
+    let api = Router::new()
+        .route("/departments", get(directory::list_departments).post(directory::create_department))
+        .route(
+            "/departments/{id}",
+            get(directory::get_department).patch(directory::update_department).delete(directory::delete_department),
+        )
+        .route("/members", get(directory::list_members).post(directory::add_member))
+        .route("/members/lookup", get(directory::lookup_member))
+        .route("/members/{id}", get(directory::get_member).patch(directory::update_member))
+        .route("/members/{id}/disable", post(directory::disable_member))
+        .route("/members/{id}/enable", post(directory::enable_member))
+        .route("/members/{id}/depart", post(directory::depart_member))
+        .route("/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
+        .route("/api-keys/{id}", axum::routing::delete(admin::delete_api_key))
+        .route("/audit", get(admin::list_audit))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .merge(import);
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .nest("/api/v1", api)
+        .fallback(|| async { problem::ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { problem::ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

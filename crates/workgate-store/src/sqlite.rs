@@ -216,11 +216,12 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKey>> {
-        let row = sqlx::query("SELECT id, enterprise_id, name, prefix, created_at FROM api_keys WHERE secret_hash = $1")
-            .bind(hash.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .db()?;
+        let row =
+            sqlx::query("SELECT id, enterprise_id, name, prefix, created_at FROM api_keys WHERE secret_hash = $1")
+                .bind(hash.as_str())
+                .fetch_optional(&self.read)
+                .await
+                .db()?;
         row.map(|r| r.api_key()).transpose()
     }
 
@@ -268,12 +269,13 @@ impl Store for SqliteStore {
     }
 
     async fn get_department(&self, enterprise: &EnterpriseId, id: &DepartmentId) -> Result<Option<Department>> {
-        let row = sqlx::query(&format!("SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE enterprise_id = $1 AND id = $2"))
-            .bind(enterprise.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .db()?;
+        let row =
+            sqlx::query(&format!("SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE enterprise_id = $1 AND id = $2"))
+                .bind(enterprise.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.read)
+                .await
+                .db()?;
         row.map(|r| r.department()).transpose()
     }
 
@@ -311,15 +313,17 @@ impl Store for SqliteStore {
                 format!("{parent_path}{}/", d.id)
             }
         };
-        sqlx::query("UPDATE departments SET name = $1, sort_order = $2, parent_id = $3 WHERE enterprise_id = $4 AND id = $5")
-            .bind(d.name.as_str())
-            .bind(d.order)
-            .bind(d.parent_id.as_ref().map(DepartmentId::as_str))
-            .bind(ent)
-            .bind(d.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(
+            "UPDATE departments SET name = $1, sort_order = $2, parent_id = $3 WHERE enterprise_id = $4 AND id = $5",
+        )
+        .bind(d.name.as_str())
+        .bind(d.order)
+        .bind(d.parent_id.as_ref().map(DepartmentId::as_str))
+        .bind(ent)
+        .bind(d.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .db()?;
         if new_path != old_path {
             sqlx::query(
                 "UPDATE departments SET path = $1 || substr(path, length($2) + 1) \
@@ -340,12 +344,13 @@ impl Store for SqliteStore {
     async fn delete_department(&self, enterprise: &EnterpriseId, id: &DepartmentId, audit: &AuditEntry) -> Result<()> {
         let mut tx = self.begin().await?;
         let ent = enterprise.as_str();
-        let children: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM departments WHERE enterprise_id = $1 AND parent_id = $2")
-            .bind(ent)
-            .bind(id.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
+        let children: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM departments WHERE enterprise_id = $1 AND parent_id = $2")
+                .bind(ent)
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
         if children > 0 {
             return Err(Error::Conflict(format!(
                 "the department has {children} sub-department(s); move or delete them first"
@@ -409,7 +414,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_members(&self, enterprise: &EnterpriseId, filter: &MemberFilter) -> Result<Vec<Member>> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.enterprise_id = "));
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {MEMBER_COLUMNS} FROM members m WHERE m.enterprise_id = "));
         q.push_bind(enterprise.as_str());
         if filter.statuses.is_empty() {
             q.push(" AND m.status <> 'departed'");
@@ -435,12 +441,13 @@ impl Store for SqliteStore {
             q.push(")");
         }
         if let Some(department) = &filter.department {
-            let path: Option<String> = sqlx::query_scalar("SELECT path FROM departments WHERE enterprise_id = $1 AND id = $2")
-                .bind(enterprise.as_str())
-                .bind(department.as_str())
-                .fetch_optional(&self.read)
-                .await
-                .db()?;
+            let path: Option<String> =
+                sqlx::query_scalar("SELECT path FROM departments WHERE enterprise_id = $1 AND id = $2")
+                    .bind(enterprise.as_str())
+                    .bind(department.as_str())
+                    .fetch_optional(&self.read)
+                    .await
+                    .db()?;
             let Some(path) = path else { return Ok(vec![]) };
             q.push(
                 " AND EXISTS (SELECT 1 FROM member_departments md JOIN departments d ON d.id = md.department_id \
@@ -496,9 +503,12 @@ impl Store for SqliteStore {
                 DirectoryChange::CreateDepartment(d) if &d.enterprise_id == enterprise => {
                     insert_department(&mut tx, d, audit.first().map_or(0, |a| a.at.millis())).await?
                 }
-                DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => write_member(&mut tx, m, true).await?,
+                DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
+                    write_member(&mut tx, m, true).await?
+                }
                 DirectoryChange::UpdateMember(m) if &m.enterprise_id == enterprise => {
-                    touched_owner |= m.role == workgate_domain::values::Role::Owner || m.status == MemberStatus::Departed;
+                    touched_owner |=
+                        m.role == workgate_domain::values::Role::Owner || m.status == MemberStatus::Departed;
                     write_member(&mut tx, m, false).await?
                 }
                 _ => return Err(Error::Internal("a directory change named another enterprise".into())),

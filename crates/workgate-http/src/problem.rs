@@ -1,0 +1,140 @@
+//! problem+json (RFC 9457): the one place where errors become HTTP responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use workgate_domain::{Error, FieldError};
+
+/// Everything a handler can fail with: a domain error, or one the HTTP layer finds itself.
+#[derive(Debug)]
+pub enum ApiError {
+    Domain(Error),
+    PayloadTooLarge,
+    UnsupportedMediaType { expected: &'static str },
+    RouteNotFound,
+    MethodNotAllowed,
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Domain(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:workgate:error:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code (SPEC section 3).
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String, Option<Vec<FieldError>>) {
+        use StatusCode as S;
+        match self {
+            ApiError::Domain(e) => match e {
+                Error::InvalidPhone { detail } => {
+                    (S::UNPROCESSABLE_ENTITY, "invalid_phone", "This is not a mobile number", detail.clone(), None)
+                }
+                Error::NotFound(what) => (
+                    S::NOT_FOUND,
+                    "not_found",
+                    "Not found",
+                    format!("No such {what} in this enterprise. Check the id, or list to find it."),
+                    None,
+                ),
+                Error::Conflict(detail) => (S::CONFLICT, "conflict", "Conflict", capitalise(detail), None),
+                Error::Forbidden(detail) => (S::FORBIDDEN, "forbidden", "Not allowed", capitalise(detail), None),
+                Error::Unauthorized => (
+                    S::UNAUTHORIZED,
+                    "unauthorized",
+                    "Not signed in",
+                    "Send a valid access token or API key as 'Authorization: Bearer <token>'.".into(),
+                    None,
+                ),
+                Error::Validation(errors) => (
+                    S::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "Some fields are invalid",
+                    "Correct the fields listed in 'errors' and try again.".into(),
+                    Some(errors.clone()),
+                ),
+                Error::Internal(_) => (
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Something went wrong on our side",
+                    "The server could not complete the request. Try again; if it keeps failing, tell the operator the request id.".into(),
+                    None,
+                ),
+            },
+            ApiError::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large",
+                "The body is larger than this endpoint accepts; send less, or split a large import into several files."
+                    .into(),
+                None,
+            ),
+            ApiError::UnsupportedMediaType { expected } => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported content type",
+                format!("Send the body as {expected} with a matching Content-Type header."),
+                None,
+            ),
+            ApiError::RouteNotFound => (
+                S::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "There is no such endpoint. The API is described at /openapi.json.".into(),
+                None,
+            ),
+            ApiError::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "This endpoint does not take this method. The API is described at /openapi.json.".into(),
+                None,
+            ),
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.extend(chars);
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Domain(Error::Internal(message)) = &self {
+            tracing::error!(%message, "request failed");
+        }
+        let (status, code, title, detail, errors) = self.parts();
+        let body = Problem {
+            kind: format!("urn:workgate:error:{code}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail,
+            code,
+            errors,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per feature, each with its handlers side by side. Handlers are thin: parse the
+//! request, call a domain use case, map the result.
+
+pub mod admin;
+pub mod directory;
+pub mod ops;

@@ -1,0 +1,95 @@
+//! The command line (SPEC section 8). Every flag also has a `WORKGATE_*` environment variable and
+//! a key in the TOML file given by `--config`; a flag beats the environment, which beats the file.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "workgate", version, about = "Self-hosted enterprise directory and login server")]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "WORKGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH (the embedded default) or postgres://…
+    #[arg(long, global = true, env = "WORKGATE_DATABASE")]
+    pub database: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage enterprises (tenants).
+    #[command(subcommand)]
+    Enterprise(EnterpriseCommand),
+    /// Manage members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WORKGATE_LISTEN")]
+    pub listen: Option<String>,
+
+    /// The address people reach this server at, used in links [default: http://<listen>].
+    #[arg(long, env = "WORKGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Proxies whose X-Forwarded-For is believed (comma-separated addresses).
+    #[arg(long, env = "WORKGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+
+    /// Seed an example enterprise when the database is empty, and print how to use it.
+    #[arg(long, env = "WORKGATE_DEMO")]
+    pub demo: bool,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "WORKGATE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnterpriseCommand {
+    /// Create an enterprise with its owner and a first API key.
+    Create(EnterpriseCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnterpriseCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub owner_name: String,
+    /// The owner's mobile number; a local number is read in --region.
+    #[arg(long)]
+    pub owner_phone: String,
+    /// Default region for local numbers (ISO 3166 code).
+    #[arg(long, default_value = "CN")]
+    pub region: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Import members from a CSV or JSON file (idempotent).
+    Import(MemberImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MemberImportArgs {
+    /// The file: .csv with a header row, or .json with {"members": [...]}.
+    pub file: PathBuf,
+    #[arg(long)]
+    pub enterprise: String,
+    /// Print the report as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,14 @@
+//! One module per command.
+
+pub mod demo;
+pub mod enterprise;
+pub mod member_import;
+pub mod serve;
+
+use crate::cli::Cli;
+use crate::config::{DEFAULT_DATABASE, FileConfig};
+
+/// The database URL in effect: flag or environment, else the file, else the default.
+pub fn database_url(cli: &Cli, file: &FileConfig) -> String {
+    cli.database.clone().or_else(|| file.database.clone()).unwrap_or_else(|| DEFAULT_DATABASE.to_string())
+}

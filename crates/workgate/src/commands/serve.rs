@@ -1,0 +1,77 @@
+//! `workgate serve`.
+
+use crate::cli::{Cli, ServeArgs};
+use crate::commands::{database_url, demo};
+use crate::config::{DEFAULT_LISTEN, FileConfig, ServerConfig, parse_proxies};
+use crate::server;
+
+pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ServerConfig> {
+    let limits = file.limits.as_ref();
+    let proxies = args.trusted_proxies.clone().or_else(|| file.trusted_proxies.clone()).unwrap_or_default();
+    Ok(ServerConfig {
+        listen: args.listen.clone().or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+        database: database_url(cli, file),
+        public_url: args.public_url.clone().or_else(|| file.public_url.clone()),
+        trusted_proxies: parse_proxies(&proxies)?,
+        body_limit: limits.and_then(|l| l.body_bytes).unwrap_or(workgate_http::DEFAULT_BODY_LIMIT),
+        import_body_limit: limits.and_then(|l| l.import_body_bytes).unwrap_or(workgate_http::DEFAULT_IMPORT_BODY_LIMIT),
+        demo: args.demo,
+    })
+}
+
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let mut running = server::start(&config).await?;
+    let base = config.public_url.clone().unwrap_or_else(|| running.base_url());
+    tracing::info!(listen = %running.addr, database = %redact(&config.database), public_url = %base, "workgate is serving");
+    if !config.trusted_proxies.is_empty() {
+        tracing::info!(proxies = ?config.trusted_proxies, "X-Forwarded-For is believed from these peers only");
+    }
+    if config.demo {
+        match demo::seed_if_empty(&running.services).await? {
+            Some(d) => {
+                println!();
+                println!("  Demo enterprise \"Demo Co\" created ({}).", d.enterprise_id);
+                println!("  Owner's number: {}", d.owner_phone);
+                println!("  Admin API key (shown once): {}", d.api_key);
+                println!();
+                println!("  Try:");
+                println!("    curl -H 'Authorization: Bearer {}' {base}/api/v1/members", d.api_key);
+                println!("    curl -H 'Authorization: Bearer {}' {base}/api/v1/departments", d.api_key);
+                println!("    curl {base}/openapi.json");
+                println!();
+            }
+            None => println!("  --demo: the database already has enterprises; nothing seeded."),
+        }
+    }
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| anyhow::anyhow!("cannot watch SIGTERM: {e}"))?;
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = shutdown => { result?; tracing::info!("shutting down"); }
+        result = running.wait_ref() => { result?; }
+    }
+    Ok(())
+}
+
+/// A database URL with any password hidden, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
