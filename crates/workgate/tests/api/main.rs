@@ -1,0 +1,6 @@
+//! Black-box tests of the HTTP API: each test starts the real server on a random port with its own
+//! fresh database, and talks to it over HTTP only (plus reading the database to check what a
+//! refused request left behind).
+
+mod helpers;
+mod smoke;
