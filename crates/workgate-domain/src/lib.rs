@@ -10,6 +10,7 @@ pub mod clock;
 pub mod directory;
 pub mod enterprises;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod import;
 pub mod model;

@@ -64,6 +64,17 @@ impl fmt::Debug for SecretHash {
     }
 }
 
+/// Hex SHA-256 over several byte strings, each prefixed by its length so that the split between
+/// them counts (used to fingerprint requests for `Idempotency-Key`).
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The first characters of a secret, kept so that admins can tell their keys apart.
 pub fn display_prefix(secret: &Secret) -> String {
     secret.0.chars().take(12).collect()

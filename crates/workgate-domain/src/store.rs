@@ -9,6 +9,7 @@
 
 use crate::clock::Timestamp;
 use crate::error::Result;
+use crate::idempotency::{Claim, StoredResponse};
 use crate::ids::{ApiKeyId, AuditId, DepartmentId, EnterpriseId, MemberId};
 use crate::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
 use crate::phone::PhoneNumber;
@@ -103,4 +104,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Newest first.
     async fn list_audit(&self, enterprise: &EnterpriseId, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+
+    /// Claims `(scope, key)` for a request with `fingerprint`, atomically (see `idempotency`).
+    /// Keys older than `idempotency::KEY_LIFETIME_MS` are forgotten.
+    async fn claim_idempotency_key(&self, scope: &str, key: &str, fingerprint: &str, now: Timestamp) -> Result<Claim>;
+    async fn complete_idempotency_key(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<()>;
+    /// Forgets a claimed key whose request failed in a way worth retrying.
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()>;
 }

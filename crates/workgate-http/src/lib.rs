@@ -3,6 +3,7 @@
 //! map the result; they hold no business rules and no SQL.
 
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod problem;
 pub mod routes;
@@ -119,7 +120,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api-keys/{id}", axum::routing::delete(admin::delete_api_key))
         .route("/audit", get(admin::list_audit))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .merge(import);
+        .merge(import)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer));
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(ops::healthz))

@@ -8,10 +8,13 @@
 use crate::errors::SqlxResultExt;
 use crate::rows::{DEPARTMENT_COLUMNS, DomainRow, MEMBER_COLUMNS, join_ids, like_pattern, subtree_upper_bound};
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
+use workgate_domain::clock::Timestamp;
+use workgate_domain::idempotency::{Claim, KEY_LIFETIME_MS, StoredResponse};
 use workgate_domain::ids::{ApiKeyId, DepartmentId, EnterpriseId, MemberId};
 use workgate_domain::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
 use workgate_domain::phone::PhoneNumber;
@@ -519,6 +522,87 @@ impl Store for SqliteStore {
         }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.db()
+    }
+
+    async fn claim_idempotency_key(&self, scope: &str, key: &str, fingerprint: &str, now: Timestamp) -> Result<Claim> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT fingerprint, state, status, content_type, body, created_at FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if let Some(row) = row {
+            let created_at: i64 = row.try_get("created_at").db()?;
+            if created_at + KEY_LIFETIME_MS > now.millis() {
+                let stored_fingerprint: String = row.try_get("fingerprint").db()?;
+                let state: String = row.try_get("state").db()?;
+                return Ok(if stored_fingerprint != fingerprint {
+                    Claim::Mismatch
+                } else if state == "pending" {
+                    Claim::InProgress
+                } else {
+                    let status: i64 = row.try_get("status").db()?;
+                    Claim::Replay(StoredResponse {
+                        status: u16::try_from(status).unwrap_or(500),
+                        content_type: row.try_get::<Option<String>, _>("content_type").db()?.unwrap_or_default(),
+                        body: row.try_get::<Option<Vec<u8>>, _>("body").db()?.unwrap_or_default(),
+                    })
+                });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'pending', $4) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'pending', \
+             status = NULL, content_type = NULL, body = NULL, created_at = excluded.created_at",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        // Expired keys of anyone are forgotten here, a few at a time, so the table stays small.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE rowid IN \
+             (SELECT rowid FROM idempotency_keys WHERE created_at < $1 LIMIT 100)",
+        )
+        .bind(now.millis() - KEY_LIFETIME_MS)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(Claim::Claimed)
+    }
+
+    async fn complete_idempotency_key(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'done', status = $1, content_type = $2, body = $3 \
+             WHERE scope = $4 AND key = $5",
+        )
+        .bind(i64::from(response.status))
+        .bind(&response.content_type)
+        .bind(&response.body)
+        .bind(scope)
+        .bind(key)
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'pending'")
+            .bind(scope)
+            .bind(key)
+            .execute(&self.write)
+            .await
+            .db()?;
+        Ok(())
     }
 
     async fn list_audit(&self, enterprise: &EnterpriseId, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {

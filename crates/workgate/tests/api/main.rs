@@ -3,4 +3,5 @@
 //! refused request left behind).
 
 mod helpers;
+mod idempotency;
 mod smoke;
