@@ -16,6 +16,7 @@ pub mod import;
 pub mod model;
 pub mod phone;
 pub mod secret;
+pub mod sms;
 pub mod store;
 pub mod values;
 
