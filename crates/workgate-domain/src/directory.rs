@@ -299,7 +299,12 @@ impl Services {
             Some(member.id.as_str()),
             json!({"userid": member.userid.as_str(), "phone": member.phone.as_str(), "role": member.role.as_str()}),
         );
-        self.store.insert_member(&member, &audit).await?;
+        let invitation =
+            (input.invite != Some(false)).then(|| self.new_invitation(&enterprise, &member, member.created_at));
+        self.store.insert_member(&member, &audit, invitation.as_ref()).await?;
+        if invitation.is_some() {
+            self.outbox_written();
+        }
         Ok(member)
     }
 

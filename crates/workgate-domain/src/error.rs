@@ -36,6 +36,26 @@ pub enum Error {
     Unauthorized,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// The number has no `invited`/`active` membership anywhere.
+    #[error("not a member")]
+    NotAMember,
+    /// Every membership of this number is disabled.
+    #[error("member disabled")]
+    MemberDisabled,
+    #[error("wrong code")]
+    CodeInvalid { attempts_left: i64 },
+    /// The challenge expired, was already used, or does not exist.
+    #[error("code expired")]
+    CodeExpired,
+    /// The challenge is locked after too many wrong codes.
+    #[error("too many attempts")]
+    TooManyAttempts,
+    /// A limit was reached; try again after this many seconds.
+    #[error("rate limited ({what})")]
+    RateLimited { retry_after_secs: i64, what: &'static str },
+    /// The invitation link expired or was replaced by a newer one.
+    #[error("invitation expired")]
+    InvitationExpired,
     /// A failure of a part we depend on (database, disk). The message is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +85,13 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Unauthorized => "unauthorized",
             Error::Validation(_) => "validation_failed",
+            Error::NotAMember => "not_a_member",
+            Error::MemberDisabled => "member_disabled",
+            Error::CodeInvalid { .. } => "code_invalid",
+            Error::CodeExpired => "code_expired",
+            Error::TooManyAttempts => "too_many_attempts",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::InvitationExpired => "invitation_expired",
             Error::Internal(_) => "internal",
         }
     }

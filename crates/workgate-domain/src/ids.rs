@@ -49,6 +49,12 @@ id_type!(DepartmentId, "dep_");
 id_type!(MemberId, "mem_");
 id_type!(ApiKeyId, "key_");
 id_type!(AuditId, "aud_");
+id_type!(SmsId, "sms_");
+id_type!(InvitationId, "inv_");
+id_type!(LoginId, "lgn_");
+id_type!(DeviceId, "dev_");
+id_type!(SessionId, "ses_");
+id_type!(EventId, "evt_");
 
 #[cfg(test)]
 mod tests {

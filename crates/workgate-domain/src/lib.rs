@@ -13,9 +13,15 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod import;
+pub mod invitations;
+pub mod limits;
+pub mod login;
 pub mod model;
+pub mod outbox;
 pub mod phone;
 pub mod secret;
+pub mod sessions;
+pub mod settings;
 pub mod sms;
 pub mod store;
 pub mod values;
@@ -30,10 +36,44 @@ use std::sync::Arc;
 pub struct Services {
     pub store: Arc<dyn store::Store>,
     pub clock: clock::SharedClock,
+    pub settings: Arc<settings::LoginSettings>,
+    /// The key of the verification codes' keyed hash, shared by every node through the store.
+    code_key: Arc<[u8]>,
+    /// Called after a message is written to the outbox, so this process's sender wakes at once
+    /// (other nodes' messages are found by polling).
+    outbox_wakeup: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn store::Store>, clock: clock::SharedClock) -> Self {
-        Self { store, clock }
+    /// Services with the default settings. The code key is fetched from (or first stored in) the
+    /// store, so that every node hashes codes alike.
+    pub async fn new(store: Arc<dyn store::Store>, clock: clock::SharedClock) -> Result<Self> {
+        Self::with_settings(store, clock, settings::LoginSettings::default()).await
+    }
+
+    pub async fn with_settings(
+        store: Arc<dyn store::Store>,
+        clock: clock::SharedClock,
+        settings: settings::LoginSettings,
+    ) -> Result<Self> {
+        let candidate = secret::Secret::generate("");
+        let key = store.server_secret("code_hmac_key", candidate.expose(), clock.now()).await?;
+        Ok(Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            code_key: key.into_bytes().into(),
+            outbox_wakeup: Arc::new(|| {}),
+        })
+    }
+
+    /// Sets what to call when a message has been written to the outbox.
+    pub fn on_outbox_write(mut self, wakeup: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.outbox_wakeup = wakeup;
+        self
+    }
+
+    pub(crate) fn outbox_written(&self) {
+        (self.outbox_wakeup)();
     }
 }

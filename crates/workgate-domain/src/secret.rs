@@ -75,6 +75,24 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hex HMAC-SHA256 of `message` under `key`: the keyed hash of verification codes, which have too
+/// little entropy for a plain hash (a million codes are hashed in a second).
+pub fn keyed_hash(key: &[u8], message: &[u8]) -> SecretHash {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    SecretHash(mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A verification code of `digits` decimal digits, uniform, from the OS generator.
+pub fn random_code(digits: u32) -> String {
+    use rand::Rng;
+    let bound = 10u64.pow(digits.clamp(4, 10));
+    let mut rng = OsRng.unwrap_err();
+    let n = rng.random_range(0..bound);
+    format!("{n:0width$}", width = digits.clamp(4, 10) as usize)
+}
+
 /// The first characters of a secret, kept so that admins can tell their keys apart.
 pub fn display_prefix(secret: &Secret) -> String {
     secret.0.chars().take(12).collect()

@@ -11,9 +11,14 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::idempotency::{Claim, StoredResponse};
 use crate::ids::{ApiKeyId, AuditId, DepartmentId, EnterpriseId, MemberId};
+use crate::ids::{DeviceId, LoginId, SessionId, SmsId};
+use crate::invitations::{Invitation, NewInvitation};
+use crate::login::{LoginChallenge, LoginEvent};
 use crate::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
+use crate::outbox::OutboxMessage;
 use crate::phone::PhoneNumber;
 use crate::secret::SecretHash;
+use crate::sessions::{Device, NewSession, Rotation, RotationOutcome, SessionRecord};
 use crate::values::MemberStatus;
 use async_trait::async_trait;
 
@@ -59,7 +64,7 @@ pub struct NewEnterprise<'a> {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: LoginStore + Send + Sync + 'static {
     /// Answers when the database can serve queries (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
@@ -82,8 +87,16 @@ pub trait Store: Send + Sync + 'static {
     /// `Conflict` when the department has sub-departments or members who have not departed.
     async fn delete_department(&self, enterprise: &EnterpriseId, id: &DepartmentId, audit: &AuditEntry) -> Result<()>;
 
-    async fn insert_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
-    /// Writes every field of `member`; `Conflict` if no standing owner would be left.
+    /// Writes a new member, with its invitation and the invitation's SMS when given.
+    async fn insert_member(
+        &self,
+        member: &Member,
+        audit: &AuditEntry,
+        invitation: Option<&NewInvitation>,
+    ) -> Result<()>;
+    /// Writes every field of `member`; `Conflict` if no standing owner would be left. A member who
+    /// becomes `disabled` or `departed` loses every session and device trust in the same
+    /// transaction; `departed` also cancels pending invitations.
     async fn update_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
     async fn get_member(&self, enterprise: &EnterpriseId, id: &MemberId) -> Result<Option<Member>>;
     /// Up to `filter.limit` members in id order.
@@ -111,4 +124,108 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_idempotency_key(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<()>;
     /// Forgets a claimed key whose request failed in a way worth retrying.
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()>;
+}
+
+/// The storage of SMS delivery, invitations, Enterprise Login, sessions and devices.
+#[async_trait]
+pub trait LoginStore: Send + Sync + 'static {
+    /// The value of a server-wide secret: `candidate` is stored if there is none yet, and the
+    /// stored value (whoever stored it first) is returned.
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
+
+    /// Counts one hit in `(bucket, window_start)` unless it already holds `max`; `false` when full.
+    async fn hit_counter(&self, bucket: &str, window_start: i64, max: i64) -> Result<bool>;
+
+    // ---- SMS outbox ----
+    /// Leases up to `limit` messages that are due (pending and due, or whose lease ran out),
+    /// counting an attempt for each; answers each with its attempt count.
+    async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>>;
+    async fn mark_sms_sent(&self, id: &SmsId, provider: &str, now: Timestamp) -> Result<()>;
+    async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()>;
+    async fn mark_sms_failed(&self, id: &SmsId, error: &str, now: Timestamp) -> Result<()>;
+
+    // ---- invitations ----
+    /// Marks the member's pending invitations replaced and writes the new one with its SMS.
+    async fn replace_invitation(&self, new: &NewInvitation, audit: &AuditEntry) -> Result<()>;
+    async fn find_invitation(&self, token_hash: &SecretHash) -> Result<Option<Invitation>>;
+    /// Newest first, with delivery state.
+    async fn list_invitations(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Invitation>>;
+
+    // ---- Enterprise Login ----
+    /// Every membership of a number that has not departed, in every enterprise.
+    async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>>;
+    async fn start_login(
+        &self,
+        challenge: &LoginChallenge,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<()>;
+    async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>>;
+    /// Counts a wrong code if the challenge is still at `code` with fewer than `max` failures,
+    /// locking it at `max`; answers the new count, or `None` when nothing was counted.
+    async fn record_wrong_code(&self, id: &LoginId, max: i64, events: &[LoginEvent]) -> Result<Option<i64>>;
+    /// Moves a challenge from `code` to `enterprise` if its newest code is still `code_hash`.
+    async fn pass_code(
+        &self,
+        id: &LoginId,
+        code_hash: &SecretHash,
+        expires_at: Timestamp,
+        events: &[LoginEvent],
+    ) -> Result<bool>;
+    /// Replaces the code of a challenge still at `code` (failure count kept), queueing its SMS.
+    async fn replace_code(
+        &self,
+        id: &LoginId,
+        code_hash: &SecretHash,
+        sent_at: Timestamp,
+        expires_at: Timestamp,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<bool>;
+    /// In one transaction, if the challenge is still at `from` with `code_hash`: marks it done,
+    /// activates an invited member (using up their invitations), registers or re-verifies the
+    /// device, and writes the session. Answers the member as it now is, or `None` when another
+    /// request finished first or the member may no longer sign in.
+    async fn finish_login(
+        &self,
+        id: &LoginId,
+        from: crate::login::LoginStep,
+        code_hash: &SecretHash,
+        session: &NewSession,
+        events: &[LoginEvent],
+    ) -> Result<Option<Member>>;
+    async fn record_login_events(&self, events: &[LoginEvent]) -> Result<()>;
+    /// Newest first.
+    async fn login_events_for_phone(&self, phone: &PhoneNumber, limit: u32) -> Result<Vec<LoginEvent>>;
+    /// Counts a wrong code against the number; from `limit` failures in a row, locks it for a
+    /// doubling time from `base_lock_ms`.
+    async fn record_phone_failure(
+        &self,
+        phone: &PhoneNumber,
+        limit: i64,
+        base_lock_ms: i64,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Millisecond time until which the number must wait (0 when it need not).
+    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64>;
+    async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()>;
+
+    // ---- sessions and devices ----
+    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<SessionRecord>>;
+    /// Rotates the tokens of the session whose current refresh token is `rotation.presented`,
+    /// if it is not revoked, not idle past `refreshed_after`, and its member is active. A token
+    /// that was already rotated away revokes its session.
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome>;
+    async fn revoke_session(&self, id: &SessionId, reason: &str, now: Timestamp) -> Result<()>;
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>>;
+    async fn list_devices(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Device>>;
+    /// Withdraws a device's trust and ends its sessions; `false` if the member has no such device.
+    async fn revoke_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
 }

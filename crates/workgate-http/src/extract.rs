@@ -119,3 +119,15 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
 }
+
+/// A signed-in member, by their access token.
+pub struct MemberCaller(pub workgate_domain::sessions::MemberSession);
+
+impl FromRequestParts<AppState> for MemberCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Domain(Error::Unauthorized))?;
+        Ok(MemberCaller(state.services.authenticate_access(token).await?))
+    }
+}

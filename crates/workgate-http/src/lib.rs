@@ -75,6 +75,10 @@ impl AppState {
         routes::directory::update_member, routes::directory::disable_member, routes::directory::enable_member,
         routes::directory::depart_member, routes::directory::lookup_member, routes::directory::import_members,
         routes::admin::list_api_keys, routes::admin::create_api_key, routes::admin::delete_api_key, routes::admin::list_audit,
+        routes::login::start, routes::login::code, routes::login::enterprise, routes::login::resend, routes::login::refresh,
+        routes::login::preview_invitation, routes::login::me, routes::login::logout, routes::login::my_enterprises,
+        routes::login::my_devices, routes::login::revoke_my_device, routes::login::resend_invitation,
+        routes::login::list_invitations,
     ),
     modifiers(&BearerAuth)
 )]
@@ -100,7 +104,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The whole application: `/api/v1`, the operations endpoints, and the layers around them.
 pub fn router(state: AppState) -> Router {
-    use routes::{admin, directory, ops};
+    use routes::{admin, directory, login, ops};
     let import = Router::new()
         .route("/members/import", post(directory::import_members))
         .layer(DefaultBodyLimit::max(state.config.import_body_limit));
@@ -119,6 +123,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
         .route("/api-keys/{id}", axum::routing::delete(admin::delete_api_key))
         .route("/audit", get(admin::list_audit))
+        .route("/members/{id}/invitation", post(login::resend_invitation))
+        .route("/members/{id}/invitations", get(login::list_invitations))
+        .route("/login/start", post(login::start))
+        .route("/login/{login_id}/code", post(login::code))
+        .route("/login/{login_id}/enterprise", post(login::enterprise))
+        .route("/login/{login_id}/resend", post(login::resend))
+        .route("/token/refresh", post(login::refresh))
+        .route("/invitations/{token}", get(login::preview_invitation))
+        .route("/me", get(login::me))
+        .route("/me/logout", post(login::logout))
+        .route("/me/enterprises", get(login::my_enterprises))
+        .route("/me/devices", get(login::my_devices))
+        .route("/me/devices/{id}", axum::routing::delete(login::revoke_my_device))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .merge(import)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer));

@@ -35,6 +35,12 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// With `code_invalid`: wrong codes the challenge still takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<i64>,
+    /// With `rate_limited`: seconds to wait (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -67,6 +73,56 @@ impl ApiError {
                     "Some fields are invalid",
                     "Correct the fields listed in 'errors' and try again.".into(),
                     Some(errors.clone()),
+                ),
+                Error::NotAMember => (
+                    S::NOT_FOUND,
+                    "not_a_member",
+                    "This number is not registered",
+                    "Check the number for typos, or ask your administrator to add you and re-send the invitation.".into(),
+                    None,
+                ),
+                Error::MemberDisabled => (
+                    S::FORBIDDEN,
+                    "member_disabled",
+                    "Your account is disabled",
+                    "Your administrator has disabled your account; ask them to enable it.".into(),
+                    None,
+                ),
+                Error::CodeInvalid { .. } => (
+                    S::BAD_REQUEST,
+                    "code_invalid",
+                    "Wrong verification code",
+                    "Check the code in the latest SMS and enter it again.".into(),
+                    None,
+                ),
+                Error::CodeExpired => (
+                    S::GONE,
+                    "code_expired",
+                    "The code has expired",
+                    "This code expired or was already used; start again to get a new code.".into(),
+                    None,
+                ),
+                Error::TooManyAttempts => (
+                    S::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "Too many wrong codes",
+                    "This code is locked after too many wrong tries; start again to get a new code.".into(),
+                    None,
+                ),
+                Error::RateLimited { retry_after_secs, .. } => (
+                    S::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Too many requests",
+                    format!("Please wait {retry_after_secs} seconds before trying again."),
+                    None,
+                ),
+                Error::InvitationExpired => (
+                    S::GONE,
+                    "invitation_expired",
+                    "This invitation has expired",
+                    "This link expired or was replaced by a newer one; ask your administrator to re-send the invitation."
+                        .into(),
+                    None,
                 ),
                 Error::Internal(_) => (
                     S::INTERNAL_SERVER_ERROR,
@@ -125,7 +181,17 @@ impl IntoResponse for ApiError {
             tracing::error!(%message, "request failed");
         }
         let (status, code, title, detail, errors) = self.parts();
+        let attempts_left = match &self {
+            ApiError::Domain(Error::CodeInvalid { attempts_left }) => Some(*attempts_left),
+            _ => None,
+        };
+        let retry_after = match &self {
+            ApiError::Domain(Error::RateLimited { retry_after_secs, .. }) => Some(*retry_after_secs),
+            _ => None,
+        };
         let body = Problem {
+            attempts_left,
+            retry_after,
             kind: format!("urn:workgate:error:{code}"),
             title: title.into(),
             status: status.as_u16(),
@@ -135,6 +201,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         response
     }
 }

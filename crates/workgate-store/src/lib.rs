@@ -8,6 +8,7 @@
 mod errors;
 mod rows;
 pub mod sqlite;
+mod sqlite_login;
 
 use std::sync::Arc;
 use workgate_domain::store::Store;

@@ -26,8 +26,8 @@ use workgate_domain::{Error, Result};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
+    pub(crate) read: SqlitePool,
+    pub(crate) write: SqlitePool,
 }
 
 impl SqliteStore {
@@ -52,12 +52,12 @@ impl SqliteStore {
         Ok(Self { read, write })
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         self.write.begin_with("BEGIN IMMEDIATE").await.db()
     }
 }
 
-async fn insert_audit(conn: &mut SqliteConnection, entries: &[AuditEntry]) -> Result<()> {
+pub(crate) async fn insert_audit(conn: &mut SqliteConnection, entries: &[AuditEntry]) -> Result<()> {
     for e in entries {
         sqlx::query(
             "INSERT INTO audit_log (id, enterprise_id, at, actor, action, target, ip, details) \
@@ -391,9 +391,17 @@ impl Store for SqliteStore {
         tx.commit().await.db()
     }
 
-    async fn insert_member(&self, member: &Member, audit: &AuditEntry) -> Result<()> {
+    async fn insert_member(
+        &self,
+        member: &Member,
+        audit: &AuditEntry,
+        invitation: Option<&workgate_domain::invitations::NewInvitation>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         write_member(&mut tx, member, true).await?;
+        if let Some(invitation) = invitation {
+            crate::sqlite_login::insert_invitation(&mut tx, invitation).await?;
+        }
         insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.db()
     }
@@ -401,6 +409,18 @@ impl Store for SqliteStore {
     async fn update_member(&self, member: &Member, audit: &AuditEntry) -> Result<()> {
         let mut tx = self.begin().await?;
         write_member(&mut tx, member, false).await?;
+        if matches!(member.status, MemberStatus::Disabled | MemberStatus::Departed) {
+            let departed = member.status == MemberStatus::Departed;
+            crate::sqlite_login::revoke_member_access(
+                &mut tx,
+                &member.enterprise_id,
+                &member.id,
+                member.status.as_str(),
+                departed,
+                member.updated_at,
+            )
+            .await?;
+        }
         ensure_an_owner_stands(&mut tx, &member.enterprise_id).await?;
         insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
         tx.commit().await.db()

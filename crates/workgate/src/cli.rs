@@ -49,6 +49,18 @@ pub struct ServeArgs {
     #[arg(long, env = "WORKGATE_DEMO")]
     pub demo: bool,
 
+    /// Where the `file` SMS provider writes [default: workgate-sms.jsonl beside the database].
+    #[arg(long, env = "WORKGATE_SMS_OUTBOX_FILE")]
+    pub sms_outbox_file: Option<PathBuf>,
+
+    /// SMS provider: file, log, webhook, tencent or twilio (its settings go in [sms.<name>]).
+    #[arg(long, env = "WORKGATE_SMS_PROVIDER")]
+    pub sms_provider: Option<String>,
+
+    /// Answer unknown numbers at login exactly as known ones (no SMS is sent to them).
+    #[arg(long, env = "WORKGATE_HIDE_MEMBERSHIP")]
+    pub hide_membership: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "WORKGATE_LOG_FORMAT")]
     pub log_format: Option<String>,

@@ -2,7 +2,9 @@
 
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use workgate_domain::phone::Region;
+use workgate_domain::settings::LoginSettings;
 
 /// The TOML file's shape. Every key is optional; unknown keys are an error, so a typo is noticed.
 #[derive(Debug, Default, Deserialize)]
@@ -14,6 +16,78 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     pub log_format: Option<String>,
     pub limits: Option<FileLimits>,
+    /// `[sms]`: the provider and its settings (see the `workgate-sms` crate).
+    pub sms: Option<workgate_sms::SmsConfig>,
+    /// `[login]`: the security numbers of SPEC section 6.
+    pub login: Option<FileLogin>,
+    /// `[outbox]`: how the SMS sender retries.
+    pub outbox: Option<FileOutbox>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutbox {
+    /// Seconds a sender owns a message it took (above the provider's timeout).
+    pub lease_secs: Option<i64>,
+    pub max_attempts: Option<i64>,
+}
+
+/// `[login]` in the TOML file: every key optional, defaults from SPEC section 6.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLogin {
+    pub default_region: Option<String>,
+    pub hide_membership: Option<bool>,
+    pub code_length: Option<u32>,
+    pub code_ttl_secs: Option<i64>,
+    pub max_code_attempts: Option<i64>,
+    pub resend_cooldown_secs: Option<i64>,
+    pub codes_per_number_hour: Option<i64>,
+    pub codes_per_number_day: Option<i64>,
+    pub starts_per_ip_hour: Option<i64>,
+    pub starts_per_network_hour: Option<i64>,
+    pub sms_budget_server_hour: Option<i64>,
+    pub sms_budget_enterprise_hour: Option<i64>,
+    pub consecutive_failures_limit: Option<i64>,
+    pub failure_lock_base_secs: Option<i64>,
+    pub invitation_ttl_secs: Option<i64>,
+    pub access_token_ttl_secs: Option<i64>,
+    pub refresh_token_ttl_secs: Option<i64>,
+}
+
+impl FileLogin {
+    /// Applies the keys that are set over `settings`.
+    pub fn apply(&self, settings: &mut LoginSettings) -> anyhow::Result<()> {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { settings.$field = v; } )* };
+        }
+        set!(
+            hide_membership,
+            code_length,
+            code_ttl_secs,
+            max_code_attempts,
+            resend_cooldown_secs,
+            codes_per_number_hour,
+            codes_per_number_day,
+            starts_per_ip_hour,
+            starts_per_network_hour,
+            sms_budget_server_hour,
+            sms_budget_enterprise_hour,
+            consecutive_failures_limit,
+            failure_lock_base_secs,
+            invitation_ttl_secs,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs
+        );
+        if let Some(region) = &self.default_region {
+            settings.default_region = Region::parse(region)
+                .map_err(|_| anyhow::anyhow!("login.default_region '{region}' is not a region code"))?;
+        }
+        if !(4..=10).contains(&settings.code_length) {
+            anyhow::bail!("login.code_length must be between 4 and 10");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +119,8 @@ pub struct ServerConfig {
     pub body_limit: usize,
     pub import_body_limit: usize,
     pub demo: bool,
+    pub login: LoginSettings,
+    pub sms: workgate_sms::SmsConfig,
 }
 
 impl ServerConfig {
@@ -58,7 +134,33 @@ impl ServerConfig {
             body_limit: workgate_http::DEFAULT_BODY_LIMIT,
             import_body_limit: workgate_http::DEFAULT_IMPORT_BODY_LIMIT,
             demo: false,
+            login: LoginSettings::default(),
+            sms: file_sms(default_outbox_file(database)),
         }
+    }
+}
+
+/// The `file` SMS provider writing to `path`.
+pub fn file_sms(path: PathBuf) -> workgate_sms::SmsConfig {
+    workgate_sms::SmsConfig {
+        provider: workgate_sms::ProviderKind::File,
+        file: Some(workgate_sms::FileConfig { path }),
+        log: None,
+        webhook: None,
+        tencent: None,
+        twilio: None,
+    }
+}
+
+/// `workgate-sms.jsonl` beside a SQLite database file; in the working directory otherwise.
+pub fn default_outbox_file(database: &str) -> PathBuf {
+    let file = database.strip_prefix("sqlite://").or_else(|| database.strip_prefix("sqlite:")).map(|rest| {
+        let path = rest.split('?').next().unwrap_or(rest);
+        Path::new(path).parent().map(|dir| dir.join("workgate-sms.jsonl"))
+    });
+    match file.flatten() {
+        Some(p) if !p.as_os_str().is_empty() && p.parent().is_some_and(|d| !d.as_os_str().is_empty()) => p,
+        _ => PathBuf::from("workgate-sms.jsonl"),
     }
 }
 

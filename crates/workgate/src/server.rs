@@ -1,19 +1,29 @@
-//! Starting the server: open the store, build the services and the router, bind, serve.
+//! Starting the server: open the store, build the services and the router, start the SMS sender,
+//! bind, serve.
 
 use crate::config::ServerConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
 use workgate_domain::Services;
 use workgate_domain::clock::{SharedClock, SystemClock};
+use workgate_domain::settings::LoginSettings;
+use workgate_domain::sms::SmsProvider;
 use workgate_http::{AppState, HttpConfig};
+
+/// How often the sender looks for due messages that no wake-up announced (retries, other nodes).
+const SENDER_POLL: Duration = Duration::from_millis(200);
+/// Messages the sender takes at a time.
+const SENDER_BATCH: u32 = 50;
 
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub services: Services,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    sender: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -21,33 +31,46 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, finishes requests in flight, and returns.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.unwrap_or(Ok(()))
+    /// Stops accepting, finishes requests in flight, stops the sender, and returns.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let result = self.http.await.unwrap_or(Ok(()));
+        let _ = self.sender.await;
+        result
     }
 
-    /// Waits until the server stops by itself (it does not, unless it fails).
+    /// Waits until the HTTP server stops by itself (it does not, unless it fails).
     pub async fn wait_ref(&mut self) -> std::io::Result<()> {
-        (&mut self.task).await.unwrap_or(Ok(()))
+        (&mut self.http).await.unwrap_or(Ok(()))
     }
 }
 
+/// Services over the database at `database`, with default settings and no sender (for the CLI).
 pub async fn open_services(database: &str, clock: SharedClock) -> anyhow::Result<Services> {
+    open_services_with(database, clock, LoginSettings::default()).await
+}
+
+async fn open_services_with(database: &str, clock: SharedClock, settings: LoginSettings) -> anyhow::Result<Services> {
     let store =
         workgate_store::open(database).await.map_err(|e| anyhow::anyhow!("opening the database failed: {e}"))?;
-    Ok(Services::new(store, clock))
+    Services::with_settings(store, clock, settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the services failed: {e}"))
 }
 
-/// Opens the database (migrating it) and starts serving on `config.listen`.
+/// Opens the database (migrating it), starts the SMS sender, and serves on `config.listen`.
 pub async fn start(config: &ServerConfig) -> anyhow::Result<RunningServer> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
 pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyhow::Result<RunningServer> {
-    let services = open_services(&config.database, clock).await?;
+    let provider =
+        workgate_sms::build(&config.sms).map_err(|e| anyhow::anyhow!("the SMS provider cannot start: {e}"))?;
+    let wakeup = Arc::new(Notify::new());
+    let notify = wakeup.clone();
+    let services = open_services_with(&config.database, clock, config.login.clone())
+        .await?
+        .on_outbox_write(Arc::new(move || notify.notify_one()));
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -58,9 +81,37 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         trusted_proxies: config.trusted_proxies.clone(),
     };
     let state = AppState::new(services.clone(), http);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(workgate_http::serve(listener, state, async move {
-        let _ = stopped.await;
+    let (stop, stopped) = watch::channel(false);
+    let sender = tokio::spawn(run_sender(services.clone(), provider, wakeup, stopped.clone()));
+    let mut http_stopped = stopped;
+    let http = tokio::spawn(workgate_http::serve(listener, state, async move {
+        let _ = http_stopped.wait_for(|stop| *stop).await;
     }));
-    Ok(RunningServer { addr, services, stop: Some(stop), task })
+    Ok(RunningServer { addr, services, stop, http, sender })
+}
+
+/// Delivers the outbox until stopped: at once when this process wrote a message, else every
+/// [`SENDER_POLL`]. Messages written just before a crash are found at the next start.
+async fn run_sender(
+    services: Services,
+    provider: Arc<dyn SmsProvider>,
+    wakeup: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tracing::info!(provider = provider.name(), "SMS sender started");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match services.deliver_due_sms(provider.as_ref(), SENDER_BATCH).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the SMS sender could not read the outbox"),
+        }
+        tokio::select! {
+            _ = wakeup.notified() => {}
+            _ = tokio::time::sleep(SENDER_POLL) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }

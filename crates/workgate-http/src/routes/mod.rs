@@ -3,4 +3,5 @@
 
 pub mod admin;
 pub mod directory;
+pub mod login;
 pub mod ops;

@@ -2,20 +2,49 @@
 
 use crate::cli::{Cli, ServeArgs};
 use crate::commands::{database_url, demo};
-use crate::config::{DEFAULT_LISTEN, FileConfig, ServerConfig, parse_proxies};
+use crate::config::{DEFAULT_LISTEN, FileConfig, ServerConfig, default_outbox_file, file_sms, parse_proxies};
 use crate::server;
+use workgate_domain::settings::LoginSettings;
 
 pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ServerConfig> {
     let limits = file.limits.as_ref();
+    let database = database_url(cli, file);
+    let listen = args.listen.clone().or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let public_url = args.public_url.clone().or_else(|| file.public_url.clone());
+    let mut login = LoginSettings {
+        public_url: public_url.clone().unwrap_or_else(|| format!("http://{listen}")),
+        ..LoginSettings::default()
+    };
+    if let Some(l) = &file.login {
+        l.apply(&mut login)?;
+    }
+    if let Some(o) = &file.outbox {
+        login.outbox_lease_secs = o.lease_secs.unwrap_or(login.outbox_lease_secs).max(1);
+        login.outbox_max_attempts = o.max_attempts.unwrap_or(login.outbox_max_attempts).max(1);
+    }
+    if args.hide_membership {
+        login.hide_membership = true;
+    }
+    let mut sms = file.sms.clone().unwrap_or_else(|| file_sms(default_outbox_file(&database)));
+    if let Some(kind) = &args.sms_provider {
+        sms.provider = kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if let Some(path) = &args.sms_outbox_file {
+        sms.file = Some(workgate_sms::FileConfig { path: path.clone() });
+    } else if sms.provider == workgate_sms::ProviderKind::File && sms.file.is_none() {
+        sms.file = Some(workgate_sms::FileConfig { path: default_outbox_file(&database) });
+    }
     let proxies = args.trusted_proxies.clone().or_else(|| file.trusted_proxies.clone()).unwrap_or_default();
     Ok(ServerConfig {
-        listen: args.listen.clone().or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
-        database: database_url(cli, file),
-        public_url: args.public_url.clone().or_else(|| file.public_url.clone()),
+        listen,
+        database,
+        public_url,
         trusted_proxies: parse_proxies(&proxies)?,
         body_limit: limits.and_then(|l| l.body_bytes).unwrap_or(workgate_http::DEFAULT_BODY_LIMIT),
         import_body_limit: limits.and_then(|l| l.import_body_bytes).unwrap_or(workgate_http::DEFAULT_IMPORT_BODY_LIMIT),
         demo: args.demo,
+        login,
+        sms,
     })
 }
 

@@ -75,6 +75,55 @@ impl TestApp {
         Self::spawn_with(config, dir).await
     }
 
+    /// A server whose configuration the test adjusts (e.g. lower limits), on a clock it moves.
+    pub async fn spawn_configured(
+        configure: impl FnOnce(&mut ServerConfig),
+        clock: std::sync::Arc<workgate_domain::clock::ManualClock>,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("workgate.db").display());
+        let mut config = ServerConfig::for_database(&database_url);
+        configure(&mut config);
+        let server = workgate::server::start_with_clock(&config, clock).await.expect("server starts");
+        let base = server.base_url();
+        TestApp { server, base, client: reqwest::Client::new(), database_url, _dir: dir }
+    }
+
+    /// The `file` SMS outbox of this server.
+    pub fn sms_file(&self) -> std::path::PathBuf {
+        self._dir.path().join("workgate-sms.jsonl")
+    }
+
+    /// Every SMS delivered to `phone` (E.164) so far, oldest first.
+    pub fn sms_to(&self, phone: &str) -> Vec<workgate_sms::FileMessage> {
+        workgate_sms::read_messages(self.sms_file()).into_iter().filter(|m| m.to == phone).collect()
+    }
+
+    /// Waits (up to 10 s) until `phone` has received `count` messages, and returns them. The sender
+    /// delivers in the background, so a message appears shortly after the request that queued it.
+    pub async fn wait_for_sms(&self, phone: &str, count: usize) -> Vec<workgate_sms::FileMessage> {
+        for _ in 0..500 {
+            let messages = self.sms_to(phone);
+            if messages.len() >= count {
+                return messages;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{phone} did not receive {count} SMS; got {:?}", self.sms_to(phone));
+    }
+
+    /// The verification code of the newest SMS to `phone`, once `count` messages have arrived.
+    pub async fn code_for(&self, phone: &str, count: usize) -> String {
+        let messages = self.wait_for_sms(phone, count).await;
+        let body = &messages[count - 1].body;
+        body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).expect("a 6-digit code").to_string()
+    }
+
+    /// POST without credentials (login endpoints).
+    pub async fn post_anon(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, None, Some(body)).await
+    }
+
     pub async fn spawn_with(config: ServerConfig, dir: tempfile::TempDir) -> TestApp {
         let database_url = config.database.clone();
         let server = start(&config).await.expect("server starts");
@@ -208,4 +257,114 @@ impl TestApp {
         pool.close().await;
         out
     }
+}
+
+impl TestApp {
+    /// A request without credentials.
+    pub async fn anon(&self, method: Method, path: &str) -> Reply {
+        self.request(method, path, None, None).await
+    }
+
+    /// A request with any `Authorization` header value (or none), to probe authentication. Writes
+    /// carry a JSON body so that only the credential can be wrong.
+    pub async fn with_authorization(&self, method: Method, path: &str, authorization: Option<&str>) -> Reply {
+        let writes = method == Method::POST || method == Method::PATCH;
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        if writes {
+            req = req.json(&json!({"name": "X", "phone": "13900000000"}));
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    /// Any method, any content type and raw body, with a key.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path)).bearer_auth(key).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    /// Adds a member from a full JSON body, asserting 201.
+    pub async fn add_member_with(&self, ent: &TestEnterprise, body: Value) -> Value {
+        let reply = self.post("/api/v1/members", &ent.key, body).await;
+        reply.assert_status(201);
+        reply.body
+    }
+
+    /// Every member matching `query` (without `cursor`/`limit`), walking the pages `limit` at a time.
+    pub async fn all_members(&self, ent: &TestEnterprise, query: &str, limit: u32) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut path = format!("/api/v1/members?limit={limit}");
+            if !query.is_empty() {
+                path.push('&');
+                path.push_str(query);
+            }
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.get(&path, &ent.key).await;
+            page.assert_status(200);
+            let items = page.body["items"].as_array().expect("items").clone();
+            assert!(items.len() <= limit as usize, "a page holds at most `limit` items");
+            out.extend(items);
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => {
+                    assert!(page.body["next_cursor"].is_null(), "next_cursor is null on the last page");
+                    return out;
+                }
+            }
+        }
+        panic!("pagination did not end");
+    }
+
+    /// The ids of the members a list answer holds.
+    pub fn ids(list: &[Value]) -> Vec<String> {
+        list.iter().map(|m| m["id"].as_str().expect("id").to_string()).collect()
+    }
+
+    /// The audit entries of an enterprise (newest first), with an optional query string.
+    pub async fn audit(&self, ent: &TestEnterprise, query: &str) -> Vec<Value> {
+        let path = if query.is_empty() {
+            "/api/v1/audit?limit=500".to_string()
+        } else {
+            format!("/api/v1/audit?limit=500&{query}")
+        };
+        let reply = self.get(&path, &ent.key).await;
+        reply.assert_status(200);
+        reply.body["items"].as_array().expect("items").clone()
+    }
+
+    /// The id of the enterprise's first API key, as the audit log names it.
+    pub async fn first_key_id(&self, ent: &TestEnterprise) -> String {
+        let reply = self.get("/api/v1/api-keys", &ent.key).await;
+        reply.assert_status(200);
+        reply.body["items"][0]["id"].as_str().expect("key id").to_string()
+    }
+}
+
+/// Percent-encodes a query value (`+` and spaces in phone numbers, `:` in times).
+pub fn enc(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,0 +1,64 @@
+//! Rate limits, counted in the database so that they hold across processes and nodes.
+//!
+//! Fixed windows: a limit of N per window W allows N hits in each aligned window. A library such
+//! as `governor` keeps its state in one process's memory, which several nodes would each count
+//! separately; hence our own counters in the shared store (one conditional upsert per hit).
+
+use crate::Services;
+use crate::error::{Error, Result};
+use std::net::IpAddr;
+
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub bucket: String,
+    pub max: i64,
+    pub window_secs: i64,
+    /// Named in logs and login events (`per_number_hour`, …).
+    pub what: &'static str,
+}
+
+impl Limit {
+    pub fn new(what: &'static str, bucket: String, max: i64, window_secs: i64) -> Self {
+        Limit { bucket, max, window_secs: window_secs.max(1), what }
+    }
+}
+
+/// The /24 of an IPv4 address or the /64 of an IPv6 address, as a bucket key.
+pub fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+impl Services {
+    /// Counts one hit against each limit, in order; the first limit that is full answers
+    /// `rate_limited` with the seconds until its window ends. Hits already counted stay counted.
+    pub async fn hit_limits(&self, limits: &[Limit]) -> Result<()> {
+        let now_ms = self.clock.now().millis();
+        for limit in limits {
+            let window_ms = limit.window_secs * 1000;
+            let window_start = now_ms - now_ms.rem_euclid(window_ms);
+            if !self.store.hit_counter(&limit.bucket, window_start, limit.max).await? {
+                let retry_after_secs = ((window_start + window_ms - now_ms) + 999) / 1000;
+                return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1), what: limit.what });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn networks() {
+        assert_eq!(super::network_of("10.1.2.3".parse().unwrap()), "10.1.2.0/24");
+        assert_eq!(super::network_of("2001:db8:1:2:3::4".parse().unwrap()), "2001:db8:1:2::/64");
+    }
+}

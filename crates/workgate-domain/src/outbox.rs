@@ -1,0 +1,106 @@
+//! The SMS outbox: messages written with the state that needs them, delivered by [`Services::deliver_due_sms`]
+//! with retries and exponential backoff. A crash between commit and delivery loses nothing: a
+//! message stays `pending` (or its lease runs out) and the next sender picks it up.
+
+use crate::Services;
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::{EnterpriseId, SmsId};
+use crate::phone::PhoneNumber;
+use crate::sms::{SendError, SmsProvider};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsPurpose {
+    Invitation,
+    LoginCode,
+}
+
+impl SmsPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsPurpose::Invitation => "invitation",
+            SmsPurpose::LoginCode => "login_code",
+        }
+    }
+}
+
+/// One message in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: SmsId,
+    pub enterprise_id: Option<EnterpriseId>,
+    pub phone: PhoneNumber,
+    pub body: String,
+    pub purpose: SmsPurpose,
+    pub created_at: Timestamp,
+}
+
+impl OutboxMessage {
+    pub fn new(
+        enterprise_id: Option<EnterpriseId>,
+        phone: PhoneNumber,
+        body: String,
+        purpose: SmsPurpose,
+        now: Timestamp,
+    ) -> Self {
+        OutboxMessage { id: SmsId::generate(), enterprise_id, phone, body, purpose, created_at: now }
+    }
+}
+
+/// Delivery state as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `pending`, `sending`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+}
+
+/// Wait before attempt `n + 1` after `n` failed attempts: 1 s, 2 s, 4 s, … capped at 10 minutes.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = attempts.clamp(1, 20) - 1;
+    (1000_i64 << exp).min(600_000)
+}
+
+impl Services {
+    /// Takes up to `batch` due messages, delivers them through `provider`, and records the outcome
+    /// of each. Returns how many were taken (0 means nothing is due).
+    pub async fn deliver_due_sms(&self, provider: &dyn SmsProvider, batch: u32) -> Result<usize> {
+        let now = self.clock.now();
+        let lease_ms = self.settings.outbox_lease_secs * 1000;
+        let due = self.store.lease_due_sms(now, lease_ms, batch).await?;
+        let taken = due.len();
+        for (message, attempts) in due {
+            let outcome = provider.send(message.id.as_str(), message.phone.as_str(), &message.body).await;
+            let now = self.clock.now();
+            match outcome {
+                Ok(()) => {
+                    self.store.mark_sms_sent(&message.id, provider.name(), now).await?;
+                    tracing::info!(sms = %message.id, to = %message.phone.masked(), purpose = message.purpose.as_str(), "sms sent");
+                }
+                Err(SendError::Retryable(e)) if attempts < self.settings.outbox_max_attempts => {
+                    let next = Timestamp(now.millis() + backoff_ms(attempts));
+                    tracing::warn!(sms = %message.id, attempts, error = %e, "sms delivery failed; will retry");
+                    self.store.mark_sms_retry(&message.id, &e, next).await?;
+                }
+                Err(e) => {
+                    tracing::error!(sms = %message.id, attempts, error = %e, "sms delivery failed for good");
+                    self.store.mark_sms_failed(&message.id, &e.to_string(), now).await?;
+                }
+            }
+        }
+        Ok(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(super::backoff_ms(1), 1000);
+        assert_eq!(super::backoff_ms(2), 2000);
+        assert_eq!(super::backoff_ms(4), 8000);
+        assert_eq!(super::backoff_ms(20), 600_000);
+    }
+}

@@ -1,0 +1,272 @@
+//! Sessions (SPEC sections 1, 4, 6): an opaque access token and a rotating refresh token, both 256
+//! random bits stored only as hashes, bound to one member and one device.
+//!
+//! A refresh rotates both tokens in one conditional update; the old refresh token is remembered,
+//! and presenting it again revokes the whole session (its family), as RFC 9700 recommends.
+
+use crate::Services;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, EnterpriseId, MemberId, SessionId};
+use crate::login::{ClientInfo, LoginChallenge};
+use crate::model::{Enterprise, Member};
+use crate::secret::{Secret, SecretHash};
+use crate::values::MemberStatus;
+use serde::Deserialize;
+use serde_json::json;
+
+pub const ACCESS_PREFIX: &str = "wga_";
+pub const REFRESH_PREFIX: &str = "wgr_";
+
+/// A session to write at the end of a login, with its device.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub enterprise_id: EnterpriseId,
+    pub member_id: MemberId,
+    pub device_id: DeviceId,
+    /// The device is registered by this login (else an existing one is verified again).
+    pub new_device: bool,
+    pub device_name: Option<String>,
+    pub platform: Option<String>,
+    pub ip: Option<String>,
+    pub access_token: String,
+    pub access_hash: SecretHash,
+    pub access_expires_at: Timestamp,
+    pub refresh_token: String,
+    pub refresh_hash: SecretHash,
+    pub now: Timestamp,
+}
+
+impl NewSession {
+    pub fn for_login(
+        services: &Services,
+        challenge: &LoginChallenge,
+        member: &Member,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Self {
+        let access = Secret::generate(ACCESS_PREFIX);
+        let refresh = Secret::generate(REFRESH_PREFIX);
+        let (device_id, new_device) = match &challenge.device_id {
+            Some(id) => (id.clone(), false),
+            None => (DeviceId::generate(), true),
+        };
+        NewSession {
+            id: SessionId::generate(),
+            enterprise_id: member.enterprise_id.clone(),
+            member_id: member.id.clone(),
+            device_id,
+            new_device,
+            device_name: challenge.device_name.clone(),
+            platform: client.user_agent.as_deref().map(platform_of),
+            ip: challenge.ip.clone(),
+            access_hash: access.hash(),
+            access_token: access.expose().to_string(),
+            access_expires_at: Timestamp(now.millis() + services.settings.access_token_ttl_secs * 1000),
+            refresh_hash: refresh.hash(),
+            refresh_token: refresh.expose().to_string(),
+            now,
+        }
+    }
+}
+
+/// A rough platform name from a User-Agent, for the devices list.
+fn platform_of(user_agent: &str) -> String {
+    let ua = user_agent.to_ascii_lowercase();
+    let name = if ua.contains("android") {
+        "Android"
+    } else if ua.contains("iphone") || ua.contains("ipad") || ua.contains("ios") {
+        "iOS"
+    } else if ua.contains("windows") {
+        "Windows"
+    } else if ua.contains("mac os") || ua.contains("macintosh") {
+        "macOS"
+    } else if ua.contains("linux") {
+        "Linux"
+    } else {
+        "Other"
+    };
+    name.to_string()
+}
+
+/// What a successful login or refresh hands to the client.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub device_id: DeviceId,
+    pub member: Member,
+    pub enterprise: Enterprise,
+}
+
+/// A session as the store finds it by its access token.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub enterprise_id: EnterpriseId,
+    pub member_id: MemberId,
+    pub device_id: DeviceId,
+    pub access_expires_at: Timestamp,
+    pub revoked: bool,
+    pub member_status: MemberStatus,
+}
+
+/// The signed-in member behind a valid access token.
+#[derive(Debug, Clone)]
+pub struct MemberSession {
+    pub session_id: SessionId,
+    pub enterprise_id: EnterpriseId,
+    pub member_id: MemberId,
+    pub device_id: DeviceId,
+}
+
+/// New tokens for a refresh, written only if the presented refresh token is current.
+pub struct Rotation {
+    pub presented: SecretHash,
+    pub access_hash: SecretHash,
+    pub access_expires_at: Timestamp,
+    pub refresh_hash: SecretHash,
+    pub now: Timestamp,
+    /// A session not refreshed since before this is refused (idle too long).
+    pub refreshed_after: Timestamp,
+}
+
+pub enum RotationOutcome {
+    Rotated {
+        session: SessionRecord,
+    },
+    /// The token was already rotated away: the session has now been revoked.
+    Reused {
+        session: SessionRecord,
+    },
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: DeviceId,
+    pub enterprise_id: EnterpriseId,
+    pub member_id: MemberId,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+    pub app_version: Option<String>,
+    pub ip: Option<String>,
+    /// `trusted`, `pending` or `revoked`.
+    pub state: String,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefreshInput {
+    pub refresh_token: String,
+    pub app_version: Option<String>,
+}
+
+impl Services {
+    /// The member session behind an access token; `unauthorized` when it is unknown, expired,
+    /// revoked, or its member is no longer active.
+    pub async fn authenticate_access(&self, token: &str) -> Result<MemberSession> {
+        if !token.starts_with(ACCESS_PREFIX) {
+            return Err(Error::Unauthorized);
+        }
+        let record = self.store.session_by_access(&SecretHash::of(token)).await?.ok_or(Error::Unauthorized)?;
+        if record.revoked
+            || record.member_status != MemberStatus::Active
+            || self.clock.now() >= record.access_expires_at
+        {
+            return Err(Error::Unauthorized);
+        }
+        Ok(MemberSession {
+            session_id: record.id,
+            enterprise_id: record.enterprise_id,
+            member_id: record.member_id,
+            device_id: record.device_id,
+        })
+    }
+
+    /// `POST /token/refresh`.
+    pub async fn refresh(&self, input: RefreshInput, client: ClientInfo) -> Result<IssuedSession> {
+        if !input.refresh_token.starts_with(REFRESH_PREFIX) {
+            return Err(Error::Unauthorized);
+        }
+        let now = self.clock.now();
+        let access = Secret::generate(ACCESS_PREFIX);
+        let refresh = Secret::generate(REFRESH_PREFIX);
+        let rotation = Rotation {
+            presented: SecretHash::of(&input.refresh_token),
+            access_hash: access.hash(),
+            access_expires_at: Timestamp(now.millis() + self.settings.access_token_ttl_secs * 1000),
+            refresh_hash: refresh.hash(),
+            now,
+            refreshed_after: Timestamp(now.millis() - self.settings.refresh_token_ttl_secs * 1000),
+        };
+        let session = match self.store.rotate_refresh(&rotation).await? {
+            RotationOutcome::Rotated { session } => session,
+            RotationOutcome::Reused { session } => {
+                if let Some(member) = self.store.get_member(&session.enterprise_id, &session.member_id).await? {
+                    let event = self.event(
+                        &member.phone,
+                        "refresh_reuse",
+                        Some(&member),
+                        &client,
+                        json!({"session_id": session.id}),
+                    );
+                    self.store.record_login_events(&[event]).await?;
+                }
+                return Err(Error::Unauthorized);
+            }
+            RotationOutcome::Refused => return Err(Error::Unauthorized),
+        };
+        let member =
+            self.store.get_member(&session.enterprise_id, &session.member_id).await?.ok_or(Error::Unauthorized)?;
+        let enterprise = self.store.get_enterprise(&session.enterprise_id).await?.ok_or(Error::Unauthorized)?;
+        Ok(IssuedSession {
+            access_token: access.expose().to_string(),
+            refresh_token: refresh.expose().to_string(),
+            expires_in: self.settings.access_token_ttl_secs,
+            device_id: session.device_id,
+            member,
+            enterprise,
+        })
+    }
+
+    /// `GET /me`.
+    pub async fn me(&self, session: &MemberSession) -> Result<(Member, Enterprise)> {
+        let member =
+            self.store.get_member(&session.enterprise_id, &session.member_id).await?.ok_or(Error::Unauthorized)?;
+        let enterprise = self.store.get_enterprise(&session.enterprise_id).await?.ok_or(Error::Unauthorized)?;
+        Ok((member, enterprise))
+    }
+
+    /// `POST /me/logout`: ends this session (the device stays trusted).
+    pub async fn logout(&self, session: &MemberSession) -> Result<()> {
+        self.store.revoke_session(&session.session_id, "logout", self.clock.now()).await
+    }
+
+    /// `GET /me/enterprises`: every enterprise where this number can sign in.
+    pub async fn my_enterprises(&self, session: &MemberSession) -> Result<Vec<(Enterprise, Member)>> {
+        let (member, _) = self.me(session).await?;
+        let all = self.store.memberships_by_phone(&member.phone).await?;
+        Ok(all.into_iter().filter(|(_, m)| matches!(m.status, MemberStatus::Invited | MemberStatus::Active)).collect())
+    }
+
+    pub async fn my_devices(&self, session: &MemberSession) -> Result<Vec<Device>> {
+        self.store.list_devices(&session.enterprise_id, &session.member_id).await
+    }
+
+    /// `DELETE /me/devices/{id}`: signs that device out and withdraws its trust.
+    pub async fn revoke_my_device(&self, session: &MemberSession, device_id: &str) -> Result<()> {
+        let id = DeviceId::parse(device_id).ok_or(Error::NotFound("device"))?;
+        if self.store.revoke_device(&session.enterprise_id, &session.member_id, &id, "member", self.clock.now()).await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound("device"))
+        }
+    }
+}

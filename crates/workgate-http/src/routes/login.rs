@@ -1,0 +1,378 @@
+//! Enterprise Login, token refresh, invitations and the member's own endpoints (SPEC section 4).
+
+use crate::AppState;
+use crate::extract::{AdminCaller, ClientIp, Json, MemberCaller};
+use crate::problem::{ApiResult, Problem};
+use crate::views::MemberView;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+use workgate_domain::invitations::Invitation;
+use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, StartLoginInput, Started};
+use workgate_domain::model::Enterprise;
+use workgate_domain::sessions::{Device, IssuedSession, RefreshInput};
+
+/// The client's address and User-Agent, for limits, events and the devices list.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = crate::problem::ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let user_agent =
+            parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StartView {
+    pub login_id: String,
+    /// Always `code`.
+    pub next: &'static str,
+    /// Seconds the code stays valid.
+    pub expires_in: i64,
+    /// Seconds before a new code can be asked for.
+    pub resend_after: i64,
+    pub code_length: u32,
+}
+
+impl From<Started> for StartView {
+    fn from(s: Started) -> Self {
+        StartView {
+            login_id: s.login_id.to_string(),
+            next: "code",
+            expires_in: s.expires_in,
+            resend_after: s.resend_after,
+            code_length: s.code_length,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnterpriseRef {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&Enterprise> for EnterpriseRef {
+    fn from(e: &Enterprise) -> Self {
+        EnterpriseRef { id: e.id.to_string(), name: e.name.to_string() }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Keep it: send it to `login/start` next time to keep this device's identity.
+    pub device_id: String,
+}
+
+/// A step's answer: `next` is `enterprise` (with `enterprises`) or `done` (with `session`,
+/// `member` and `enterprise`).
+#[derive(Serialize, ToSchema)]
+pub struct StepView {
+    pub next: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enterprises: Option<Vec<EnterpriseRef>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionTokens>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enterprise: Option<EnterpriseRef>,
+}
+
+impl From<IssuedSession> for StepView {
+    fn from(s: IssuedSession) -> Self {
+        StepView {
+            next: "done",
+            enterprises: None,
+            session: Some(SessionTokens {
+                access_token: s.access_token,
+                refresh_token: s.refresh_token,
+                expires_in: s.expires_in,
+                device_id: s.device_id.to_string(),
+            }),
+            enterprise: Some((&s.enterprise).into()),
+            member: Some(s.member.into()),
+        }
+    }
+}
+
+impl From<Next> for StepView {
+    fn from(next: Next) -> Self {
+        match next {
+            Next::Done(session) => (*session).into(),
+            Next::Enterprise(list) => StepView {
+                next: "enterprise",
+                enterprises: Some(list.iter().map(Into::into).collect()),
+                session: None,
+                member: None,
+                enterprise: None,
+            },
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/login/start", tag = "login", request_body = StartLoginInput,
+    responses((status = 200, body = StartView), (status = 404, body = Problem), (status = 403, body = Problem),
+        (status = 410, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn start(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(input): Json<StartLoginInput>,
+) -> ApiResult<axum::Json<StartView>> {
+    Ok(axum::Json(s.services.start_login(input, client).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/login/{login_id}/code", tag = "login", request_body = CodeInput,
+    responses((status = 200, body = StepView), (status = 400, body = Problem), (status = 410, body = Problem), (status = 429, body = Problem)))]
+pub async fn code(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Path(login_id): Path<String>,
+    Json(input): Json<CodeInput>,
+) -> ApiResult<axum::Json<StepView>> {
+    Ok(axum::Json(s.services.submit_code(&login_id, input, client).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/login/{login_id}/enterprise", tag = "login", request_body = EnterpriseChoice,
+    responses((status = 200, body = StepView), (status = 410, body = Problem), (status = 422, body = Problem)))]
+pub async fn enterprise(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Path(login_id): Path<String>,
+    Json(input): Json<EnterpriseChoice>,
+) -> ApiResult<axum::Json<StepView>> {
+    Ok(axum::Json(s.services.choose_enterprise(&login_id, input, client).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResendView {
+    pub resend_after: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/login/{login_id}/resend", tag = "login",
+    responses((status = 200, body = ResendView), (status = 410, body = Problem), (status = 429, body = Problem)))]
+pub async fn resend(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Path(login_id): Path<String>,
+) -> ApiResult<axum::Json<ResendView>> {
+    Ok(axum::Json(ResendView { resend_after: s.services.resend_code(&login_id, client).await? }))
+}
+
+#[utoipa::path(post, path = "/api/v1/token/refresh", tag = "login", request_body = RefreshInput,
+    responses((status = 200, body = StepView), (status = 401, body = Problem)))]
+pub async fn refresh(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Json(input): Json<RefreshInput>,
+) -> ApiResult<axum::Json<StepView>> {
+    Ok(axum::Json(s.services.refresh(input, client).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationPreviewView {
+    pub enterprise: EnterpriseName,
+    pub phone_masked: String,
+    pub expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnterpriseName {
+    pub name: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/invitations/{token}", tag = "login",
+    responses((status = 200, body = InvitationPreviewView), (status = 410, body = Problem)))]
+pub async fn preview_invitation(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<axum::Json<InvitationPreviewView>> {
+    let p = s.services.preview_invitation(&token).await?;
+    Ok(axum::Json(InvitationPreviewView {
+        enterprise: EnterpriseName { name: p.enterprise_name },
+        phone_masked: p.phone_masked,
+        expires_at: p.expires_at.to_rfc3339(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeView {
+    pub member: MemberView,
+    pub enterprise: EnterpriseRef,
+    pub device_id: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = MeView), (status = 401, body = Problem)))]
+pub async fn me(State(s): State<AppState>, MemberCaller(session): MemberCaller) -> ApiResult<axum::Json<MeView>> {
+    let (member, enterprise) = s.services.me(&session).await?;
+    Ok(axum::Json(MeView {
+        member: member.into(),
+        enterprise: (&enterprise).into(),
+        device_id: session.device_id.to_string(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/logout", tag = "me", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn logout(State(s): State<AppState>, MemberCaller(session): MemberCaller) -> ApiResult<StatusCode> {
+    s.services.logout(&session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyEnterpriseView {
+    pub id: String,
+    pub name: String,
+    pub member_id: String,
+    pub status: String,
+    /// This session's enterprise.
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/enterprises", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Items<MyEnterpriseView>), (status = 401, body = Problem)))]
+pub async fn my_enterprises(
+    State(s): State<AppState>,
+    MemberCaller(session): MemberCaller,
+) -> ApiResult<axum::Json<Items<MyEnterpriseView>>> {
+    let list = s.services.my_enterprises(&session).await?;
+    let items = list
+        .into_iter()
+        .map(|(e, m)| MyEnterpriseView {
+            current: e.id == session.enterprise_id,
+            id: e.id.to_string(),
+            name: e.name.to_string(),
+            member_id: m.id.to_string(),
+            status: m.status.as_str().into(),
+        })
+        .collect();
+    Ok(axum::Json(Items { items, next_cursor: None }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceView {
+    pub id: String,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+    pub app_version: Option<String>,
+    pub ip: Option<String>,
+    /// `trusted`, `pending` or `revoked`.
+    pub state: String,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    /// The device of the calling session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+}
+
+impl From<Device> for DeviceView {
+    fn from(d: Device) -> Self {
+        DeviceView {
+            id: d.id.to_string(),
+            name: d.name,
+            platform: d.platform,
+            app_version: d.app_version,
+            ip: d.ip,
+            state: d.state,
+            first_seen_at: d.first_seen_at.to_rfc3339(),
+            last_seen_at: d.last_seen_at.to_rfc3339(),
+            current: None,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/me/devices", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Items<DeviceView>), (status = 401, body = Problem)))]
+pub async fn my_devices(
+    State(s): State<AppState>,
+    MemberCaller(session): MemberCaller,
+) -> ApiResult<axum::Json<Items<DeviceView>>> {
+    let devices = s.services.my_devices(&session).await?;
+    let items = devices
+        .into_iter()
+        .map(|d| {
+            let current = d.id == session.device_id;
+            DeviceView { current: Some(current), ..d.into() }
+        })
+        .collect();
+    Ok(axum::Json(Items { items, next_cursor: None }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/devices/{id}", tag = "me", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_my_device(
+    State(s): State<AppState>,
+    MemberCaller(session): MemberCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.services.revoke_my_device(&session, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    /// `pending`, `replaced`, `used` or `cancelled`.
+    pub state: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// SMS delivery: `pending`, `sending`, `sent` or `failed`.
+    pub delivery: Option<String>,
+    pub delivery_attempts: i64,
+    pub delivery_error: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+impl From<Invitation> for InvitationView {
+    fn from(i: Invitation) -> Self {
+        let d = i.delivery;
+        InvitationView {
+            id: i.id.to_string(),
+            state: i.state.as_str().into(),
+            created_at: i.created_at.to_rfc3339(),
+            expires_at: i.expires_at.to_rfc3339(),
+            delivery: d.as_ref().map(|d| d.state.clone()),
+            delivery_attempts: d.as_ref().map_or(0, |d| d.attempts),
+            delivery_error: d.as_ref().and_then(|d| d.last_error.clone()),
+            sent_at: d.as_ref().and_then(|d| d.sent_at.map(|t| t.to_rfc3339())),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/members/{id}/invitation", tag = "directory", security(("bearer" = [])),
+    responses((status = 201, body = InvitationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn resend_invitation(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<InvitationView>)> {
+    Ok((StatusCode::CREATED, axum::Json(s.services.resend_invitation(&caller, &id).await?.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/members/{id}/invitations", tag = "directory", security(("bearer" = [])),
+    responses((status = 200, body = Items<InvitationView>), (status = 404, body = Problem)))]
+pub async fn list_invitations(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Items<InvitationView>>> {
+    let items = s.services.list_invitations(&caller, &id).await?.into_iter().map(Into::into).collect();
+    Ok(axum::Json(Items { items, next_cursor: None }))
+}

@@ -1,0 +1,687 @@
+//! The SQLite store's half for SMS delivery, invitations, Enterprise Login, sessions and devices.
+//! Every decision is one conditional statement inside a `BEGIN IMMEDIATE` transaction, so
+//! concurrent requests cannot both pass a check that only one may pass.
+
+use crate::errors::SqlxResultExt;
+use crate::rows::{CHALLENGE_COLUMNS, DEVICE_COLUMNS, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, OUTBOX_COLUMNS};
+use crate::sqlite::SqliteStore;
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+use workgate_domain::Result;
+use workgate_domain::clock::Timestamp;
+use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId, SessionId, SmsId};
+use workgate_domain::invitations::{Invitation, NewInvitation};
+use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
+use workgate_domain::model::{Enterprise, Member};
+use workgate_domain::outbox::OutboxMessage;
+use workgate_domain::phone::PhoneNumber;
+use workgate_domain::secret::SecretHash;
+use workgate_domain::sessions::{Device, NewSession, Rotation, RotationOutcome, SessionRecord};
+use workgate_domain::store::LoginStore;
+
+pub(crate) async fn insert_outbox(conn: &mut SqliteConnection, m: &OutboxMessage) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sms_outbox (id, enterprise_id, phone, body, purpose, state, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+    )
+    .bind(m.id.as_str())
+    .bind(m.enterprise_id.as_ref().map(EnterpriseId::as_str))
+    .bind(m.phone.as_str())
+    .bind(&m.body)
+    .bind(m.purpose.as_str())
+    .bind(m.created_at.millis())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+pub(crate) async fn insert_events(conn: &mut SqliteConnection, events: &[LoginEvent]) -> Result<()> {
+    for e in events {
+        sqlx::query(
+            "INSERT INTO login_events (id, phone, enterprise_id, member_id, kind, ip, at, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.id.as_str())
+        .bind(e.phone.as_str())
+        .bind(e.enterprise_id.as_ref().map(EnterpriseId::as_str))
+        .bind(e.member_id.as_ref().map(MemberId::as_str))
+        .bind(&e.kind)
+        .bind(e.ip.as_deref())
+        .bind(e.at.millis())
+        .bind(e.details.to_string())
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    }
+    Ok(())
+}
+
+/// Writes an invitation and its SMS (the caller has already retired earlier invitations).
+pub(crate) async fn insert_invitation(conn: &mut SqliteConnection, new: &NewInvitation) -> Result<()> {
+    insert_outbox(conn, &new.sms).await?;
+    let i = &new.invitation;
+    sqlx::query(
+        "INSERT INTO invitations (id, enterprise_id, member_id, token_hash, sms_id, state, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
+    )
+    .bind(i.id.as_str())
+    .bind(i.enterprise_id.as_str())
+    .bind(i.member_id.as_str())
+    .bind(new.token_hash.as_str())
+    .bind(new.sms.id.as_str())
+    .bind(i.created_at.millis())
+    .bind(i.expires_at.millis())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// Ends every session and device trust of a member, and (when departing) their invitations.
+pub(crate) async fn revoke_member_access(
+    conn: &mut SqliteConnection,
+    enterprise: &EnterpriseId,
+    member: &MemberId,
+    reason: &str,
+    cancel_invitations: bool,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE enterprise_id = $3 AND member_id = $4 AND revoked_at IS NULL",
+    )
+    .bind(now.millis())
+    .bind(reason)
+    .bind(enterprise.as_str())
+    .bind(member.as_str())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("UPDATE devices SET state = 'revoked' WHERE enterprise_id = $1 AND member_id = $2")
+        .bind(enterprise.as_str())
+        .bind(member.as_str())
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    if cancel_invitations {
+        sqlx::query(
+            "UPDATE invitations SET state = 'cancelled' WHERE enterprise_id = $1 AND member_id = $2 AND state = 'pending'",
+        )
+        .bind(enterprise.as_str())
+        .bind(member.as_str())
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    }
+    Ok(())
+}
+
+const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
+     m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
+
+#[async_trait]
+impl LoginStore for SqliteStore {
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        Ok(value)
+    }
+
+    async fn hit_counter(&self, bucket: &str, window_start: i64, max: i64) -> Result<bool> {
+        let counted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 WHERE $3 > 0 \
+             ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+             WHERE rate_counters.count < $3 RETURNING count",
+        )
+        .bind(bucket)
+        .bind(window_start)
+        .bind(max)
+        .fetch_optional(&self.write)
+        .await
+        .db()?;
+        Ok(counted.is_some())
+    }
+
+    async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE sms_outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM sms_outbox WHERE (state = 'pending' AND next_attempt_at <= $2) \
+             OR (state = 'sending' AND lease_until <= $2) ORDER BY next_attempt_at LIMIT $3) \
+             RETURNING {OUTBOX_COLUMNS}"
+        ))
+        .bind(now.millis() + lease_ms)
+        .bind(now.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.write)
+        .await
+        .db()?;
+        rows.iter().map(|r| r.outbox_message()).collect()
+    }
+
+    async fn mark_sms_sent(&self, id: &SmsId, provider: &str, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, last_error = NULL \
+             WHERE id = $3",
+        )
+        .bind(now.millis())
+        .bind(provider)
+        .bind(id.as_str())
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE sms_outbox SET state = 'pending', next_attempt_at = $1, last_error = $2, lease_until = NULL WHERE id = $3",
+        )
+        .bind(next_attempt_at.millis())
+        .bind(error)
+        .bind(id.as_str())
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn mark_sms_failed(&self, id: &SmsId, error: &str, _now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL WHERE id = $2")
+            .bind(error)
+            .bind(id.as_str())
+            .execute(&self.write)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn replace_invitation(&self, new: &NewInvitation, audit: &workgate_domain::model::AuditEntry) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE invitations SET state = 'replaced' WHERE enterprise_id = $1 AND member_id = $2 AND state = 'pending'",
+        )
+        .bind(new.invitation.enterprise_id.as_str())
+        .bind(new.invitation.member_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        insert_invitation(&mut tx, new).await?;
+        crate::sqlite::insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.db()
+    }
+
+    async fn find_invitation(&self, token_hash: &SecretHash) -> Result<Option<Invitation>> {
+        let row = sqlx::query(
+            "SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, o.state AS sms_state, \
+             o.attempts AS sms_attempts, o.last_error AS sms_last_error, o.sent_at AS sms_sent_at \
+             FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id WHERE i.token_hash = $1",
+        )
+        .bind(token_hash.as_str())
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        row.map(|r| r.invitation()).transpose()
+    }
+
+    async fn list_invitations(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Invitation>> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, o.state AS sms_state, \
+             o.attempts AS sms_attempts, o.last_error AS sms_last_error, o.sent_at AS sms_sent_at \
+             FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id \
+             WHERE i.enterprise_id = $1 AND i.member_id = $2 ORDER BY i.id DESC",
+        )
+        .bind(enterprise.as_str())
+        .bind(member.as_str())
+        .fetch_all(&self.read)
+        .await
+        .db()?;
+        rows.iter().map(|r| r.invitation()).collect()
+    }
+
+    async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>> {
+        use crate::rows::DomainRow;
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE phone = $1 AND status <> 'departed' ORDER BY created_at, id"
+        ))
+        .bind(phone.as_str())
+        .fetch_all(&self.read)
+        .await
+        .db()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let member = row.member()?;
+            let enterprise = sqlx::query("SELECT id, name, region, created_at FROM enterprises WHERE id = $1")
+                .bind(member.enterprise_id.as_str())
+                .fetch_one(&self.read)
+                .await
+                .db()?
+                .enterprise()?;
+            out.push((enterprise, member));
+        }
+        Ok(out)
+    }
+
+    async fn start_login(&self, c: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(c.id.as_str())
+        .bind(c.phone.as_str())
+        .bind(c.code_hash.as_str())
+        .bind(c.code_sent_at.millis())
+        .bind(c.expires_at.millis())
+        .bind(c.failed_attempts)
+        .bind(c.step.as_str())
+        .bind(c.enterprise_id.as_ref().map(EnterpriseId::as_str))
+        .bind(c.invitation_id.as_ref().map(|i| i.as_str()))
+        .bind(c.device_id.as_ref().map(DeviceId::as_str))
+        .bind(c.device_name.as_deref())
+        .bind(c.ip.as_deref())
+        .bind(c.created_at.millis())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if let Some(sms) = sms {
+            insert_outbox(&mut tx, sms).await?;
+        }
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.db()
+    }
+
+    async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>> {
+        // Read through the writer: a decision right after a write must see it.
+        let row = sqlx::query(&format!("SELECT {CHALLENGE_COLUMNS} FROM login_challenges WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.write)
+            .await
+            .db()?;
+        row.map(|r| r.challenge()).transpose()
+    }
+
+    async fn record_wrong_code(&self, id: &LoginId, max: i64, events: &[LoginEvent]) -> Result<Option<i64>> {
+        let mut tx = self.begin().await?;
+        let counted: Option<i64> = sqlx::query_scalar(
+            "UPDATE login_challenges SET failed_attempts = failed_attempts + 1, \
+             step = CASE WHEN failed_attempts + 1 >= $1 THEN 'locked' ELSE step END \
+             WHERE id = $2 AND step = 'code' AND failed_attempts < $1 RETURNING failed_attempts",
+        )
+        .bind(max)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if counted.is_some() {
+            insert_events(&mut tx, events).await?;
+        }
+        tx.commit().await.db()?;
+        Ok(counted)
+    }
+
+    async fn pass_code(
+        &self,
+        id: &LoginId,
+        code_hash: &SecretHash,
+        expires_at: Timestamp,
+        events: &[LoginEvent],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE login_challenges SET step = 'enterprise', expires_at = $1 WHERE id = $2 AND step = 'code' AND code_hash = $3",
+        )
+        .bind(expires_at.millis())
+        .bind(id.as_str())
+        .bind(code_hash.as_str())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+
+    async fn replace_code(
+        &self,
+        id: &LoginId,
+        code_hash: &SecretHash,
+        sent_at: Timestamp,
+        expires_at: Timestamp,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE login_challenges SET code_hash = $1, code_sent_at = $2, expires_at = $3 WHERE id = $4 AND step = 'code'",
+        )
+        .bind(code_hash.as_str())
+        .bind(sent_at.millis())
+        .bind(expires_at.millis())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Some(sms) = sms {
+            insert_outbox(&mut tx, sms).await?;
+        }
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+
+    async fn finish_login(
+        &self,
+        id: &LoginId,
+        from: LoginStep,
+        code_hash: &SecretHash,
+        s: &NewSession,
+        events: &[LoginEvent],
+    ) -> Result<Option<Member>> {
+        use crate::rows::DomainRow;
+        let mut tx = self.begin().await?;
+        let now = s.now.millis();
+        let moved = sqlx::query(
+            "UPDATE login_challenges SET step = 'done', enterprise_id = $1 \
+             WHERE id = $2 AND step = $3 AND code_hash = $4 AND expires_at > $5",
+        )
+        .bind(s.enterprise_id.as_str())
+        .bind(id.as_str())
+        .bind(from.as_str())
+        .bind(code_hash.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if moved.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let (ent, mem) = (s.enterprise_id.as_str(), s.member_id.as_str());
+        let activated = sqlx::query(
+            "UPDATE members SET status = 'active', activated_at = $1, updated_at = $1 \
+             WHERE enterprise_id = $2 AND id = $3 AND status = 'invited'",
+        )
+        .bind(now)
+        .bind(ent)
+        .bind(mem)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if activated.rows_affected() > 0 {
+            sqlx::query("UPDATE invitations SET state = 'used' WHERE enterprise_id = $1 AND member_id = $2 AND state = 'pending'")
+                .bind(ent)
+                .bind(mem)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        let member = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE enterprise_id = $1 AND id = $2"))
+            .bind(ent)
+            .bind(mem)
+            .fetch_one(&mut *tx)
+            .await
+            .db()?
+            .member()?;
+        if member.status != workgate_domain::values::MemberStatus::Active {
+            return Ok(None); // disabled or departed meanwhile: no session
+        }
+        sqlx::query(
+            "INSERT INTO devices (id, enterprise_id, member_id, name, platform, ip, state, first_seen_at, last_seen_at, verified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'trusted', $7, $7, $7) \
+             ON CONFLICT (id) DO UPDATE SET state = 'trusted', last_seen_at = $7, verified_at = $7, ip = $6, \
+             name = COALESCE($4, devices.name), platform = COALESCE($5, devices.platform) \
+             WHERE devices.member_id = $3 AND devices.enterprise_id = $2",
+        )
+        .bind(s.device_id.as_str())
+        .bind(ent)
+        .bind(mem)
+        .bind(s.device_name.as_deref())
+        .bind(s.platform.as_deref())
+        .bind(s.ip.as_deref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        sqlx::query(
+            "INSERT INTO sessions (id, enterprise_id, member_id, device_id, access_hash, access_expires_at, refresh_hash, \
+             created_at, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(s.id.as_str())
+        .bind(ent)
+        .bind(mem)
+        .bind(s.device_id.as_str())
+        .bind(s.access_hash.as_str())
+        .bind(s.access_expires_at.millis())
+        .bind(s.refresh_hash.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.db()?;
+        Ok(Some(member))
+    }
+
+    async fn record_login_events(&self, events: &[LoginEvent]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await.db()
+    }
+
+    async fn login_events_for_phone(&self, phone: &PhoneNumber, limit: u32) -> Result<Vec<LoginEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM login_events WHERE phone = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(phone.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .db()?;
+        rows.iter().map(|r| r.login_event()).collect()
+    }
+
+    async fn record_phone_failure(
+        &self,
+        phone: &PhoneNumber,
+        limit: i64,
+        base_lock_ms: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        // From the limit on, each failure locks the number for base × 2^(failures − limit), at most a day.
+        sqlx::query(
+            "INSERT INTO phone_failures (phone, consecutive, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (phone) DO UPDATE SET consecutive = phone_failures.consecutive + 1, \
+             locked_until = CASE WHEN phone_failures.consecutive + 1 >= $2 \
+                 THEN $3 + MIN($4 * (1 << MIN(phone_failures.consecutive + 1 - $2, 10)), 86400000) \
+                 ELSE phone_failures.locked_until END",
+        )
+        .bind(phone.as_str())
+        .bind(limit)
+        .bind(now.millis())
+        .bind(base_lock_ms)
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64> {
+        let until: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM phone_failures WHERE phone = $1")
+            .bind(phone.as_str())
+            .fetch_optional(&self.write)
+            .await
+            .db()?;
+        Ok(until.unwrap_or(0))
+    }
+
+    async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()> {
+        sqlx::query("DELETE FROM phone_failures WHERE phone = $1")
+            .bind(phone.as_str())
+            .execute(&self.write)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(&format!("{SESSION_RECORD} WHERE s.access_hash = $1"))
+            .bind(access_hash.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| r.session_record()).transpose()
+    }
+
+    async fn rotate_refresh(&self, r: &Rotation) -> Result<RotationOutcome> {
+        let mut tx = self.begin().await?;
+        let rotated: Option<String> = sqlx::query_scalar(
+            "UPDATE sessions SET access_hash = $1, access_expires_at = $2, refresh_hash = $3, refreshed_at = $4 \
+             WHERE refresh_hash = $5 AND revoked_at IS NULL AND refreshed_at > $6 \
+             AND EXISTS (SELECT 1 FROM members m WHERE m.id = sessions.member_id AND m.status = 'active') \
+             RETURNING id",
+        )
+        .bind(r.access_hash.as_str())
+        .bind(r.access_expires_at.millis())
+        .bind(r.refresh_hash.as_str())
+        .bind(r.now.millis())
+        .bind(r.presented.as_str())
+        .bind(r.refreshed_after.millis())
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if let Some(id) = rotated {
+            sqlx::query("INSERT INTO used_refresh_tokens (token_hash, session_id, used_at) VALUES ($1, $2, $3)")
+                .bind(r.presented.as_str())
+                .bind(&id)
+                .bind(r.now.millis())
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            sqlx::query(
+                "UPDATE devices SET last_seen_at = $1 WHERE id = (SELECT device_id FROM sessions WHERE id = $2)",
+            )
+            .bind(r.now.millis())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            let session = sqlx::query(&format!("{SESSION_RECORD} WHERE s.id = $1"))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await
+                .db()?
+                .session_record()?;
+            tx.commit().await.db()?;
+            return Ok(RotationOutcome::Rotated { session });
+        }
+        let reused: Option<String> =
+            sqlx::query_scalar("SELECT session_id FROM used_refresh_tokens WHERE token_hash = $1")
+                .bind(r.presented.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        let Some(session_id) = reused else { return Ok(RotationOutcome::Refused) };
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = 'refresh_reuse' WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(r.now.millis())
+        .bind(&session_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let session = sqlx::query(&format!("{SESSION_RECORD} WHERE s.id = $1"))
+            .bind(&session_id)
+            .fetch_one(&mut *tx)
+            .await
+            .db()?
+            .session_record()?;
+        tx.commit().await.db()?;
+        Ok(RotationOutcome::Reused { session })
+    }
+
+    async fn revoke_session(&self, id: &SessionId, reason: &str, now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(now.millis())
+            .bind(reason)
+            .bind(id.as_str())
+            .execute(&self.write)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {
+        let row = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| r.device()).transpose()
+    }
+
+    async fn list_devices(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Device>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE enterprise_id = $1 AND member_id = $2 ORDER BY first_seen_at, id"
+        ))
+        .bind(enterprise.as_str())
+        .bind(member.as_str())
+        .fetch_all(&self.read)
+        .await
+        .db()?;
+        rows.iter().map(|r| r.device()).collect()
+    }
+
+    async fn revoke_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("UPDATE devices SET state = 'revoked' WHERE enterprise_id = $1 AND member_id = $2 AND id = $3")
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(device.as_str())
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE device_id = $3 AND enterprise_id = $4 \
+             AND revoked_at IS NULL",
+        )
+        .bind(now.millis())
+        .bind(format!("device_revoked:{reason}"))
+        .bind(device.as_str())
+        .bind(enterprise.as_str())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+}
