@@ -100,8 +100,19 @@ pub struct PhoneLookup {
     pub member: Option<Member>,
     /// Earlier members with this number who departed.
     pub departed: Vec<Member>,
-    /// What an admin can do so that this person can sign in.
+    /// What an admin can do so that this person can sign in: `add_member`, `resend_invitation`,
+    /// `enable`, `wait_for_unlock` (or `unlock`), or none.
     pub suggested_fix: Option<&'static str>,
+    /// The same, as a sentence for the person at the help desk.
+    pub explanation: String,
+    /// The current member's invitations, newest first, with SMS delivery state.
+    pub invitations: Vec<crate::invitations::Invitation>,
+    /// Recent login events of this number that concern this enterprise, newest first.
+    pub recent_events: Vec<crate::login::LoginEvent>,
+    /// Until when the number must wait after too many wrong codes in a row.
+    pub locked_until: Option<crate::clock::Timestamp>,
+    /// The current member's devices.
+    pub devices: Vec<crate::sessions::Device>,
 }
 
 /// A department tree loaded whole, for the rules that look at ancestors and descendants.
@@ -409,21 +420,101 @@ impl Services {
         Ok(Page { items, next_cursor })
     }
 
+    /// The support view: "why can't this person sign in?" answered from the database alone.
     pub async fn lookup_member_by_phone(&self, caller: &Caller, phone: &str) -> Result<PhoneLookup> {
         let enterprise = self.enterprise(caller).await?;
         let phone = PhoneNumber::parse(phone, enterprise.region)?;
         let records = self.store.find_members_by_phone(&caller.enterprise_id, &phone).await?;
+        let known_here = !records.is_empty();
         let (departed, current): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|m| m.status == MemberStatus::Departed);
         let member = current.into_iter().next();
-        let suggested_fix = match member.as_ref().map(|m| m.status) {
-            None => Some("add_member"),
-            Some(MemberStatus::Invited) => Some("resend_invitation"),
-            Some(MemberStatus::Disabled) => Some("enable"),
-            Some(MemberStatus::Active | MemberStatus::Departed) => None,
+        let now = self.clock.now();
+        // A number that was never a member here shows nothing of its logins elsewhere.
+        let (recent_events, locked_until) = if known_here {
+            let events = self.store.login_events_for_phone(&phone, 50).await?;
+            let events = events
+                .into_iter()
+                .filter(|e| e.enterprise_id.as_ref().is_none_or(|id| id == &caller.enterprise_id))
+                .take(20)
+                .collect();
+            let until = self.store.phone_locked_until(&phone).await?;
+            (events, (until > now.millis()).then_some(crate::clock::Timestamp(until)))
+        } else {
+            (vec![], None)
         };
-        Ok(PhoneLookup { phone, member, departed, suggested_fix })
+        let (invitations, devices) = match &member {
+            Some(m) => (
+                self.store.list_invitations(&caller.enterprise_id, &m.id).await?,
+                self.store.list_devices(&caller.enterprise_id, &m.id).await?,
+            ),
+            None => (vec![], vec![]),
+        };
+        let (suggested_fix, explanation) =
+            diagnose(member.as_ref(), !departed.is_empty(), &invitations, locked_until, now);
+        Ok(PhoneLookup {
+            phone,
+            member,
+            departed,
+            suggested_fix,
+            explanation,
+            invitations,
+            recent_events,
+            locked_until,
+            devices,
+        })
     }
+}
+
+/// The likeliest reason a number cannot sign in here, and what fixes it.
+fn diagnose(
+    member: Option<&Member>,
+    departed_before: bool,
+    invitations: &[crate::invitations::Invitation],
+    locked_until: Option<crate::clock::Timestamp>,
+    now: crate::clock::Timestamp,
+) -> (Option<&'static str>, String) {
+    let Some(member) = member else {
+        let why = if departed_before {
+            "This number belonged to a member who has departed. Add it again as a new member."
+        } else {
+            "This number is not a member of this enterprise. Check it for typos, or add the member."
+        };
+        return (Some("add_member"), why.into());
+    };
+    if member.status == MemberStatus::Disabled {
+        return (Some("enable"), "The member is disabled. Enable them to let them sign in again.".into());
+    }
+    if let Some(until) = locked_until {
+        return (
+            Some("wait_for_unlock"),
+            format!(
+                "Too many wrong codes in a row: the number may try again at {}, or an admin can unlock it now.",
+                until.to_rfc3339()
+            ),
+        );
+    }
+    if member.status == MemberStatus::Invited {
+        let latest = invitations.first();
+        let why = match latest {
+            None => "The member was added without an invitation. Send one.".to_string(),
+            Some(i) if i.state != crate::invitations::InvitationState::Pending || !i.is_usable(now) => {
+                "The member's invitation link has expired or was replaced. Re-send the invitation.".to_string()
+            }
+            Some(i) => match i.delivery.as_ref().map(|d| d.state.as_str()) {
+                Some("failed") => {
+                    "The invitation SMS could not be delivered. Check the number, then re-send.".to_string()
+                }
+                Some("sent") => "The invitation was delivered but the member has not signed in yet. They can sign in \
+                     with their number at any time; re-send if they lost the message."
+                    .to_string(),
+                _ => "The invitation SMS is still being delivered. Wait a minute, then re-send if it does not arrive."
+                    .to_string(),
+            },
+        };
+        return (Some("resend_invitation"), why);
+    }
+    (None, "The member is active and can sign in with their number.".into())
 }
 
 /// Looks a department id from a request up in the tree; a malformed or foreign id is "no such

@@ -78,7 +78,7 @@ impl AppState {
         routes::login::start, routes::login::code, routes::login::enterprise, routes::login::resend, routes::login::refresh,
         routes::login::preview_invitation, routes::login::me, routes::login::logout, routes::login::my_enterprises,
         routes::login::my_devices, routes::login::revoke_my_device, routes::login::resend_invitation,
-        routes::login::list_invitations,
+        routes::login::list_invitations, routes::login::unlock_member,
     ),
     modifiers(&BearerAuth)
 )]
@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(admin::list_audit))
         .route("/members/{id}/invitation", post(login::resend_invitation))
         .route("/members/{id}/invitations", get(login::list_invitations))
+        .route("/members/{id}/unlock", post(login::unlock_member))
         .route("/login/start", post(login::start))
         .route("/login/{login_id}/code", post(login::code))
         .route("/login/{login_id}/enterprise", post(login::enterprise))

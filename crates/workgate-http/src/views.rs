@@ -4,7 +4,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use workgate_domain::audit::Page;
 use workgate_domain::directory::PhoneLookup;
+use workgate_domain::invitations::Invitation;
+use workgate_domain::login::LoginEvent;
 use workgate_domain::model::{ApiKey, AuditEntry, Department, Member};
+use workgate_domain::sessions::Device;
 
 #[derive(Serialize, ToSchema)]
 pub struct ListOf<T> {
@@ -88,8 +91,35 @@ pub struct LookupView {
     pub member: Option<MemberView>,
     /// Earlier members with this number who departed.
     pub departed: Vec<MemberView>,
-    /// What to do so this person can sign in: `add_member`, `resend_invitation`, `enable`, or null.
+    /// What to do so this person can sign in: `add_member`, `resend_invitation`, `enable`,
+    /// `wait_for_unlock`, or null.
     pub suggested_fix: Option<String>,
+    /// The diagnosis as a sentence for the help desk.
+    pub explanation: String,
+    /// The current member's invitations, newest first, with SMS delivery state.
+    pub invitations: Vec<InvitationView>,
+    /// Recent login events of this number here, newest first.
+    pub recent_events: Vec<LoginEventView>,
+    /// Set while the number must wait after too many wrong codes in a row.
+    pub locked_until: Option<String>,
+    pub devices: Vec<DeviceView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginEventView {
+    /// `start`, `code_sent`, `code_failed`, `locked`, `rate_limited`, `not_a_member`,
+    /// `member_disabled`, `session_issued`, `refresh_reuse`, …
+    pub kind: String,
+    pub at: String,
+    pub ip: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<LoginEvent> for LoginEventView {
+    fn from(e: LoginEvent) -> Self {
+        LoginEventView { kind: e.kind, at: e.at.to_rfc3339(), ip: e.ip, details: e.details }
+    }
 }
 
 impl From<PhoneLookup> for LookupView {
@@ -99,6 +129,11 @@ impl From<PhoneLookup> for LookupView {
             member: l.member.map(Into::into),
             departed: l.departed.into_iter().map(Into::into).collect(),
             suggested_fix: l.suggested_fix.map(str::to_string),
+            explanation: l.explanation,
+            invitations: l.invitations.into_iter().map(Into::into).collect(),
+            recent_events: l.recent_events.into_iter().map(Into::into).collect(),
+            locked_until: l.locked_until.map(|t| t.to_rfc3339()),
+            devices: l.devices.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -150,6 +185,68 @@ impl From<AuditEntry> for AuditView {
             target: e.target,
             ip: e.ip,
             details: e.details,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceView {
+    pub id: String,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+    pub app_version: Option<String>,
+    pub ip: Option<String>,
+    /// `trusted`, `pending` or `revoked`.
+    pub state: String,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    /// The device of the calling session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+}
+
+impl From<Device> for DeviceView {
+    fn from(d: Device) -> Self {
+        DeviceView {
+            id: d.id.to_string(),
+            name: d.name,
+            platform: d.platform,
+            app_version: d.app_version,
+            ip: d.ip,
+            state: d.state,
+            first_seen_at: d.first_seen_at.to_rfc3339(),
+            last_seen_at: d.last_seen_at.to_rfc3339(),
+            current: None,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    /// `pending`, `replaced`, `used` or `cancelled`.
+    pub state: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// SMS delivery: `pending`, `sending`, `sent` or `failed`.
+    pub delivery: Option<String>,
+    pub delivery_attempts: i64,
+    pub delivery_error: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+impl From<Invitation> for InvitationView {
+    fn from(i: Invitation) -> Self {
+        let d = i.delivery;
+        InvitationView {
+            id: i.id.to_string(),
+            state: i.state.as_str().into(),
+            created_at: i.created_at.to_rfc3339(),
+            expires_at: i.expires_at.to_rfc3339(),
+            delivery: d.as_ref().map(|d| d.state.clone()),
+            delivery_attempts: d.as_ref().map_or(0, |d| d.attempts),
+            delivery_error: d.as_ref().and_then(|d| d.last_error.clone()),
+            sent_at: d.as_ref().and_then(|d| d.sent_at.map(|t| t.to_rfc3339())),
         }
     }
 }

@@ -3,16 +3,15 @@
 use crate::AppState;
 use crate::extract::{AdminCaller, ClientIp, Json, MemberCaller};
 use crate::problem::{ApiResult, Problem};
-use crate::views::MemberView;
+use crate::views::{DeviceView, InvitationView, MemberView};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
-use workgate_domain::invitations::Invitation;
 use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, StartLoginInput, Started};
 use workgate_domain::model::Enterprise;
-use workgate_domain::sessions::{Device, IssuedSession, RefreshInput};
+use workgate_domain::sessions::{IssuedSession, RefreshInput};
 
 /// The client's address and User-Agent, for limits, events and the devices list.
 pub struct Client(pub ClientInfo);
@@ -266,38 +265,6 @@ pub async fn my_enterprises(
     Ok(axum::Json(Items { items, next_cursor: None }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct DeviceView {
-    pub id: String,
-    pub name: Option<String>,
-    pub platform: Option<String>,
-    pub app_version: Option<String>,
-    pub ip: Option<String>,
-    /// `trusted`, `pending` or `revoked`.
-    pub state: String,
-    pub first_seen_at: String,
-    pub last_seen_at: String,
-    /// The device of the calling session.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current: Option<bool>,
-}
-
-impl From<Device> for DeviceView {
-    fn from(d: Device) -> Self {
-        DeviceView {
-            id: d.id.to_string(),
-            name: d.name,
-            platform: d.platform,
-            app_version: d.app_version,
-            ip: d.ip,
-            state: d.state,
-            first_seen_at: d.first_seen_at.to_rfc3339(),
-            last_seen_at: d.last_seen_at.to_rfc3339(),
-            current: None,
-        }
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/me/devices", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = Items<DeviceView>), (status = 401, body = Problem)))]
 pub async fn my_devices(
@@ -326,36 +293,6 @@ pub async fn revoke_my_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct InvitationView {
-    pub id: String,
-    /// `pending`, `replaced`, `used` or `cancelled`.
-    pub state: String,
-    pub created_at: String,
-    pub expires_at: String,
-    /// SMS delivery: `pending`, `sending`, `sent` or `failed`.
-    pub delivery: Option<String>,
-    pub delivery_attempts: i64,
-    pub delivery_error: Option<String>,
-    pub sent_at: Option<String>,
-}
-
-impl From<Invitation> for InvitationView {
-    fn from(i: Invitation) -> Self {
-        let d = i.delivery;
-        InvitationView {
-            id: i.id.to_string(),
-            state: i.state.as_str().into(),
-            created_at: i.created_at.to_rfc3339(),
-            expires_at: i.expires_at.to_rfc3339(),
-            delivery: d.as_ref().map(|d| d.state.clone()),
-            delivery_attempts: d.as_ref().map_or(0, |d| d.attempts),
-            delivery_error: d.as_ref().and_then(|d| d.last_error.clone()),
-            sent_at: d.as_ref().and_then(|d| d.sent_at.map(|t| t.to_rfc3339())),
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/members/{id}/invitation", tag = "directory", security(("bearer" = [])),
     responses((status = 201, body = InvitationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn resend_invitation(
@@ -375,4 +312,15 @@ pub async fn list_invitations(
 ) -> ApiResult<axum::Json<Items<InvitationView>>> {
     let items = s.services.list_invitations(&caller, &id).await?.into_iter().map(Into::into).collect();
     Ok(axum::Json(Items { items, next_cursor: None }))
+}
+
+#[utoipa::path(post, path = "/api/v1/members/{id}/unlock", tag = "directory", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn unlock_member(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.services.unlock_member(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -52,6 +52,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let mut running = server::start(&config).await?;
     let base = config.public_url.clone().unwrap_or_else(|| running.base_url());
     tracing::info!(listen = %running.addr, database = %redact(&config.database), public_url = %base, "workgate is serving");
+    match (&config.sms.provider, &config.sms.file) {
+        (workgate_sms::ProviderKind::File, Some(f)) => tracing::warn!(
+            "DEVELOPMENT SETUP: SMS messages are written to {} and reach no phone; configure [sms] with a real provider for production",
+            f.path.display()
+        ),
+        (workgate_sms::ProviderKind::Log, _) => {
+            tracing::warn!("DEVELOPMENT SETUP: SMS messages are only logged and reach no phone")
+        }
+        _ => {}
+    }
     if !config.trusted_proxies.is_empty() {
         tracing::info!(proxies = ?config.trusted_proxies, "X-Forwarded-For is believed from these peers only");
     }
@@ -63,7 +73,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 println!("  Owner's number: {}", d.owner_phone);
                 println!("  Admin API key (shown once): {}", d.api_key);
                 println!();
-                println!("  Try:");
+                let codes_at = match (&config.sms.provider, &config.sms.file) {
+                    (workgate_sms::ProviderKind::File, Some(f)) => format!("the file {}", f.path.display()),
+                    (kind, _) => format!("the '{kind}' SMS provider"),
+                };
+                println!("  Sign in as the owner (SMS codes go to {codes_at}):");
+                println!(
+                    "    curl -H 'Content-Type: application/json' -d '{{\"phone\": \"{}\"}}' {base}/api/v1/login/start",
+                    d.owner_phone
+                );
+                println!("    # then, with the 6-digit code from the newest line of the outbox:");
+                println!(
+                    "    curl -H 'Content-Type: application/json' -d '{{\"code\": \"123456\"}}' {base}/api/v1/login/<login_id>/code"
+                );
+                println!("    curl -H 'Authorization: Bearer <access_token>' {base}/api/v1/me");
+                println!();
+                println!("  Try the admin API:");
                 println!("    curl -H 'Authorization: Bearer {}' {base}/api/v1/members", d.api_key);
                 println!("    curl -H 'Authorization: Bearer {}' {base}/api/v1/departments", d.api_key);
                 println!("    curl {base}/openapi.json");

@@ -6,3 +6,4 @@ mod helpers;
 mod idempotency;
 mod login;
 mod smoke;
+mod support;
