@@ -245,12 +245,19 @@ impl TestApp {
             ("api_keys", "id"),
             ("audit_log", "id"),
         ] {
+            // `json_array(*)` is not SQL: name every column, so that a changed value shows.
+            let columns: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(&pool)
+                .await
+                .expect("table columns");
+            assert!(!columns.is_empty(), "table {table} exists");
             let rows: Vec<String> = sqlx::query_scalar(&format!(
-                "SELECT quote(json_array(*)) FROM (SELECT * FROM {table} ORDER BY {order})"
+                "SELECT quote(json_array({})) FROM {table} ORDER BY {order}",
+                columns.join(", ")
             ))
             .fetch_all(&pool)
             .await
-            .unwrap_or_default();
+            .expect("snapshot rows");
             out.push(format!("{table}: {}", rows.len()));
             out.extend(rows);
         }
@@ -277,6 +284,11 @@ impl TestApp {
             req = req.json(&json!({"name": "X", "phone": "13900000000"}));
         }
         Self::read(req.send().await.expect("request sent")).await
+    }
+
+    /// A request with a key and no body at all.
+    pub async fn anon_with_key(&self, method: Method, path: &str, key: &str) -> Reply {
+        self.request(method, path, Some(key), None).await
     }
 
     /// Any method, any content type and raw body, with a key.
