@@ -36,13 +36,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
         let message = e.inner().to_string();
         // serde's messages end with " at line 1 column 12"; the field name says where.
         let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        ApiError::Domain(Error::field(if field.is_empty() { "body" } else { &field }, message))
+        ApiError::Domain(Error::field(error_field(&e.path().to_string(), &message, "body"), message))
     })
+}
+
+/// The field an error is about: serde's path, completed with the field that a "missing field
+/// `x`" or "duplicate field `x`" message names (for those the path stops at the enclosing
+/// object); `whole` when the error is about the input as a whole.
+fn error_field(path: &str, message: &str, whole: &str) -> String {
+    let named = ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let path = if path == "." { "" } else { path };
+    match (path.is_empty(), named) {
+        (true, Some(field)) => field.to_string(),
+        (true, None) => whole.to_string(),
+        (false, Some(field)) => format!("{path}.{field}"),
+        (false, None) => path.to_string(),
+    }
 }
 
 pub(crate) async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
@@ -63,9 +78,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(Query)
-            .map_err(|e| ApiError::Domain(Error::field(e.path().to_string(), e.inner().to_string())))
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let message = e.inner().to_string();
+            ApiError::Domain(Error::field(error_field(&e.path().to_string(), &message, "query"), message))
+        })
     }
 }
 

@@ -371,6 +371,20 @@ impl Store for SqliteStore {
         if members > 0 {
             return Err(Error::Conflict(format!("the department has {members} member(s); move them elsewhere first")));
         }
+        let admins: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members WHERE enterprise_id = $1 AND status <> 'departed' \
+             AND instr(',' || admin_department_ids || ',', ',' || $2 || ',') > 0",
+        )
+        .bind(ent)
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
+        if admins > 0 {
+            return Err(Error::Conflict(format!(
+                "{admins} department admin(s) administer this department; change their admin_departments first"
+            )));
+        }
         // Departed members keep their record, not their place in a department that is gone.
         sqlx::query("DELETE FROM member_departments WHERE enterprise_id = $1 AND department_id = $2")
             .bind(ent)

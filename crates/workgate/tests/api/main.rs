@@ -2,8 +2,11 @@
 //! fresh database, and talks to it over HTTP only (plus reading the database to check what a
 //! refused request left behind).
 
+mod departments;
 mod helpers;
 mod idempotency;
 mod login;
+mod members;
+mod phones;
 mod smoke;
 mod support;
