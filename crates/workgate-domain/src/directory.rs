@@ -341,7 +341,7 @@ impl Services {
             Some(updated.id.as_str()),
             member_diff(&current, &updated),
         );
-        self.store.update_member(&updated, &audit).await?;
+        self.store.update_member(&current, &updated, &audit).await?;
         Ok(updated)
     }
 
@@ -379,7 +379,7 @@ impl Services {
             Some(updated.id.as_str()),
             json!({"from": current.status.as_str(), "to": target.as_str()}),
         );
-        self.store.update_member(&updated, &audit).await?;
+        self.store.update_member(&current, &updated, &audit).await?;
         Ok(updated)
     }
 

@@ -21,6 +21,8 @@ use std::collections::HashMap;
 
 /// Rows written per transaction.
 pub const BATCH_ROWS: usize = 1000;
+/// Writes of one row tried, when other writers keep changing the directory, before it fails.
+const ROW_ATTEMPTS: usize = 3;
 /// Rows accepted in one import.
 pub const MAX_ROWS: usize = 200_000;
 
@@ -34,6 +36,11 @@ pub struct ImportRecord {
     pub email: Option<String>,
     pub title: Option<String>,
     pub departments: Option<DepartmentRefs>,
+    /// JSON only, as in `POST /members`; absent leaves the role as it is (`member` when created).
+    pub role: Option<String>,
+    pub admin_departments: Option<Vec<String>>,
+    /// JSON only, as in `POST /members`: whether a created member is sent an invitation.
+    pub invite: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +136,7 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<ImportRecord>> {
             departments: cell("departments").filter(|s| !s.is_empty()).map(|s| {
                 DepartmentRefs::Paths(s.split(';').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
             }),
+            ..Default::default()
         });
     }
     Ok(records)
@@ -149,6 +157,9 @@ struct NewMemberJson {
     email: Option<String>,
     title: Option<String>,
     departments: Option<Vec<String>>,
+    role: Option<String>,
+    admin_departments: Option<Vec<String>>,
+    invite: Option<bool>,
 }
 
 /// Reads `{members: [...]}` with the fields of `POST /members` (departments as ids).
@@ -167,6 +178,9 @@ pub fn parse_json(data: &[u8]) -> Result<Vec<ImportRecord>> {
             email: m.email,
             title: m.title,
             departments: m.departments.map(DepartmentRefs::Ids),
+            role: m.role,
+            admin_departments: m.admin_departments,
+            invite: m.invite,
         })
         .collect())
 }
@@ -247,19 +261,10 @@ impl Services {
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<ImportReport> {
         let enterprise = self.enterprise(caller).await?;
-        let (departments, members) = self.store.load_directory(&caller.enterprise_id).await?;
-        let mut plan = Plan {
-            tree: DepartmentTree::new(departments),
-            members,
-            by_userid: HashMap::new(),
-            by_phone: HashMap::new(),
-        };
-        for i in 0..plan.members.len() {
-            plan.index(i);
-        }
+        let mut plan = self.load_plan(caller).await?;
         let total = records.len();
         let mut report = ImportReport::default();
-        let mut batch: Vec<PlannedRow> = Vec::with_capacity(BATCH_ROWS);
+        let mut batch: Vec<(PlannedRow, ImportRecord)> = Vec::with_capacity(BATCH_ROWS);
         for (i, record) in records.into_iter().enumerate() {
             let now = self.clock.now();
             let planned = match plan_row(&mut plan, &enterprise, caller, &record, now) {
@@ -267,24 +272,19 @@ impl Services {
                     p.row = i + 1;
                     p
                 }
-                Err(e) => PlannedRow {
-                    row: i + 1,
-                    status: RowStatus::Failed,
-                    member_id: None,
-                    changes: vec![],
-                    audit: vec![],
-                    error: Some(e.into()),
-                },
+                Err(e) => PlannedRow { row: i + 1, ..PlannedRow::failed(e) },
             };
-            batch.push(planned);
+            batch.push((planned, record));
             if batch.len() == BATCH_ROWS {
-                self.write_batch(caller, std::mem::take(&mut batch), &mut report).await?;
+                self.write_batch(caller, &enterprise, &mut plan, std::mem::take(&mut batch), &mut report).await?;
                 progress(i + 1, total);
             }
         }
-        self.write_batch(caller, batch, &mut report).await?;
+        self.write_batch(caller, &enterprise, &mut plan, batch, &mut report).await?;
         progress(total, total);
-        if report.created + report.updated + report.failed > 0 {
+        // Only a change is audited: importing the same file again, even one with bad rows,
+        // leaves the log as it was.
+        if report.created + report.updated > 0 {
             let audit = caller.entry(
                 self.clock.now(),
                 "member.import",
@@ -296,36 +296,90 @@ impl Services {
         Ok(report)
     }
 
-    /// Writes one batch in one transaction; if the database refuses it (another admin changed the
-    /// directory meanwhile), writes its rows one by one so that only the offending rows fail.
-    async fn write_batch(&self, caller: &Caller, batch: Vec<PlannedRow>, report: &mut ImportReport) -> Result<()> {
-        let changes: Vec<DirectoryChange> = batch.iter().flat_map(|r| r.changes.iter().cloned()).collect();
-        let audit: Vec<AuditEntry> = batch.iter().flat_map(|r| r.audit.iter().cloned()).collect();
+    /// The directory as it is now, indexed for planning.
+    async fn load_plan(&self, caller: &Caller) -> Result<Plan> {
+        let (departments, members) = self.store.load_directory(&caller.enterprise_id).await?;
+        let mut plan = Plan {
+            tree: DepartmentTree::new(departments),
+            members,
+            by_userid: HashMap::new(),
+            by_phone: HashMap::new(),
+        };
+        for i in 0..plan.members.len() {
+            plan.index(i);
+        }
+        Ok(plan)
+    }
+
+    /// Writes one batch in one transaction. If the database refuses it, another admin (or another
+    /// import) changed the directory since it was loaded: each row of the batch is planned again
+    /// on the directory as it is now and written alone, so that only the rows that really clash
+    /// fail, with the reason that holds now (a row someone else already wrote is `unchanged`).
+    async fn write_batch(
+        &self,
+        caller: &Caller,
+        enterprise: &crate::model::Enterprise,
+        plan: &mut Plan,
+        batch: Vec<(PlannedRow, ImportRecord)>,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        let changes: Vec<DirectoryChange> = batch.iter().flat_map(|(r, _)| r.changes.iter().cloned()).collect();
+        let audit: Vec<AuditEntry> = batch.iter().flat_map(|(r, _)| r.audit.iter().cloned()).collect();
         let whole = if changes.is_empty() {
             Ok(())
         } else {
             self.store.apply_directory_changes(&caller.enterprise_id, &changes, &audit).await
         };
         match whole {
-            Ok(()) => batch.into_iter().for_each(|r| report.record(r)),
+            Ok(()) => batch.into_iter().for_each(|(r, _)| report.record(r)),
             Err(Error::Conflict(_) | Error::Validation(_)) => {
-                for mut row in batch {
-                    if !row.changes.is_empty()
-                        && let Err(e) =
-                            self.store.apply_directory_changes(&caller.enterprise_id, &row.changes, &row.audit).await
-                    {
-                        if let Error::Internal(_) = e {
-                            return Err(e);
+                *plan = self.load_plan(caller).await?;
+                for (planned, record) in batch {
+                    let mut attempts = 0;
+                    let row = loop {
+                        let mut row = match plan_row(plan, enterprise, caller, &record, self.clock.now()) {
+                            Ok(row) => row,
+                            Err(e) => PlannedRow::failed(e),
+                        };
+                        row.row = planned.row;
+                        if row.changes.is_empty() {
+                            break row;
                         }
-                        row.status = RowStatus::Failed;
-                        row.error = Some(e.into());
-                    }
+                        match self.store.apply_directory_changes(&caller.enterprise_id, &row.changes, &row.audit).await
+                        {
+                            Ok(()) => break row,
+                            Err(e @ Error::Internal(_)) => return Err(e),
+                            Err(e) => {
+                                // The plan counted this row as written: start again from what is
+                                // stored, and try the row again while others keep writing.
+                                *plan = self.load_plan(caller).await?;
+                                attempts += 1;
+                                if attempts == ROW_ATTEMPTS {
+                                    break PlannedRow { row: row.row, ..PlannedRow::failed(e) };
+                                }
+                            }
+                        }
+                    };
                     report.record(row);
                 }
             }
             Err(e) => return Err(e),
         }
         Ok(())
+    }
+}
+
+impl PlannedRow {
+    /// A row that fails: nothing written, no member to name.
+    fn failed(e: Error) -> Self {
+        PlannedRow {
+            row: 0,
+            status: RowStatus::Failed,
+            member_id: None,
+            changes: vec![],
+            audit: vec![],
+            error: Some(e.into()),
+        }
     }
 }
 
@@ -420,7 +474,9 @@ fn plan_create(
         email: record.email.clone().filter(|e| !e.is_empty()),
         title: record.title.clone().filter(|t| !t.is_empty()),
         departments,
-        ..Default::default()
+        role: record.role.clone(),
+        admin_departments: record.admin_departments.clone(),
+        invite: record.invite,
     };
     let member = build_member(enterprise, &plan.tree, &input, now)?;
     if plan.by_phone.contains_key(member.phone.as_str()) {
@@ -465,7 +521,8 @@ fn plan_update(
         email: record.email.clone().map(|e| Some(e).filter(|e| !e.is_empty())),
         title: record.title.clone().map(|t| Some(t).filter(|t| !t.is_empty())),
         departments: departments.filter(|d| !d.is_empty()),
-        ..Default::default()
+        role: record.role.clone(),
+        admin_departments: record.admin_departments.clone(),
     };
     let updated = apply_patch(enterprise, &plan.tree, &current, &patch, now)?;
     let member_id = Some(current.id.to_string());
@@ -496,7 +553,7 @@ fn plan_update(
         row: 0,
         status: RowStatus::Updated,
         member_id,
-        changes: vec![DirectoryChange::UpdateMember(updated)],
+        changes: vec![DirectoryChange::UpdateMember { previous: Box::new(current), member: updated }],
         audit: vec![audit],
         error: None,
     })

@@ -50,7 +50,11 @@ pub struct AuditFilter {
 pub enum DirectoryChange {
     CreateDepartment(Department),
     CreateMember(Member),
-    UpdateMember(Member),
+    /// `member` replaces the stored record, which must still be `previous` (else `Conflict`).
+    UpdateMember {
+        previous: Box<Member>,
+        member: Member,
+    },
 }
 
 /// The first credentials of a new enterprise, written with it in one transaction.
@@ -94,10 +98,13 @@ pub trait Store: LoginStore + Send + Sync + 'static {
         audit: &AuditEntry,
         invitation: Option<&NewInvitation>,
     ) -> Result<()>;
-    /// Writes every field of `member`; `Conflict` if no standing owner would be left. A member who
-    /// becomes `disabled` or `departed` loses every session and device trust in the same
-    /// transaction; `departed` also cancels pending invitations.
-    async fn update_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
+    /// Writes every field of `member`; `Conflict` if no standing owner would be left, or if the
+    /// stored record is no longer `previous` (the record the change was computed from): a change
+    /// made meanwhile by someone else is never silently undone (a disabled member re-enabled, a
+    /// departed one revived by a stale edit). A member who becomes `disabled` or `departed` loses
+    /// every session and device trust in the same transaction; `departed` also cancels pending
+    /// invitations.
+    async fn update_member(&self, previous: &Member, member: &Member, audit: &AuditEntry) -> Result<()>;
     async fn get_member(&self, enterprise: &EnterpriseId, id: &MemberId) -> Result<Option<Member>>;
     /// Up to `filter.limit` members in id order.
     async fn list_members(&self, enterprise: &EnterpriseId, filter: &MemberFilter) -> Result<Vec<Member>>;

@@ -162,6 +162,24 @@ async fn write_member(conn: &mut SqliteConnection, m: &Member, insert: bool) -> 
     Ok(())
 }
 
+/// Optimistic concurrency, checked inside the writing transaction: the stored member must still
+/// be the record that a change was computed from.
+async fn ensure_unchanged(conn: &mut SqliteConnection, previous: &Member) -> Result<()> {
+    let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE enterprise_id = $1 AND id = $2"))
+        .bind(previous.enterprise_id.as_str())
+        .bind(previous.id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    match row.map(|r| r.member()).transpose()? {
+        None => Err(Error::NotFound("member")),
+        Some(stored) if stored == *previous => Ok(()),
+        Some(_) => Err(Error::Conflict(
+            "this member was changed by someone else at the same time; reload it and try again".into(),
+        )),
+    }
+}
+
 /// "At least one owner always exists", checked inside the writing transaction.
 async fn ensure_an_owner_stands(conn: &mut SqliteConnection, enterprise: &EnterpriseId) -> Result<()> {
     let owners: i64 = sqlx::query_scalar(
@@ -420,8 +438,9 @@ impl Store for SqliteStore {
         tx.commit().await.db()
     }
 
-    async fn update_member(&self, member: &Member, audit: &AuditEntry) -> Result<()> {
+    async fn update_member(&self, previous: &Member, member: &Member, audit: &AuditEntry) -> Result<()> {
         let mut tx = self.begin().await?;
+        ensure_unchanged(&mut tx, previous).await?;
         write_member(&mut tx, member, false).await?;
         if matches!(member.status, MemberStatus::Disabled | MemberStatus::Departed) {
             let departed = member.status == MemberStatus::Departed;
@@ -543,10 +562,11 @@ impl Store for SqliteStore {
                 DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
                     write_member(&mut tx, m, true).await?
                 }
-                DirectoryChange::UpdateMember(m) if &m.enterprise_id == enterprise => {
-                    touched_owner |=
-                        m.role == workgate_domain::values::Role::Owner || m.status == MemberStatus::Departed;
-                    write_member(&mut tx, m, false).await?
+                DirectoryChange::UpdateMember { previous, member } if &member.enterprise_id == enterprise => {
+                    // Any update may demote, disable or depart an owner.
+                    touched_owner = true;
+                    ensure_unchanged(&mut tx, previous).await?;
+                    write_member(&mut tx, member, false).await?
                 }
                 _ => return Err(Error::Internal("a directory change named another enterprise".into())),
             }

@@ -2,9 +2,11 @@
 //! fresh database, and talks to it over HTTP only (plus reading the database to check what a
 //! refused request left behind).
 
+mod concurrency;
 mod departments;
 mod helpers;
 mod idempotency;
+mod import;
 mod login;
 mod members;
 mod phones;

@@ -1,0 +1,261 @@
+//! Concurrent admins: the database, not luck, keeps the rules.
+
+use crate::helpers::{Reply, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Sends the requests at once and returns the replies in the same order.
+async fn all_at_once(app: &TestApp, key: &str, requests: Vec<(Method, String, Value)>) -> Vec<Reply> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (method, path, body)) in requests.into_iter().enumerate() {
+        let req = app.client.request(method, format!("{}{}", app.base, path)).bearer_auth(key).json(&body);
+        set.spawn(async move { (i, TestApp::read(req.send().await.expect("request sent")).await) });
+    }
+    let mut replies: Vec<(usize, Reply)> = set.join_all().await;
+    replies.sort_by_key(|(i, _)| *i);
+    replies.into_iter().map(|(_, r)| r).collect()
+}
+
+fn statuses(replies: &[Reply]) -> Vec<u16> {
+    let mut s: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    s.sort();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_parallel_adds_of_one_number_make_exactly_one_member() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let forms = ["13900139001", "+86 139 0013 9001", "139-0013-9001", "0086 13900139001", "+8613900139001"];
+    let requests = (0..10)
+        .map(|i| {
+            (Method::POST, "/api/v1/members".to_string(), json!({"name": format!("Racer {i}"), "phone": forms[i % 5]}))
+        })
+        .collect();
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    assert_eq!(statuses(&replies), [vec![201], vec![409; 9]].concat());
+    for r in replies.iter().filter(|r| r.status.as_u16() == 409) {
+        r.assert_problem(409, "conflict");
+    }
+    assert_eq!(app.count("members").await, 2, "the owner and one racer");
+    assert_eq!(app.audit(&ent, "action=member.create").await.len(), 2, "one audit entry per member written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_adds_of_one_userid_in_different_cases_make_exactly_one_member() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let requests = (0..8)
+        .map(|i| {
+            let userid = if i % 2 == 0 { "ZhangSan" } else { "zhangsan" };
+            (
+                Method::POST,
+                "/api/v1/members".to_string(),
+                json!({"name": "Z", "phone": format!("1390013{:04}", 9000 + i), "userid": userid}),
+            )
+        })
+        .collect();
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    assert_eq!(statuses(&replies), [vec![201], vec![409; 7]].concat());
+    assert_eq!(app.count("members").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_demotions_of_the_two_owners_leave_one_standing() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    for round in 0..5 {
+        let second = app
+            .add_member_with(
+                &ent,
+                json!({"name": "Second", "phone": format!("1390013{:04}", 9000 + round), "role": "owner"}),
+            )
+            .await;
+        let owners = [ent.owner_id.clone(), second["id"].as_str().unwrap().to_string()];
+        let requests = owners
+            .iter()
+            .map(|id| (Method::PATCH, format!("/api/v1/members/{id}"), json!({"role": "admin"})))
+            .collect();
+        let replies = all_at_once(&app, &ent.key, requests).await;
+        assert_eq!(statuses(&replies), vec![200, 409], "round {round}");
+        let standing = app.all_members(&ent, "", 100).await.into_iter().filter(|m| m["role"] == "owner").count();
+        assert_eq!(standing, 1, "round {round}");
+        // Put things back as they were: the original owner is the one owner, the second leaves.
+        let demoted_first = replies[0].status.as_u16() == 200;
+        if demoted_first {
+            app.patch(&format!("/api/v1/members/{}", owners[0]), &ent.key, json!({"role": "owner"}))
+                .await
+                .assert_status(200);
+            app.patch(&format!("/api/v1/members/{}", owners[1]), &ent.key, json!({"role": "admin"}))
+                .await
+                .assert_status(200);
+        }
+        app.post(&format!("/api/v1/members/{}/depart", owners[1]), &ent.key, json!({})).await.assert_status(200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_disable_and_depart_of_the_two_owners_leave_one_standing() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let second = app.add_member_with(&ent, json!({"name": "Second", "phone": "13900139001", "role": "owner"})).await;
+    let second = second["id"].as_str().unwrap().to_string();
+    let requests = vec![
+        (Method::POST, format!("/api/v1/members/{}/disable", ent.owner_id), json!({})),
+        (Method::POST, format!("/api/v1/members/{second}/depart"), json!({})),
+    ];
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    assert_eq!(statuses(&replies), vec![200, 409]);
+    let standing = app
+        .all_members(&ent, "", 100)
+        .await
+        .into_iter()
+        .filter(|m| m["role"] == "owner" && (m["status"] == "invited" || m["status"] == "active"))
+        .count();
+    assert_eq!(standing, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_creates_of_one_department_name_make_one_department() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let requests =
+        (0..6).map(|_| (Method::POST, "/api/v1/departments".to_string(), json!({"name": "Engineering"}))).collect();
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    assert_eq!(statuses(&replies), [vec![201], vec![409; 5]].concat());
+    assert_eq!(app.count("departments").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_imports_of_one_file_create_each_member_once() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let csv = "userid,name,phone,departments\na,A,13900139001,Ops\nb,B,13900139002,Ops\nc,C,13900139003,Ops/Night\n";
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let req = app
+            .client
+            .post(format!("{}/api/v1/members/import", app.base))
+            .bearer_auth(&ent.key)
+            .header("content-type", "text/csv")
+            .body(csv);
+        set.spawn(async move { TestApp::read(req.send().await.expect("sent")).await });
+    }
+    let replies = set.join_all().await;
+    for r in &replies {
+        r.assert_status(200);
+    }
+    let created: i64 = replies.iter().map(|r| r.body["created"].as_i64().unwrap()).sum();
+    assert_eq!(created, 3, "each row created by exactly one of the imports");
+    assert_eq!(app.count("members").await, 4);
+    assert_eq!(app.count("departments").await, 3, "root, Ops, Ops/Night — once each");
+    // The imports that lost the race find the rows already written: unchanged, not failed.
+    for r in &replies {
+        assert_eq!(r.body["failed"], 0, "{}", r.text);
+        assert_eq!(r.body["created"].as_i64().unwrap() + r.body["unchanged"].as_i64().unwrap(), 3, "{}", r.text);
+    }
+    assert_eq!(app.audit(&ent, "action=member.create").await.len(), 4, "the owner and each row once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_racing_a_departure_never_brings_the_member_back() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let mut requests = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let m = app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await;
+        let id = m["id"].as_str().unwrap().to_string();
+        requests.push((Method::PATCH, format!("/api/v1/members/{id}"), json!({"title": "Renamed"})));
+        requests.push((Method::POST, format!("/api/v1/members/{id}/depart"), json!({})));
+        ids.push(id);
+    }
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    for (pair, id) in replies.chunks(2).zip(&ids) {
+        let (edit, depart) = (pair[0].status.as_u16(), pair[1].status.as_u16());
+        assert!(edit == 200 || edit == 409, "{}", pair[0].text);
+        assert!(depart == 200 || depart == 409, "{}", pair[1].text);
+        assert!(edit == 200 || depart == 200, "one of the two goes through");
+        let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+        if depart == 200 {
+            assert_eq!(m.body["status"], "departed", "a departure is final, whatever raced it: {}", m.text);
+        } else {
+            pair[1].assert_problem(409, "conflict");
+            assert_eq!(m.body["status"], "invited");
+        }
+        if edit == 200 {
+            assert_eq!(m.body["title"], "Renamed", "an edit that answered 200 is kept: {}", m.text);
+        } else {
+            pair[0].assert_problem(409, "conflict");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_racing_a_disable_never_re_enables_the_member() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let mut requests = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let m = app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await;
+        let id = m["id"].as_str().unwrap().to_string();
+        requests.push((Method::POST, format!("/api/v1/members/{id}/disable"), json!({})));
+        requests.push((Method::PATCH, format!("/api/v1/members/{id}"), json!({"title": "Renamed"})));
+        ids.push(id);
+    }
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    for (pair, id) in replies.chunks(2).zip(&ids) {
+        let (disable, edit) = (pair[0].status.as_u16(), pair[1].status.as_u16());
+        assert!(disable == 200 || edit == 200, "one of the two goes through");
+        let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+        if disable == 200 {
+            assert_eq!(m.body["status"], "disabled", "a disable is never undone by an edit: {}", m.text);
+        } else {
+            pair[0].assert_problem(409, "conflict");
+        }
+        if edit == 200 {
+            assert_eq!(m.body["title"], "Renamed", "an edit that answered 200 is kept: {}", m.text);
+        } else {
+            pair[1].assert_problem(409, "conflict");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_racing_disables_neither_undoes_them_nor_loses_its_rows() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let mut csv = String::from("userid,name,phone,title\n");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let phone = format!("1390013{:04}", 9000 + i);
+        let m = app
+            .add_member_with(&ent, json!({"name": format!("P{i}"), "phone": phone, "userid": format!("p{i}")}))
+            .await;
+        ids.push(m["id"].as_str().unwrap().to_string());
+        csv.push_str(&format!("p{i},P{i},{phone},Imported\n"));
+    }
+    let import = app
+        .client
+        .post(format!("{}/api/v1/members/import", app.base))
+        .bearer_auth(&ent.key)
+        .header("content-type", "text/csv")
+        .body(csv);
+    let import = tokio::spawn(async move { TestApp::read(import.send().await.expect("sent")).await });
+    let disables = ids.iter().map(|id| (Method::POST, format!("/api/v1/members/{id}/disable"), json!({}))).collect();
+    let replies = all_at_once(&app, &ent.key, disables).await;
+    let report = import.await.unwrap();
+    report.assert_status(200);
+    assert_eq!(report.body["failed"], 0, "{}", report.text);
+    assert_eq!(report.body["updated"], 20, "{}", report.text);
+    for (reply, id) in replies.iter().zip(&ids) {
+        let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+        assert_eq!(m.body["title"], "Imported", "{}", m.text);
+        if reply.status.as_u16() == 200 {
+            assert_eq!(m.body["status"], "disabled", "{}", m.text);
+        } else {
+            reply.assert_problem(409, "conflict");
+        }
+    }
+}
