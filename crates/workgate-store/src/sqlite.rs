@@ -673,7 +673,10 @@ impl Store for SqliteStore {
         if let Some(action) = &filter.action {
             // `member` matches `member.create`, `member.update`, …; `member.create` only itself.
             q.push(" AND (action = ").push_bind(action.as_str());
-            q.push(" OR action LIKE ").push_bind(format!("{}.%", action.replace(['%', '_'], ""))).push(")");
+            // Compared as text, not LIKE: `_` (as in `api_key`) and `%` are ordinary characters here.
+            let prefix = format!("{action}.");
+            let length = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+            q.push(" OR substr(action, 1, ").push_bind(length).push(") = ").push_bind(prefix).push(")");
         }
         if let Some(before) = &filter.before {
             q.push(" AND id < ").push_bind(before.as_str());

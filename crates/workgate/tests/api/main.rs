@@ -2,6 +2,8 @@
 //! fresh database, and talks to it over HTTP only (plus reading the database to check what a
 //! refused request left behind).
 
+mod api_keys;
+mod audit;
 mod concurrency;
 mod departments;
 mod helpers;
@@ -10,5 +12,7 @@ mod import;
 mod login;
 mod members;
 mod phones;
+mod requests;
 mod smoke;
 mod support;
+mod tenancy;
