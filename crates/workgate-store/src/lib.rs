@@ -9,6 +9,7 @@ mod errors;
 mod rows;
 pub mod sqlite;
 mod sqlite_login;
+mod sqlite_writer;
 
 use std::sync::Arc;
 use workgate_domain::store::Store;

@@ -7,11 +7,13 @@
 
 use crate::errors::SqlxResultExt;
 use crate::rows::{DEPARTMENT_COLUMNS, DomainRow, MEMBER_COLUMNS, join_ids, like_pattern, subtree_upper_bound};
+use crate::sqlite_writer::GroupWriter;
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::idempotency::{Claim, KEY_LIFETIME_MS, StoredResponse};
@@ -27,7 +29,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pub(crate) read: SqlitePool,
-    pub(crate) write: SqlitePool,
+    /// All writes go through here: one connection, transactions shared by concurrent writers.
+    pub(crate) writer: Arc<GroupWriter>,
 }
 
 impl SqliteStore {
@@ -49,11 +52,8 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(readers).connect_with(options.read_only(true)).await.db()?
         };
         MIGRATOR.run(&write).await.map_err(|e| Error::Internal(format!("migrating the database failed: {e}")))?;
-        Ok(Self { read, write })
-    }
-
-    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        self.write.begin_with("BEGIN IMMEDIATE").await.db()
+        let conn = write.acquire().await.db()?;
+        Ok(Self { read, writer: GroupWriter::new(conn) })
     }
 }
 
@@ -206,21 +206,24 @@ impl Store for SqliteStore {
     }
 
     async fn create_enterprise(&self, new: NewEnterprise<'_>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let e = new.enterprise;
-        sqlx::query("INSERT INTO enterprises (id, name, region, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(e.id.as_str())
-            .bind(e.name.as_str())
-            .bind(e.region.as_str())
-            .bind(e.created_at.millis())
-            .execute(&mut *tx)
+        self.writer
+            .write(async |tx| {
+                let e = new.enterprise;
+                sqlx::query("INSERT INTO enterprises (id, name, region, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(e.id.as_str())
+                    .bind(e.name.as_str())
+                    .bind(e.region.as_str())
+                    .bind(e.created_at.millis())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                insert_department(tx, new.root, e.created_at.millis()).await?;
+                write_member(tx, new.owner, true).await?;
+                insert_api_key(tx, new.api_key, new.api_key_hash).await?;
+                insert_audit(tx, new.audit).await?;
+                Ok(())
+            })
             .await
-            .db()?;
-        insert_department(&mut tx, new.root, e.created_at.millis()).await?;
-        write_member(&mut tx, new.owner, true).await?;
-        insert_api_key(&mut tx, new.api_key, new.api_key_hash).await?;
-        insert_audit(&mut tx, new.audit).await?;
-        tx.commit().await.db()
     }
 
     async fn get_enterprise(&self, id: &EnterpriseId) -> Result<Option<Enterprise>> {
@@ -258,26 +261,31 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKey, hash: &SecretHash, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        insert_api_key(&mut tx, key, hash).await?;
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
+        self.writer
+            .write(async |tx| {
+                insert_api_key(tx, key, hash).await?;
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn delete_api_key(&self, enterprise: &EnterpriseId, id: &ApiKeyId, audit: &AuditEntry) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM api_keys WHERE enterprise_id = $1 AND id = $2")
-            .bind(enterprise.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
+        self.writer
+            .write(async |tx| {
+                let done = sqlx::query("DELETE FROM api_keys WHERE enterprise_id = $1 AND id = $2")
+                    .bind(enterprise.as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(true)
+            })
             .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()?;
-        Ok(true)
     }
 
     async fn list_departments(&self, enterprise: &EnterpriseId) -> Result<Vec<Department>> {
@@ -301,40 +309,45 @@ impl Store for SqliteStore {
     }
 
     async fn insert_department(&self, department: &Department, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        insert_department(&mut tx, department, audit.at.millis()).await?;
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
+        self.writer
+            .write(async |tx| {
+                insert_department(tx, department, audit.at.millis()).await?;
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn update_department(&self, d: &Department, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let ent = d.enterprise_id.as_str();
-        let old_path: String = sqlx::query_scalar("SELECT path FROM departments WHERE enterprise_id = $1 AND id = $2")
-            .bind(ent)
-            .bind(d.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
-            .ok_or(Error::NotFound("department"))?;
-        let new_path = match &d.parent_id {
-            None => old_path.clone(),
-            Some(parent) => {
-                let parent_path: String =
+        self.writer
+            .write(async |tx| {
+                let ent = d.enterprise_id.as_str();
+                let old_path: String =
                     sqlx::query_scalar("SELECT path FROM departments WHERE enterprise_id = $1 AND id = $2")
                         .bind(ent)
-                        .bind(parent.as_str())
+                        .bind(d.id.as_str())
                         .fetch_optional(&mut *tx)
                         .await
                         .db()?
-                        .ok_or_else(|| Error::field("parent_id", "no such department in this enterprise"))?;
-                if parent_path.starts_with(&old_path) {
-                    return Err(Error::field("parent_id", "a department cannot be moved under itself"));
-                }
-                format!("{parent_path}{}/", d.id)
-            }
-        };
-        sqlx::query(
+                        .ok_or(Error::NotFound("department"))?;
+                let new_path = match &d.parent_id {
+                    None => old_path.clone(),
+                    Some(parent) => {
+                        let parent_path: String =
+                            sqlx::query_scalar("SELECT path FROM departments WHERE enterprise_id = $1 AND id = $2")
+                                .bind(ent)
+                                .bind(parent.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .db()?
+                                .ok_or_else(|| Error::field("parent_id", "no such department in this enterprise"))?;
+                        if parent_path.starts_with(&old_path) {
+                            return Err(Error::field("parent_id", "a department cannot be moved under itself"));
+                        }
+                        format!("{parent_path}{}/", d.id)
+                    }
+                };
+                sqlx::query(
             "UPDATE departments SET name = $1, sort_order = $2, parent_id = $3 WHERE enterprise_id = $4 AND id = $5",
         )
         .bind(d.name.as_str())
@@ -345,82 +358,89 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        if new_path != old_path {
-            sqlx::query(
-                "UPDATE departments SET path = $1 || substr(path, length($2) + 1) \
+                if new_path != old_path {
+                    sqlx::query(
+                        "UPDATE departments SET path = $1 || substr(path, length($2) + 1) \
                  WHERE enterprise_id = $3 AND path >= $2 AND path < $4",
-            )
-            .bind(&new_path)
-            .bind(&old_path)
-            .bind(ent)
-            .bind(subtree_upper_bound(&old_path))
-            .execute(&mut *tx)
+                    )
+                    .bind(&new_path)
+                    .bind(&old_path)
+                    .bind(ent)
+                    .bind(subtree_upper_bound(&old_path))
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                }
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(())
+            })
             .await
-            .db()?;
-        }
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
     }
 
     async fn delete_department(&self, enterprise: &EnterpriseId, id: &DepartmentId, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let ent = enterprise.as_str();
-        let children: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM departments WHERE enterprise_id = $1 AND parent_id = $2")
+        self.writer
+            .write(async |tx| {
+                let ent = enterprise.as_str();
+                let children: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM departments WHERE enterprise_id = $1 AND parent_id = $2")
+                        .bind(ent)
+                        .bind(id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?;
+                if children > 0 {
+                    return Err(Error::Conflict(format!(
+                        "the department has {children} sub-department(s); move or delete them first"
+                    )));
+                }
+                let members: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM member_departments md JOIN members m ON m.id = md.member_id \
+             WHERE md.enterprise_id = $1 AND md.department_id = $2 AND m.status <> 'departed'",
+                )
                 .bind(ent)
                 .bind(id.as_str())
                 .fetch_one(&mut *tx)
                 .await
                 .db()?;
-        if children > 0 {
-            return Err(Error::Conflict(format!(
-                "the department has {children} sub-department(s); move or delete them first"
-            )));
-        }
-        let members: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM member_departments md JOIN members m ON m.id = md.member_id \
-             WHERE md.enterprise_id = $1 AND md.department_id = $2 AND m.status <> 'departed'",
-        )
-        .bind(ent)
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .db()?;
-        if members > 0 {
-            return Err(Error::Conflict(format!("the department has {members} member(s); move them elsewhere first")));
-        }
-        let admins: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM members WHERE enterprise_id = $1 AND status <> 'departed' \
-             AND instr(',' || admin_department_ids || ',', ',' || $2 || ',') > 0",
-        )
-        .bind(ent)
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .db()?;
-        if admins > 0 {
-            return Err(Error::Conflict(format!(
-                "{admins} department admin(s) administer this department; change their admin_departments first"
-            )));
-        }
-        // Departed members keep their record, not their place in a department that is gone.
-        sqlx::query("DELETE FROM member_departments WHERE enterprise_id = $1 AND department_id = $2")
-            .bind(ent)
-            .bind(id.as_str())
-            .execute(&mut *tx)
+                if members > 0 {
+                    return Err(Error::Conflict(format!(
+                        "the department has {members} member(s); move them elsewhere first"
+                    )));
+                }
+                let admins: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM members WHERE enterprise_id = $1 AND status <> 'departed' \
+                     AND instr(',' || admin_department_ids || ',', ',' || $2 || ',') > 0",
+                )
+                .bind(ent)
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+                if admins > 0 {
+                    return Err(Error::Conflict(format!(
+                        "{admins} department admin(s) administer this department; change their admin_departments first"
+                    )));
+                }
+                // Departed members keep their record, not their place in a department that is gone.
+                sqlx::query("DELETE FROM member_departments WHERE enterprise_id = $1 AND department_id = $2")
+                    .bind(ent)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                let done = sqlx::query("DELETE FROM departments WHERE enterprise_id = $1 AND id = $2")
+                    .bind(ent)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                if done.rows_affected() == 0 {
+                    return Err(Error::NotFound("department"));
+                }
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(())
+            })
             .await
-            .db()?;
-        let done = sqlx::query("DELETE FROM departments WHERE enterprise_id = $1 AND id = $2")
-            .bind(ent)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound("department"));
-        }
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
     }
 
     async fn insert_member(
@@ -429,34 +449,40 @@ impl Store for SqliteStore {
         audit: &AuditEntry,
         invitation: Option<&workgate_domain::invitations::NewInvitation>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        write_member(&mut tx, member, true).await?;
-        if let Some(invitation) = invitation {
-            crate::sqlite_login::insert_invitation(&mut tx, invitation).await?;
-        }
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
+        self.writer
+            .write(async |tx| {
+                write_member(tx, member, true).await?;
+                if let Some(invitation) = invitation {
+                    crate::sqlite_login::insert_invitation(tx, invitation).await?;
+                }
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn update_member(&self, previous: &Member, member: &Member, audit: &AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        ensure_unchanged(&mut tx, previous).await?;
-        write_member(&mut tx, member, false).await?;
-        if matches!(member.status, MemberStatus::Disabled | MemberStatus::Departed) {
-            let departed = member.status == MemberStatus::Departed;
-            crate::sqlite_login::revoke_member_access(
-                &mut tx,
-                &member.enterprise_id,
-                &member.id,
-                member.status.as_str(),
-                departed,
-                member.updated_at,
-            )
-            .await?;
-        }
-        ensure_an_owner_stands(&mut tx, &member.enterprise_id).await?;
-        insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
+        self.writer
+            .write(async |tx| {
+                ensure_unchanged(tx, previous).await?;
+                write_member(tx, member, false).await?;
+                if matches!(member.status, MemberStatus::Disabled | MemberStatus::Departed) {
+                    let departed = member.status == MemberStatus::Departed;
+                    crate::sqlite_login::revoke_member_access(
+                        tx,
+                        &member.enterprise_id,
+                        &member.id,
+                        member.status.as_str(),
+                        departed,
+                        member.updated_at,
+                    )
+                    .await?;
+                }
+                ensure_an_owner_stands(tx, &member.enterprise_id).await?;
+                insert_audit(tx, std::slice::from_ref(audit)).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn get_member(&self, enterprise: &EnterpriseId, id: &MemberId) -> Result<Option<Member>> {
@@ -552,34 +578,37 @@ impl Store for SqliteStore {
         changes: &[DirectoryChange],
         audit: &[AuditEntry],
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let mut touched_owner = false;
-        for change in changes {
-            match change {
-                DirectoryChange::CreateDepartment(d) if &d.enterprise_id == enterprise => {
-                    insert_department(&mut tx, d, audit.first().map_or(0, |a| a.at.millis())).await?
+        self.writer
+            .write(async |tx| {
+                let mut touched_owner = false;
+                for change in changes {
+                    match change {
+                        DirectoryChange::CreateDepartment(d) if &d.enterprise_id == enterprise => {
+                            insert_department(tx, d, audit.first().map_or(0, |a| a.at.millis())).await?
+                        }
+                        DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
+                            write_member(tx, m, true).await?
+                        }
+                        DirectoryChange::UpdateMember { previous, member } if &member.enterprise_id == enterprise => {
+                            // Any update may demote, disable or depart an owner.
+                            touched_owner = true;
+                            ensure_unchanged(tx, previous).await?;
+                            write_member(tx, member, false).await?
+                        }
+                        _ => return Err(Error::Internal("a directory change named another enterprise".into())),
+                    }
                 }
-                DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
-                    write_member(&mut tx, m, true).await?
+                if touched_owner {
+                    ensure_an_owner_stands(tx, enterprise).await?;
                 }
-                DirectoryChange::UpdateMember { previous, member } if &member.enterprise_id == enterprise => {
-                    // Any update may demote, disable or depart an owner.
-                    touched_owner = true;
-                    ensure_unchanged(&mut tx, previous).await?;
-                    write_member(&mut tx, member, false).await?
-                }
-                _ => return Err(Error::Internal("a directory change named another enterprise".into())),
-            }
-        }
-        if touched_owner {
-            ensure_an_owner_stands(&mut tx, enterprise).await?;
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await.db()
+                insert_audit(tx, audit).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn claim_idempotency_key(&self, scope: &str, key: &str, fingerprint: &str, now: Timestamp) -> Result<Claim> {
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         let row = sqlx::query(
             "SELECT fingerprint, state, status, content_type, body, created_at FROM idempotency_keys \
              WHERE scope = $1 AND key = $2",
@@ -629,34 +658,42 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        tx.commit().await.db()?;
         Ok(Claim::Claimed)
+        }).await
     }
 
     async fn complete_idempotency_key(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', status = $1, content_type = $2, body = $3 \
-             WHERE scope = $4 AND key = $5",
-        )
-        .bind(i64::from(response.status))
-        .bind(&response.content_type)
-        .bind(&response.body)
-        .bind(scope)
-        .bind(key)
-        .execute(&self.write)
-        .await
-        .db()?;
-        Ok(())
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET state = 'done', status = $1, content_type = $2, body = $3 \
+                 WHERE scope = $4 AND key = $5",
+                )
+                .bind(i64::from(response.status))
+                .bind(&response.content_type)
+                .bind(&response.body)
+                .bind(scope)
+                .bind(key)
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
+            .await
     }
 
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'pending'")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.write)
+        self.writer
+            .write(async |c| {
+                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'pending'")
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&mut *c)
+                    .await
+                    .db()?;
+                Ok(())
+            })
             .await
-            .db()?;
-        Ok(())
     }
 
     async fn list_audit(&self, enterprise: &EnterpriseId, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {

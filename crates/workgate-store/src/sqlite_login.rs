@@ -123,8 +123,9 @@ const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.devic
 #[async_trait]
 impl LoginStore for SqliteStore {
     async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
+        self.writer
+            .write(async |tx| {
+                sqlx::query(
             "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
@@ -133,85 +134,104 @@ impl LoginStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *tx)
+                let value: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db()?;
+                Ok(value)
+            })
             .await
-            .db()?;
-        tx.commit().await.db()?;
-        Ok(value)
     }
 
     async fn hit_counter(&self, bucket: &str, window_start: i64, max: i64) -> Result<bool> {
-        let counted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 WHERE $3 > 0 \
-             ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-             WHERE rate_counters.count < $3 RETURNING count",
-        )
-        .bind(bucket)
-        .bind(window_start)
-        .bind(max)
-        .fetch_optional(&self.write)
-        .await
-        .db()?;
-        Ok(counted.is_some())
+        self.writer
+            .write(async |c| {
+                let counted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 WHERE $3 > 0 \
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+                 WHERE rate_counters.count < $3 RETURNING count",
+                )
+                .bind(bucket)
+                .bind(window_start)
+                .bind(max)
+                .fetch_optional(&mut *c)
+                .await
+                .db()?;
+                Ok(counted.is_some())
+            })
+            .await
     }
 
     async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE sms_outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM sms_outbox WHERE (state = 'pending' AND next_attempt_at <= $2) \
-             OR (state = 'sending' AND lease_until <= $2) ORDER BY next_attempt_at LIMIT $3) \
-             RETURNING {OUTBOX_COLUMNS}"
-        ))
-        .bind(now.millis() + lease_ms)
-        .bind(now.millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.write)
-        .await
-        .db()?;
-        rows.iter().map(|r| r.outbox_message()).collect()
+        self.writer
+            .write(async |c| {
+                let rows = sqlx::query(&format!(
+                    "UPDATE sms_outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM sms_outbox WHERE (state = 'pending' AND next_attempt_at <= $2) \
+                 OR (state = 'sending' AND lease_until <= $2) ORDER BY next_attempt_at LIMIT $3) \
+                 RETURNING {OUTBOX_COLUMNS}"
+                ))
+                .bind(now.millis() + lease_ms)
+                .bind(now.millis())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *c)
+                .await
+                .db()?;
+                rows.iter().map(|r| r.outbox_message()).collect()
+            })
+            .await
     }
 
     async fn mark_sms_sent(&self, id: &SmsId, provider: &str, now: Timestamp) -> Result<()> {
-        sqlx::query(
-            "UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, last_error = NULL \
-             WHERE id = $3",
-        )
-        .bind(now.millis())
-        .bind(provider)
-        .bind(id.as_str())
-        .execute(&self.write)
-        .await
-        .db()?;
-        Ok(())
+        self.writer.write(async |c| {
+            sqlx::query(
+                "UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, last_error = NULL \
+                 WHERE id = $3",
+            )
+            .bind(now.millis())
+            .bind(provider)
+            .bind(id.as_str())
+            .execute(&mut *c)
+            .await
+            .db()?;
+            Ok(())
+        }).await
     }
 
     async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()> {
-        sqlx::query(
-            "UPDATE sms_outbox SET state = 'pending', next_attempt_at = $1, last_error = $2, lease_until = NULL WHERE id = $3",
-        )
-        .bind(next_attempt_at.millis())
-        .bind(error)
-        .bind(id.as_str())
-        .execute(&self.write)
-        .await
-        .db()?;
-        Ok(())
+        self.writer.write(async |c| {
+            sqlx::query(
+                "UPDATE sms_outbox SET state = 'pending', next_attempt_at = $1, last_error = $2, lease_until = NULL WHERE id = $3",
+            )
+            .bind(next_attempt_at.millis())
+            .bind(error)
+            .bind(id.as_str())
+            .execute(&mut *c)
+            .await
+            .db()?;
+            Ok(())
+        }).await
     }
 
     async fn mark_sms_failed(&self, id: &SmsId, error: &str, _now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL WHERE id = $2")
-            .bind(error)
-            .bind(id.as_str())
-            .execute(&self.write)
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL WHERE id = $2",
+                )
+                .bind(error)
+                .bind(id.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
             .await
-            .db()?;
-        Ok(())
     }
 
     async fn replace_invitation(&self, new: &NewInvitation, audit: &workgate_domain::model::AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         sqlx::query(
             "UPDATE invitations SET state = 'replaced' WHERE enterprise_id = $1 AND member_id = $2 AND state = 'pending'",
         )
@@ -220,9 +240,10 @@ impl LoginStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        insert_invitation(&mut tx, new).await?;
-        crate::sqlite::insert_audit(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.db()
+        insert_invitation(tx, new).await?;
+        crate::sqlite::insert_audit(tx, std::slice::from_ref(audit)).await?;
+        Ok(())
+    }).await
     }
 
     async fn find_invitation(&self, token_hash: &SecretHash) -> Result<Option<Invitation>> {
@@ -277,7 +298,7 @@ impl LoginStore for SqliteStore {
     }
 
     async fn start_login(&self, c: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         sqlx::query(&format!(
             "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
@@ -298,39 +319,41 @@ impl LoginStore for SqliteStore {
         .await
         .db()?;
         if let Some(sms) = sms {
-            insert_outbox(&mut tx, sms).await?;
+            insert_outbox(tx, sms).await?;
         }
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.db()
+        insert_events(tx, events).await?;
+        Ok(())
+    }).await
     }
 
     async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>> {
-        // Read through the writer: a decision right after a write must see it.
         let row = sqlx::query(&format!("SELECT {CHALLENGE_COLUMNS} FROM login_challenges WHERE id = $1"))
             .bind(id.as_str())
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await
             .db()?;
         row.map(|r| r.challenge()).transpose()
     }
 
     async fn record_wrong_code(&self, id: &LoginId, max: i64, events: &[LoginEvent]) -> Result<Option<i64>> {
-        let mut tx = self.begin().await?;
-        let counted: Option<i64> = sqlx::query_scalar(
-            "UPDATE login_challenges SET failed_attempts = failed_attempts + 1, \
+        self.writer
+            .write(async |tx| {
+                let counted: Option<i64> = sqlx::query_scalar(
+                    "UPDATE login_challenges SET failed_attempts = failed_attempts + 1, \
              step = CASE WHEN failed_attempts + 1 >= $1 THEN 'locked' ELSE step END \
              WHERE id = $2 AND step = 'code' AND failed_attempts < $1 RETURNING failed_attempts",
-        )
-        .bind(max)
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?;
-        if counted.is_some() {
-            insert_events(&mut tx, events).await?;
-        }
-        tx.commit().await.db()?;
-        Ok(counted)
+                )
+                .bind(max)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+                if counted.is_some() {
+                    insert_events(tx, events).await?;
+                }
+                Ok(counted)
+            })
+            .await
     }
 
     async fn pass_code(
@@ -340,7 +363,7 @@ impl LoginStore for SqliteStore {
         expires_at: Timestamp,
         events: &[LoginEvent],
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         let done = sqlx::query(
             "UPDATE login_challenges SET step = 'enterprise', expires_at = $1 WHERE id = $2 AND step = 'code' AND code_hash = $3",
         )
@@ -353,9 +376,9 @@ impl LoginStore for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.db()?;
+        insert_events(tx, events).await?;
         Ok(true)
+        }).await
     }
 
     async fn replace_code(
@@ -367,7 +390,7 @@ impl LoginStore for SqliteStore {
         sms: Option<&OutboxMessage>,
         events: &[LoginEvent],
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         let done = sqlx::query(
             "UPDATE login_challenges SET code_hash = $1, code_sent_at = $2, expires_at = $3 WHERE id = $4 AND step = 'code'",
         )
@@ -382,11 +405,11 @@ impl LoginStore for SqliteStore {
             return Ok(false);
         }
         if let Some(sms) = sms {
-            insert_outbox(&mut tx, sms).await?;
+            insert_outbox(tx, sms).await?;
         }
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.db()?;
+        insert_events(tx, events).await?;
         Ok(true)
+        }).await
     }
 
     async fn finish_login(
@@ -398,7 +421,7 @@ impl LoginStore for SqliteStore {
         events: &[LoginEvent],
     ) -> Result<Option<Member>> {
         use crate::rows::DomainRow;
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         let now = s.now.millis();
         let moved = sqlx::query(
             "UPDATE login_challenges SET step = 'done', enterprise_id = $1 \
@@ -476,15 +499,18 @@ impl LoginStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.db()?;
+        insert_events(tx, events).await?;
         Ok(Some(member))
+        }).await
     }
 
     async fn record_login_events(&self, events: &[LoginEvent]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        insert_events(&mut tx, events).await?;
-        tx.commit().await.db()
+        self.writer
+            .write(async |tx| {
+                insert_events(tx, events).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn login_events_for_phone(&self, phone: &PhoneNumber, limit: u32) -> Result<Vec<LoginEvent>> {
@@ -506,40 +532,48 @@ impl LoginStore for SqliteStore {
         base_lock_ms: i64,
         now: Timestamp,
     ) -> Result<()> {
-        // From the limit on, each failure locks the number for base × 2^(failures − limit), at most a day.
-        sqlx::query(
-            "INSERT INTO phone_failures (phone, consecutive, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (phone) DO UPDATE SET consecutive = phone_failures.consecutive + 1, \
-             locked_until = CASE WHEN phone_failures.consecutive + 1 >= $2 \
-                 THEN $3 + MIN($4 * (1 << MIN(phone_failures.consecutive + 1 - $2, 10)), 86400000) \
-                 ELSE phone_failures.locked_until END",
-        )
-        .bind(phone.as_str())
-        .bind(limit)
-        .bind(now.millis())
-        .bind(base_lock_ms)
-        .execute(&self.write)
-        .await
-        .db()?;
-        Ok(())
+        self.writer
+            .write(async |c| {
+                // From the limit on, each failure locks the number for base × 2^(failures − limit), at most a day.
+                sqlx::query(
+                    "INSERT INTO phone_failures (phone, consecutive, locked_until) VALUES ($1, 1, 0) \
+                 ON CONFLICT (phone) DO UPDATE SET consecutive = phone_failures.consecutive + 1, \
+                 locked_until = CASE WHEN phone_failures.consecutive + 1 >= $2 \
+                     THEN $3 + MIN($4 * (1 << MIN(phone_failures.consecutive + 1 - $2, 10)), 86400000) \
+                     ELSE phone_failures.locked_until END",
+                )
+                .bind(phone.as_str())
+                .bind(limit)
+                .bind(now.millis())
+                .bind(base_lock_ms)
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
+            .await
     }
 
     async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64> {
         let until: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM phone_failures WHERE phone = $1")
             .bind(phone.as_str())
-            .fetch_optional(&self.write)
+            .fetch_optional(&self.read)
             .await
             .db()?;
         Ok(until.unwrap_or(0))
     }
 
     async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()> {
-        sqlx::query("DELETE FROM phone_failures WHERE phone = $1")
-            .bind(phone.as_str())
-            .execute(&self.write)
+        self.writer
+            .write(async |c| {
+                sqlx::query("DELETE FROM phone_failures WHERE phone = $1")
+                    .bind(phone.as_str())
+                    .execute(&mut *c)
+                    .await
+                    .db()?;
+                Ok(())
+            })
             .await
-            .db()?;
-        Ok(())
     }
 
     async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<SessionRecord>> {
@@ -552,7 +586,7 @@ impl LoginStore for SqliteStore {
     }
 
     async fn rotate_refresh(&self, r: &Rotation) -> Result<RotationOutcome> {
-        let mut tx = self.begin().await?;
+        self.writer.write(async |tx| {
         let rotated: Option<String> = sqlx::query_scalar(
             "UPDATE sessions SET access_hash = $1, access_expires_at = $2, refresh_hash = $3, refreshed_at = $4 \
              WHERE refresh_hash = $5 AND revoked_at IS NULL AND refreshed_at > $6 \
@@ -590,7 +624,6 @@ impl LoginStore for SqliteStore {
                 .await
                 .db()?
                 .session_record()?;
-            tx.commit().await.db()?;
             return Ok(RotationOutcome::Rotated { session });
         }
         let reused: Option<String> =
@@ -614,19 +647,25 @@ impl LoginStore for SqliteStore {
             .await
             .db()?
             .session_record()?;
-        tx.commit().await.db()?;
         Ok(RotationOutcome::Reused { session })
+        }).await
     }
 
     async fn revoke_session(&self, id: &SessionId, reason: &str, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-            .bind(now.millis())
-            .bind(reason)
-            .bind(id.as_str())
-            .execute(&self.write)
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now.millis())
+                .bind(reason)
+                .bind(id.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
             .await
-            .db()?;
-        Ok(())
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {
@@ -658,19 +697,21 @@ impl LoginStore for SqliteStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let done =
-            sqlx::query("UPDATE devices SET state = 'revoked' WHERE enterprise_id = $1 AND member_id = $2 AND id = $3")
+        self.writer
+            .write(async |tx| {
+                let done = sqlx::query(
+                    "UPDATE devices SET state = 'revoked' WHERE enterprise_id = $1 AND member_id = $2 AND id = $3",
+                )
                 .bind(enterprise.as_str())
                 .bind(member.as_str())
                 .bind(device.as_str())
                 .execute(&mut *tx)
                 .await
                 .db()?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE device_id = $3 AND enterprise_id = $4 \
              AND revoked_at IS NULL",
         )
@@ -681,7 +722,8 @@ impl LoginStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        tx.commit().await.db()?;
-        Ok(true)
+                Ok(true)
+            })
+            .await
     }
 }
