@@ -71,13 +71,17 @@ impl Services {
         let lease_ms = self.settings.outbox_lease_secs * 1000;
         let due = self.store.lease_due_sms(now, lease_ms, batch).await?;
         let taken = due.len();
-        for (message, attempts) in due {
-            let outcome = provider.send(message.id.as_str(), message.phone.as_str(), &message.body).await;
-            let now = self.clock.now();
+        // Send the batch concurrently: gateways answer in tens of milliseconds, and a login
+        // waits for its code.
+        let sends = due.iter().map(|(m, _)| provider.send(m.id.as_str(), m.phone.as_str(), &m.body));
+        let outcomes = futures::future::join_all(sends).await;
+        let now = self.clock.now();
+        let mut sent = Vec::with_capacity(taken);
+        for ((message, attempts), outcome) in due.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) => {
-                    self.store.mark_sms_sent(&message.id, provider.name(), now).await?;
-                    tracing::info!(sms = %message.id, to = %message.phone.masked(), purpose = message.purpose.as_str(), "sms sent");
+                    tracing::debug!(sms = %message.id, to = %message.phone.masked(), purpose = message.purpose.as_str(), "sms sent");
+                    sent.push(message.id);
                 }
                 Err(SendError::Retryable(e)) if attempts < self.settings.outbox_max_attempts => {
                     let next = Timestamp(now.millis() + backoff_ms(attempts));
@@ -89,6 +93,9 @@ impl Services {
                     self.store.mark_sms_failed(&message.id, &e.to_string(), now).await?;
                 }
             }
+        }
+        if !sent.is_empty() {
+            self.store.mark_sms_sent(&sent, provider.name(), now).await?;
         }
         Ok(taken)
     }

@@ -147,7 +147,7 @@ pub trait LoginStore: Send + Sync + 'static {
     /// Leases up to `limit` messages that are due (pending and due, or whose lease ran out),
     /// counting an attempt for each; answers each with its attempt count.
     async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>>;
-    async fn mark_sms_sent(&self, id: &SmsId, provider: &str, now: Timestamp) -> Result<()>;
+    async fn mark_sms_sent(&self, ids: &[SmsId], provider: &str, now: Timestamp) -> Result<()>;
     async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()>;
     async fn mark_sms_failed(&self, id: &SmsId, error: &str, now: Timestamp) -> Result<()>;
 

@@ -183,20 +183,24 @@ impl LoginStore for SqliteStore {
             .await
     }
 
-    async fn mark_sms_sent(&self, id: &SmsId, provider: &str, now: Timestamp) -> Result<()> {
-        self.writer.write(async |c| {
-            sqlx::query(
-                "UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, last_error = NULL \
-                 WHERE id = $3",
-            )
-            .bind(now.millis())
-            .bind(provider)
-            .bind(id.as_str())
-            .execute(&mut *c)
+    async fn mark_sms_sent(&self, ids: &[SmsId], provider: &str, now: Timestamp) -> Result<()> {
+        self.writer
+            .write(async |c| {
+                for id in ids {
+                    sqlx::query(
+                        "UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, \
+                         last_error = NULL WHERE id = $3",
+                    )
+                    .bind(now.millis())
+                    .bind(provider)
+                    .bind(id.as_str())
+                    .execute(&mut *c)
+                    .await
+                    .db()?;
+                }
+                Ok(())
+            })
             .await
-            .db()?;
-            Ok(())
-        }).await
     }
 
     async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()> {
