@@ -16,9 +16,53 @@ pub struct Caller {
     pub actor: Actor,
     /// The client's address as the HTTP layer determined it (trusted proxies considered).
     pub ip: Option<String>,
+    /// What this caller may do in the enterprise.
+    pub rights: Rights,
+}
+
+/// Admin rights (SPEC section 1, roles; issue "admin sessions").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rights {
+    /// An API key or the operator's CLI: an admin's rights, including over owners.
+    Operator,
+    /// An owner's session: everything, including making and unmaking owners.
+    Owner,
+    /// An admin's session: everything but owners' roles.
+    Admin,
+    /// A department admin's session: members and departments inside these subtrees only; no
+    /// policy, roles, API keys, apps or audit log.
+    Departments(Vec<crate::ids::DepartmentId>),
 }
 
 impl Caller {
+    /// The operator acting through the command line on `enterprise_id`.
+    pub fn operator(enterprise_id: EnterpriseId) -> Self {
+        Caller { enterprise_id, actor: Actor::Cli, ip: None, rights: Rights::Operator }
+    }
+
+    /// Enterprise-wide settings (policy, roles, API keys, apps, the audit log) need more than a
+    /// department admin's rights.
+    pub fn require_settings_rights(&self) -> Result<()> {
+        match self.rights {
+            Rights::Departments(_) => Err(Error::Forbidden(
+                "a department admin cannot change enterprise settings, roles, API keys or apps".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The subtrees this caller is limited to, or `None` for the whole enterprise.
+    pub fn department_scope(&self) -> Option<&[crate::ids::DepartmentId]> {
+        match &self.rights {
+            Rights::Departments(roots) => Some(roots),
+            _ => None,
+        }
+    }
+
+    pub fn can_manage_owners(&self) -> bool {
+        matches!(self.rights, Rights::Operator | Rights::Owner)
+    }
+
     pub fn entry(&self, at: Timestamp, action: &str, target: Option<&str>, details: serde_json::Value) -> AuditEntry {
         AuditEntry {
             id: AuditId::generate(),
@@ -63,6 +107,7 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32> {
 
 impl Services {
     pub async fn list_audit(&self, caller: &Caller, query: AuditQuery) -> Result<Page<AuditEntry>> {
+        caller.require_settings_rights()?;
         let limit = page_limit(query.limit)?;
         let since = match query.since.as_deref() {
             None => None,

@@ -155,6 +155,11 @@ impl DepartmentTree {
         depth
     }
 
+    /// Whether `id` is one of `roots` or below one of them.
+    pub fn within_any(&self, id: &DepartmentId, roots: &[DepartmentId]) -> bool {
+        roots.iter().any(|root| self.is_within(id, root))
+    }
+
     pub fn is_within(&self, id: &DepartmentId, ancestor: &DepartmentId) -> bool {
         let mut cursor = Some(id);
         let mut steps = 0;
@@ -193,13 +198,25 @@ impl Services {
 
     pub async fn list_departments(&self, caller: &Caller) -> Result<Vec<Department>> {
         let mut all = self.store.list_departments(&caller.enterprise_id).await?;
+        if let Some(roots) = caller.department_scope() {
+            let tree = DepartmentTree::new(all.clone());
+            all.retain(|d| tree.within_any(&d.id, roots));
+        }
         all.sort_by(|a, b| (a.parent_id.is_some(), a.order, &a.id).cmp(&(b.parent_id.is_some(), b.order, &b.id)));
         Ok(all)
     }
 
     pub async fn get_department(&self, caller: &Caller, id: &str) -> Result<Department> {
         let id = DepartmentId::parse(id).ok_or(Error::NotFound("department"))?;
-        self.store.get_department(&caller.enterprise_id, &id).await?.ok_or(Error::NotFound("department"))
+        let department =
+            self.store.get_department(&caller.enterprise_id, &id).await?.ok_or(Error::NotFound("department"))?;
+        if let Some(roots) = caller.department_scope() {
+            let tree = self.department_tree(caller).await?;
+            if !tree.within_any(&department.id, roots) {
+                return Err(outside_scope());
+            }
+        }
+        Ok(department)
     }
 
     pub async fn create_department(&self, caller: &Caller, input: NewDepartmentInput) -> Result<Department> {
@@ -209,6 +226,11 @@ impl Services {
             Some(p) => department_in(&tree, p, "parent_id")?,
             None => tree.root().ok_or(Error::Internal("enterprise without a root department".into()))?,
         };
+        if let Some(roots) = caller.department_scope()
+            && !tree.within_any(&parent.id, roots)
+        {
+            return Err(outside_scope());
+        }
         if tree.depth(&parent.id) + 1 > MAX_DEPARTMENT_DEPTH {
             return Err(Error::field(
                 "parent_id",
@@ -236,6 +258,14 @@ impl Services {
     pub async fn update_department(&self, caller: &Caller, id: &str, patch: DepartmentPatch) -> Result<Department> {
         let tree = self.department_tree(caller).await?;
         let current = department_in(&tree, id, "id").map_err(|_| Error::NotFound("department"))?;
+        if let Some(roots) = caller.department_scope() {
+            let moves_a_root = patch.parent_id.is_some() && roots.contains(&current.id);
+            let leaves_scope =
+                patch.parent_id.as_deref().and_then(DepartmentId::parse).is_some_and(|p| !tree.within_any(&p, roots));
+            if !tree.within_any(&current.id, roots) || moves_a_root || leaves_scope {
+                return Err(outside_scope());
+            }
+        }
         let mut updated = current.clone();
         let mut v = Validator::default();
         if let Some(name) = patch.name.as_deref().and_then(|n| v.check("name", DepartmentName::parse(n))) {
@@ -288,6 +318,9 @@ impl Services {
 
     pub async fn delete_department(&self, caller: &Caller, id: &str) -> Result<()> {
         let department = self.get_department(caller, id).await?;
+        if caller.department_scope().is_some_and(|roots| roots.contains(&department.id)) {
+            return Err(outside_scope());
+        }
         if department.parent_id.is_none() {
             return Err(Error::Conflict("the root department cannot be deleted".into()));
         }
@@ -304,6 +337,21 @@ impl Services {
         let enterprise = self.enterprise(caller).await?;
         let tree = self.department_tree(caller).await?;
         let member = build_member(&enterprise, &tree, &input, self.clock.now())?;
+        check_role_change(caller, None, &member)?;
+        if let Some(roots) = caller.department_scope()
+            && (input.departments.as_ref().is_none_or(Vec::is_empty) || !member_in(&tree, roots, &member))
+        {
+            return Err(Error::Forbidden(
+                "a department admin adds members only to the departments they administer; list them in 'departments'"
+                    .into(),
+            ));
+        }
+        let policy = self.policy_of(&caller.enterprise_id).await?.policy;
+        if !policy.allows_region(member.phone.region().as_deref()) {
+            return Err(Error::InvalidPhone {
+                detail: format!("{} is from a region this enterprise's policy does not allow", member.phone),
+            });
+        }
         let audit = caller.entry(
             member.created_at,
             "member.create",
@@ -321,7 +369,14 @@ impl Services {
 
     pub async fn get_member(&self, caller: &Caller, id: &str) -> Result<Member> {
         let id = MemberId::parse(id).ok_or(Error::NotFound("member"))?;
-        self.store.get_member(&caller.enterprise_id, &id).await?.ok_or(Error::NotFound("member"))
+        let member = self.store.get_member(&caller.enterprise_id, &id).await?.ok_or(Error::NotFound("member"))?;
+        if let Some(roots) = caller.department_scope() {
+            let tree = self.department_tree(caller).await?;
+            if !member_in(&tree, roots, &member) {
+                return Err(outside_scope());
+            }
+        }
+        Ok(member)
     }
 
     pub async fn update_member(&self, caller: &Caller, id: &str, patch: MemberPatch) -> Result<Member> {
@@ -334,6 +389,20 @@ impl Services {
         let updated = apply_patch(&enterprise, &tree, &current, &patch, self.clock.now())?;
         if updated == current {
             return Ok(current);
+        }
+        check_role_change(caller, Some(&current), &updated)?;
+        if let Some(roots) = caller.department_scope()
+            && !member_in(&tree, roots, &updated)
+        {
+            return Err(outside_scope());
+        }
+        if updated.phone != current.phone {
+            let policy = self.policy_of(&caller.enterprise_id).await?.policy;
+            if !policy.allows_region(updated.phone.region().as_deref()) {
+                return Err(Error::InvalidPhone {
+                    detail: format!("{} is from a region this enterprise's policy does not allow", updated.phone),
+                });
+            }
         }
         let audit = caller.entry(
             updated.updated_at,
@@ -348,6 +417,9 @@ impl Services {
     /// Disable, enable or depart. Repeating a change that is already in effect changes nothing.
     pub async fn change_member_status(&self, caller: &Caller, id: &str, change: StatusChange) -> Result<Member> {
         let current = self.get_member(caller, id).await?;
+        if current.role == Role::Owner && !caller.can_manage_owners() {
+            return Err(Error::Forbidden("only an owner can disable, enable or depart an owner".into()));
+        }
         let target = match (change, current.status) {
             (_, MemberStatus::Departed) if change != StatusChange::Depart => {
                 return Err(Error::Conflict(
@@ -409,7 +481,20 @@ impl Services {
         {
             return Err(Error::field("department", "no such department in this enterprise"));
         }
-        let filter = MemberFilter { department, statuses, query: q.map(str::to_string), after, limit: limit + 1 };
+        let within = match caller.department_scope() {
+            None => vec![],
+            Some(roots) => {
+                if let Some(d) = &department {
+                    let tree = self.department_tree(caller).await?;
+                    if !tree.within_any(d, roots) {
+                        return Err(outside_scope());
+                    }
+                }
+                roots.to_vec()
+            }
+        };
+        let filter =
+            MemberFilter { department, within, statuses, query: q.map(str::to_string), after, limit: limit + 1 };
         let mut items = self.store.list_members(&caller.enterprise_id, &filter).await?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
@@ -429,6 +514,12 @@ impl Services {
         let (departed, current): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|m| m.status == MemberStatus::Departed);
         let member = current.into_iter().next();
+        if let (Some(roots), Some(m)) = (caller.department_scope(), &member) {
+            let tree = self.department_tree(caller).await?;
+            if !member_in(&tree, roots, m) {
+                return Err(outside_scope());
+            }
+        }
         let now = self.clock.now();
         // A number that was never a member here shows nothing of its logins elsewhere.
         let (recent_events, locked_until) = if known_here {
@@ -515,6 +606,35 @@ fn diagnose(
         return (Some("resend_invitation"), why);
     }
     (None, "The member is active and can sign in with their number.".into())
+}
+
+/// The answer to a department admin reaching outside their subtrees.
+fn outside_scope() -> Error {
+    Error::Forbidden("this is outside the departments you administer".into())
+}
+
+/// Whether a member belongs to a department inside one of `roots`' subtrees.
+fn member_in(tree: &DepartmentTree, roots: &[DepartmentId], member: &Member) -> bool {
+    member.departments.iter().any(|d| tree.within_any(d, roots))
+}
+
+/// Roles are changed only by owners and admins; only owners (and the operator) make or unmake
+/// owners.
+fn check_role_change(caller: &Caller, before: Option<&Member>, after: &Member) -> Result<()> {
+    let (role_before, scope_before) = match before {
+        Some(m) => (m.role, m.admin_departments.as_slice()),
+        None => (Role::Member, &[][..]),
+    };
+    if role_before == after.role && scope_before == after.admin_departments.as_slice() {
+        return Ok(());
+    }
+    if caller.department_scope().is_some() {
+        return Err(Error::Forbidden("a department admin cannot change roles".into()));
+    }
+    if (role_before == Role::Owner || after.role == Role::Owner) && !caller.can_manage_owners() {
+        return Err(Error::Forbidden("only an owner can make or unmake owners".into()));
+    }
+    Ok(())
 }
 
 /// Looks a department id from a request up in the tree; a malformed or foreign id is "no such

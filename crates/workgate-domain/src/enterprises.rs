@@ -1,7 +1,7 @@
 //! Registering an enterprise (SPEC section 2, step 1) and its API keys.
 
 use crate::Services;
-use crate::audit::Caller;
+use crate::audit::{Caller, Rights};
 use crate::error::{Error, Result, Validator};
 use crate::ids::{ApiKeyId, DepartmentId, EnterpriseId, MemberId};
 use crate::model::{Actor, ApiKey, Department, Enterprise, Member};
@@ -92,7 +92,8 @@ impl Services {
             prefix: display_prefix(&secret),
             created_at: now,
         };
-        let caller = Caller { enterprise_id: enterprise.id.clone(), actor, ip: None };
+        let caller =
+            Caller { enterprise_id: enterprise.id.clone(), actor, ip: None, rights: crate::audit::Rights::Operator };
         let audit = [
             caller.entry(
                 now,
@@ -128,14 +129,41 @@ impl Services {
         }
         let hash = crate::secret::SecretHash::of(presented);
         let key = self.store.find_api_key(&hash).await?.ok_or(Error::Unauthorized)?;
-        Ok(Caller { enterprise_id: key.enterprise_id, actor: Actor::ApiKey(key.id), ip })
+        Ok(Caller {
+            enterprise_id: key.enterprise_id,
+            actor: Actor::ApiKey(key.id),
+            ip,
+            rights: crate::audit::Rights::Operator,
+        })
+    }
+
+    /// Resolves the credential of an admin request: an API key, or the access token of a member
+    /// whose role gives admin rights (a plain member is `forbidden`).
+    pub async fn authenticate_admin(&self, presented: &str, ip: Option<String>) -> Result<Caller> {
+        if presented.starts_with(API_KEY_PREFIX) {
+            return self.authenticate_api_key(presented, ip).await;
+        }
+        let session = self.authenticate_access(presented).await?;
+        let member =
+            self.store.get_member(&session.enterprise_id, &session.member_id).await?.ok_or(Error::Unauthorized)?;
+        let rights = match member.role {
+            Role::Owner => Rights::Owner,
+            Role::Admin => Rights::Admin,
+            Role::DepartmentAdmin => Rights::Departments(member.admin_departments.clone()),
+            Role::Member => {
+                return Err(Error::Forbidden("this needs an administrator; ask your enterprise's admin".into()));
+            }
+        };
+        Ok(Caller { enterprise_id: member.enterprise_id, actor: Actor::Member(member.id), ip, rights })
     }
 
     pub async fn list_api_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>> {
+        caller.require_settings_rights()?;
         self.store.list_api_keys(&caller.enterprise_id).await
     }
 
     pub async fn create_api_key(&self, caller: &Caller, input: CreateApiKey) -> Result<CreatedApiKey> {
+        caller.require_settings_rights()?;
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::field("name", "must be 1–64 characters"));
@@ -155,6 +183,7 @@ impl Services {
     }
 
     pub async fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<()> {
+        caller.require_settings_rights()?;
         let id = ApiKeyId::parse(id).ok_or(Error::NotFound("API key"))?;
         let audit = caller.entry(self.clock.now(), "api_key.delete", Some(id.as_str()), json!({}));
         if self.store.delete_api_key(&caller.enterprise_id, &id, &audit).await? {

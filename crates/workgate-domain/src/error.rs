@@ -53,6 +53,9 @@ pub enum Error {
     /// A limit was reached; try again after this many seconds.
     #[error("rate limited ({what})")]
     RateLimited { retry_after_secs: i64, what: &'static str },
+    /// Refresh refused by policy: the device must pass an SMS code again.
+    #[error("reverification required ({reason})")]
+    ReverificationRequired { reason: &'static str },
     /// The invitation link expired or was replaced by a newer one.
     #[error("invitation expired")]
     InvitationExpired,
@@ -92,6 +95,7 @@ impl Error {
             Error::TooManyAttempts => "too_many_attempts",
             Error::RateLimited { .. } => "rate_limited",
             Error::InvitationExpired => "invitation_expired",
+            Error::ReverificationRequired { .. } => "reverification_required",
             Error::Internal(_) => "internal",
         }
     }

@@ -260,6 +260,9 @@ impl Services {
         records: Vec<ImportRecord>,
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<ImportReport> {
+        if caller.department_scope().is_some() {
+            return Err(Error::Forbidden("bulk import needs an owner, an admin or an API key".into()));
+        }
         let enterprise = self.enterprise(caller).await?;
         let mut plan = self.load_plan(caller).await?;
         let total = records.len();

@@ -19,6 +19,7 @@ pub mod login;
 pub mod model;
 pub mod outbox;
 pub mod phone;
+pub mod policy;
 pub mod secret;
 pub mod sessions;
 pub mod settings;

@@ -84,6 +84,12 @@ impl PhoneNumber {
         PhoneNumber(e164)
     }
 
+    /// The region the number belongs to (`CN`, `US`, …), when libphonenumber knows it.
+    pub fn region(&self) -> Option<String> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        parsed.country().id().map(|id| id.as_ref().to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -14,6 +14,7 @@ use crate::secret::{Secret, SecretHash};
 use crate::values::MemberStatus;
 use serde::Deserialize;
 use serde_json::json;
+use std::ops::Not;
 
 pub const ACCESS_PREFIX: &str = "wga_";
 pub const REFRESH_PREFIX: &str = "wgr_";
@@ -131,6 +132,8 @@ pub struct Rotation {
     pub now: Timestamp,
     /// A session not refreshed since before this is refused (idle too long).
     pub refreshed_after: Timestamp,
+    /// The client's app version, recorded on the device.
+    pub app_version: Option<String>,
 }
 
 pub enum RotationOutcome {
@@ -157,6 +160,82 @@ pub struct Device {
     pub state: String,
     pub first_seen_at: Timestamp,
     pub last_seen_at: Timestamp,
+    /// The last SMS-verified login on this device.
+    pub verified_at: Timestamp,
+}
+
+/// What a refresh is judged on: the session, its device, and why it ended if it did.
+#[derive(Debug, Clone)]
+pub struct RefreshContext {
+    pub session: SessionRecord,
+    pub device: Device,
+    /// When the session was last refreshed (or created).
+    pub refreshed_at: Timestamp,
+    pub revoked_reason: Option<String>,
+}
+
+/// Why a device must pass an SMS code again (SPEC section 2, step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reverify {
+    Periodic,
+    Idle,
+    AppUpdated,
+    DeviceRevoked,
+    PolicyChanged,
+}
+
+impl Reverify {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reverify::Periodic => "periodic",
+            Reverify::Idle => "idle",
+            Reverify::AppUpdated => "app_updated",
+            Reverify::DeviceRevoked => "device_revoked",
+            Reverify::PolicyChanged => "policy_changed",
+        }
+    }
+
+    fn from_revocation(reason: &str) -> Option<Self> {
+        match reason.strip_prefix("reverify:").unwrap_or(reason) {
+            r if r.starts_with("device_revoked") => Some(Reverify::DeviceRevoked),
+            "periodic" => Some(Reverify::Periodic),
+            "idle" => Some(Reverify::Idle),
+            "app_updated" => Some(Reverify::AppUpdated),
+            "policy_changed" => Some(Reverify::PolicyChanged),
+            _ => None,
+        }
+    }
+}
+
+/// Judges a refresh against the enterprise's policy; `None` lets it through.
+pub fn judge_refresh(
+    ctx: &RefreshContext,
+    policy: &crate::policy::StoredPolicy,
+    app_version: Option<&str>,
+    now: Timestamp,
+) -> Option<Reverify> {
+    const DAY_MS: i64 = 86_400_000;
+    let p = &policy.policy;
+    if ctx.device.state == "revoked" {
+        return Some(Reverify::DeviceRevoked);
+    }
+    if now.millis() - ctx.device.verified_at.millis() >= i64::from(p.reverify_after_days) * DAY_MS {
+        return Some(Reverify::Periodic);
+    }
+    let last_used = ctx.refreshed_at.max(ctx.device.last_seen_at);
+    if now.millis() - last_used.millis() >= i64::from(p.idle_timeout_days) * DAY_MS {
+        return Some(Reverify::Idle);
+    }
+    if p.reverify_on_app_update
+        && let (Some(new), Some(old)) = (app_version, ctx.device.app_version.as_deref())
+        && new != old
+    {
+        return Some(Reverify::AppUpdated);
+    }
+    if policy.tightened_at > ctx.device.verified_at {
+        return Some(Reverify::PolicyChanged);
+    }
+    None
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,15 +274,35 @@ impl Services {
             return Err(Error::Unauthorized);
         }
         let now = self.clock.now();
+        let presented = SecretHash::of(&input.refresh_token);
+        let app_version = input.app_version.as_deref().map(|v| v.trim()).filter(|v| !v.is_empty());
+        if app_version.is_some_and(|v| v.len() > 64) {
+            return Err(Error::field("app_version", "must be at most 64 characters"));
+        }
+        let mut ttl = self.settings.access_token_ttl_secs;
+        if let Some(ctx) = self.store.refresh_context(&presented).await? {
+            if let Some(reason) = ctx.revoked_reason.as_deref().and_then(Reverify::from_revocation) {
+                return Err(Error::ReverificationRequired { reason: reason.as_str() });
+            }
+            let policy = self.policy_of(&ctx.session.enterprise_id).await?;
+            ttl = i64::from(policy.policy.access_token_ttl_seconds);
+            if ctx.session.revoked.not()
+                && let Some(reason) = judge_refresh(&ctx, &policy, app_version, now)
+            {
+                self.store.revoke_session(&ctx.session.id, &format!("reverify:{}", reason.as_str()), now).await?;
+                return Err(Error::ReverificationRequired { reason: reason.as_str() });
+            }
+        }
         let access = Secret::generate(ACCESS_PREFIX);
         let refresh = Secret::generate(REFRESH_PREFIX);
         let rotation = Rotation {
-            presented: SecretHash::of(&input.refresh_token),
+            presented,
             access_hash: access.hash(),
-            access_expires_at: Timestamp(now.millis() + self.settings.access_token_ttl_secs * 1000),
+            access_expires_at: Timestamp(now.millis() + ttl * 1000),
             refresh_hash: refresh.hash(),
             now,
             refreshed_after: Timestamp(now.millis() - self.settings.refresh_token_ttl_secs * 1000),
+            app_version: app_version.map(str::to_string),
         };
         let session = match self.store.rotate_refresh(&rotation).await? {
             RotationOutcome::Rotated { session } => session,
@@ -228,7 +327,7 @@ impl Services {
         Ok(IssuedSession {
             access_token: access.expose().to_string(),
             refresh_token: refresh.expose().to_string(),
-            expires_in: self.settings.access_token_ttl_secs,
+            expires_in: ttl,
             device_id: session.device_id,
             member,
             enterprise,

@@ -27,6 +27,8 @@ use async_trait::async_trait;
 pub struct MemberFilter {
     /// Members in this department or any department below it.
     pub department: Option<DepartmentId>,
+    /// When not empty: only members in one of these subtrees (a department admin's scope).
+    pub within: Vec<DepartmentId>,
     /// Statuses to include; empty means every status but `departed`.
     pub statuses: Vec<MemberStatus>,
     /// Case-insensitive substring of name or userid, or digits of the phone number.
@@ -235,4 +237,15 @@ pub trait LoginStore: Send + Sync + 'static {
         reason: &str,
         now: Timestamp,
     ) -> Result<bool>;
+
+    // ---- policy ----
+    async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<crate::policy::StoredPolicy>>;
+    async fn put_policy(
+        &self,
+        enterprise: &EnterpriseId,
+        policy: &crate::policy::StoredPolicy,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+    /// The session whose current refresh token hashes to `refresh_hash`, with its device.
+    async fn refresh_context(&self, refresh_hash: &SecretHash) -> Result<Option<crate::sessions::RefreshContext>>;
 }

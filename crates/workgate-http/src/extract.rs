@@ -121,7 +121,7 @@ impl FromRequestParts<AppState> for AdminCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         let token = bearer_token(&parts.headers).ok_or(ApiError::Domain(Error::Unauthorized))?;
-        let caller = state.services.authenticate_api_key(token, ip.map(|ip| ip.to_string())).await?;
+        let caller = state.services.authenticate_admin(token, ip.map(|ip| ip.to_string())).await?;
         Ok(AdminCaller(caller))
     }
 }

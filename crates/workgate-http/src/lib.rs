@@ -78,7 +78,7 @@ impl AppState {
         routes::login::start, routes::login::code, routes::login::enterprise, routes::login::resend, routes::login::refresh,
         routes::login::preview_invitation, routes::login::me, routes::login::logout, routes::login::my_enterprises,
         routes::login::my_devices, routes::login::revoke_my_device, routes::login::resend_invitation,
-        routes::login::list_invitations, routes::login::unlock_member,
+        routes::login::list_invitations, routes::login::unlock_member, routes::policy::get_policy, routes::policy::put_policy,
     ),
     modifiers(&BearerAuth)
 )]
@@ -104,7 +104,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The whole application: `/api/v1`, the operations endpoints, and the layers around them.
 pub fn router(state: AppState) -> Router {
-    use routes::{admin, directory, login, ops};
+    use routes::{admin, directory, login, ops, policy};
     let import = Router::new()
         .route("/members/import", post(directory::import_members))
         .layer(DefaultBodyLimit::max(state.config.import_body_limit));
@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/members/{id}/invitation", post(login::resend_invitation))
         .route("/members/{id}/invitations", get(login::list_invitations))
         .route("/members/{id}/unlock", post(login::unlock_member))
+        .route("/policy", get(policy::get_policy).put(policy::put_policy))
         .route("/login/start", post(login::start))
         .route("/login/{login_id}/code", post(login::code))
         .route("/login/{login_id}/enterprise", post(login::enterprise))

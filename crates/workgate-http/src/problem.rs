@@ -41,6 +41,10 @@ pub struct Problem {
     /// With `rate_limited`: seconds to wait (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<i64>,
+    /// With `reverification_required`: `periodic`, `idle`, `app_updated`, `device_revoked` or
+    /// `policy_changed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -116,6 +120,13 @@ impl ApiError {
                     format!("Please wait {retry_after_secs} seconds before trying again."),
                     None,
                 ),
+                Error::ReverificationRequired { reason } => (
+                    S::UNAUTHORIZED,
+                    "reverification_required",
+                    "Please verify this device again",
+                    format!("Your organisation asks this device to verify again ({reason}): sign in with an SMS code."),
+                    None,
+                ),
                 Error::InvitationExpired => (
                     S::GONE,
                     "invitation_expired",
@@ -189,7 +200,12 @@ impl IntoResponse for ApiError {
             ApiError::Domain(Error::RateLimited { retry_after_secs, .. }) => Some(*retry_after_secs),
             _ => None,
         };
+        let reason = match &self {
+            ApiError::Domain(Error::ReverificationRequired { reason }) => Some(*reason),
+            _ => None,
+        };
         let body = Problem {
+            reason,
             attempts_left,
             retry_after,
             kind: format!("urn:workgate:error:{code}"),

@@ -140,7 +140,7 @@ pub(crate) fn subtree_upper_bound(prefix: &str) -> String {
 pub(crate) const CHALLENGE_COLUMNS: &str = "id, phone, code_hash, code_sent_at, expires_at, failed_attempts, step, \
      enterprise_id, invitation_id, device_id, device_name, ip, created_at";
 pub(crate) const DEVICE_COLUMNS: &str =
-    "id, enterprise_id, member_id, name, platform, app_version, ip, state, first_seen_at, last_seen_at";
+    "id, enterprise_id, member_id, name, platform, app_version, ip, state, first_seen_at, last_seen_at, verified_at";
 pub(crate) const OUTBOX_COLUMNS: &str = "id, enterprise_id, phone, body, purpose, created_at, attempts";
 pub(crate) const EVENT_COLUMNS: &str = "id, phone, enterprise_id, member_id, kind, ip, at, details";
 
@@ -185,6 +185,7 @@ where
             state: get(self, "state")?,
             first_seen_at: Timestamp(get(self, "first_seen_at")?),
             last_seen_at: Timestamp(get(self, "last_seen_at")?),
+            verified_at: Timestamp(get(self, "verified_at")?),
         })
     }
 

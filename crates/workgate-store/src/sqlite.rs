@@ -542,6 +542,40 @@ impl Store for SqliteStore {
             .push_bind(subtree_upper_bound(&path))
             .push(")");
         }
+        if !filter.within.is_empty() {
+            // A department admin's scope: members in any of these subtrees.
+            let mut paths = Vec::new();
+            for root in &filter.within {
+                let path: Option<String> =
+                    sqlx::query_scalar("SELECT path FROM departments WHERE enterprise_id = $1 AND id = $2")
+                        .bind(enterprise.as_str())
+                        .bind(root.as_str())
+                        .fetch_optional(&self.read)
+                        .await
+                        .db()?;
+                paths.extend(path);
+            }
+            if paths.is_empty() {
+                return Ok(vec![]);
+            }
+            q.push(
+                " AND EXISTS (SELECT 1 FROM member_departments md JOIN departments d ON d.id = md.department_id \
+                 WHERE md.member_id = m.id AND d.enterprise_id = ",
+            )
+            .push_bind(enterprise.as_str())
+            .push(" AND (");
+            for (i, path) in paths.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("(d.path >= ")
+                    .push_bind(path.clone())
+                    .push(" AND d.path < ")
+                    .push_bind(subtree_upper_bound(path));
+                q.push(")");
+            }
+            q.push("))");
+        }
         q.push(" ORDER BY m.id LIMIT ").push_bind(i64::from(filter.limit));
         let rows = q.build().fetch_all(&self.read).await.db()?;
         rows.iter().map(|r| r.member()).collect()

@@ -6,18 +6,21 @@ use crate::errors::SqlxResultExt;
 use crate::rows::{CHALLENGE_COLUMNS, DEVICE_COLUMNS, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, OUTBOX_COLUMNS};
 use crate::sqlite::SqliteStore;
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::SqliteConnection;
-use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId, SessionId, SmsId};
 use workgate_domain::invitations::{Invitation, NewInvitation};
 use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
+use workgate_domain::model::AuditEntry;
 use workgate_domain::model::{Enterprise, Member};
 use workgate_domain::outbox::OutboxMessage;
 use workgate_domain::phone::PhoneNumber;
+use workgate_domain::policy::StoredPolicy;
 use workgate_domain::secret::SecretHash;
-use workgate_domain::sessions::{Device, NewSession, Rotation, RotationOutcome, SessionRecord};
+use workgate_domain::sessions::{Device, NewSession, RefreshContext, Rotation, RotationOutcome, SessionRecord};
 use workgate_domain::store::LoginStore;
+use workgate_domain::{Error, Result};
 
 pub(crate) async fn insert_outbox(conn: &mut SqliteConnection, m: &OutboxMessage) -> Result<()> {
     sqlx::query(
@@ -615,10 +618,12 @@ impl LoginStore for SqliteStore {
                 .await
                 .db()?;
             sqlx::query(
-                "UPDATE devices SET last_seen_at = $1 WHERE id = (SELECT device_id FROM sessions WHERE id = $2)",
+                "UPDATE devices SET last_seen_at = $1, app_version = COALESCE($3, app_version) \
+                 WHERE id = (SELECT device_id FROM sessions WHERE id = $2)",
             )
             .bind(r.now.millis())
             .bind(&id)
+            .bind(r.app_version.as_deref())
             .execute(&mut *tx)
             .await
             .db()?;
@@ -729,5 +734,68 @@ impl LoginStore for SqliteStore {
                 Ok(true)
             })
             .await
+    }
+
+    async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<StoredPolicy>> {
+        let row = sqlx::query("SELECT settings, tightened_at, updated_at FROM policies WHERE enterprise_id = $1")
+            .bind(enterprise.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        let Some(row) = row else { return Ok(None) };
+        let settings: String = row.try_get("settings").db()?;
+        let policy = serde_json::from_str(&settings).map_err(|e| Error::Internal(format!("stored policy: {e}")))?;
+        Ok(Some(StoredPolicy {
+            policy,
+            tightened_at: Timestamp(row.try_get("tightened_at").db()?),
+            updated_at: Timestamp(row.try_get("updated_at").db()?),
+        }))
+    }
+
+    async fn put_policy(&self, enterprise: &EnterpriseId, policy: &StoredPolicy, audit: &AuditEntry) -> Result<()> {
+        let settings = serde_json::to_string(&policy.policy).map_err(|e| Error::Internal(e.to_string()))?;
+        self.writer
+            .write(async |tx| {
+                sqlx::query(
+                    "INSERT INTO policies (enterprise_id, settings, tightened_at, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (enterprise_id) DO UPDATE SET settings = excluded.settings, \
+                     tightened_at = excluded.tightened_at, updated_at = excluded.updated_at",
+                )
+                .bind(enterprise.as_str())
+                .bind(&settings)
+                .bind(policy.tightened_at.millis())
+                .bind(policy.updated_at.millis())
+                .execute(&mut *tx)
+                .await
+                .db()?;
+                crate::sqlite::insert_audit(tx, std::slice::from_ref(audit)).await
+            })
+            .await
+    }
+
+    async fn refresh_context(&self, refresh_hash: &SecretHash) -> Result<Option<RefreshContext>> {
+        let row = sqlx::query(
+            "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
+             s.refreshed_at, s.revoked_reason, m.status AS member_status FROM sessions s \
+             JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id WHERE s.refresh_hash = $1",
+        )
+        .bind(refresh_hash.as_str())
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        let Some(row) = row else { return Ok(None) };
+        let session = row.session_record()?;
+        let device = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"))
+            .bind(session.device_id.as_str())
+            .fetch_one(&self.read)
+            .await
+            .db()?
+            .device()?;
+        Ok(Some(RefreshContext {
+            refreshed_at: Timestamp(row.try_get("refreshed_at").db()?),
+            revoked_reason: row.try_get("revoked_reason").db()?,
+            session,
+            device,
+        }))
     }
 }

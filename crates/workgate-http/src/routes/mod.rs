@@ -5,3 +5,4 @@ pub mod admin;
 pub mod directory;
 pub mod login;
 pub mod ops;
+pub mod policy;

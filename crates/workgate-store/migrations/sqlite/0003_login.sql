@@ -46,8 +46,10 @@ CREATE TABLE login_challenges (
     code_sent_at     INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL,
     failed_attempts  INTEGER NOT NULL DEFAULT 0,
-    step             TEXT NOT NULL CHECK (step IN ('code', 'enterprise', 'done', 'locked')),
+    step             TEXT NOT NULL CHECK (step IN ('code', 'enterprise', 'password', 'set_password',
+                                                   'pending_approval', 'done', 'locked')),
     enterprise_id    TEXT,                  -- fixed by an invitation, or chosen
+    member_id        TEXT,                  -- fixed once the enterprise is
     invitation_id    TEXT,
     device_id        TEXT,                  -- the client's device, when it has one
     device_name      TEXT,

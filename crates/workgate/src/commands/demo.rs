@@ -28,7 +28,7 @@ pub async fn seed_if_empty(services: &Services) -> anyhow::Result<Option<Demo>> 
             Actor::Cli,
         )
         .await?;
-    let caller = Caller { enterprise_id: created.enterprise.id.clone(), actor: Actor::Cli, ip: None };
+    let caller = Caller::operator(created.enterprise.id.clone());
     let engineering = services
         .create_department(&caller, NewDepartmentInput { name: "Engineering".into(), parent_id: None, order: None })
         .await?;

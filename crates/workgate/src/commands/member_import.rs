@@ -10,7 +10,6 @@ use workgate_domain::audit::Caller;
 use workgate_domain::clock::SystemClock;
 use workgate_domain::ids::EnterpriseId;
 use workgate_domain::import::{RowStatus, parse_csv, parse_json};
-use workgate_domain::model::Actor;
 
 pub async fn run(database: &str, args: MemberImportArgs) -> anyhow::Result<bool> {
     let enterprise_id = EnterpriseId::parse(&args.enterprise)
@@ -20,7 +19,7 @@ pub async fn run(database: &str, args: MemberImportArgs) -> anyhow::Result<bool>
     let records =
         if is_json { parse_json(&data) } else { parse_csv(&data) }.map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
     let services = open_services(database, Arc::new(SystemClock)).await?;
-    let caller = Caller { enterprise_id, actor: Actor::Cli, ip: None };
+    let caller = Caller::operator(enterprise_id);
     services.enterprise(&caller).await.map_err(|_| anyhow::anyhow!("there is no enterprise {}", args.enterprise))?;
 
     let bar = ProgressBar::new(records.len() as u64);
