@@ -53,6 +53,15 @@ pub enum Error {
     /// A limit was reached; try again after this many seconds.
     #[error("rate limited ({what})")]
     RateLimited { retry_after_secs: i64, what: &'static str },
+    #[error("wrong password")]
+    PasswordInvalid,
+    #[error("password too weak: {detail}")]
+    PasswordTooWeak { detail: String },
+    /// The device waits for an admin's approval.
+    #[error("device pending approval")]
+    DevicePendingApproval { device_id: String },
+    #[error("device limit reached")]
+    DeviceLimitReached { max: u32 },
     /// Refresh refused by policy: the device must pass an SMS code again.
     #[error("reverification required ({reason})")]
     ReverificationRequired { reason: &'static str },
@@ -96,6 +105,10 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::InvitationExpired => "invitation_expired",
             Error::ReverificationRequired { .. } => "reverification_required",
+            Error::PasswordInvalid => "password_invalid",
+            Error::PasswordTooWeak { .. } => "password_too_weak",
+            Error::DevicePendingApproval { .. } => "device_pending_approval",
+            Error::DeviceLimitReached { .. } => "device_limit_reached",
             Error::Internal(_) => "internal",
         }
     }

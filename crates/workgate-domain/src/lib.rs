@@ -18,6 +18,7 @@ pub mod limits;
 pub mod login;
 pub mod model;
 pub mod outbox;
+pub mod passwords;
 pub mod phone;
 pub mod policy;
 pub mod secret;

@@ -1,6 +1,6 @@
 //! Rate limits, counted in the database so that they hold across processes and nodes.
 //!
-//! Fixed windows: a limit of N per window W allows N hits in each aligned window. A library such
+//! Sliding windows, counted in twelfths: a limit of N per window W allows N hits in any span of W. A library such
 //! as `governor` keeps its state in one process's memory, which several nodes would each count
 //! separately; hence our own counters in the shared store (one conditional upsert per hit).
 
@@ -39,14 +39,15 @@ pub fn network_of(ip: IpAddr) -> String {
 
 impl Services {
     /// Counts one hit against each limit, in order; the first limit that is full answers
-    /// `rate_limited` with the seconds until its window ends. Hits already counted stay counted.
+    /// `rate_limited` with the seconds until it has room again. Hits already counted stay counted.
+    ///
+    /// Windows slide: a limit of N per hour allows N hits in any hour, not N per clock hour.
     pub async fn hit_limits(&self, limits: &[Limit]) -> Result<()> {
         let now_ms = self.clock.now().millis();
         for limit in limits {
             let window_ms = limit.window_secs * 1000;
-            let window_start = now_ms - now_ms.rem_euclid(window_ms);
-            if !self.store.hit_counter(&limit.bucket, window_start, limit.max).await? {
-                let retry_after_secs = ((window_start + window_ms - now_ms) + 999) / 1000;
+            if let Some(wait_ms) = self.store.hit_limit(&limit.bucket, now_ms, window_ms, limit.max).await? {
+                let retry_after_secs = (wait_ms + 999) / 1000;
                 return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1), what: limit.what });
             }
         }

@@ -25,6 +25,12 @@ pub enum LoginStep {
     Code,
     /// The code was right; waiting for the choice of enterprise.
     Enterprise,
+    /// Waiting for the member's password.
+    Password,
+    /// Waiting for a new password (activation, or a reset an admin asked for).
+    SetPassword,
+    /// Waiting for an admin to approve the device.
+    PendingApproval,
     Done,
     /// Too many wrong codes.
     Locked,
@@ -35,6 +41,9 @@ impl LoginStep {
         match self {
             LoginStep::Code => "code",
             LoginStep::Enterprise => "enterprise",
+            LoginStep::Password => "password",
+            LoginStep::SetPassword => "set_password",
+            LoginStep::PendingApproval => "pending_approval",
             LoginStep::Done => "done",
             LoginStep::Locked => "locked",
         }
@@ -44,6 +53,9 @@ impl LoginStep {
         Ok(match s {
             "code" => LoginStep::Code,
             "enterprise" => LoginStep::Enterprise,
+            "password" => LoginStep::Password,
+            "set_password" => LoginStep::SetPassword,
+            "pending_approval" => LoginStep::PendingApproval,
             "done" => LoginStep::Done,
             "locked" => LoginStep::Locked,
             _ => return Err(Error::Internal(format!("unknown login step '{s}'"))),
@@ -64,6 +76,8 @@ pub struct LoginChallenge {
     pub step: LoginStep,
     /// Fixed by an invitation, or by the choice of enterprise.
     pub enterprise_id: Option<EnterpriseId>,
+    /// Fixed once the enterprise is (for the password and approval steps).
+    pub member_id: Option<crate::ids::MemberId>,
     pub invitation_id: Option<InvitationId>,
     /// The device the client already has, if it sent one.
     pub device_id: Option<DeviceId>,
@@ -125,7 +139,17 @@ pub struct Started {
 /// The next step after a code or a choice.
 pub enum Next {
     Enterprise(Vec<Enterprise>),
+    Password,
+    SetPassword,
+    PendingApproval(DeviceId),
     Done(Box<IssuedSession>),
+}
+
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasswordInput {
+    pub password: String,
 }
 
 /// What a request tells about its client.
@@ -235,10 +259,27 @@ impl Services {
             }
         }
         let memberships = self.store.memberships_by_phone(&phone).await?;
-        let signable: Vec<&(Enterprise, Member)> = memberships
+        let mut signable: Vec<&(Enterprise, Member)> = memberships
             .iter()
             .filter(|(_, m)| matches!(m.status, MemberStatus::Invited | MemberStatus::Active))
             .collect();
+        // An enterprise's `allowed_regions` keeps numbers of other regions out.
+        let region = phone.region();
+        let mut region_refused = false;
+        let mut allowed = Vec::with_capacity(signable.len());
+        for membership in signable {
+            if self.policy_of(&membership.0.id).await?.policy.allows_region(region.as_deref()) {
+                allowed.push(membership);
+            } else {
+                region_refused = true;
+            }
+        }
+        signable = allowed;
+        if signable.is_empty() && region_refused && !s.hide_membership {
+            let refusal =
+                Error::Forbidden("your organisation does not allow sign-in with numbers of this region".into());
+            return Err(self.refuse(&phone, &client, refusal).await);
+        }
         // An invitation picks its enterprise when it was sent to this very number.
         let invited_enterprise =
             invitation.as_ref().filter(|(_, m)| m.phone == phone).map(|(inv, _)| inv.enterprise_id.clone());
@@ -338,6 +379,7 @@ impl Services {
             failed_attempts: 0,
             step: LoginStep::Code,
             enterprise_id,
+            member_id: None,
             invitation_id,
             device_id,
             device_name,
@@ -407,9 +449,8 @@ impl Services {
             }
             1 => {
                 let (enterprise, member) = signable.into_iter().next().ok_or(Error::NotAMember)?;
-                self.finish(&challenge, LoginStep::Code, enterprise, member, &client)
-                    .await
-                    .map(|s| Next::Done(Box::new(s)))
+                self.store.clear_phone_failures(&challenge.phone).await?;
+                self.after_identity(&challenge, LoginStep::Code, enterprise, member, false, &client).await
             }
             _ => {
                 let until = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
@@ -466,31 +507,199 @@ impl Services {
                 Some(&e.id) == chosen.as_ref() && matches!(m.status, MemberStatus::Invited | MemberStatus::Active)
             })
             .ok_or_else(|| Error::field("enterprise_id", "not one of the enterprises offered to this number"))?;
-        self.finish(&challenge, LoginStep::Enterprise, enterprise, member, &client)
-            .await
-            .map(|s| Next::Done(Box::new(s)))
+        self.after_identity(&challenge, LoginStep::Enterprise, enterprise, member, false, &client).await
+    }
+
+    /// What follows once the number is proven and the member known: a password where the policy
+    /// asks for one, then the device (its limit, its approval), then the session.
+    async fn after_identity(
+        &self,
+        challenge: &LoginChallenge,
+        from: LoginStep,
+        enterprise: Enterprise,
+        member: Member,
+        password_done: bool,
+        client: &ClientInfo,
+    ) -> Result<Next> {
+        let policy = self.policy_of(&enterprise.id).await?.policy;
+        let now = self.clock.now();
+        let step_deadline = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
+        if policy.require_password && !password_done {
+            let state = self.store.password_state(&enterprise.id, &member.id).await?;
+            let to =
+                if state.hash.is_none() || state.must_reset { LoginStep::SetPassword } else { LoginStep::Password };
+            let moved = self
+                .store
+                .advance_login(
+                    &challenge.id,
+                    from,
+                    to,
+                    &challenge.code_hash,
+                    &enterprise.id,
+                    &member.id,
+                    None,
+                    step_deadline,
+                )
+                .await?;
+            if !moved {
+                return Err(Error::CodeExpired);
+            }
+            return Ok(if to == LoginStep::SetPassword { Next::SetPassword } else { Next::Password });
+        }
+        // A device id is kept only by the member it was issued to; anyone else gets a new one.
+        let known = match &challenge.device_id {
+            Some(id) => self
+                .store
+                .get_device(id)
+                .await?
+                .filter(|d| d.member_id == member.id && d.enterprise_id == enterprise.id),
+            None => None,
+        };
+        let device_id = known.as_ref().map_or_else(DeviceId::generate, |d| d.id.clone());
+        let trusted = known.as_ref().is_some_and(|d| d.state == "trusted");
+        if !trusted {
+            let others = self.store.count_devices(&enterprise.id, &member.id, &device_id).await?;
+            if others >= i64::from(policy.max_devices) {
+                return Err(Error::DeviceLimitReached { max: policy.max_devices });
+            }
+        }
+        let approved = known.as_ref().is_some_and(|d| d.state == "trusted");
+        if policy.require_device_approval && !approved {
+            let device = crate::sessions::Device {
+                id: device_id.clone(),
+                enterprise_id: enterprise.id.clone(),
+                member_id: member.id.clone(),
+                name: challenge.device_name.clone(),
+                platform: client.user_agent.as_deref().map(crate::sessions::platform_of),
+                app_version: None,
+                ip: client.ip_string(),
+                state: "pending".into(),
+                first_seen_at: now,
+                last_seen_at: now,
+                verified_at: now,
+            };
+            self.store.hold_device(&device).await?;
+            // An approval can take a while: the login waits up to a day.
+            let until = Timestamp(now.millis() + 86_400_000);
+            let moved = self
+                .store
+                .advance_login(
+                    &challenge.id,
+                    from,
+                    LoginStep::PendingApproval,
+                    &challenge.code_hash,
+                    &enterprise.id,
+                    &member.id,
+                    Some(&device_id),
+                    until,
+                )
+                .await?;
+            if !moved {
+                return Err(Error::CodeExpired);
+            }
+            let event =
+                self.event(&challenge.phone, "device_pending", Some(&member), client, json!({"device_id": device_id}));
+            self.store.record_login_events(&[event]).await?;
+            return Ok(Next::PendingApproval(device_id));
+        }
+        let session =
+            self.finish(challenge, from, enterprise, member, device_id, known.is_none(), &policy, client).await?;
+        Ok(Next::Done(Box::new(session)))
+    }
+
+    /// `POST /login/{id}/password`: checks the password, or sets it where one is to be set.
+    pub async fn submit_password(&self, login_id: &str, input: PasswordInput, client: ClientInfo) -> Result<Next> {
+        let challenge = self.live_challenge(login_id).await?;
+        let (Some(enterprise_id), Some(member_id)) = (&challenge.enterprise_id, &challenge.member_id) else {
+            return Err(Error::field("password", "this login is not at a password step"));
+        };
+        if !matches!(challenge.step, LoginStep::Password | LoginStep::SetPassword) {
+            return Err(Error::field("password", "this login is not at a password step"));
+        }
+        let member = self.store.get_member(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
+        if !matches!(member.status, MemberStatus::Invited | MemberStatus::Active) {
+            return Err(Error::MemberDisabled);
+        }
+        let enterprise = self.store.get_enterprise(enterprise_id).await?.ok_or(Error::NotAMember)?;
+        let password = crate::passwords::normalise(&input.password)?;
+        let now = self.clock.now();
+        if challenge.step == LoginStep::SetPassword {
+            crate::passwords::check_strength(&password, &member)?;
+            let hash = crate::passwords::hash(password).await?;
+            self.store.set_password(enterprise_id, member_id, &hash, now).await?;
+        } else {
+            let state = self.store.password_state(enterprise_id, member_id).await?;
+            if state.locked_until > now.millis() {
+                let wait = (state.locked_until - now.millis() + 999) / 1000;
+                return Err(Error::RateLimited { retry_after_secs: wait, what: "password_failures" });
+            }
+            let Some(phc) = state.hash else { return Err(Error::PasswordInvalid) };
+            if !crate::passwords::verify(password, phc).await? {
+                self.store
+                    .record_password_failure(
+                        enterprise_id,
+                        member_id,
+                        crate::passwords::FAILURES_BEFORE_LOCK,
+                        crate::passwords::LOCK_BASE_MS,
+                        now,
+                    )
+                    .await?;
+                let event = self.event(
+                    &challenge.phone,
+                    "password_failed",
+                    Some(&member),
+                    &client,
+                    json!({"login_id": challenge.id}),
+                );
+                self.store.record_login_events(&[event]).await?;
+                return Err(Error::PasswordInvalid);
+            }
+            self.store.clear_password_failures(enterprise_id, member_id).await?;
+        }
+        self.after_identity(&challenge, challenge.step, enterprise, member, true, &client).await
+    }
+
+    /// `POST /login/{id}/continue`: after an admin approved the device, finishes the login.
+    pub async fn continue_login(&self, login_id: &str, client: ClientInfo) -> Result<Next> {
+        let challenge = self.live_challenge(login_id).await?;
+        let (LoginStep::PendingApproval, Some(enterprise_id), Some(member_id), Some(device_id)) =
+            (challenge.step, &challenge.enterprise_id, &challenge.member_id, &challenge.device_id)
+        else {
+            return Err(Error::field("login_id", "this login is not waiting for a device approval"));
+        };
+        let device = self.store.get_device(device_id).await?.ok_or(Error::CodeExpired)?;
+        match device.state.as_str() {
+            "trusted" => {}
+            "pending" => return Err(Error::DevicePendingApproval { device_id: device_id.to_string() }),
+            _ => return Err(Error::Forbidden("an administrator refused this device".into())),
+        }
+        let member = self.store.get_member(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
+        let enterprise = self.store.get_enterprise(enterprise_id).await?.ok_or(Error::NotAMember)?;
+        let policy = self.policy_of(enterprise_id).await?.policy;
+        let device_id = device_id.clone();
+        let session = self
+            .finish(&challenge, LoginStep::PendingApproval, enterprise, member, device_id, false, &policy, &client)
+            .await?;
+        Ok(Next::Done(Box::new(session)))
     }
 
     /// Ends a login with a session, exactly once: the store moves the challenge from `from` to
     /// `done` only if nobody else did.
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         challenge: &LoginChallenge,
         from: LoginStep,
         enterprise: Enterprise,
         member: Member,
+        device_id: DeviceId,
+        new_device: bool,
+        policy: &crate::policy::Policy,
         client: &ClientInfo,
     ) -> Result<IssuedSession> {
         let now = self.clock.now();
-        let mut new = NewSession::for_login(self, challenge, &member, client, now);
-        if !new.new_device {
-            // A device id is kept only by the member it was issued to; anyone else gets a new one.
-            let known = self.store.get_device(&new.device_id).await?;
-            if !known.is_some_and(|d| d.member_id == member.id && d.enterprise_id == member.enterprise_id) {
-                new.device_id = crate::ids::DeviceId::generate();
-                new.new_device = true;
-            }
-        }
+        let ttl = i64::from(policy.access_token_ttl_seconds);
+        let new = NewSession::for_login(challenge, &member, device_id, new_device, ttl, client, now);
         let event = self.event(
             &challenge.phone,
             "session_issued",
@@ -500,11 +709,10 @@ impl Services {
         );
         let finished = self.store.finish_login(&challenge.id, from, &challenge.code_hash, &new, &[event]).await?;
         let Some(member) = finished else { return Err(Error::CodeExpired) };
-        self.store.clear_phone_failures(&challenge.phone).await?;
         Ok(IssuedSession {
             access_token: new.access_token,
             refresh_token: new.refresh_token,
-            expires_in: self.settings.access_token_ttl_secs,
+            expires_in: ttl,
             device_id: new.device_id,
             member,
             enterprise,

@@ -103,6 +103,13 @@ fn fill_random(bytes: &mut [u8]) {
     OsRng.try_fill_bytes(bytes).expect("the operating system's random generator failed");
 }
 
+/// `N` bytes from the OS generator (salts and keys).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    fill_random(&mut bytes);
+    bytes
+}
+
 /// Lowercase letters and digits, for generated names (not secrets).
 pub fn random_lower_alnum(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

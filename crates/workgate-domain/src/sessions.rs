@@ -41,18 +41,16 @@ pub struct NewSession {
 
 impl NewSession {
     pub fn for_login(
-        services: &Services,
         challenge: &LoginChallenge,
         member: &Member,
+        device_id: DeviceId,
+        new_device: bool,
+        access_ttl_secs: i64,
         client: &ClientInfo,
         now: Timestamp,
     ) -> Self {
         let access = Secret::generate(ACCESS_PREFIX);
         let refresh = Secret::generate(REFRESH_PREFIX);
-        let (device_id, new_device) = match &challenge.device_id {
-            Some(id) => (id.clone(), false),
-            None => (DeviceId::generate(), true),
-        };
         NewSession {
             id: SessionId::generate(),
             enterprise_id: member.enterprise_id.clone(),
@@ -64,7 +62,7 @@ impl NewSession {
             ip: challenge.ip.clone(),
             access_hash: access.hash(),
             access_token: access.expose().to_string(),
-            access_expires_at: Timestamp(now.millis() + services.settings.access_token_ttl_secs * 1000),
+            access_expires_at: Timestamp(now.millis() + access_ttl_secs * 1000),
             refresh_hash: refresh.hash(),
             refresh_token: refresh.expose().to_string(),
             now,
@@ -73,7 +71,7 @@ impl NewSession {
 }
 
 /// A rough platform name from a User-Agent, for the devices list.
-fn platform_of(user_agent: &str) -> String {
+pub(crate) fn platform_of(user_agent: &str) -> String {
     let ua = user_agent.to_ascii_lowercase();
     let name = if ua.contains("android") {
         "Android"
@@ -377,5 +375,56 @@ impl Services {
         self.store.clear_phone_failures(&member.phone).await?;
         let audit = caller.entry(self.clock.now(), "member.unlock", Some(member.id.as_str()), json!({}));
         self.store.apply_directory_changes(&caller.enterprise_id, &[], &[audit]).await
+    }
+}
+
+impl Services {
+    /// `GET /members/{id}/devices`.
+    pub async fn member_devices(&self, caller: &crate::audit::Caller, member_id: &str) -> Result<Vec<Device>> {
+        let member = self.get_member(caller, member_id).await?;
+        self.store.list_devices(&caller.enterprise_id, &member.id).await
+    }
+
+    /// `DELETE /members/{id}/devices/{device_id}`: the device's sessions end; it must verify by SMS
+    /// again (`device_revoked`), and be approved again where the policy asks.
+    pub async fn revoke_member_device(
+        &self,
+        caller: &crate::audit::Caller,
+        member_id: &str,
+        device_id: &str,
+    ) -> Result<()> {
+        let member = self.get_member(caller, member_id).await?;
+        let id = DeviceId::parse(device_id).ok_or(Error::NotFound("device"))?;
+        let now = self.clock.now();
+        if !self.store.revoke_device(&caller.enterprise_id, &member.id, &id, "admin", now).await? {
+            return Err(Error::NotFound("device"));
+        }
+        let audit = caller.entry(now, "device.revoke", Some(id.as_str()), json!({"member_id": member.id}));
+        self.store.apply_directory_changes(&caller.enterprise_id, &[], &[audit]).await
+    }
+
+    /// `POST /members/{id}/devices/{device_id}/approve`.
+    pub async fn approve_member_device(
+        &self,
+        caller: &crate::audit::Caller,
+        member_id: &str,
+        device_id: &str,
+    ) -> Result<()> {
+        let member = self.get_member(caller, member_id).await?;
+        let id = DeviceId::parse(device_id).ok_or(Error::NotFound("device"))?;
+        let audit =
+            caller.entry(self.clock.now(), "device.approve", Some(id.as_str()), json!({"member_id": member.id}));
+        if self.store.approve_device(&caller.enterprise_id, &member.id, &id, &audit).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("device"))
+        }
+    }
+
+    /// `POST /members/{id}/password-reset`.
+    pub async fn require_password_reset(&self, caller: &crate::audit::Caller, member_id: &str) -> Result<()> {
+        let member = self.get_member(caller, member_id).await?;
+        let audit = caller.entry(self.clock.now(), "member.password_reset", Some(member.id.as_str()), json!({}));
+        self.store.require_password_reset(&caller.enterprise_id, &member.id, &audit).await
     }
 }

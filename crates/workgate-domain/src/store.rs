@@ -142,8 +142,9 @@ pub trait LoginStore: Send + Sync + 'static {
     /// stored value (whoever stored it first) is returned.
     async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
 
-    /// Counts one hit in `(bucket, window_start)` unless it already holds `max`; `false` when full.
-    async fn hit_counter(&self, bucket: &str, window_start: i64, max: i64) -> Result<bool>;
+    /// Counts one hit for `bucket` at `now_ms` unless the last `window_ms` already hold `max` hits;
+    /// when full, answers how many milliseconds until there is room. Check and count are atomic.
+    async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>>;
 
     // ---- SMS outbox ----
     /// Leases up to `limit` messages that are due (pending and due, or whose lease ran out),
@@ -248,4 +249,64 @@ pub trait LoginStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// The session whose current refresh token hashes to `refresh_hash`, with its device.
     async fn refresh_context(&self, refresh_hash: &SecretHash) -> Result<Option<crate::sessions::RefreshContext>>;
+
+    // ---- passwords ----
+    async fn password_state(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+    ) -> Result<crate::passwords::PasswordState>;
+    /// Stores a new password hash, clearing any reset request and failure count.
+    async fn set_password(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Counts a wrong password; from `limit` in a row, locks for a doubling time from `base_lock_ms`.
+    async fn record_password_failure(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        limit: i64,
+        base_lock_ms: i64,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn clear_password_failures(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<()>;
+    /// Asks the member for a new password at the next login.
+    async fn require_password_reset(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+
+    // ---- login steps after the code, and devices ----
+    /// Moves a challenge from `from` to `to` (with its enterprise and member fixed, and the device
+    /// it will use) if it is still at `from` with `code_hash`.
+    #[allow(clippy::too_many_arguments)]
+    async fn advance_login(
+        &self,
+        id: &LoginId,
+        from: crate::login::LoginStep,
+        to: crate::login::LoginStep,
+        code_hash: &SecretHash,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: Option<&DeviceId>,
+        expires_at: Timestamp,
+    ) -> Result<bool>;
+    /// Registers (or re-registers) a device as waiting for approval.
+    async fn hold_device(&self, device: &crate::sessions::Device) -> Result<()>;
+    /// Devices of a member that are trusted or pending, other than `except`.
+    async fn count_devices(&self, enterprise: &EnterpriseId, member: &MemberId, except: &DeviceId) -> Result<i64>;
+    /// Trusts a pending device; `false` if the member has no such pending device.
+    async fn approve_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        audit: &AuditEntry,
+    ) -> Result<bool>;
 }

@@ -79,6 +79,8 @@ impl AppState {
         routes::login::preview_invitation, routes::login::me, routes::login::logout, routes::login::my_enterprises,
         routes::login::my_devices, routes::login::revoke_my_device, routes::login::resend_invitation,
         routes::login::list_invitations, routes::login::unlock_member, routes::policy::get_policy, routes::policy::put_policy,
+        routes::login::password, routes::login::continue_login, routes::login::member_devices,
+        routes::login::revoke_member_device, routes::login::approve_member_device, routes::login::require_password_reset,
     ),
     modifiers(&BearerAuth)
 )]
@@ -127,6 +129,12 @@ pub fn router(state: AppState) -> Router {
         .route("/members/{id}/invitations", get(login::list_invitations))
         .route("/members/{id}/unlock", post(login::unlock_member))
         .route("/policy", get(policy::get_policy).put(policy::put_policy))
+        .route("/login/{login_id}/password", post(login::password))
+        .route("/login/{login_id}/continue", post(login::continue_login))
+        .route("/members/{id}/devices", get(login::member_devices))
+        .route("/members/{id}/devices/{device_id}", axum::routing::delete(login::revoke_member_device))
+        .route("/members/{id}/devices/{device_id}/approve", post(login::approve_member_device))
+        .route("/members/{id}/password-reset", post(login::require_password_reset))
         .route("/login/start", post(login::start))
         .route("/login/{login_id}/code", post(login::code))
         .route("/login/{login_id}/enterprise", post(login::enterprise))

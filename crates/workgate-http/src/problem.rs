@@ -45,6 +45,9 @@ pub struct Problem {
     /// `policy_changed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// With `device_pending_approval`: the device waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 impl ApiError {
@@ -118,6 +121,33 @@ impl ApiError {
                     "rate_limited",
                     "Too many requests",
                     format!("Please wait {retry_after_secs} seconds before trying again."),
+                    None,
+                ),
+                Error::PasswordInvalid => (
+                    S::UNAUTHORIZED,
+                    "password_invalid",
+                    "Wrong password",
+                    "Check your password and try again; after several wrong tries you will have to wait.".into(),
+                    None,
+                ),
+                Error::PasswordTooWeak { detail } => {
+                    (S::UNPROCESSABLE_ENTITY, "password_too_weak", "Choose a stronger password", detail.clone(), None)
+                }
+                Error::DevicePendingApproval { .. } => (
+                    S::FORBIDDEN,
+                    "device_pending_approval",
+                    "This device is waiting for approval",
+                    "Your organisation approves new devices; ask your administrator to approve this one, then continue."
+                        .into(),
+                    None,
+                ),
+                Error::DeviceLimitReached { max } => (
+                    S::FORBIDDEN,
+                    "device_limit_reached",
+                    "Too many devices",
+                    format!(
+                        "You already have {max} trusted devices; sign one out under your devices, or ask your administrator."
+                    ),
                     None,
                 ),
                 Error::ReverificationRequired { reason } => (
@@ -204,7 +234,12 @@ impl IntoResponse for ApiError {
             ApiError::Domain(Error::ReverificationRequired { reason }) => Some(*reason),
             _ => None,
         };
+        let device_id = match &self {
+            ApiError::Domain(Error::DevicePendingApproval { device_id }) => Some(device_id.clone()),
+            _ => None,
+        };
         let body = Problem {
+            device_id,
             reason,
             attempts_left,
             retry_after,

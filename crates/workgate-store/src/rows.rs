@@ -138,7 +138,7 @@ pub(crate) fn subtree_upper_bound(prefix: &str) -> String {
 }
 
 pub(crate) const CHALLENGE_COLUMNS: &str = "id, phone, code_hash, code_sent_at, expires_at, failed_attempts, step, \
-     enterprise_id, invitation_id, device_id, device_name, ip, created_at";
+     enterprise_id, invitation_id, device_id, device_name, ip, created_at, member_id";
 pub(crate) const DEVICE_COLUMNS: &str =
     "id, enterprise_id, member_id, name, platform, app_version, ip, state, first_seen_at, last_seen_at, verified_at";
 pub(crate) const OUTBOX_COLUMNS: &str = "id, enterprise_id, phone, body, purpose, created_at, attempts";
@@ -165,6 +165,7 @@ where
             failed_attempts: get(self, "failed_attempts")?,
             step: workgate_domain::login::LoginStep::parse(&step)?,
             enterprise_id: get::<_, Option<String>>(self, "enterprise_id")?.map(EnterpriseId::from_trusted),
+            member_id: get::<_, Option<String>>(self, "member_id")?.map(MemberId::from_trusted),
             invitation_id: get::<_, Option<String>>(self, "invitation_id")?.map(InvitationId::from_trusted),
             device_id: get::<_, Option<String>>(self, "device_id")?.map(DeviceId::from_trusted),
             device_name: get(self, "device_name")?,

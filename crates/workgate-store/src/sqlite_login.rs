@@ -15,6 +15,7 @@ use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::model::{Enterprise, Member};
 use workgate_domain::outbox::OutboxMessage;
+use workgate_domain::passwords::PasswordState;
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::policy::StoredPolicy;
 use workgate_domain::secret::SecretHash;
@@ -147,21 +148,48 @@ impl LoginStore for SqliteStore {
             .await
     }
 
-    async fn hit_counter(&self, bucket: &str, window_start: i64, max: i64) -> Result<bool> {
+    async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
+        // Hits are kept in twelfths of the window; the window is the last twelve of them.
+        let slot_ms = (window_ms / 12).max(1);
+        let slot = now_ms - now_ms.rem_euclid(slot_ms);
+        let oldest_counted = now_ms - window_ms;
         self.writer
             .write(async |c| {
-                let counted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 WHERE $3 > 0 \
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-                 WHERE rate_counters.count < $3 RETURNING count",
+                let row = sqlx::query(
+                    "SELECT COALESCE(SUM(count), 0) AS hits, MIN(window_start) AS oldest FROM rate_counters \
+                     WHERE bucket = $1 AND window_start > $2",
                 )
                 .bind(bucket)
-                .bind(window_start)
-                .bind(max)
-                .fetch_optional(&mut *c)
+                .bind(oldest_counted)
+                .fetch_one(&mut *c)
                 .await
                 .db()?;
-                Ok(counted.is_some())
+                let hits: i64 = row.try_get("hits").db()?;
+                if hits >= max {
+                    let oldest: Option<i64> = row.try_get("oldest").db()?;
+                    let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
+                    return Ok(Some((room_at - now_ms).max(1)));
+                }
+                sqlx::query(
+                    "INSERT INTO rate_counters (bucket, window_start, count) VALUES ($1, $2, 1) \
+                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1",
+                )
+                .bind(bucket)
+                .bind(slot)
+                .execute(&mut *c)
+                .await
+                .db()?;
+                // Forget counts that no window reaches any more, a few at a time.
+                sqlx::query(
+                    "DELETE FROM rate_counters WHERE rowid IN (SELECT rowid FROM rate_counters WHERE bucket = $1 \
+                     AND window_start <= $2 LIMIT 20)",
+                )
+                .bind(bucket)
+                .bind(oldest_counted - slot_ms)
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(None)
             })
             .await
     }
@@ -305,32 +333,36 @@ impl LoginStore for SqliteStore {
     }
 
     async fn start_login(&self, c: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
-        self.writer.write(async |tx| {
-        sqlx::query(&format!(
-            "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(c.id.as_str())
-        .bind(c.phone.as_str())
-        .bind(c.code_hash.as_str())
-        .bind(c.code_sent_at.millis())
-        .bind(c.expires_at.millis())
-        .bind(c.failed_attempts)
-        .bind(c.step.as_str())
-        .bind(c.enterprise_id.as_ref().map(EnterpriseId::as_str))
-        .bind(c.invitation_id.as_ref().map(|i| i.as_str()))
-        .bind(c.device_id.as_ref().map(DeviceId::as_str))
-        .bind(c.device_name.as_deref())
-        .bind(c.ip.as_deref())
-        .bind(c.created_at.millis())
-        .execute(&mut *tx)
-        .await
-        .db()?;
-        if let Some(sms) = sms {
-            insert_outbox(tx, sms).await?;
-        }
-        insert_events(tx, events).await?;
-        Ok(())
-    }).await
+        self.writer
+            .write(async |tx| {
+                sqlx::query(&format!(
+                    "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ))
+                .bind(c.id.as_str())
+                .bind(c.phone.as_str())
+                .bind(c.code_hash.as_str())
+                .bind(c.code_sent_at.millis())
+                .bind(c.expires_at.millis())
+                .bind(c.failed_attempts)
+                .bind(c.step.as_str())
+                .bind(c.enterprise_id.as_ref().map(EnterpriseId::as_str))
+                .bind(c.invitation_id.as_ref().map(|i| i.as_str()))
+                .bind(c.device_id.as_ref().map(DeviceId::as_str))
+                .bind(c.device_name.as_deref())
+                .bind(c.ip.as_deref())
+                .bind(c.created_at.millis())
+                .bind(c.member_id.as_ref().map(MemberId::as_str))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+                if let Some(sms) = sms {
+                    insert_outbox(tx, sms).await?;
+                }
+                insert_events(tx, events).await?;
+                Ok(())
+            })
+            .await
     }
 
     async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>> {
@@ -797,5 +829,215 @@ impl LoginStore for SqliteStore {
             session,
             device,
         }))
+    }
+
+    async fn password_state(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<PasswordState> {
+        let row = sqlx::query(
+            "SELECT hash, must_reset, failures, locked_until FROM member_passwords WHERE enterprise_id = $1 AND member_id = $2",
+        )
+        .bind(enterprise.as_str())
+        .bind(member.as_str())
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        let Some(row) = row else { return Ok(PasswordState::default()) };
+        Ok(PasswordState {
+            hash: row.try_get("hash").db()?,
+            must_reset: row.try_get::<i64, _>("must_reset").db()? != 0,
+            failures: row.try_get("failures").db()?,
+            locked_until: row.try_get("locked_until").db()?,
+        })
+    }
+
+    async fn set_password(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "INSERT INTO member_passwords (member_id, enterprise_id, hash, must_reset, failures, locked_until, set_at) \
+                     VALUES ($1, $2, $3, 0, 0, 0, $4) ON CONFLICT (member_id) DO UPDATE SET hash = excluded.hash, \
+                     must_reset = 0, failures = 0, locked_until = 0, set_at = excluded.set_at",
+                )
+                .bind(member.as_str())
+                .bind(enterprise.as_str())
+                .bind(hash)
+                .bind(now.millis())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn record_password_failure(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        limit: i64,
+        base_lock_ms: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "UPDATE member_passwords SET failures = failures + 1, \
+                     locked_until = CASE WHEN failures + 1 >= $1 \
+                         THEN $2 + MIN($3 * (1 << MIN(failures + 1 - $1, 10)), 86400000) ELSE locked_until END \
+                     WHERE enterprise_id = $4 AND member_id = $5",
+                )
+                .bind(limit)
+                .bind(now.millis())
+                .bind(base_lock_ms)
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn clear_password_failures(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<()> {
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "UPDATE member_passwords SET failures = 0, locked_until = 0 WHERE enterprise_id = $1 AND member_id = $2",
+                )
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn require_password_reset(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "INSERT INTO member_passwords (member_id, enterprise_id, hash, must_reset) VALUES ($1, $2, NULL, 1) \
+                     ON CONFLICT (member_id) DO UPDATE SET must_reset = 1",
+                )
+                .bind(member.as_str())
+                .bind(enterprise.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                crate::sqlite::insert_audit(c, std::slice::from_ref(audit)).await
+            })
+            .await
+    }
+
+    async fn advance_login(
+        &self,
+        id: &LoginId,
+        from: LoginStep,
+        to: LoginStep,
+        code_hash: &SecretHash,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: Option<&DeviceId>,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        self.writer
+            .write(async |c| {
+                let done = sqlx::query(
+                    "UPDATE login_challenges SET step = $1, enterprise_id = $2, member_id = $3, \
+                     device_id = COALESCE($4, device_id), expires_at = $5 \
+                     WHERE id = $6 AND step = $7 AND code_hash = $8",
+                )
+                .bind(to.as_str())
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(device.map(DeviceId::as_str))
+                .bind(expires_at.millis())
+                .bind(id.as_str())
+                .bind(from.as_str())
+                .bind(code_hash.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(done.rows_affected() == 1)
+            })
+            .await
+    }
+
+    async fn hold_device(&self, d: &Device) -> Result<()> {
+        self.writer
+            .write(async |c| {
+                sqlx::query(
+                    "INSERT INTO devices (id, enterprise_id, member_id, name, platform, ip, state, first_seen_at, \
+                     last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) \
+                     ON CONFLICT (id) DO UPDATE SET state = 'pending', last_seen_at = $7, ip = $6 \
+                     WHERE devices.member_id = $3 AND devices.enterprise_id = $2",
+                )
+                .bind(d.id.as_str())
+                .bind(d.enterprise_id.as_str())
+                .bind(d.member_id.as_str())
+                .bind(d.name.as_deref())
+                .bind(d.platform.as_deref())
+                .bind(d.ip.as_deref())
+                .bind(d.first_seen_at.millis())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn count_devices(&self, enterprise: &EnterpriseId, member: &MemberId, except: &DeviceId) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices WHERE enterprise_id = $1 AND member_id = $2 AND id <> $3 \
+             AND state IN ('trusted', 'pending')",
+        )
+        .bind(enterprise.as_str())
+        .bind(member.as_str())
+        .bind(except.as_str())
+        .fetch_one(&self.read)
+        .await
+        .db()
+    }
+
+    async fn approve_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        audit: &AuditEntry,
+    ) -> Result<bool> {
+        self.writer
+            .write(async |c| {
+                let done = sqlx::query(
+                    "UPDATE devices SET state = 'trusted' WHERE enterprise_id = $1 AND member_id = $2 AND id = $3 \
+                     AND state = 'pending'",
+                )
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(device.as_str())
+                .execute(&mut *c)
+                .await
+                .db()?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                crate::sqlite::insert_audit(c, std::slice::from_ref(audit)).await?;
+                Ok(true)
+            })
+            .await
     }
 }

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
-use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, StartLoginInput, Started};
+use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, PasswordInput, StartLoginInput, Started};
 use workgate_domain::model::Enterprise;
 use workgate_domain::sessions::{IssuedSession, RefreshInput};
 
@@ -73,11 +73,14 @@ pub struct SessionTokens {
     pub device_id: String,
 }
 
-/// A step's answer: `next` is `enterprise` (with `enterprises`) or `done` (with `session`,
-/// `member` and `enterprise`).
+/// A step's answer: `next` is `enterprise` (with `enterprises`), `password`, `set_password`,
+/// `pending_approval` (with `device_id`) or `done` (with `session`, `member` and `enterprise`).
 #[derive(Serialize, ToSchema)]
 pub struct StepView {
     pub next: &'static str,
+    /// With `pending_approval`: the device an admin must approve before `continue` finishes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enterprises: Option<Vec<EnterpriseRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +95,7 @@ impl From<IssuedSession> for StepView {
     fn from(s: IssuedSession) -> Self {
         StepView {
             next: "done",
+            device_id: None,
             enterprises: None,
             session: Some(SessionTokens {
                 access_token: s.access_token,
@@ -105,17 +109,24 @@ impl From<IssuedSession> for StepView {
     }
 }
 
+impl StepView {
+    fn bare(next: &'static str) -> Self {
+        StepView { next, device_id: None, enterprises: None, session: None, member: None, enterprise: None }
+    }
+}
+
 impl From<Next> for StepView {
     fn from(next: Next) -> Self {
         match next {
             Next::Done(session) => (*session).into(),
-            Next::Enterprise(list) => StepView {
-                next: "enterprise",
-                enterprises: Some(list.iter().map(Into::into).collect()),
-                session: None,
-                member: None,
-                enterprise: None,
-            },
+            Next::Enterprise(list) => {
+                StepView { enterprises: Some(list.iter().map(Into::into).collect()), ..StepView::bare("enterprise") }
+            }
+            Next::Password => StepView::bare("password"),
+            Next::SetPassword => StepView::bare("set_password"),
+            Next::PendingApproval(device) => {
+                StepView { device_id: Some(device.to_string()), ..StepView::bare("pending_approval") }
+            }
         }
     }
 }
@@ -322,5 +333,72 @@ pub async fn unlock_member(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.services.unlock_member(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/login/{login_id}/password", tag = "login", request_body = PasswordInput,
+    responses((status = 200, body = StepView), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn password(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Path(login_id): Path<String>,
+    Json(input): Json<PasswordInput>,
+) -> ApiResult<axum::Json<StepView>> {
+    Ok(axum::Json(s.services.submit_password(&login_id, input, client).await?.into()))
+}
+
+/// After `pending_approval`: finishes the login once an admin approved the device.
+#[utoipa::path(post, path = "/api/v1/login/{login_id}/continue", tag = "login",
+    responses((status = 200, body = StepView), (status = 403, body = Problem), (status = 410, body = Problem)))]
+pub async fn continue_login(
+    State(s): State<AppState>,
+    Client(client): Client,
+    Path(login_id): Path<String>,
+) -> ApiResult<axum::Json<StepView>> {
+    Ok(axum::Json(s.services.continue_login(&login_id, client).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/members/{id}/devices", tag = "directory", security(("bearer" = [])),
+    responses((status = 200, body = Items<DeviceView>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn member_devices(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Items<DeviceView>>> {
+    let items = s.services.member_devices(&caller, &id).await?.into_iter().map(Into::into).collect();
+    Ok(axum::Json(Items { items, next_cursor: None }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/members/{id}/devices/{device_id}", tag = "directory", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_member_device(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path((id, device_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.services.revoke_member_device(&caller, &id, &device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/members/{id}/devices/{device_id}/approve", tag = "directory", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn approve_member_device(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path((id, device_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.services.approve_member_device(&caller, &id, &device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Asks the member to choose a new password at their next login.
+#[utoipa::path(post, path = "/api/v1/members/{id}/password-reset", tag = "directory", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn require_password_reset(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.services.require_password_reset(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
