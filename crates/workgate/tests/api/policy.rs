@@ -35,7 +35,10 @@ impl World {
         for (k, v) in changes.as_object().unwrap() {
             policy[k] = v.clone();
         }
-        self.app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&self.ent.key), Some(policy)).await.assert_status(200);
+        self.app
+            .request(reqwest::Method::PUT, "/api/v1/policy", Some(&self.ent.key), Some(policy))
+            .await
+            .assert_status(200);
     }
 
     /// Starts a login (after the resend cooldown) and submits the code; returns the step answer.
@@ -178,7 +181,10 @@ async fn the_device_limit_is_enforced() {
     // The known device may still verify again; after signing it out, a new one may join.
     let again = w.sign_in(first["device_id"].as_str()).await;
     let token = again["access_token"].as_str().unwrap();
-    w.app.delete(&format!("/api/v1/me/devices/{}", first["device_id"].as_str().unwrap()), token).await.assert_status(204);
+    w.app
+        .delete(&format!("/api/v1/me/devices/{}", first["device_id"].as_str().unwrap()), token)
+        .await
+        .assert_status(204);
     w.sign_in(None).await;
 }
 
@@ -256,12 +262,20 @@ async fn wrong_passwords_are_throttled_and_an_admin_can_require_a_reset() {
     assert!(throttled.headers.contains_key("retry-after"));
 
     w.app
-        .request(reqwest::Method::POST, &format!("/api/v1/members/{}/password-reset", w.member_id), Some(&w.ent.key), None)
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/members/{}/password-reset", w.member_id),
+            Some(&w.ent.key),
+            None,
+        )
         .await
         .assert_status(204);
     let (login, step) = w.code_step(None).await;
     assert_eq!(step.body["next"], "set_password");
-    let done = w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": "another-cobalt-heron-19"})).await;
+    let done = w
+        .app
+        .post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": "another-cobalt-heron-19"}))
+        .await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
 }
 

@@ -49,12 +49,12 @@ async fn org() -> Org {
         .as_str()
         .unwrap()
         .to_string();
-    let sales_member = post(add("Sam Sales", "13900139105", &sales, "member", None)).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sales_member =
+        post(add("Sam Sales", "13900139105", &sales, "member", None)).await.body["id"].as_str().unwrap().to_string();
     let mut tokens = vec![("owner", token_for(&app, "+8613800138000", 0).await)];
-    for (role, phone) in [("admin", "+8613900139101"), ("department_admin", "+8613900139102"), ("member", "+8613900139103")] {
+    for (role, phone) in
+        [("admin", "+8613900139101"), ("department_admin", "+8613900139102"), ("member", "+8613900139103")]
+    {
         tokens.push((role, token_for(&app, phone, 1).await));
     }
     Org {
@@ -113,14 +113,7 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
         callers.push(("foreign key", o.foreign_key.as_str()));
         for ((who, token), expected) in callers.into_iter().zip(r.expect) {
             let reply = o.app.request(r.method.clone(), &r.path, Some(token), r.body.clone()).await;
-            assert_eq!(
-                reply.status.as_u16(),
-                expected,
-                "{who} on {} {}: {}",
-                r.method,
-                r.path,
-                reply.text
-            );
+            assert_eq!(reply.status.as_u16(), expected, "{who} on {} {}: {}", r.method, r.path, reply.text);
             if expected == 403 {
                 assert_eq!(reply.code(), "forbidden");
             }
@@ -143,7 +136,10 @@ async fn creating_inside_and_outside_a_department_admins_subtree() {
     o.app.post("/api/v1/members", &dadmin, outside).await.assert_problem(403, "forbidden");
     let promote = json!({"role": "admin"});
     o.app.patch(&format!("/api/v1/members/{}", o.eng_member), &dadmin, promote).await.assert_problem(403, "forbidden");
-    o.app.post_raw("/api/v1/members/import", &dadmin, "text/csv", "name,phone\nX,13900139203\n").await.assert_problem(403, "forbidden");
+    o.app
+        .post_raw("/api/v1/members/import", &dadmin, "text/csv", "name,phone\nX,13900139203\n")
+        .await
+        .assert_problem(403, "forbidden");
     // The department admin's list holds only their subtree.
     let listed = o.app.get("/api/v1/members?limit=100", &dadmin).await;
     let ids: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
@@ -160,7 +156,10 @@ async fn only_owners_make_or_unmake_owners_and_role_changes_are_audited() {
     let owner = token("owner");
     let path = format!("/api/v1/members/{}", o.eng_member);
     o.app.patch(&path, &admin, json!({"role": "owner"})).await.assert_problem(403, "forbidden");
-    o.app.patch(&format!("/api/v1/members/{}", o.owner_id), &admin, json!({"role": "member"})).await.assert_problem(403, "forbidden");
+    o.app
+        .patch(&format!("/api/v1/members/{}", o.owner_id), &admin, json!({"role": "member"}))
+        .await
+        .assert_problem(403, "forbidden");
     o.app.patch(&path, &admin, json!({"role": "admin"})).await.assert_status(200);
     o.app.patch(&path, &owner, json!({"role": "owner"})).await.assert_status(200);
     // The last-owner rule still holds for an owner's own session.
@@ -168,8 +167,10 @@ async fn only_owners_make_or_unmake_owners_and_role_changes_are_audited() {
     o.app.patch(&format!("/api/v1/members/{me}"), &owner, json!({"role": "admin"})).await.assert_status(200);
     o.app.patch(&path, &owner, json!({"role": "member"})).await.assert_problem(403, "forbidden");
     let audit = o.app.get("/api/v1/audit?action=member.update", &o.ent.key).await;
-    let role_changes = audit.body["items"].as_array().unwrap().iter().filter(|e| e["details"]["role"].is_object()).count();
+    let role_changes =
+        audit.body["items"].as_array().unwrap().iter().filter(|e| e["details"]["role"].is_object()).count();
     assert!(role_changes >= 3, "{}", audit.text);
-    let by_member = audit.body["items"].as_array().unwrap().iter().any(|e| e["actor"].as_str().unwrap().starts_with("member:"));
+    let by_member =
+        audit.body["items"].as_array().unwrap().iter().any(|e| e["actor"].as_str().unwrap().starts_with("member:"));
     assert!(by_member);
 }
