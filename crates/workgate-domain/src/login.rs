@@ -450,6 +450,9 @@ impl Services {
             1 => {
                 let (enterprise, member) = signable.into_iter().next().ok_or(Error::NotAMember)?;
                 self.store.clear_phone_failures(&challenge.phone).await?;
+                let event =
+                    self.event(&challenge.phone, "code_ok", Some(&member), &client, json!({"login_id": challenge.id}));
+                self.store.record_login_events(&[event]).await?;
                 self.after_identity(&challenge, LoginStep::Code, enterprise, member, false, &client).await
             }
             _ => {

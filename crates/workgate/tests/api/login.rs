@@ -405,3 +405,67 @@ async fn admins_resend_an_invitation_and_the_old_link_stops_working() {
         list.body["items"].as_array().unwrap().iter().map(|i| i["state"].as_str().unwrap()).collect();
     assert_eq!(states, vec!["pending", "replaced"]);
 }
+
+#[tokio::test]
+async fn login_start_is_limited_per_client_address() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(|c| c.login.starts_per_ip_hour = 3, clock).await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    for i in 1..=4 {
+        app.add_member(&ent, &format!("Member {i}"), &format!("+86139001390{i:02}")).await;
+    }
+    for i in 1..=3 {
+        start(&app, &format!("+86139001390{i:02}")).await.assert_status(200);
+    }
+    let fourth = start(&app, "+8613900139004").await;
+    fourth.assert_problem(429, "rate_limited");
+    assert!(fourth.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_enterprise_sms_budget_stops_codes_but_not_other_enterprises() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(|c| c.login.sms_budget_enterprise_hour = 2, clock).await;
+    let acme = app.enterprise("Acme", "13800138000").await;
+    let globex = app.enterprise("Globex", "13800138001").await;
+    for i in 1..=3 {
+        app.add_member(&acme, &format!("A{i}"), &format!("+86139001390{i:02}")).await;
+    }
+    app.add_member(&globex, "G1", "+8613900139009").await;
+    start(&app, "+8613900139001").await.assert_status(200);
+    start(&app, "+8613900139002").await.assert_status(200);
+    start(&app, "+8613900139003").await.assert_problem(429, "rate_limited");
+    start(&app, "+8613900139009").await.assert_status(200);
+    app.wait_for_sms("+8613900139009", 2).await;
+    assert_eq!(app.sms_to("+8613900139003").len(), 1, "only the invitation");
+}
+
+#[tokio::test]
+async fn departing_cancels_pending_invitations() {
+    let (app, ent, member) = app_with_member().await;
+    let invitation = app.wait_for_sms(PHONE, 1).await.remove(0);
+    let token = invitation.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let id = member["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/members/{id}/depart"), &ent.key, json!({})).await.assert_status(200);
+    app.request(reqwest::Method::GET, &format!("/api/v1/invitations/{token}"), None, None)
+        .await
+        .assert_problem(410, "invitation_expired");
+    let list = app.get(&format!("/api/v1/members/{id}/invitations"), &ent.key).await;
+    assert_eq!(list.body["items"][0]["state"], "cancelled");
+}
+
+#[tokio::test]
+async fn each_login_step_leaves_a_login_event() {
+    let (app, ent, _) = app_with_member().await;
+    let started = start(&app, PHONE).await;
+    let code = app.code_for(PHONE, 2).await;
+    let login = login_id(&started);
+    submit(&app, &login, &wrong(&code)).await.assert_status(400);
+    submit(&app, &login, &code).await.assert_status(200);
+    let view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    let kinds: Vec<&str> =
+        view.body["recent_events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for kind in ["start", "code_sent", "code_failed", "code_ok", "session_issued"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+}
