@@ -152,6 +152,13 @@ impl Services {
         })
     }
 
+    /// The number an invitation was sent to, to fill in the sign-in form of its landing page (the
+    /// link itself went to that number).
+    pub async fn invitation_number(&self, token: &str) -> Result<String> {
+        let (_, member) = self.usable_invitation(token).await?;
+        Ok(member.phone.to_string())
+    }
+
     /// The pending, unexpired invitation behind a token, with its member; else `invitation_expired`.
     pub(crate) async fn usable_invitation(&self, token: &str) -> Result<(Invitation, Member)> {
         if !token.starts_with(INVITATION_PREFIX) || token.len() > 100 {

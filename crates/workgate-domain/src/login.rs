@@ -11,7 +11,7 @@ use crate::ids::{DeviceId, EnterpriseId, EventId, InvitationId, LoginId};
 use crate::limits::{Limit, network_of};
 use crate::model::{Enterprise, Member};
 use crate::outbox::{OutboxMessage, SmsPurpose};
-use crate::phone::PhoneNumber;
+use crate::phone::{PhoneNumber, Region};
 use crate::secret::{SecretHash, keyed_hash, random_code};
 use crate::sessions::{IssuedSession, NewSession};
 use crate::values::MemberStatus;
@@ -112,6 +112,8 @@ pub struct StartLoginInput {
     pub invitation: Option<String>,
     /// A name for the device, e.g. "Li Lei's iPhone".
     pub device_name: Option<String>,
+    /// The region a number without a country code is read in (the server's default otherwise).
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,12 +239,14 @@ impl Services {
             Some(token) => Some(self.usable_invitation(token).await?),
             None => None,
         };
-        let region = match &invitation {
-            Some((inv, _)) => {
+        let region = match (&input.region, &invitation) {
+            (Some(r), _) => Region::parse(r)?,
+            (None, Some((inv, _))) => {
                 self.store.get_enterprise(&inv.enterprise_id).await?.map_or(s.default_region, |e| e.region)
             }
-            None => s.default_region,
+            (None, None) => s.default_region,
         };
+
         let phone = PhoneNumber::parse(&input.phone, region)?;
         if let Some(ip) = client.ip {
             let limits = [

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod problem;
 pub mod routes;
 pub mod views;
+pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -50,9 +51,17 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The OpenAPI document, rendered once.
     pub openapi: bytes::Bytes,
+    /// The `file` SMS provider's file, shown at `/dev/sms` (development only).
+    pub dev_sms_file: Option<std::path::PathBuf>,
 }
 
 impl AppState {
+    /// Shows the `file` SMS provider's messages at `/dev/sms`.
+    pub fn with_dev_sms(mut self, path: std::path::PathBuf) -> Self {
+        self.dev_sms_file = Some(path);
+        self
+    }
+
     pub fn new(services: Services, config: HttpConfig) -> Self {
         let openapi = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into());
         AppState {
@@ -60,6 +69,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: metrics::Metrics::new(),
             openapi: bytes::Bytes::from(openapi),
+            dev_sms_file: None,
         }
     }
 }
@@ -156,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .nest("/api/v1", api)
+        .merge(web::routes())
         .fallback(|| async { problem::ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { problem::ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record))

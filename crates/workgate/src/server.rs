@@ -80,7 +80,10 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         import_body_limit: config.import_body_limit,
         trusted_proxies: config.trusted_proxies.clone(),
     };
-    let state = AppState::new(services.clone(), http);
+    let mut state = AppState::new(services.clone(), http);
+    if let (workgate_sms::ProviderKind::File, Some(file)) = (config.sms.provider, &config.sms.file) {
+        state = state.with_dev_sms(file.path.clone());
+    }
     let (stop, stopped) = watch::channel(false);
     let sender = tokio::spawn(run_sender(services.clone(), provider, wakeup, stopped.clone()));
     let mut http_stopped = stopped;

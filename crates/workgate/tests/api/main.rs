@@ -18,3 +18,4 @@ mod roles;
 mod smoke;
 mod support;
 mod tenancy;
+mod web;

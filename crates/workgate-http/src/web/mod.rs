@@ -1,0 +1,459 @@
+//! The web pages (SPEC section 8): Enterprise Login at `/login`, the invitation landing `/i/<token>`,
+//! a signed-in page at `/`, and `/dev/sms` while the `file` SMS provider is in use.
+//!
+//! Server-rendered forms over the same domain use cases as the JSON API, so they work without
+//! JavaScript; `app.js` only runs the resend countdown. Security: the session lives in `HttpOnly`,
+//! `SameSite=Lax` cookies (`Secure` when the public URL is https); every form carries a CSRF token
+//! matched against a cookie in constant time; a strict Content-Security-Policy allows nothing but
+//! this server's own assets; no secret travels in a URL except the invitation token, and
+//! `Referrer-Policy: no-referrer` keeps that one from leaking to other sites.
+
+pub mod i18n;
+pub mod pages;
+
+use crate::AppState;
+use crate::routes::login::Client;
+use axum::Router;
+use axum::extract::{Form, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next as MiddlewareNext;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use i18n::Lang;
+use maud::Markup;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use workgate_domain::Error;
+use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, PasswordInput, StartLoginInput};
+use workgate_domain::sessions::{IssuedSession, MemberSession, RefreshInput};
+
+const ACCESS_COOKIE: &str = "wg_access";
+const REFRESH_COOKIE: &str = "wg_refresh";
+const DEVICE_COOKIE: &str = "wg_device";
+const CSRF_COOKIE: &str = "wg_csrf";
+const LANG_COOKIE: &str = "wg_lang";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/login/code", post(code_submit))
+        .route("/login/resend", post(resend_submit))
+        .route("/login/enterprise", post(enterprise_submit))
+        .route("/login/password", post(password_submit))
+        .route("/login/continue", post(continue_submit))
+        .route("/logout", post(logout))
+        .route("/i/{token}", get(invitation))
+        .route("/dev/sms", get(dev_sms))
+        .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("style.css")) }))
+        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("app.js")) }))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+/// Headers of every web page: a strict CSP, no framing, no sniffing, no referrer; and the language
+/// switch remembered in a cookie.
+async fn security_headers(req: Request, next: MiddlewareNext) -> Response {
+    let chosen_lang = req
+        .uri()
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "lang").map(|(_, v)| v.into_owned()));
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; \
+               frame-ancestors 'none'; base-uri 'none'";
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if let Some(lang) = chosen_lang.filter(|l| l == "en" || l == "zh-CN")
+        && let Ok(v) = HeaderValue::from_str(&format!("{LANG_COOKIE}={lang}; Path=/; Max-Age=31536000; SameSite=Lax"))
+    {
+        h.append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn secure(state: &AppState) -> bool {
+    state.services.settings.public_url.starts_with("https://")
+}
+
+fn cookie(state: &AppState, name: &'static str, value: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .secure(secure(state))
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(max_age_secs))
+        .build()
+}
+
+/// The CSRF token of this browser, issued on first sight.
+fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(existing) = jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 32) {
+        return (jar, existing);
+    }
+    let token = workgate_domain::secret::Secret::generate("").expose().to_string();
+    (jar.add(cookie(state, CSRF_COOKIE, token.clone(), 86_400)), token)
+}
+
+fn csrf_ok(jar: &CookieJar, presented: &str) -> bool {
+    jar.get(CSRF_COOKIE)
+        .is_some_and(|c| c.value().len() >= 32 && bool::from(c.value().as_bytes().ct_eq(presented.as_bytes())))
+}
+
+fn page(markup: Markup) -> Html<String> {
+    Html(markup.into_string())
+}
+
+fn page_with(status: StatusCode, jar: CookieJar, markup: Markup) -> Response {
+    (status, jar, page(markup)).into_response()
+}
+
+fn code_of(e: &Error) -> &'static str {
+    e.code()
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    invitation: Option<String>,
+    #[allow(dead_code)]
+    lang: Option<String>,
+}
+
+async fn login_page(
+    State(s): State<AppState>,
+    lang: Lang,
+    jar: CookieJar,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    let phone = match q.invitation.as_deref() {
+        Some(inv) => match s.services.invitation_number(inv).await {
+            Ok(p) => p,
+            Err(_) => return page_with(StatusCode::GONE, jar, pages::invitation_expired(lang)),
+        },
+        None => String::new(),
+    };
+    let region = s.services.settings.default_region.as_str().to_string();
+    let form = pages::PhoneForm {
+        csrf: &token,
+        phone: &phone,
+        region: &region,
+        invitation: q.invitation.as_deref(),
+        error: None,
+    };
+    page_with(StatusCode::OK, jar, pages::phone_form(lang, &form))
+}
+
+#[derive(Deserialize)]
+struct PhoneSubmit {
+    csrf: String,
+    region: String,
+    phone: String,
+    invitation: Option<String>,
+}
+
+async fn login_submit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<PhoneSubmit>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    let invitation = f.invitation.filter(|i| !i.is_empty());
+    let retry = |jar: CookieJar, code: &str| {
+        let form = pages::PhoneForm {
+            csrf: &token,
+            phone: &f.phone,
+            region: &f.region,
+            invitation: invitation.as_deref(),
+            error: Some(lang.error(code)),
+        };
+        page_with(StatusCode::OK, jar, pages::phone_form(lang, &form))
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return retry(jar, "csrf");
+    }
+    let input = StartLoginInput {
+        phone: f.phone.clone(),
+        device_id: jar.get(DEVICE_COOKIE).map(|c| c.value().to_string()),
+        invitation: invitation.clone(),
+        device_name: client.user_agent.as_deref().map(|ua| ua.chars().take(64).collect()),
+        region: Some(f.region.clone()),
+    };
+    match s.services.start_login(input, client).await {
+        Ok(started) => {
+            let masked = mask(&f.phone);
+            let form = pages::CodeForm {
+                csrf: &token,
+                login_id: started.login_id.as_str(),
+                phone_masked: &masked,
+                code_length: started.code_length,
+                resend_after: started.resend_after,
+                error: None,
+            };
+            page_with(StatusCode::OK, jar, pages::code_form(lang, &form))
+        }
+        Err(e) => retry(jar, code_of(&e)),
+    }
+}
+
+/// The number as typed with all but its last four digits hidden.
+fn mask(typed: &str) -> String {
+    let digits: Vec<char> = typed.chars().filter(char::is_ascii_digit).collect();
+    let keep = digits.len().saturating_sub(4);
+    digits.iter().enumerate().map(|(i, c)| if i < keep { '*' } else { *c }).collect()
+}
+
+#[derive(Deserialize)]
+struct StepSubmit {
+    csrf: String,
+    login_id: String,
+    code: Option<String>,
+    enterprise_id: Option<String>,
+    password: Option<String>,
+}
+
+/// Renders what comes after a step, or finishes the sign-in with cookies and a redirect home.
+fn after_step(state: &AppState, lang: Lang, jar: CookieJar, token: &str, login_id: &str, next: Next) -> Response {
+    match next {
+        Next::Enterprise(list) => {
+            let list: Vec<(String, String)> = list.iter().map(|e| (e.id.to_string(), e.name.to_string())).collect();
+            page_with(StatusCode::OK, jar, pages::enterprise_form(lang, token, login_id, &list))
+        }
+        Next::Password => page_with(StatusCode::OK, jar, pages::password_form(lang, token, login_id, false, None)),
+        Next::SetPassword => page_with(StatusCode::OK, jar, pages::password_form(lang, token, login_id, true, None)),
+        Next::PendingApproval(_) => page_with(StatusCode::OK, jar, pages::pending_page(lang, token, login_id, None)),
+        Next::Done(session) => signed_in(state, jar, *session),
+    }
+}
+
+fn signed_in(state: &AppState, jar: CookieJar, session: IssuedSession) -> Response {
+    let jar = jar
+        .add(cookie(state, ACCESS_COOKIE, session.access_token, session.expires_in))
+        .add(cookie(state, REFRESH_COOKIE, session.refresh_token, state.services.settings.refresh_token_ttl_secs))
+        .add(cookie(state, DEVICE_COOKIE, session.device_id.to_string(), 5 * 365 * 86_400));
+    (jar, Redirect::to("/")).into_response()
+}
+
+/// A step refused: the same form again with the reason, or the start when the login is over.
+fn step_error(lang: Lang, jar: CookieJar, token: &str, f: &StepSubmit, e: &Error, form: &str) -> Response {
+    let message = lang.error(code_of(e));
+    let over = matches!(e, Error::CodeExpired | Error::TooManyAttempts | Error::InvitationExpired);
+    if over {
+        let region = "CN";
+        let phone_form = pages::PhoneForm { csrf: token, phone: "", region, invitation: None, error: Some(message) };
+        return page_with(StatusCode::OK, jar, pages::phone_form(lang, &phone_form));
+    }
+    let markup = match form {
+        "password" => {
+            pages::password_form(lang, token, &f.login_id, matches!(e, Error::PasswordTooWeak { .. }), Some(message))
+        }
+        "continue" => pages::pending_page(lang, token, &f.login_id, Some(message)),
+        _ => {
+            let code_form = pages::CodeForm {
+                csrf: token,
+                login_id: &f.login_id,
+                phone_masked: "",
+                code_length: 6,
+                resend_after: 0,
+                error: Some(message),
+            };
+            pages::code_form(lang, &code_form)
+        }
+    };
+    page_with(StatusCode::OK, jar, markup)
+}
+
+async fn code_submit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<StepSubmit>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    if !csrf_ok(&jar, &f.csrf) {
+        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+    }
+    let input = CodeInput { code: f.code.clone().unwrap_or_default() };
+    match s.services.submit_code(&f.login_id, input, client).await {
+        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
+        Err(e) => step_error(lang, jar, &token, &f, &e, "code"),
+    }
+}
+
+async fn resend_submit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<StepSubmit>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    if !csrf_ok(&jar, &f.csrf) {
+        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+    }
+    match s.services.resend_code(&f.login_id, client).await {
+        Ok(resend_after) => {
+            let form = pages::CodeForm {
+                csrf: &token,
+                login_id: &f.login_id,
+                phone_masked: "",
+                code_length: s.services.settings.code_length,
+                resend_after,
+                error: None,
+            };
+            page_with(StatusCode::OK, jar, pages::code_form(lang, &form))
+        }
+        Err(e) => step_error(lang, jar, &token, &f, &e, "code"),
+    }
+}
+
+async fn enterprise_submit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<StepSubmit>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    if !csrf_ok(&jar, &f.csrf) {
+        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+    }
+    let input = EnterpriseChoice { enterprise_id: f.enterprise_id.clone().unwrap_or_default() };
+    match s.services.choose_enterprise(&f.login_id, input, client).await {
+        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
+        Err(e) => step_error(lang, jar, &token, &f, &e, "code"),
+    }
+}
+
+async fn password_submit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<StepSubmit>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    if !csrf_ok(&jar, &f.csrf) {
+        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "password");
+    }
+    let input = PasswordInput { password: f.password.clone().unwrap_or_default() };
+    match s.services.submit_password(&f.login_id, input, client).await {
+        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
+        Err(e) => step_error(lang, jar, &token, &f, &e, "password"),
+    }
+}
+
+async fn continue_submit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<StepSubmit>,
+) -> Response {
+    let (jar, token) = csrf(&s, jar);
+    if !csrf_ok(&jar, &f.csrf) {
+        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "continue");
+    }
+    match s.services.continue_login(&f.login_id, client).await {
+        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
+        Err(e) => step_error(lang, jar, &token, &f, &e, "continue"),
+    }
+}
+
+/// The browser's member session: the access cookie, or a refresh with the refresh cookie.
+async fn browser_session(s: &AppState, jar: CookieJar, client: ClientInfo) -> (CookieJar, Option<MemberSession>) {
+    if let Some(access) = jar.get(ACCESS_COOKIE)
+        && let Ok(session) = s.services.authenticate_access(access.value()).await
+    {
+        return (jar, Some(session));
+    }
+    let Some(refresh) = jar.get(REFRESH_COOKIE).map(|c| c.value().to_string()) else { return (jar, None) };
+    match s.services.refresh(RefreshInput { refresh_token: refresh, app_version: None }, client).await {
+        Ok(issued) => {
+            let session = s.services.authenticate_access(&issued.access_token).await.ok();
+            let jar = jar.add(cookie(s, ACCESS_COOKIE, issued.access_token, issued.expires_in)).add(cookie(
+                s,
+                REFRESH_COOKIE,
+                issued.refresh_token,
+                s.services.settings.refresh_token_ttl_secs,
+            ));
+            (jar, session)
+        }
+        Err(_) => (jar.remove(Cookie::from(ACCESS_COOKIE)).remove(Cookie::from(REFRESH_COOKIE)), None),
+    }
+}
+
+async fn home(State(s): State<AppState>, Client(client): Client, lang: Lang, jar: CookieJar) -> Response {
+    let (jar, session) = browser_session(&s, jar, client).await;
+    let Some(session) = session else { return (jar, Redirect::to("/login")).into_response() };
+    let (jar, token) = csrf(&s, jar);
+    let Ok((member, enterprise)) = s.services.me(&session).await else {
+        return (jar, Redirect::to("/login")).into_response();
+    };
+    let devices = s.services.my_devices(&session).await.unwrap_or_default();
+    let home = pages::Home {
+        csrf: &token,
+        name: member.name.as_str(),
+        phone: member.phone.as_str(),
+        enterprise: enterprise.name.as_str(),
+        devices: devices
+            .into_iter()
+            .filter(|d| d.state != "revoked")
+            .map(|d| {
+                let label = d.name.or(d.platform).unwrap_or_else(|| d.id.to_string());
+                (label, d.last_seen_at.to_rfc3339(), d.id == session.device_id)
+            })
+            .collect(),
+    };
+    page_with(StatusCode::OK, jar, pages::home(lang, &home))
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    Client(client): Client,
+    jar: CookieJar,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, Redirect::to("/")).into_response();
+    }
+    let (jar, session) = browser_session(&s, jar, client).await;
+    if let Some(session) = session
+        && let Err(e) = s.services.logout(&session).await
+    {
+        tracing::warn!(error = %e, "web logout failed");
+    }
+    let jar = jar.remove(Cookie::from(ACCESS_COOKIE)).remove(Cookie::from(REFRESH_COOKIE));
+    (jar, Redirect::to("/login")).into_response()
+}
+
+async fn invitation(State(s): State<AppState>, lang: Lang, Path(token): Path<String>) -> Response {
+    match s.services.preview_invitation(&token).await {
+        Ok(p) => page(pages::invitation(lang, &p.enterprise_name, &p.phone_masked, &token)).into_response(),
+        Err(_) => (StatusCode::GONE, page(pages::invitation_expired(lang))).into_response(),
+    }
+}
+
+async fn dev_sms(State(s): State<AppState>, lang: Lang) -> Response {
+    let Some(path) = s.dev_sms_file.as_deref() else {
+        return (StatusCode::NOT_FOUND, "Not found: /dev/sms exists only with the file SMS provider.").into_response();
+    };
+    let messages = workgate_sms::read_messages(path);
+    let newest: Vec<_> = messages.into_iter().rev().take(50).collect::<Vec<_>>().into_iter().rev().collect();
+    page(pages::dev_sms(lang, &newest)).into_response()
+}

@@ -1,0 +1,136 @@
+//! The web pages over HTTP with a cookie-keeping client (the browser suite drives real Chromium;
+//! these check the server side of the same flows quickly).
+
+use crate::helpers::TestApp;
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+const PHONE: &str = "+8613900139001";
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
+}
+
+/// The value of a hidden form field in a page.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no field {name} in {html}"));
+    html[start..].split('"').next().unwrap_or_default().to_string()
+}
+
+async fn text(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("body"))
+}
+
+/// Signs in through the pages; returns the client holding the session cookies.
+async fn sign_in(app: &TestApp, sms_before: usize) -> reqwest::Client {
+    let b = browser();
+    let (_, page) = text(b.get(format!("{}/login", app.base)).send().await.unwrap()).await;
+    let csrf = field(&page, "csrf");
+    let form = [("csrf", csrf.as_str()), ("region", "CN"), ("phone", "139 0013 9001")];
+    let (status, page) = text(b.post(format!("{}/login", app.base)).form(&form).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let login_id = field(&page, "login_id");
+    let code = app.code_for(PHONE, sms_before + 1).await;
+    let form = [("csrf", csrf.as_str()), ("login_id", login_id.as_str()), ("code", code.as_str())];
+    let resp = b.post(format!("{}/login/code", app.base)).form(&form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "signed in and sent home");
+    let cookies: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let access = cookies.iter().find(|c| c.starts_with("wg_access=")).expect("session cookie");
+    assert!(access.contains("HttpOnly") && access.contains("SameSite=Lax"), "{access}");
+    b
+}
+
+#[tokio::test]
+async fn a_member_signs_in_through_the_pages_and_sees_their_page() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    let b = sign_in(&app, 1).await;
+    let (status, page) = text(b.get(format!("{}/", app.base)).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Zhang San") && page.contains("Acme") && page.contains(PHONE), "{page}");
+}
+
+#[tokio::test]
+async fn a_form_without_the_csrf_token_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    let b = browser();
+    b.get(format!("{}/login", app.base)).send().await.unwrap();
+    let form = [("csrf", "forged-token-forged-token-forged-token"), ("region", "CN"), ("phone", "13900139001")];
+    let (_, page) = text(b.post(format!("{}/login", app.base)).form(&form).send().await.unwrap()).await;
+    assert!(page.contains("The form expired"), "{page}");
+    app.wait_for_sms(PHONE, 1).await;
+    assert_eq!(app.sms_to(PHONE).len(), 1, "only the invitation, no code");
+}
+
+#[tokio::test]
+async fn a_disabled_members_browser_session_is_refused_at_its_next_action() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let m = app.add_member(&ent, "Zhang San", PHONE).await;
+    let b = sign_in(&app, 1).await;
+    assert_eq!(b.get(format!("{}/", app.base)).send().await.unwrap().status().as_u16(), 200);
+    app.post(&format!("/api/v1/members/{}/disable", m["id"].as_str().unwrap()), &ent.key, json!({})).await;
+    let resp = b.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/login");
+}
+
+#[tokio::test]
+async fn errors_are_shown_in_the_persons_language() {
+    let app = TestApp::spawn().await;
+    app.enterprise("Acme", "13800138000").await;
+    let b = browser();
+    let (_, page) =
+        text(b.get(format!("{}/login", app.base)).header("accept-language", "zh-CN,zh;q=0.9").send().await.unwrap())
+            .await;
+    assert!(page.contains("lang=\"zh-CN\"") && page.contains("获取验证码"), "{page}");
+    let csrf = field(&page, "csrf");
+    let form = [("csrf", csrf.as_str()), ("region", "CN"), ("phone", "13700137000")];
+    let req = b.post(format!("{}/login", app.base)).header("accept-language", "zh-CN").form(&form);
+    let (_, page) = text(req.send().await.unwrap()).await;
+    assert!(page.contains("该手机号未注册"), "{page}");
+    // The switch is remembered.
+    let (_, page) = text(b.get(format!("{}/login?lang=en", app.base)).send().await.unwrap()).await;
+    assert!(page.contains("Send code"));
+    let (_, page) =
+        text(b.get(format!("{}/login", app.base)).header("accept-language", "zh-CN").send().await.unwrap()).await;
+    assert!(page.contains("Send code"), "the cookie from the switch wins over Accept-Language");
+}
+
+#[tokio::test]
+async fn the_invitation_landing_leads_to_the_login_with_the_number() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    let sms = app.wait_for_sms(PHONE, 1).await.remove(0);
+    let link = sms.body.split_whitespace().find(|w| w.contains("/i/")).unwrap();
+    let token = link.rsplit("/i/").next().unwrap();
+    let b = browser();
+    let resp = b.get(format!("{}/i/{token}", app.base)).send().await.unwrap();
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    let (_, page) = text(resp).await;
+    assert!(page.contains("Acme") && page.contains("+86*******9001"), "{page}");
+    let (_, login) = text(b.get(format!("{}/login?invitation={token}", app.base)).send().await.unwrap()).await;
+    assert!(login.contains(&format!("value=\"{PHONE}\"")), "the number is filled in: {login}");
+    let (status, expired) = text(b.get(format!("{}/i/wgi_not-a-real-token", app.base)).send().await.unwrap()).await;
+    assert_eq!(status, 410);
+    assert!(expired.contains("This invitation has expired"));
+}
+
+#[tokio::test]
+async fn the_dev_sms_page_shows_the_latest_messages() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    app.wait_for_sms(PHONE, 1).await;
+    let (status, page) = text(browser().get(format!("{}/dev/sms", app.base)).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(PHONE) && page.contains("invited to join Acme"), "{page}");
+}
