@@ -185,7 +185,7 @@ async fn login_submit(
         phone: f.phone.clone(),
         device_id: jar.get(DEVICE_COOKIE).map(|c| c.value().to_string()),
         invitation: invitation.clone(),
-        device_name: client.user_agent.as_deref().map(|ua| ua.chars().take(64).collect()),
+        device_name: client.user_agent.as_deref().map(browser_name),
         region: Some(f.region.clone()),
     };
     match s.services.start_login(input, client).await {
@@ -203,6 +203,26 @@ async fn login_submit(
         }
         Err(e) => retry(jar, code_of(&e)),
     }
+}
+
+/// "Chrome on Linux" and the like, from a User-Agent, to name the device in lists.
+fn browser_name(user_agent: &str) -> String {
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .iter()
+        .find(|(marker, _)| user_agent.contains(marker))
+        .map_or("Browser", |(_, name)| name);
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iOS"),
+        ("Windows", "Windows"),
+        ("Mac OS", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(marker, _)| user_agent.contains(marker))
+    .map_or("an unknown system", |(_, name)| name);
+    format!("{browser} on {system}")
 }
 
 /// The number as typed with all but its last four digits hidden.

@@ -1,0 +1,142 @@
+//! End-to-end tests in real headless Chromium (Debian's `chromium` and `chromium-driver`, which
+//! `.ci/run` installs), driven over WebDriver by `fantoccini`, against the real server. Skipped,
+//! with the reason printed, only where Chromium or ChromeDriver is absent.
+//!
+//! Set `WORKGATE_SCREENSHOTS=<dir>` to save a screenshot of each page visited (the README's come
+//! from here).
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use helpers::TestApp;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PHONE: &str = "+8613900139001";
+
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    /// A fresh headless Chromium, or `None` (with the reason printed) where it is not installed.
+    async fn open(lang: &str) -> Option<Browser> {
+        if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists() {
+            eprintln!("skipped: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().expect("profile dir").keep();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=414,900",
+                    format!("--lang={lang}"), format!("--user-data-dir={}", profile.display()),
+                ],
+                "prefs": {"intl.accept_languages": lang},
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = None;
+        for _ in 0..50 {
+            match ClientBuilder::new(connector.clone()).capabilities(caps.clone()).connect(&url).await {
+                Ok(client) => return Some(Browser { client, driver }),
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not accept a session: {last_error:?}");
+    }
+
+    async fn shot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("WORKGATE_SCREENSHOTS") {
+            let png = self.client.screenshot().await.expect("screenshot");
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).expect("screenshot written");
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The invitation link in the first SMS to `PHONE`.
+async fn invitation_link(app: &TestApp) -> String {
+    let sms = app.wait_for_sms(PHONE, 1).await.remove(0);
+    let link = sms.body.split_whitespace().find(|w| w.contains("/i/")).expect("a link").to_string();
+    // The link carries the configured public URL; the test server listens elsewhere.
+    format!("{}/i/{}", app.base, link.rsplit("/i/").next().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_member_opens_the_invitation_signs_in_and_a_disable_ends_the_browser_session() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let member = app.add_member(&ent, "Zhang San", PHONE).await;
+    let Some(b) = Browser::open("en").await else { return };
+    let c = &b.client;
+
+    c.goto(&invitation_link(&app).await).await.expect("invitation opens");
+    assert!(b.text("main").await.contains("Acme"));
+    b.shot("invitation").await;
+    c.find(Locator::Css("a.button")).await.expect("sign-in link").click().await.expect("click");
+    let phone = c.find(Locator::Id("phone")).await.expect("phone field");
+    assert_eq!(phone.prop("value").await.expect("value").as_deref(), Some(PHONE), "the number is filled in");
+    b.shot("login").await;
+    c.find(Locator::Css("form[action='/login'] button")).await.expect("send").click().await.expect("click");
+
+    let code = app.code_for(PHONE, 2).await;
+    c.find(Locator::Id("code")).await.expect("code field").send_keys(&code).await.expect("type");
+    b.shot("code").await;
+    c.find(Locator::Css("form[action='/login/code'] button")).await.expect("verify").click().await.expect("click");
+    let signed_in = b.text("#signed-in").await;
+    assert!(signed_in.contains(PHONE) && signed_in.contains("Acme"), "{signed_in}");
+    b.shot("home").await;
+
+    // The admin disables the member; the open page's next action is refused.
+    let id = member["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
+    c.refresh().await.expect("reload");
+    assert!(c.current_url().await.expect("url").path().ends_with("/login"), "sent back to the sign-in page");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_chinese_pages_render() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "张三", PHONE).await;
+    let Some(b) = Browser::open("zh-CN").await else { return };
+    let c = &b.client;
+    c.goto(&format!("{}/login", app.base)).await.expect("login opens");
+    assert_eq!(b.text("h1").await, "登录");
+    assert!(b.text("button").await.contains("获取验证码"));
+    b.shot("login-zh").await;
+    c.find(Locator::Id("phone")).await.expect("phone").send_keys("13700137000").await.expect("type");
+    c.find(Locator::Css("form[action='/login'] button")).await.expect("send").click().await.expect("click");
+    assert!(b.text(".error").await.contains("该手机号未注册"));
+    b.close().await;
+}
