@@ -1,0 +1,157 @@
+//! The server under test: the release `workgate` binary in a subprocess, over a fresh SQLite
+//! database in a temporary directory, with login limits raised and SMS going to our receiver.
+
+use crate::sms::{self, Inbox};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// Numbers are `+86 139 NNNN NNNN`, one per member, each used for one login per run.
+pub fn phone(i: usize) -> String {
+    format!("+86139{:08}", i + 1)
+}
+
+/// So high that no limit of SPEC section 6 that a benchmark crosses (per IP, per /24, the SMS
+/// budgets) is reached; the per-number limits stay at their defaults (each number is used once).
+const UNLIMITED: i64 = 1_000_000_000;
+
+pub struct Server {
+    pub base: String,
+    pub api_key: String,
+    pub inbox: Arc<Inbox>,
+    /// The database, the configuration and the server's log.
+    pub root: PathBuf,
+    /// Removed when dropped, unless `--keep`.
+    _dir: Option<tempfile::TempDir>,
+    pub child: Child,
+    pub pid: u32,
+    http: reqwest::Client,
+}
+
+pub struct Options<'a> {
+    pub server_bin: &'a Path,
+    pub keep: bool,
+}
+
+impl Server {
+    pub async fn start(opts: &Options<'_>) -> anyhow::Result<Server> {
+        let bin = opts.server_bin;
+        if !bin.exists() {
+            bail!("{} not found: build it first with `cargo build --release -p workgate`", bin.display());
+        }
+        let tmp = tempfile::Builder::new().prefix("workgate-loadgen-").tempdir()?;
+        let root = tmp.path().to_path_buf();
+        let dir = if opts.keep {
+            drop(tmp.keep());
+            None
+        } else {
+            Some(tmp)
+        };
+        let database = format!("sqlite://{}", root.join("workgate.db").display());
+
+        let inbox = Arc::new(Inbox::default());
+        let sms_addr = sms::start(inbox.clone()).await?;
+        let port = free_port()?;
+        let config = root.join("workgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[login]\nstarts_per_ip_hour = {UNLIMITED}\nstarts_per_network_hour = {UNLIMITED}\n\
+                 sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n\n\
+                 [sms]\nprovider = \"webhook\"\n\n[sms.webhook]\nurl = \"http://{sms_addr}/sms\"\nsecret = \"{}\"\n",
+                sms::SECRET
+            ),
+        )?;
+
+        // The enterprise and its first API key, through the CLI of the same binary.
+        let out = std::process::Command::new(bin)
+            .args(["--database", &database, "enterprise", "create", "--name", "Loadgen Co"])
+            .args(["--owner-name", "Load Owner", "--owner-phone", "+8613700000000", "--json"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .context("running `workgate enterprise create`")?;
+        if !out.status.success() {
+            bail!("`workgate enterprise create` failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let created: Value = serde_json::from_slice(&out.stdout).context("reading `enterprise create --json`")?;
+        let api_key = created["api_key"].as_str().context("no api_key in `enterprise create --json`")?.to_string();
+
+        let log = std::fs::File::create(root.join("server.log"))?;
+        let child = Command::new(bin)
+            .args(["--config", &config.to_string_lossy(), "--database", &database, "serve"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the server")?;
+        let pid = child.id().context("the server exited at once")?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let mut server = Server { base, api_key, inbox, root, _dir: dir, child, pid, http };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
+                bail!("the server exited ({status}):\n{log}");
+            }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not become ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Imports `count` members with the numbers `phone(0..count)`, without invitations.
+    pub async fn seed(&self, count: usize) -> anyhow::Result<()> {
+        let started = Instant::now();
+        const BATCH: usize = 10_000;
+        for from in (0..count).step_by(BATCH) {
+            let members: Vec<Value> = (from..(from + BATCH).min(count))
+                .map(|i| json!({"name": format!("Member {i}"), "phone": phone(i), "userid": format!("m{i}"), "invite": false}))
+                .collect();
+            let n = members.len();
+            let response = self
+                .http
+                .post(format!("{}/api/v1/members/import", self.base))
+                .bearer_auth(&self.api_key)
+                .json(&json!({ "members": members }))
+                .send()
+                .await?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let created = body["created"].as_u64().unwrap_or(0) as usize;
+            if !status.is_success() || created != n {
+                bail!("seeding members {from}..{}: HTTP {status}, created {created} of {n}: {body:.300}", from + n);
+            }
+        }
+        eprintln!("seeded {count} members in {:.1} s (not measured)", started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Stops the server (SIGKILL: it has nothing to save that is not already durable).
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}

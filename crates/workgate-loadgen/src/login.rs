@@ -1,0 +1,94 @@
+//! One Enterprise Login over HTTP: `login/start` → the SMS code at our receiver → `login/{id}/code`
+//! → `next: "done"`, with the time of each step.
+
+use crate::sms::Inbox;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// How long a client waits for its code before it counts the login as failed.
+pub const SMS_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Timings {
+    pub start: Duration,
+    pub sms: Duration,
+    pub code: Duration,
+    pub total: Duration,
+}
+
+pub struct LoggedIn {
+    pub timings: Timings,
+    pub access_token: String,
+}
+
+/// A client with one keep-alive connection to the server, as one user's device would have.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(4)
+        .timeout(Duration::from_secs(60))
+        .user_agent("workgate-loadgen (Linux)")
+        .build()
+        .unwrap_or_else(|e| panic!("building an HTTP client failed: {e}"))
+}
+
+/// Logs in with `phone`; the error is a short key for counting (`start 429 rate_limited`, …).
+pub async fn login(http: &reqwest::Client, base: &str, inbox: &Inbox, phone: &str) -> Result<LoggedIn, String> {
+    let code_rx = inbox.expect(phone);
+    let t0 = Instant::now();
+    let response = http
+        .post(format!("{base}/api/v1/login/start"))
+        .json(&json!({ "phone": phone }))
+        .send()
+        .await
+        .map_err(|e| format!("start transport {}", kind(&e)));
+    let started: Value = match response {
+        Ok(r) => read(r, "start").await,
+        Err(e) => Err(e),
+    }
+    .inspect_err(|_| inbox.forget(phone))?;
+    let t1 = Instant::now();
+    let login_id = started["login_id"].as_str().ok_or("start: no login_id")?.to_string();
+    let code = match tokio::time::timeout(SMS_TIMEOUT, code_rx).await {
+        Ok(Ok(code)) => code,
+        _ => {
+            inbox.forget(phone);
+            return Err("sms timeout".into());
+        }
+    };
+    let t2 = Instant::now();
+    let response = http
+        .post(format!("{base}/api/v1/login/{login_id}/code"))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .map_err(|e| format!("code transport {}", kind(&e)))?;
+    let step = read(response, "code").await?;
+    let t3 = Instant::now();
+    if step["next"] != "done" {
+        return Err(format!("code: next = {}", step["next"]));
+    }
+    let access_token = step["session"]["access_token"].as_str().ok_or("code: no access_token")?.to_string();
+    Ok(LoggedIn { timings: Timings { start: t1 - t0, sms: t2 - t1, code: t3 - t2, total: t3 - t0 }, access_token })
+}
+
+async fn read(response: reqwest::Response, step: &str) -> Result<Value, String> {
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| format!("{step} {status} unreadable body: {}", kind(&e)))?;
+    if !status.is_success() {
+        return Err(format!("{step} {} {}", status.as_u16(), body["code"].as_str().unwrap_or("?")));
+    }
+    Ok(body)
+}
+
+fn kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_decode() {
+        "decode"
+    } else {
+        "other"
+    }
+}

@@ -1,0 +1,129 @@
+//! Latencies, percentiles, CPU time and the result table.
+
+use std::time::Duration;
+
+/// Latencies of one kind of operation, in microseconds.
+#[derive(Debug, Default, Clone)]
+pub struct Latencies(Vec<u32>);
+
+impl Latencies {
+    pub fn record(&mut self, d: Duration) {
+        self.0.push(d.as_micros().min(u128::from(u32::MAX)) as u32);
+    }
+
+    pub fn merge(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds, nearest rank; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let mut v = self.0.clone();
+        v.sort_unstable();
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        f64::from(v[rank - 1]) / 1000.0
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.iter().map(|&x| f64::from(x)).sum::<f64>() / self.0.len() as f64 / 1000.0
+    }
+}
+
+/// One row of the printed table.
+pub struct Row<'a> {
+    pub what: &'a str,
+    pub per_sec: Option<f64>,
+    pub lat: &'a Latencies,
+}
+
+pub fn print_table(rows: &[Row]) {
+    println!(
+        "| {:<38} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "measure", "count", "per s", "mean ms", "p50 ms", "p99 ms"
+    );
+    println!("|{:-<40}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|", "", ":", ":", ":", ":", ":");
+    for r in rows {
+        let rate = r.per_sec.map_or_else(|| "".to_string(), |x| format!("{x:.0}"));
+        println!(
+            "| {:<38} | {:>9} | {:>9} | {:>9.2} | {:>9.2} | {:>9.2} |",
+            r.what,
+            r.lat.len(),
+            rate,
+            r.lat.mean_ms(),
+            r.lat.quantile_ms(0.50),
+            r.lat.quantile_ms(0.99)
+        );
+    }
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`; `None` off Linux.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: count from after it.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the whole line are utime and stime; `rest` starts at field 3.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU used by the server and by this program over a measured window.
+pub struct CpuWindow {
+    server_pid: u32,
+    server0: Option<f64>,
+    own0: Option<f64>,
+    started: std::time::Instant,
+}
+
+impl CpuWindow {
+    pub fn start(server_pid: u32) -> Self {
+        CpuWindow {
+            server_pid,
+            server0: cpu_seconds(Some(server_pid)),
+            own0: cpu_seconds(None),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// "server 1.52 cores, loadgen 0.45 cores (of 2)".
+    pub fn describe(&self) -> String {
+        let wall = self.started.elapsed().as_secs_f64();
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let share = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if wall > 0.0 => format!("{:.2}", (b - a) / wall),
+            _ => "?".into(),
+        };
+        format!(
+            "CPU over the window: server {} cores, loadgen {} cores (machine has {cores})",
+            share(self.server0, cpu_seconds(Some(self.server_pid))),
+            share(self.own0, cpu_seconds(None))
+        )
+    }
+}
