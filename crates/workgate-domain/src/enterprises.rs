@@ -144,6 +144,11 @@ impl Services {
             return self.authenticate_api_key(presented, ip).await;
         }
         let session = self.authenticate_access(presented).await?;
+        self.admin_caller(&session, ip).await
+    }
+
+    /// The admin rights of a signed-in member, by role (a plain member is `forbidden`).
+    pub async fn admin_caller(&self, session: &crate::sessions::MemberSession, ip: Option<String>) -> Result<Caller> {
         let member =
             self.store.get_member(&session.enterprise_id, &session.member_id).await?.ok_or(Error::Unauthorized)?;
         let rights = match member.role {

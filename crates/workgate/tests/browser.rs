@@ -72,8 +72,18 @@ impl Browser {
         }
     }
 
+    /// The text of the first element matching `css`, waiting (up to 10 s) for it to appear: a
+    /// click that submits a form returns before the next page has loaded.
     async fn text(&self, css: &str) -> String {
-        self.client.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+        let found = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+        match found {
+            Ok(element) => element.text().await.expect("text"),
+            Err(e) => {
+                let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let source = self.client.source().await.unwrap_or_default();
+                panic!("{css} did not appear ({e}) on {url}: {source}");
+            }
+        }
     }
 
     async fn close(mut self) {
@@ -139,4 +149,73 @@ async fn the_chinese_pages_render() {
     c.find(Locator::Css("form[action='/login'] button")).await.expect("send").click().await.expect("click");
     assert!(b.text(".error").await.contains("该手机号未注册"));
     b.close().await;
+}
+
+/// Signs `phone` in through the login page of `b` (the number's `sms_before` messages already sent).
+async fn sign_in_page(app: &TestApp, b: &Browser, phone: &str, sms_before: usize) {
+    let c = &b.client;
+    c.goto(&format!("{}/login", app.base)).await.expect("login opens");
+    c.find(Locator::Id("phone")).await.expect("phone").send_keys(phone).await.expect("type");
+    c.find(Locator::Css("form[action='/login'] button")).await.expect("send").click().await.expect("click");
+    let code = app.code_for(phone, sms_before + 1).await;
+    c.find(Locator::Id("code")).await.expect("code field").send_keys(&code).await.expect("type");
+    c.find(Locator::Css("form[action='/login/code'] button")).await.expect("verify").click().await.expect("click");
+    assert!(b.text("#signed-in").await.contains(phone), "signed in");
+}
+
+#[tokio::test]
+async fn an_admin_adds_imports_and_disables_and_the_members_browser_is_signed_out() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let Some(admin) = Browser::open("en").await else { return };
+    let Some(member) = Browser::open("en").await else { return };
+    sign_in_page(&app, &admin, "+8613800138000", 0).await;
+    let c = &admin.client;
+
+    // Add a member from the console.
+    c.goto(&format!("{}/admin/members", app.base)).await.expect("console opens");
+    admin.shot("admin-members").await;
+    c.find(Locator::Id("new-name")).await.expect("name").send_keys("Zhang San").await.expect("type");
+    c.find(Locator::Id("new-phone")).await.expect("phone").send_keys("139 0013 9001").await.expect("type");
+    c.find(Locator::Css("form[method='post'][action='/admin/members'] button"))
+        .await
+        .expect("add")
+        .click()
+        .await
+        .expect("click");
+    assert!(admin.text(".notice").await.contains("Member added"));
+    let member_page = c.current_url().await.expect("url").to_string();
+
+    // The new member signs in on their own browser.
+    sign_in_page(&app, &member, PHONE, 1).await;
+
+    // Import a CSV file with the file picker.
+    let dir = tempfile::tempdir().expect("dir");
+    let csv = dir.path().join("staff.csv");
+    std::fs::write(
+        &csv,
+        "userid,name,phone,departments\nlisi,Li Si,13900139002,Engineering\nwangwu,Wang Wu,13900139003,Sales\n",
+    )
+    .expect("csv written");
+    c.goto(&format!("{}/admin/import", app.base)).await.expect("import opens");
+    c.find(Locator::Id("file")).await.expect("file input").send_keys(&csv.display().to_string()).await.expect("pick");
+    c.find(Locator::Css("form#import button")).await.expect("import").click().await.expect("click");
+    let summary = admin.text("#summary").await;
+    assert!(summary.starts_with("2 created"), "{summary}");
+    admin.shot("admin-import").await;
+    let listed = app.get("/api/v1/members?q=wang", &ent.key).await;
+    assert_eq!(listed.body["items"][0]["name"], "Wang Wu");
+
+    // Disable the member, through the confirmation.
+    c.goto(&member_page).await.expect("member page");
+    admin.shot("admin-member").await;
+    c.find(Locator::Css("a[href$='action=disable']")).await.expect("disable").click().await.expect("click");
+    c.find(Locator::Id("confirm")).await.expect("confirm").click().await.expect("click");
+    assert!(admin.text(".notice").await.contains("disabled"));
+
+    // The member's open page is refused at its next action.
+    member.client.refresh().await.expect("reload");
+    assert!(member.client.current_url().await.expect("url").path().ends_with("/login"));
+    member.close().await;
+    admin.close().await;
 }

@@ -11,3 +11,11 @@ document.querySelectorAll("[data-enable-after]").forEach(function (button) {
     if (left <= 0) { button.disabled = false; clearInterval(timer); }
   }, 1000);
 });
+
+// Bulk import: say that the upload is under way (large files take a while).
+document.querySelectorAll("form#import").forEach(function (form) {
+  form.addEventListener("submit", function () {
+    var button = form.querySelector("button[data-busy]");
+    if (button) { button.textContent = button.getAttribute("data-busy"); button.disabled = true; }
+  });
+});

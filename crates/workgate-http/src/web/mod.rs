@@ -8,6 +8,7 @@
 //! this server's own assets; no secret travels in a URL except the invitation token, and
 //! `Referrer-Policy: no-referrer` keeps that one from leaking to other sites.
 
+pub mod admin;
 pub mod i18n;
 pub mod pages;
 
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dev/sms", get(dev_sms))
         .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("style.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("app.js")) }))
+        .merge(admin::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -94,7 +96,7 @@ fn cookie(state: &AppState, name: &'static str, value: String, max_age_secs: i64
 }
 
 /// The CSRF token of this browser, issued on first sight.
-fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
+pub(crate) fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
     if let Some(existing) = jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 32) {
         return (jar, existing);
     }
@@ -102,7 +104,7 @@ fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
     (jar.add(cookie(state, CSRF_COOKIE, token.clone(), 86_400)), token)
 }
 
-fn csrf_ok(jar: &CookieJar, presented: &str) -> bool {
+pub(crate) fn csrf_ok(jar: &CookieJar, presented: &str) -> bool {
     jar.get(CSRF_COOKIE)
         .is_some_and(|c| c.value().len() >= 32 && bool::from(c.value().as_bytes().ct_eq(presented.as_bytes())))
 }
@@ -391,7 +393,11 @@ async fn continue_submit(
 }
 
 /// The browser's member session: the access cookie, or a refresh with the refresh cookie.
-async fn browser_session(s: &AppState, jar: CookieJar, client: ClientInfo) -> (CookieJar, Option<MemberSession>) {
+pub(crate) async fn browser_session(
+    s: &AppState,
+    jar: CookieJar,
+    client: ClientInfo,
+) -> (CookieJar, Option<MemberSession>) {
     if let Some(access) = jar.get(ACCESS_COOKIE)
         && let Ok(session) = s.services.authenticate_access(access.value()).await
     {

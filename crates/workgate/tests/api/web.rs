@@ -134,3 +134,22 @@ async fn the_dev_sms_page_shows_the_latest_messages() {
     assert_eq!(status, 200);
     assert!(page.contains(PHONE) && page.contains("invited to join Acme"), "{page}");
 }
+
+#[tokio::test]
+async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    // A plain member is refused; a visitor without a session is sent to sign in.
+    let member = sign_in(&app, 1).await;
+    assert_eq!(member.get(format!("{}/admin/members", app.base)).send().await.unwrap().status().as_u16(), 403);
+    let visitor = browser();
+    let resp = visitor.get(format!("{}/admin/members", app.base)).send().await.unwrap();
+    assert_eq!(resp.headers()["location"], "/login");
+    // An admin whose form lacks the token changes nothing.
+    let id = app.get("/api/v1/members?q=zhang", &ent.key).await.body["items"][0]["id"].as_str().unwrap().to_string();
+    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"role": "admin"})).await.assert_status(200);
+    let form = [("csrf", "forged-token-forged-token-forged-token"), ("action", "depart")];
+    member.post(format!("{}/admin/members/{id}/status", app.base)).form(&form).send().await.unwrap();
+    assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["status"], "active");
+}

@@ -1,0 +1,904 @@
+//! The admin console (`/admin`): the directory, a member's invitations and devices, bulk import,
+//! the policy, the audit log and API keys, for owners and admins (and department admins within
+//! their subtrees — the domain decides what each may see and do).
+//!
+//! Pages are server-rendered; every change is a POST with the CSRF token, answered with a redirect
+//! (so a reload never repeats it) carrying a short notice.
+
+use super::i18n::Lang;
+use super::pages::layout;
+use super::{browser_session, csrf, csrf_ok};
+use crate::AppState;
+use crate::routes::login::Client;
+use axum::Router;
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use maud::{Markup, html};
+use serde::Deserialize;
+use workgate_domain::Error;
+use workgate_domain::audit::{AuditQuery, Caller};
+use workgate_domain::directory::{ListMembersQuery, MemberPatch, NewDepartmentInput, NewMemberInput, StatusChange};
+use workgate_domain::enterprises::CreateApiKey;
+use workgate_domain::import::{RowStatus, parse_csv};
+use workgate_domain::model::Department;
+
+fn tr(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+    if lang == Lang::Zh { zh } else { en }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(|| async { Redirect::to("/admin/members") }))
+        .route("/admin/members", get(members).post(add_member))
+        .route("/admin/members/{id}", get(member).post(edit_member))
+        .route("/admin/members/{id}/status", get(confirm_status).post(change_status))
+        .route("/admin/members/{id}/invitation", post(resend_invitation))
+        .route("/admin/members/{id}/devices/{device}/{action}", post(device_action))
+        .route("/admin/departments", post(add_department))
+        .route("/admin/import", get(import_page).post(import))
+        .route("/admin/policy", get(policy_page).post(save_policy))
+        .route("/admin/audit", get(audit))
+        .route("/admin/keys", get(keys).post(create_key))
+        .route("/admin/keys/{id}/delete", post(delete_key))
+}
+
+/// The signed-in admin behind the browser's cookies, or the response that replaces the page.
+async fn admin(
+    s: &AppState,
+    jar: CookieJar,
+    client: workgate_domain::login::ClientInfo,
+) -> Result<(CookieJar, Caller, String), Response> {
+    let (jar, session) = browser_session(s, jar, client.clone()).await;
+    let Some(session) = session else { return Err((jar, Redirect::to("/login")).into_response()) };
+    let ip = client.ip.map(|ip| ip.to_string());
+    match s.services.admin_caller(&session, ip).await {
+        Ok(caller) => {
+            let (jar, csrf_token) = csrf(s, jar);
+            Ok((jar, caller, csrf_token))
+        }
+        Err(_) => {
+            Err((StatusCode::FORBIDDEN, jar, Html("This page is for administrators.".to_string())).into_response())
+        }
+    }
+}
+
+fn shell(lang: Lang, title: &str, notice: Option<&str>, body: Markup) -> Markup {
+    layout(
+        lang,
+        title,
+        html! {
+            nav.admin aria-label="Admin" {
+                a href="/admin/members" { (tr(lang, "Members", "成员")) }
+                a href="/admin/import" { (tr(lang, "Import", "批量导入")) }
+                a href="/admin/policy" { (tr(lang, "Policy", "安全策略")) }
+                a href="/admin/audit" { (tr(lang, "Audit log", "操作日志")) }
+                a href="/admin/keys" { (tr(lang, "API keys", "API 密钥")) }
+                a href="/" { (tr(lang, "My account", "我的账号")) }
+            }
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
+            (body)
+        },
+    )
+}
+
+fn failure(lang: Lang, e: &Error) -> String {
+    let base = lang.error(e.code());
+    match e {
+        Error::Validation(fields) => {
+            let detail: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            format!("{base} ({})", detail.join("; "))
+        }
+        Error::Conflict(d) | Error::Forbidden(d) => format!("{base} {d}"),
+        Error::InvalidPhone { detail } => detail.clone(),
+        _ => base.to_string(),
+    }
+}
+
+fn back(to: &str, notice: &str) -> Response {
+    let encoded: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    Redirect::to(&format!("{to}{}notice={encoded}", if to.contains('?') { '&' } else { '?' })).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    notice: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct MembersQuery {
+    q: Option<String>,
+    status: Option<String>,
+    department: Option<String>,
+    cursor: Option<String>,
+    notice: Option<String>,
+    #[allow(dead_code)]
+    lang: Option<String>,
+}
+
+/// Departments in tree order with their depth, for the sidebar and the pickers.
+fn tree_order(departments: &[Department]) -> Vec<(usize, &Department)> {
+    fn walk<'a>(all: &'a [Department], parent: Option<&str>, depth: usize, out: &mut Vec<(usize, &'a Department)>) {
+        let mut children: Vec<&Department> =
+            all.iter().filter(|d| d.parent_id.as_ref().map(|p| p.as_str()) == parent).collect();
+        children.sort_by_key(|d| (d.order, d.id.to_string()));
+        for d in children {
+            out.push((depth, d));
+            walk(all, Some(d.id.as_str()), depth + 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    let ids: Vec<&str> = departments.iter().map(|d| d.id.as_str()).collect();
+    // Roots of what this admin sees: departments whose parent is not visible.
+    let mut roots: Vec<&Department> =
+        departments.iter().filter(|d| d.parent_id.as_ref().is_none_or(|p| !ids.contains(&p.as_str()))).collect();
+    roots.sort_by_key(|d| (d.order, d.id.to_string()));
+    for r in roots {
+        out.push((0, r));
+        walk(departments, Some(r.id.as_str()), 1, &mut out);
+    }
+    out
+}
+
+fn department_options(lang: Lang, tree: &[(usize, &Department)], selected: Option<&str>, empty: bool) -> Markup {
+    html! {
+        @if empty { option value="" { (tr(lang, "All departments", "全部部门")) } }
+        @for (depth, d) in tree {
+            option value=(d.id) selected[selected == Some(d.id.as_str())] { (" ".repeat(depth * 2)) (d.name) }
+        }
+    }
+}
+
+async fn members(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Query(q): Query<MembersQuery>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let departments = s.services.list_departments(&caller).await.unwrap_or_default();
+    let tree = tree_order(&departments);
+    let query = ListMembersQuery {
+        department: q.department.clone().filter(|d| !d.is_empty()),
+        status: q.status.clone().filter(|d| !d.is_empty()),
+        q: q.q.clone(),
+        cursor: q.cursor.clone(),
+        limit: Some(50),
+    };
+    let (page, error) = match s.services.list_members(&caller, query).await {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(failure(lang, &e))),
+    };
+    let name_of = |id: &workgate_domain::ids::DepartmentId| {
+        departments.iter().find(|d| &d.id == id).map(|d| d.name.to_string()).unwrap_or_default()
+    };
+    let next_link = page.as_ref().and_then(|p| p.next_cursor.clone()).map(|c| {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [("q", &q.q), ("status", &q.status), ("department", &q.department)] {
+            if let Some(v) = v {
+                params.append_pair(k, v);
+            }
+        }
+        params.append_pair("cursor", &c);
+        format!("/admin/members?{}", params.finish())
+    });
+    let body = html! {
+        h1 { (tr(lang, "Members", "成员")) }
+        @if let Some(e) = &error { p.error role="alert" { (e) } }
+        form.filters method="get" action="/admin/members" {
+            label for="q" { (tr(lang, "Search name, userid or number", "搜索姓名、账号或手机号")) }
+            input id="q" name="q" type="search" value=(q.q.clone().unwrap_or_default());
+            label for="status" { (tr(lang, "Status", "状态")) }
+            select id="status" name="status" {
+                option value="" { (tr(lang, "All but departed", "除已离职外全部")) }
+                @for st in ["invited", "active", "disabled", "departed"] {
+                    option value=(st) selected[q.status.as_deref() == Some(st)] { (st) }
+                }
+            }
+            label for="department" { (tr(lang, "Department (with sub-departments)", "部门（含下级）")) }
+            select id="department" name="department" { (department_options(lang, &tree, q.department.as_deref(), true)) }
+            button type="submit" { (tr(lang, "Filter", "筛选")) }
+        }
+        table.members {
+            thead { tr {
+                th { (tr(lang, "Name", "姓名")) } th { "userid" } th { (tr(lang, "Number", "手机号")) }
+                th { (tr(lang, "Departments", "部门")) } th { (tr(lang, "Role", "角色")) } th { (tr(lang, "Status", "状态")) }
+            } }
+            tbody {
+                @for m in page.as_ref().map(|p| p.items.as_slice()).unwrap_or(&[]) {
+                    tr {
+                        td { a href={ "/admin/members/" (m.id) } { (m.name) } }
+                        td { (m.userid) } td { (m.phone) }
+                        td { (m.departments.iter().map(name_of).collect::<Vec<_>>().join(", ")) }
+                        td { (m.role.as_str()) } td.status { (m.status.as_str()) }
+                    }
+                }
+            }
+        }
+        @if let Some(link) = next_link { p { a href=(link) { (tr(lang, "Next page", "下一页")) " →" } } }
+        h2 { (tr(lang, "Add a member", "添加成员")) }
+        form method="post" action="/admin/members" {
+            input type="hidden" name="csrf" value=(token);
+            label for="new-name" { (tr(lang, "Name", "姓名")) }
+            input id="new-name" name="name" required;
+            label for="new-phone" { (tr(lang, "Mobile number", "手机号")) }
+            input id="new-phone" name="phone" type="tel" required;
+            label for="new-userid" { "userid " span.muted { (tr(lang, "(optional)", "（可选）")) } }
+            input id="new-userid" name="userid";
+            label for="new-title" { (tr(lang, "Title", "职务")) " " span.muted { (tr(lang, "(optional)", "（可选）")) } }
+            input id="new-title" name="title";
+            label for="new-department" { (tr(lang, "Department", "部门")) }
+            select id="new-department" name="department" { (department_options(lang, &tree, None, false)) }
+            button type="submit" { (tr(lang, "Add and send the invitation", "添加并发送邀请")) }
+        }
+        h2 { (tr(lang, "Departments", "部门")) }
+        ul.tree { @for (depth, d) in &tree { li { (" ".repeat(depth * 2)) (d.name) } } }
+        form method="post" action="/admin/departments" {
+            input type="hidden" name="csrf" value=(token);
+            label for="dep-name" { (tr(lang, "New department", "新部门")) }
+            input id="dep-name" name="name" required;
+            label for="dep-parent" { (tr(lang, "Under", "上级部门")) }
+            select id="dep-parent" name="parent_id" { (department_options(lang, &tree, None, false)) }
+            button.secondary type="submit" { (tr(lang, "Add department", "添加部门")) }
+        }
+    };
+    (jar, Html(shell(lang, tr(lang, "Members", "成员"), q.notice.as_deref(), body).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewMemberForm {
+    csrf: String,
+    name: String,
+    phone: String,
+    userid: Option<String>,
+    title: Option<String>,
+    department: Option<String>,
+}
+
+async fn add_member(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<NewMemberForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/members", lang.error("csrf"))).into_response();
+    }
+    let input = NewMemberInput {
+        name: f.name,
+        phone: f.phone,
+        userid: f.userid.filter(|u| !u.trim().is_empty()),
+        title: f.title.filter(|t| !t.trim().is_empty()),
+        departments: f.department.filter(|d| !d.is_empty()).map(|d| vec![d]),
+        ..Default::default()
+    };
+    match s.services.add_member(&caller, input).await {
+        Ok(m) => (
+            jar,
+            back(
+                &format!("/admin/members/{}", m.id),
+                tr(lang, "Member added; the invitation is on its way.", "已添加成员，邀请短信正在发送。"),
+            ),
+        )
+            .into_response(),
+        Err(e) => (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn member(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let m = match s.services.get_member(&caller, &id).await {
+        Ok(m) => m,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    };
+    let invitations = s.services.list_invitations(&caller, &id).await.unwrap_or_default();
+    let devices = s.services.member_devices(&caller, &id).await.unwrap_or_default();
+    let departments = s.services.list_departments(&caller).await.unwrap_or_default();
+    let tree = tree_order(&departments);
+    let first_department = m.departments.first().map(|d| d.as_str().to_string());
+    let body = html! {
+        h1 { (m.name) " " span.status { (m.status.as_str()) } }
+        p { (m.phone) " · userid " (m.userid) " · " (m.role.as_str()) }
+        form method="post" action={ "/admin/members/" (m.id) } {
+            input type="hidden" name="csrf" value=(token);
+            label for="name" { (tr(lang, "Name", "姓名")) }
+            input id="name" name="name" value=(m.name) required;
+            label for="title" { (tr(lang, "Title", "职务")) }
+            input id="title" name="title" value=(m.title.as_ref().map(|t| t.to_string()).unwrap_or_default());
+            label for="phone" { (tr(lang, "Mobile number", "手机号")) }
+            input id="phone" name="phone" type="tel" value=(m.phone);
+            label for="department" { (tr(lang, "Department", "部门")) }
+            select id="department" name="department" { (department_options(lang, &tree, first_department.as_deref(), false)) }
+            button type="submit" { (tr(lang, "Save", "保存")) }
+        }
+        h2 { (tr(lang, "Status", "状态")) }
+        p {
+            @for (action, en, zh) in [("disable", "Disable", "停用"), ("enable", "Enable", "启用"), ("depart", "Mark as departed", "办理离职")] {
+                a.button.secondary href={ "/admin/members/" (m.id) "/status?action=" (action) } { (tr(lang, en, zh)) } " "
+            }
+        }
+        h2 { (tr(lang, "Invitations", "邀请")) }
+        table {
+            thead { tr { th { (tr(lang, "Sent", "发送时间")) } th { (tr(lang, "State", "状态")) } th { (tr(lang, "SMS delivery", "短信送达")) } } }
+            tbody { @for i in &invitations { tr {
+                td { (i.created_at.to_rfc3339()) } td { (i.state.as_str()) }
+                td.delivery { (i.delivery.as_ref().map(|d| d.state.clone()).unwrap_or_default()) }
+            } } }
+        }
+        form method="post" action={ "/admin/members/" (m.id) "/invitation" } {
+            input type="hidden" name="csrf" value=(token);
+            button.secondary type="submit" { (tr(lang, "Send the invitation again", "重新发送邀请")) }
+        }
+        h2 { (tr(lang, "Devices", "设备")) }
+        table {
+            thead { tr { th { (tr(lang, "Device", "设备")) } th { (tr(lang, "State", "状态")) } th { (tr(lang, "Last seen", "最近使用")) } th {} } }
+            tbody { @for d in &devices { tr {
+                td { (d.name.clone().or(d.platform.clone()).unwrap_or_else(|| d.id.to_string())) }
+                td { (d.state) } td { (d.last_seen_at.to_rfc3339()) }
+                td {
+                    @if d.state == "pending" {
+                        form.inline method="post" action={ "/admin/members/" (m.id) "/devices/" (d.id) "/approve" } {
+                            input type="hidden" name="csrf" value=(token);
+                            button type="submit" { (tr(lang, "Approve", "批准")) }
+                        }
+                    }
+                    @if d.state != "revoked" {
+                        form.inline method="post" action={ "/admin/members/" (m.id) "/devices/" (d.id) "/revoke" } {
+                            input type="hidden" name="csrf" value=(token);
+                            button.secondary type="submit" { (tr(lang, "Sign out", "移除")) }
+                        }
+                    }
+                }
+            } } }
+        }
+    };
+    (jar, Html(shell(lang, m.name.as_str(), n.notice.as_deref(), body).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct EditForm {
+    csrf: String,
+    name: String,
+    title: Option<String>,
+    phone: String,
+    department: Option<String>,
+}
+
+async fn edit_member(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<EditForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/members/{id}");
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    let patch = MemberPatch {
+        name: Some(f.name),
+        phone: Some(f.phone),
+        title: Some(f.title.filter(|t| !t.trim().is_empty())),
+        departments: f.department.filter(|d| !d.is_empty()).map(|d| vec![d]),
+        ..Default::default()
+    };
+    match s.services.update_member(&caller, &id, patch).await {
+        Ok(_) => (jar, back(&here, tr(lang, "Saved.", "已保存。"))).into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    action: String,
+}
+
+/// The confirmation step before a status change.
+async fn confirm_status(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Ok(m) = s.services.get_member(&caller, &id).await else {
+        return (jar, Redirect::to("/admin/members")).into_response();
+    };
+    let question = match q.action.as_str() {
+        "disable" => tr(
+            lang,
+            "Disable this member? Every session and device of theirs ends at once.",
+            "确定停用该成员？其所有会话和设备将立即失效。",
+        ),
+        "enable" => tr(lang, "Enable this member again?", "确定重新启用该成员？"),
+        _ => tr(
+            lang,
+            "Mark this member as departed? Their access ends everywhere and the record is kept for the audit trail; this cannot be undone.",
+            "确定办理离职？其所有访问将立即终止，记录保留用于审计，且不可撤销。",
+        ),
+    };
+    let body = html! {
+        h1 { (m.name) }
+        p { (question) }
+        form method="post" action={ "/admin/members/" (m.id) "/status" } {
+            input type="hidden" name="csrf" value=(token);
+            input type="hidden" name="action" value=(q.action);
+            button id="confirm" type="submit" { (tr(lang, "Yes, continue", "确认")) }
+        }
+        p { a href={ "/admin/members/" (m.id) } { (tr(lang, "Cancel", "取消")) } }
+    };
+    (jar, Html(shell(lang, m.name.as_str(), None, body).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    csrf: String,
+    action: String,
+}
+
+async fn change_status(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/members/{id}");
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    let change = match f.action.as_str() {
+        "disable" => StatusChange::Disable,
+        "enable" => StatusChange::Enable,
+        "depart" => StatusChange::Depart,
+        _ => return (jar, back(&here, lang.error("validation_failed"))).into_response(),
+    };
+    match s.services.change_member_status(&caller, &id, change).await {
+        Ok(m) => (jar, back(&here, &format!("{} {}", tr(lang, "Status is now", "当前状态："), m.status.as_str())))
+            .into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn resend_invitation(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/members/{id}");
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    match s.services.resend_invitation(&caller, &id).await {
+        Ok(_) => (
+            jar,
+            back(
+                &here,
+                tr(
+                    lang,
+                    "A new invitation is on its way; the old link no longer works.",
+                    "新的邀请已发送，旧链接已失效。",
+                ),
+            ),
+        )
+            .into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn device_action(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path((id, device, action)): Path<(String, String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/members/{id}");
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    let result = match action.as_str() {
+        "approve" => s.services.approve_member_device(&caller, &id, &device).await,
+        "revoke" => s.services.revoke_member_device(&caller, &id, &device).await,
+        _ => Err(Error::NotFound("action")),
+    };
+    match result {
+        Ok(()) => (jar, back(&here, tr(lang, "Done.", "已完成。"))).into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DepartmentForm {
+    csrf: String,
+    name: String,
+    parent_id: Option<String>,
+}
+
+async fn add_department(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<DepartmentForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/members", lang.error("csrf"))).into_response();
+    }
+    let input = NewDepartmentInput { name: f.name, parent_id: f.parent_id.filter(|p| !p.is_empty()), order: None };
+    match s.services.create_department(&caller, input).await {
+        Ok(_) => (jar, back("/admin/members", tr(lang, "Department added.", "已添加部门。"))).into_response(),
+        Err(e) => (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    }
+}
+
+fn import_form(lang: Lang, token: &str) -> Markup {
+    html! {
+        form id="import" method="post" action="/admin/import" enctype="multipart/form-data" {
+            input type="hidden" name="csrf" value=(token);
+            label for="file" { (tr(lang, "CSV file (userid,name,phone,email,title,departments)", "CSV 文件（userid,name,phone,email,title,departments）")) }
+            input id="file" name="file" type="file" accept=".csv,text/csv" required;
+            button type="submit" data-busy=(tr(lang, "Importing…", "正在导入…")) { (tr(lang, "Import", "导入")) }
+        }
+    }
+}
+
+async fn import_page(State(s): State<AppState>, Client(client): Client, lang: Lang, jar: CookieJar) -> Response {
+    let (jar, _, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = html! {
+        h1 { (tr(lang, "Import members", "批量导入成员")) }
+        p.muted { (tr(lang, "Rows are matched by userid, else by number; importing the same file again changes nothing. Departments are paths below the root, like Engineering/Backend.", "按 userid（否则按手机号）匹配；重复导入同一文件不会产生变化。部门写作根部门以下的路径，如 研发/后端。")) }
+        (import_form(lang, &token))
+    };
+    (jar, Html(shell(lang, tr(lang, "Import", "批量导入"), None, body).into_string())).into_response()
+}
+
+async fn import(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    mut multipart: Multipart,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut csrf_value = String::new();
+    let mut file = Vec::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        match field.name() {
+            Some("csrf") => csrf_value = field.text().await.unwrap_or_default(),
+            Some("file") => file = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    if !csrf_ok(&jar, &csrf_value) {
+        return (jar, back("/admin/import", lang.error("csrf"))).into_response();
+    }
+    let outcome = match parse_csv(&file) {
+        Ok(records) => s.services.import_members(&caller, records, &|_, _| {}).await,
+        Err(e) => Err(e),
+    };
+    let body = match outcome {
+        Ok(report) => html! {
+            h1 { (tr(lang, "Import finished", "导入完成")) }
+            p id="summary" {
+                (report.created) " " (tr(lang, "created", "新增")) ", " (report.updated) " " (tr(lang, "updated", "更新")) ", "
+                (report.unchanged) " " (tr(lang, "unchanged", "未变")) ", " (report.failed) " " (tr(lang, "failed", "失败"))
+            }
+            table {
+                thead { tr { th { "#" } th { (tr(lang, "Result", "结果")) } th { (tr(lang, "Reason", "原因")) } } }
+                tbody { @for r in &report.rows { tr.(if r.status == RowStatus::Failed { "failed" } else { "ok" }) {
+                    td { (r.row) } td { (format!("{:?}", r.status).to_lowercase()) }
+                    td { (r.error.as_ref().map(|e| e.detail.clone()).unwrap_or_default()) }
+                } } }
+            }
+            (import_form(lang, &token))
+        },
+        Err(e) => html! {
+            h1 { (tr(lang, "Import members", "批量导入成员")) }
+            p.error role="alert" { (failure(lang, &e)) }
+            (import_form(lang, &token))
+        },
+    };
+    (jar, Html(shell(lang, tr(lang, "Import", "批量导入"), None, body).into_string())).into_response()
+}
+
+async fn policy_page(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Query(n): Query<Notice>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let p = match s.services.get_policy(&caller).await {
+        Ok(p) => p.policy,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    };
+    let regions = p.allowed_regions.clone().map(|r| r.join(",")).unwrap_or_default();
+    let body = html! {
+        h1 { (tr(lang, "Security policy", "安全策略")) }
+        form method="post" action="/admin/policy" {
+            input type="hidden" name="csrf" value=(token);
+            label.check { input type="checkbox" name="require_password" value="true" checked[p.require_password]; " " (tr(lang, "Require a password after the SMS code", "短信验证码后还需密码")) }
+            label.check { input type="checkbox" name="require_device_approval" value="true" checked[p.require_device_approval]; " " (tr(lang, "New devices wait for an admin's approval", "新设备需管理员批准")) }
+            label.check { input type="checkbox" name="reverify_on_app_update" value="true" checked[p.reverify_on_app_update]; " " (tr(lang, "Verify again after an app update", "应用更新后重新验证")) }
+            label for="reverify_after_days" { (tr(lang, "Verify devices again after (days)", "设备重新验证周期（天）")) }
+            input id="reverify_after_days" name="reverify_after_days" type="number" min="1" value=(p.reverify_after_days);
+            label for="idle_timeout_days" { (tr(lang, "Idle timeout (days)", "闲置超时（天）")) }
+            input id="idle_timeout_days" name="idle_timeout_days" type="number" min="1" value=(p.idle_timeout_days);
+            label for="max_devices" { (tr(lang, "Devices per member", "每人设备数上限")) }
+            input id="max_devices" name="max_devices" type="number" min="1" value=(p.max_devices);
+            label for="access_token_ttl_seconds" { (tr(lang, "Access token lifetime (seconds)", "访问令牌有效期（秒）")) }
+            input id="access_token_ttl_seconds" name="access_token_ttl_seconds" type="number" min="60" value=(p.access_token_ttl_seconds);
+            label for="allowed_regions" { (tr(lang, "Allowed regions (comma-separated, empty for all)", "允许的地区（逗号分隔，留空表示全部）")) }
+            input id="allowed_regions" name="allowed_regions" value=(regions);
+            button type="submit" { (tr(lang, "Save policy", "保存策略")) }
+        }
+    };
+    (jar, Html(shell(lang, tr(lang, "Policy", "安全策略"), n.notice.as_deref(), body).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    csrf: String,
+    require_password: Option<String>,
+    require_device_approval: Option<String>,
+    reverify_on_app_update: Option<String>,
+    reverify_after_days: u32,
+    idle_timeout_days: u32,
+    max_devices: u32,
+    access_token_ttl_seconds: u32,
+    allowed_regions: Option<String>,
+}
+
+async fn save_policy(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<PolicyForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/policy", lang.error("csrf"))).into_response();
+    }
+    let regions: Vec<String> = f
+        .allowed_regions
+        .unwrap_or_default()
+        .split(',')
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let policy = workgate_domain::policy::Policy {
+        require_password: f.require_password.is_some(),
+        require_device_approval: f.require_device_approval.is_some(),
+        reverify_on_app_update: f.reverify_on_app_update.is_some(),
+        reverify_after_days: f.reverify_after_days,
+        idle_timeout_days: f.idle_timeout_days,
+        max_devices: f.max_devices,
+        access_token_ttl_seconds: f.access_token_ttl_seconds,
+        allowed_regions: (!regions.is_empty()).then_some(regions),
+    };
+    match s.services.put_policy(&caller, policy).await {
+        Ok(_) => (jar, back("/admin/policy", tr(lang, "Policy saved.", "策略已保存。"))).into_response(),
+        Err(e) => (jar, back("/admin/policy", &failure(lang, &e))).into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct AuditFilterForm {
+    action: Option<String>,
+    actor: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Query(q): Query<AuditFilterForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let query = AuditQuery {
+        action: q.action.clone().filter(|a| !a.is_empty()),
+        actor: q.actor.clone().filter(|a| !a.is_empty()),
+        cursor: q.cursor.clone(),
+        ..Default::default()
+    };
+    let (entries, error) = match s.services.list_audit(&caller, query).await {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(failure(lang, &e))),
+    };
+    let body = html! {
+        h1 { (tr(lang, "Audit log", "操作日志")) }
+        @if let Some(e) = &error { p.error role="alert" { (e) } }
+        form.filters method="get" action="/admin/audit" {
+            label for="action" { (tr(lang, "Action (e.g. member or member.disable)", "操作（如 member 或 member.disable）")) }
+            input id="action" name="action" value=(q.action.clone().unwrap_or_default());
+            label for="actor" { (tr(lang, "Actor (e.g. member:mem_… or api_key:key_…)", "操作者（如 member:mem_…）")) }
+            input id="actor" name="actor" value=(q.actor.clone().unwrap_or_default());
+            button type="submit" { (tr(lang, "Filter", "筛选")) }
+        }
+        table.audit {
+            thead { tr { th { (tr(lang, "When", "时间")) } th { (tr(lang, "Who", "操作者")) } th { (tr(lang, "Action", "操作")) } th { (tr(lang, "Target", "对象")) } th { "IP" } } }
+            tbody { @for e in entries.as_ref().map(|p| p.items.as_slice()).unwrap_or(&[]) { tr {
+                td { (e.at.to_rfc3339()) } td { (e.actor) } td.action { (e.action) } td { (e.target.clone().unwrap_or_default()) } td { (e.ip.clone().unwrap_or_default()) }
+            } } }
+        }
+        @if let Some(c) = entries.as_ref().and_then(|p| p.next_cursor.clone()) {
+            p { a href={ "/admin/audit?cursor=" (c) "&action=" (q.action.clone().unwrap_or_default()) "&actor=" (q.actor.clone().unwrap_or_default()) } { (tr(lang, "Older", "更早")) " →" } }
+        }
+    };
+    (jar, Html(shell(lang, tr(lang, "Audit log", "操作日志"), None, body).into_string())).into_response()
+}
+
+async fn keys(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Query(n): Query<Notice>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let list = match s.services.list_api_keys(&caller).await {
+        Ok(l) => l,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    };
+    let body = keys_body(lang, &token, &list, None);
+    (jar, Html(shell(lang, tr(lang, "API keys", "API 密钥"), n.notice.as_deref(), body).into_string())).into_response()
+}
+
+fn keys_body(lang: Lang, token: &str, list: &[workgate_domain::model::ApiKey], created: Option<&str>) -> Markup {
+    html! {
+        h1 { (tr(lang, "API keys", "API 密钥")) }
+        @if let Some(k) = created {
+            p.notice role="status" { (tr(lang, "Copy the new key now; it is not shown again:", "请立即复制新密钥，之后将不再显示：")) br; code id="new-key" { (k) } }
+        }
+        table { thead { tr { th { (tr(lang, "Name", "名称")) } th { (tr(lang, "Starts with", "前缀")) } th { (tr(lang, "Created", "创建时间")) } th {} } }
+            tbody { @for k in list { tr {
+                td { (k.name) } td { code { (k.prefix) "…" } } td { (k.created_at.to_rfc3339()) }
+                td { form.inline method="post" action={ "/admin/keys/" (k.id) "/delete" } {
+                    input type="hidden" name="csrf" value=(token);
+                    button.secondary type="submit" { (tr(lang, "Delete", "删除")) }
+                } }
+            } } }
+        }
+        form method="post" action="/admin/keys" {
+            input type="hidden" name="csrf" value=(token);
+            label for="key-name" { (tr(lang, "New key's name", "新密钥名称")) }
+            input id="key-name" name="name" required;
+            button type="submit" { (tr(lang, "Create key", "创建密钥")) }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    csrf: String,
+    name: String,
+}
+
+async fn create_key(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<KeyForm>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/keys", lang.error("csrf"))).into_response();
+    }
+    match s.services.create_api_key(&caller, CreateApiKey { name: f.name }).await {
+        Ok(created) => {
+            // Shown in this answer only; a reload does not show it again.
+            let list = s.services.list_api_keys(&caller).await.unwrap_or_default();
+            let body = keys_body(lang, &token, &list, Some(created.secret.expose()));
+            (jar, Html(shell(lang, tr(lang, "API keys", "API 密钥"), None, body).into_string())).into_response()
+        }
+        Err(e) => (jar, back("/admin/keys", &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn delete_key(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/keys", lang.error("csrf"))).into_response();
+    }
+    match s.services.delete_api_key(&caller, &id).await {
+        Ok(()) => {
+            (jar, back("/admin/keys", tr(lang, "Key deleted; it stops working at once.", "密钥已删除，立即失效。")))
+                .into_response()
+        }
+        Err(e) => (jar, back("/admin/keys", &failure(lang, &e))).into_response(),
+    }
+}
