@@ -266,11 +266,19 @@ fn signed_in(state: &AppState, jar: CookieJar, session: IssuedSession) -> Respon
 }
 
 /// A step refused: the same form again with the reason, or the start when the login is over.
-fn step_error(lang: Lang, jar: CookieJar, token: &str, f: &StepSubmit, e: &Error, form: &str) -> Response {
+fn step_error(
+    state: &AppState,
+    lang: Lang,
+    jar: CookieJar,
+    token: &str,
+    f: &StepSubmit,
+    e: &Error,
+    form: &str,
+) -> Response {
     let message = lang.error(code_of(e));
     let over = matches!(e, Error::CodeExpired | Error::TooManyAttempts | Error::InvitationExpired);
     if over {
-        let region = "CN";
+        let region = state.services.settings.default_region.as_str();
         let phone_form = pages::PhoneForm { csrf: token, phone: "", region, invitation: None, error: Some(message) };
         return page_with(StatusCode::OK, jar, pages::phone_form(lang, &phone_form));
     }
@@ -303,12 +311,12 @@ async fn code_submit(
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
     if !csrf_ok(&jar, &f.csrf) {
-        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
     }
     let input = CodeInput { code: f.code.clone().unwrap_or_default() };
     match s.services.submit_code(&f.login_id, input, client).await {
         Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(lang, jar, &token, &f, &e, "code"),
+        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "code"),
     }
 }
 
@@ -321,7 +329,7 @@ async fn resend_submit(
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
     if !csrf_ok(&jar, &f.csrf) {
-        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
     }
     match s.services.resend_code(&f.login_id, client).await {
         Ok(resend_after) => {
@@ -335,7 +343,7 @@ async fn resend_submit(
             };
             page_with(StatusCode::OK, jar, pages::code_form(lang, &form))
         }
-        Err(e) => step_error(lang, jar, &token, &f, &e, "code"),
+        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "code"),
     }
 }
 
@@ -348,12 +356,12 @@ async fn enterprise_submit(
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
     if !csrf_ok(&jar, &f.csrf) {
-        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
     }
     let input = EnterpriseChoice { enterprise_id: f.enterprise_id.clone().unwrap_or_default() };
     match s.services.choose_enterprise(&f.login_id, input, client).await {
         Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(lang, jar, &token, &f, &e, "code"),
+        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "code"),
     }
 }
 
@@ -366,12 +374,12 @@ async fn password_submit(
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
     if !csrf_ok(&jar, &f.csrf) {
-        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "password");
+        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "password");
     }
     let input = PasswordInput { password: f.password.clone().unwrap_or_default() };
     match s.services.submit_password(&f.login_id, input, client).await {
         Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(lang, jar, &token, &f, &e, "password"),
+        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "password"),
     }
 }
 
@@ -384,11 +392,11 @@ async fn continue_submit(
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
     if !csrf_ok(&jar, &f.csrf) {
-        return step_error(lang, jar, &token, &f, &Error::field("csrf", "expired"), "continue");
+        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "continue");
     }
     match s.services.continue_login(&f.login_id, client).await {
         Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(lang, jar, &token, &f, &e, "continue"),
+        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "continue"),
     }
 }
 
@@ -475,10 +483,14 @@ async fn invitation(State(s): State<AppState>, lang: Lang, Path(token): Path<Str
     }
 }
 
-async fn dev_sms(State(s): State<AppState>, lang: Lang) -> Response {
+/// The `file` provider's latest messages: login codes, so only for this machine's own browser.
+async fn dev_sms(State(s): State<AppState>, Client(client): Client, lang: Lang) -> Response {
     let Some(path) = s.dev_sms_file.as_deref() else {
         return (StatusCode::NOT_FOUND, "Not found: /dev/sms exists only with the file SMS provider.").into_response();
     };
+    if !client.ip.is_some_and(|ip| ip.is_loopback()) {
+        return (StatusCode::FORBIDDEN, "/dev/sms answers only on this machine (loopback).").into_response();
+    }
     let messages = workgate_sms::read_messages(path);
     let newest: Vec<_> = messages.into_iter().rev().take(50).collect::<Vec<_>>().into_iter().rev().collect();
     page(pages::dev_sms(lang, &newest)).into_response()
