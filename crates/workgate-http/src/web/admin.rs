@@ -20,7 +20,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use workgate_domain::Error;
 use workgate_domain::audit::{AuditQuery, Caller};
-use workgate_domain::directory::{ListMembersQuery, MemberPatch, NewDepartmentInput, NewMemberInput, StatusChange};
+use workgate_domain::directory::{
+    DepartmentPatch, ListMembersQuery, MemberPatch, NewDepartmentInput, NewMemberInput, StatusChange,
+};
 use workgate_domain::enterprises::CreateApiKey;
 use workgate_domain::import::{RowStatus, parse_csv};
 use workgate_domain::model::Department;
@@ -38,6 +40,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/members/{id}/invitation", post(resend_invitation))
         .route("/admin/members/{id}/devices/{device}/{action}", post(device_action))
         .route("/admin/departments", post(add_department))
+        .route("/admin/departments/{id}", get(department).post(edit_department))
+        .route("/admin/departments/{id}/delete", post(delete_department))
         .route("/admin/import", get(import_page).post(import))
         .route("/admin/policy", get(policy_page).post(save_policy))
         .route("/admin/audit", get(audit))
@@ -238,7 +242,7 @@ async fn members(
             button type="submit" { (tr(lang, "Add and send the invitation", "添加并发送邀请")) }
         }
         h2 { (tr(lang, "Departments", "部门")) }
-        ul.tree { @for (depth, d) in &tree { li { (" ".repeat(depth * 2)) (d.name) } } }
+        ul.tree { @for (depth, d) in &tree { li { (" ".repeat(depth * 2)) a href={ "/admin/departments/" (d.id) } { (d.name) } } } }
         form method="post" action="/admin/departments" {
             input type="hidden" name="csrf" value=(token);
             label for="dep-name" { (tr(lang, "New department", "新部门")) }
@@ -900,5 +904,104 @@ async fn delete_key(
                 .into_response()
         }
         Err(e) => (jar, back("/admin/keys", &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn department(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let d = match s.services.get_department(&caller, &id).await {
+        Ok(d) => d,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    };
+    let departments = s.services.list_departments(&caller).await.unwrap_or_default();
+    let tree = tree_order(&departments);
+    let parent = d.parent_id.as_ref().map(|p| p.as_str().to_string());
+    let body = html! {
+        h1 { (d.name) }
+        p { a href={ "/admin/members?department=" (d.id) } { (tr(lang, "Members of this department", "本部门成员")) } }
+        form method="post" action={ "/admin/departments/" (d.id) } {
+            input type="hidden" name="csrf" value=(token);
+            label for="name" { (tr(lang, "Name", "名称")) }
+            input id="name" name="name" value=(d.name) required;
+            @if d.parent_id.is_some() {
+                label for="parent_id" { (tr(lang, "Under", "上级部门")) }
+                select id="parent_id" name="parent_id" { (department_options(lang, &tree, parent.as_deref(), false)) }
+            }
+            label for="order" { (tr(lang, "Position among siblings", "同级排序")) }
+            input id="order" name="order" type="number" value=(d.order);
+            button type="submit" { (tr(lang, "Save", "保存")) }
+        }
+        @if d.parent_id.is_some() {
+            form method="post" action={ "/admin/departments/" (d.id) "/delete" } {
+                input type="hidden" name="csrf" value=(token);
+                p.muted { (tr(lang, "Only an empty department (no sub-departments, no members) can be deleted.", "只能删除没有下级部门和成员的部门。")) }
+                button.secondary type="submit" { (tr(lang, "Delete department", "删除部门")) }
+            }
+        }
+    };
+    (jar, Html(shell(lang, d.name.as_str(), n.notice.as_deref(), body).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct DepartmentEditForm {
+    csrf: String,
+    name: String,
+    parent_id: Option<String>,
+    order: Option<i64>,
+}
+
+async fn edit_department(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<DepartmentEditForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/departments/{id}");
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    let patch =
+        DepartmentPatch { name: Some(f.name), parent_id: f.parent_id.filter(|p| !p.is_empty()), order: f.order };
+    match s.services.update_department(&caller, &id, patch).await {
+        Ok(_) => (jar, back(&here, tr(lang, "Saved.", "已保存。"))).into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn delete_department(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/departments/{id}");
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    match s.services.delete_department(&caller, &id).await {
+        Ok(()) => (jar, back("/admin/members", tr(lang, "Department deleted.", "部门已删除。"))).into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
     }
 }

@@ -153,3 +153,38 @@ async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
     member.post(format!("{}/admin/members/{id}/status", app.base)).form(&form).send().await.unwrap();
     assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["status"], "active");
 }
+
+#[tokio::test]
+async fn an_admin_manages_departments_from_the_console() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let engineering = app.add_department(&ent, "Engineering", None).await;
+    let sales = app.add_department(&ent, "Sales", None).await;
+    // The owner signs in through the pages.
+    let b = browser();
+    let (_, page) = text(b.get(format!("{}/login", app.base)).send().await.unwrap()).await;
+    let csrf = field(&page, "csrf");
+    let form = [("csrf", csrf.as_str()), ("region", "CN"), ("phone", "13800138000")];
+    let (_, page) = text(b.post(format!("{}/login", app.base)).form(&form).send().await.unwrap()).await;
+    let login_id = field(&page, "login_id");
+    let code = app.code_for("+8613800138000", 1).await;
+    let form = [("csrf", csrf.as_str()), ("login_id", login_id.as_str()), ("code", code.as_str())];
+    b.post(format!("{}/login/code", app.base)).form(&form).send().await.unwrap();
+
+    let (status, page) =
+        text(b.get(format!("{}/admin/departments/{engineering}", app.base)).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Engineering"));
+    let form = [("csrf", csrf.as_str()), ("name", "R&D"), ("parent_id", sales.as_str()), ("order", "0")];
+    let resp = b.post(format!("{}/admin/departments/{engineering}", app.base)).form(&form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let moved = app.get(&format!("/api/v1/departments/{engineering}"), &ent.key).await;
+    assert_eq!(moved.body["name"], "R&D");
+    assert_eq!(moved.body["parent_id"], sales.as_str());
+    // A non-empty department is not deleted; an empty one is.
+    let form = [("csrf", csrf.as_str())];
+    b.post(format!("{}/admin/departments/{sales}/delete", app.base)).form(&form).send().await.unwrap();
+    app.get(&format!("/api/v1/departments/{sales}"), &ent.key).await.assert_status(200);
+    b.post(format!("{}/admin/departments/{engineering}/delete", app.base)).form(&form).send().await.unwrap();
+    app.get(&format!("/api/v1/departments/{engineering}"), &ent.key).await.assert_problem(404, "not_found");
+}
