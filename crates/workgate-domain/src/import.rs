@@ -2,8 +2,10 @@
 //! `userid`, else by phone; idempotent; a bad row fails alone.
 //!
 //! The whole directory is loaded once and the import is planned in memory, then written in
-//! batches of [`BATCH_ROWS`] rows, each batch one transaction with its audit entries. That keeps
-//! an import of 100,000 rows to a few hundred transactions instead of a few hundred thousand.
+//! batches of [`BATCH_ROWS`] rows, each batch one atomic write with its audit entries. That keeps
+//! an import of 100,000 rows to a few dozen writes instead of a few hundred thousand, and the
+//! database writes each index page that a batch touches once per batch rather than once per row.
+//! While one batch is being written (SQLite runs on a thread of its own), the next is planned.
 
 use crate::Services;
 use crate::audit::Caller;
@@ -18,9 +20,15 @@ use crate::values::DepartmentName;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 /// Rows written per transaction.
-pub const BATCH_ROWS: usize = 1000;
+pub const BATCH_ROWS: usize = 5000;
+/// Rows planned between two polls of the batch being written: often enough that SQLite's thread
+/// rarely waits for its next statement.
+const ROWS_PER_POLL: usize = 8;
 /// Writes of one row tried, when other writers keep changing the directory, before it fails.
 const ROW_ATTEMPTS: usize = 3;
 /// Rows accepted in one import.
@@ -191,6 +199,9 @@ struct Plan {
     members: Vec<Member>,
     by_userid: HashMap<String, usize>,
     by_phone: HashMap<String, usize>,
+    /// Paths resolved so far (segments as trimmed, joined by `/`), so that each distinct path of
+    /// the file walks the tree once. Cleared when planned departments are taken back.
+    paths: HashMap<String, DepartmentId>,
 }
 
 impl Plan {
@@ -204,7 +215,11 @@ impl Plan {
         if let Some(userid) = &record.userid {
             return self.by_userid.get(&userid.trim().to_ascii_lowercase()).copied();
         }
-        let phone = crate::phone::PhoneNumber::parse(record.phone.as_deref()?, region).ok()?;
+        let raw = record.phone.as_deref()?;
+        if let Some(&i) = self.by_phone.get(&e164_as_typed(raw)) {
+            return Some(i);
+        }
+        let phone = crate::phone::PhoneNumber::parse(raw, region).ok()?;
         self.by_phone.get(phone.as_str()).copied()
     }
 
@@ -215,6 +230,10 @@ impl Plan {
         let segments: Vec<&str> = path.split('/').map(str::trim).filter(|s| !s.is_empty()).collect();
         if segments.is_empty() {
             return Ok(current);
+        }
+        let key = segments.join("/");
+        if let Some(id) = self.paths.get(&key) {
+            return Ok(id.clone());
         }
         if segments.len() + 1 > MAX_DEPARTMENT_DEPTH {
             return Err(Error::field("departments", format!("'{path}' is deeper than {MAX_DEPARTMENT_DEPTH} levels")));
@@ -238,7 +257,19 @@ impl Plan {
                 }
             };
         }
+        self.paths.insert(key, current.clone());
         Ok(current)
+    }
+
+    /// Takes back the departments planned for a row that failed.
+    fn forget(&mut self, new_departments: &[Department]) {
+        if new_departments.is_empty() {
+            return;
+        }
+        let kept: Vec<Department> =
+            self.tree.iter().filter(|d| !new_departments.iter().any(|n| n.id == d.id)).cloned().collect();
+        self.tree = DepartmentTree::new(kept);
+        self.paths.clear();
     }
 }
 
@@ -268,22 +299,32 @@ impl Services {
         let total = records.len();
         let mut report = ImportReport::default();
         let mut batch: Vec<(PlannedRow, ImportRecord)> = Vec::with_capacity(BATCH_ROWS);
+        let mut writing: Option<InFlight<'_>> = None;
         for (i, record) in records.into_iter().enumerate() {
-            let now = self.clock.now();
-            let planned = match plan_row(&mut plan, &enterprise, caller, &record, now) {
-                Ok(mut p) => {
-                    p.row = i + 1;
-                    p
-                }
-                Err(e) => PlannedRow { row: i + 1, ..PlannedRow::failed(e) },
-            };
+            if i % ROWS_PER_POLL == 0
+                && let Some(w) = writing.as_mut()
+            {
+                w.poll_once().await;
+            }
+            let planned = self.plan_one(&mut plan, &enterprise, caller, &record, i + 1);
             batch.push((planned, record));
             if batch.len() == BATCH_ROWS {
-                self.write_batch(caller, &enterprise, &mut plan, std::mem::take(&mut batch), &mut report).await?;
-                progress(i + 1, total);
+                if let Some(w) = writing.take() {
+                    if self.finish_write(caller, &enterprise, &mut plan, w, &mut report).await? {
+                        batch = self.plan_again(&mut plan, &enterprise, caller, batch);
+                    }
+                    progress(report.rows.len(), total);
+                }
+                writing = Some(InFlight::new(self.write_whole(caller, std::mem::take(&mut batch))));
             }
         }
-        self.write_batch(caller, &enterprise, &mut plan, batch, &mut report).await?;
+        if let Some(w) = writing.take()
+            && self.finish_write(caller, &enterprise, &mut plan, w, &mut report).await?
+        {
+            batch = self.plan_again(&mut plan, &enterprise, caller, batch);
+        }
+        let last = InFlight::new(self.write_whole(caller, batch));
+        self.finish_write(caller, &enterprise, &mut plan, last, &mut report).await?;
         progress(total, total);
         // Only a change is audited: importing the same file again, even one with bad rows,
         // leaves the log as it was.
@@ -307,6 +348,7 @@ impl Services {
             members,
             by_userid: HashMap::new(),
             by_phone: HashMap::new(),
+            paths: HashMap::new(),
         };
         for i in 0..plan.members.len() {
             plan.index(i);
@@ -314,37 +356,83 @@ impl Services {
         Ok(plan)
     }
 
-    /// Writes one batch in one transaction. If the database refuses it, another admin (or another
-    /// import) changed the directory since it was loaded: each row of the batch is planned again
-    /// on the directory as it is now and written alone, so that only the rows that really clash
-    /// fail, with the reason that holds now (a row someone else already wrote is `unchanged`).
-    async fn write_batch(
+    /// Plans row number `row` of the file; a row that cannot be planned fails alone.
+    fn plan_one(
+        &self,
+        plan: &mut Plan,
+        enterprise: &crate::model::Enterprise,
+        caller: &Caller,
+        record: &ImportRecord,
+        row: usize,
+    ) -> PlannedRow {
+        let planned = match plan_row(plan, enterprise, caller, record, self.clock.now()) {
+            Ok(planned) => planned,
+            Err(e) => PlannedRow::failed(e),
+        };
+        PlannedRow { row, ..planned }
+    }
+
+    /// Plans a batch again, after the batch before it was refused and its rows written alone:
+    /// it was planned as if that batch had been written whole.
+    fn plan_again(
+        &self,
+        plan: &mut Plan,
+        enterprise: &crate::model::Enterprise,
+        caller: &Caller,
+        batch: Vec<(PlannedRow, ImportRecord)>,
+    ) -> Vec<(PlannedRow, ImportRecord)> {
+        batch.into_iter().map(|(p, record)| (self.plan_one(plan, enterprise, caller, &record, p.row), record)).collect()
+    }
+
+    /// Writes one batch in one transaction, or learns that the database refused it. Needs no
+    /// plan, so that the next batch can be planned meanwhile.
+    async fn write_whole(&self, caller: &Caller, batch: Vec<(PlannedRow, ImportRecord)>) -> Result<Written> {
+        let mut changes: Vec<DirectoryChange> = Vec::new();
+        let mut audit: Vec<AuditEntry> = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
+        for (mut row, record) in batch {
+            changes.append(&mut row.changes);
+            audit.append(&mut row.audit);
+            rows.push(row);
+            records.push(record);
+        }
+        if changes.is_empty() {
+            return Ok(Written::Whole(rows));
+        }
+        match self.store.apply_directory_changes(&caller.enterprise_id, &changes, &audit).await {
+            Ok(()) => Ok(Written::Whole(rows)),
+            Err(Error::Conflict(_) | Error::Validation(_)) => {
+                Ok(Written::Refused(rows.iter().map(|r| r.row).zip(records).collect()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for a batch's write and records its rows. If the database refused the batch, another
+    /// admin (or another import) changed the directory since it was loaded: each row of the batch
+    /// is planned again on the directory as it is now and written alone, so that only the rows
+    /// that really clash fail, with the reason that holds now (a row someone else already wrote
+    /// is `unchanged`). Answers whether that happened.
+    async fn finish_write(
         &self,
         caller: &Caller,
         enterprise: &crate::model::Enterprise,
         plan: &mut Plan,
-        batch: Vec<(PlannedRow, ImportRecord)>,
+        write: InFlight<'_>,
         report: &mut ImportReport,
-    ) -> Result<()> {
-        let changes: Vec<DirectoryChange> = batch.iter().flat_map(|(r, _)| r.changes.iter().cloned()).collect();
-        let audit: Vec<AuditEntry> = batch.iter().flat_map(|(r, _)| r.audit.iter().cloned()).collect();
-        let whole = if changes.is_empty() {
-            Ok(())
-        } else {
-            self.store.apply_directory_changes(&caller.enterprise_id, &changes, &audit).await
-        };
-        match whole {
-            Ok(()) => batch.into_iter().for_each(|(r, _)| report.record(r)),
-            Err(Error::Conflict(_) | Error::Validation(_)) => {
+    ) -> Result<bool> {
+        match write.finish().await? {
+            Written::Whole(rows) => {
+                rows.into_iter().for_each(|r| report.record(r));
+                Ok(false)
+            }
+            Written::Refused(rows) => {
                 *plan = self.load_plan(caller).await?;
-                for (planned, record) in batch {
+                for (row_number, record) in rows {
                     let mut attempts = 0;
                     let row = loop {
-                        let mut row = match plan_row(plan, enterprise, caller, &record, self.clock.now()) {
-                            Ok(row) => row,
-                            Err(e) => PlannedRow::failed(e),
-                        };
-                        row.row = planned.row;
+                        let row = self.plan_one(plan, enterprise, caller, &record, row_number);
                         if row.changes.is_empty() {
                             break row;
                         }
@@ -365,11 +453,62 @@ impl Services {
                     };
                     report.record(row);
                 }
+                Ok(true)
             }
-            Err(e) => return Err(e),
         }
-        Ok(())
     }
+}
+
+/// What became of a batch written whole.
+enum Written {
+    /// Written; its rows as planned.
+    Whole(Vec<PlannedRow>),
+    /// Refused by the database, nothing written: the rows' numbers and records, to plan again.
+    Refused(Vec<(usize, ImportRecord)>),
+}
+
+type BatchWrite<'a> = Pin<Box<dyn Future<Output = Result<Written>> + Send + 'a>>;
+
+/// A batch being written while the next one is planned. The import polls it every few rows, so
+/// that the database (SQLite runs its statements on a thread of its own) works on one batch while
+/// this task plans the next, without spawning a task on any particular runtime.
+struct InFlight<'a> {
+    write: BatchWrite<'a>,
+    done: Option<Result<Written>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(write: impl Future<Output = Result<Written>> + Send + 'a) -> Self {
+        InFlight { write: Box::pin(write), done: None }
+    }
+
+    /// Lets the write move on (send its next statement) without waiting for it.
+    async fn poll_once(&mut self) {
+        if self.done.is_some() {
+            return;
+        }
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = self.write.as_mut().poll(cx) {
+                self.done = Some(result);
+            }
+            Poll::Ready(())
+        })
+        .await
+    }
+
+    async fn finish(mut self) -> Result<Written> {
+        match self.done.take() {
+            Some(result) => result,
+            None => self.write.await,
+        }
+    }
+}
+
+/// `raw` without the separators people type (` -.()`): the E.164 form when `raw` was typed as
+/// `+` and the whole number. A stored number (always E.164, always valid) equal to it is the
+/// number that parsing `raw` would give, so the import can skip parsing it again.
+fn e164_as_typed(raw: &str) -> String {
+    raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect()
 }
 
 impl PlannedRow {
@@ -410,14 +549,13 @@ fn plan_row(
         None => None,
         Some(DepartmentRefs::Ids(ids)) => Some(ids.clone()),
         Some(DepartmentRefs::Paths(paths)) => {
-            // Plan on a copy: a row that fails must not leave planned departments behind.
+            // A row that fails must not leave planned departments behind.
             let mut ids = Vec::new();
-            let snapshot = plan.tree.iter().cloned().collect::<Vec<_>>();
             for path in paths {
                 match plan.resolve_path(path, caller, &mut new_departments) {
                     Ok(id) => ids.push(id.to_string()),
                     Err(e) => {
-                        plan.tree = DepartmentTree::new(snapshot);
+                        plan.forget(&new_departments);
                         return Err(e);
                     }
                 }
@@ -452,11 +590,7 @@ fn plan_row(
             Ok(row)
         }
         Err(e) => {
-            if !new_departments.is_empty() {
-                let kept: Vec<Department> =
-                    plan.tree.iter().filter(|d| !new_departments.iter().any(|n| n.id == d.id)).cloned().collect();
-                plan.tree = DepartmentTree::new(kept);
-            }
+            plan.forget(&new_departments);
             Err(e)
         }
     }
@@ -517,9 +651,11 @@ fn plan_update(
     now: crate::clock::Timestamp,
 ) -> Result<PlannedRow> {
     let current = plan.members[i].clone();
+    // The number as stored, typed in E.164 with separators or without: no need to parse it again.
+    let phone = record.phone.clone().filter(|p| e164_as_typed(p) != current.phone.as_str());
     let patch = MemberPatch {
         name: record.name.clone(),
-        phone: record.phone.clone(),
+        phone,
         userid: record.userid.clone(),
         email: record.email.clone().map(|e| Some(e).filter(|e| !e.is_empty())),
         title: record.title.clone().map(|t| Some(t).filter(|t| !t.is_empty())),

@@ -45,7 +45,11 @@ impl SqliteStore {
         let in_memory = url.contains(":memory:");
         // An in-memory database exists once per connection: give it a single shared connection.
         let readers = if in_memory { 1 } else { 8 };
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.db()?;
+        // The one writer keeps the index pages a bulk import touches in a cache of its own (64 MiB
+        // rather than SQLite's 2), and its statement journals (savepoints) in memory rather than
+        // in temporary files: neither touches durability.
+        let write_options = options.clone().pragma("cache_size", "-65536").pragma("temp_store", "memory");
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(write_options).await.db()?;
         let read = if in_memory {
             write.clone()
         } else {
@@ -57,23 +61,26 @@ impl SqliteStore {
     }
 }
 
+/// Rows per multi-row `INSERT` of a bulk write: one statement instead of hundreds (each costs a
+/// round trip to SQLite's thread), well below SQLite's limit of 32,766 bound values.
+const ROWS_PER_INSERT: usize = 200;
+
 pub(crate) async fn insert_audit(conn: &mut SqliteConnection, entries: &[AuditEntry]) -> Result<()> {
-    for e in entries {
-        sqlx::query(
-            "INSERT INTO audit_log (id, enterprise_id, at, actor, action, target, ip, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.id.as_str())
-        .bind(e.enterprise_id.as_str())
-        .bind(e.at.millis())
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(e.target.as_deref())
-        .bind(e.ip.as_deref())
-        .bind(e.details.to_string())
-        .execute(&mut *conn)
-        .await
-        .db()?;
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_log (id, enterprise_id, at, actor, action, target, ip, details) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.id.as_str())
+                .push_bind(e.enterprise_id.as_str())
+                .push_bind(e.at.millis())
+                .push_bind(&e.actor)
+                .push_bind(&e.action)
+                .push_bind(e.target.as_deref())
+                .push_bind(e.ip.as_deref())
+                .push_bind(e.details.to_string());
+        });
+        q.build().execute(&mut *conn).await.db()?;
     }
     Ok(())
 }
@@ -158,6 +165,48 @@ async fn write_member(conn: &mut SqliteConnection, m: &Member, insert: bool) -> 
             .execute(&mut *conn)
             .await
             .db()?;
+    }
+    Ok(())
+}
+
+/// Inserts new members and their department memberships with multi-row statements: a bulk import
+/// writes thousands of members at once, and one statement per row would cost more than the
+/// writing itself.
+async fn insert_members(conn: &mut SqliteConnection, members: &[&Member]) -> Result<()> {
+    for chunk in members.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO members (userid, userid_key, name, name_key, phone, email, title, department_ids, role, \
+             admin_department_ids, status, created_at, activated_at, updated_at, id, enterprise_id) ",
+        );
+        q.push_values(chunk, |mut row, m| {
+            row.push_bind(m.userid.as_str())
+                .push_bind(m.userid.key())
+                .push_bind(m.name.as_str())
+                .push_bind(m.name.as_str().to_lowercase())
+                .push_bind(m.phone.as_str())
+                .push_bind(m.email.as_ref().map(|e| e.as_str()))
+                .push_bind(m.title.as_ref().map(|t| t.as_str()))
+                .push_bind(join_ids(&m.departments))
+                .push_bind(m.role.as_str())
+                .push_bind(join_ids(&m.admin_departments))
+                .push_bind(m.status.as_str())
+                .push_bind(m.created_at.millis())
+                .push_bind(m.activated_at.map(|t| t.millis()))
+                .push_bind(m.updated_at.millis())
+                .push_bind(m.id.as_str())
+                .push_bind(m.enterprise_id.as_str());
+        });
+        q.build().execute(&mut *conn).await.db()?;
+    }
+    let memberships: Vec<(&Member, &DepartmentId)> =
+        members.iter().flat_map(|m| m.departments.iter().map(move |d| (*m, d))).collect();
+    for chunk in memberships.chunks(ROWS_PER_INSERT) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO member_departments (enterprise_id, member_id, department_id) ");
+        q.push_values(chunk, |mut row, (m, d)| {
+            row.push_bind(m.enterprise_id.as_str()).push_bind(m.id.as_str()).push_bind(d.as_str());
+        });
+        q.build().execute(&mut *conn).await.db()?;
     }
     Ok(())
 }
@@ -594,15 +643,37 @@ impl Store for SqliteStore {
     }
 
     async fn load_directory(&self, enterprise: &EnterpriseId) -> Result<(Vec<Department>, Vec<Member>)> {
-        let departments = self.list_departments(enterprise).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members WHERE enterprise_id = $1 AND status <> 'departed' ORDER BY id"
-        ))
-        .bind(enterprise.as_str())
-        .fetch_all(&self.read)
-        .await
-        .db()?;
-        let members = rows.iter().map(|r| r.member()).collect::<Result<Vec<_>>>()?;
+        // Members are read a page at a time, so that a large directory is not held twice (as rows
+        // and as members), in one read transaction, so that the pages are one snapshot.
+        const PAGE: i64 = 5000;
+        let mut tx = self.read.begin().await.db()?;
+        let rows = sqlx::query(&format!("SELECT {DEPARTMENT_COLUMNS} FROM departments WHERE enterprise_id = $1"))
+            .bind(enterprise.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+        let departments = rows.iter().map(|r| r.department()).collect::<Result<Vec<_>>>()?;
+        let mut members: Vec<Member> = Vec::new();
+        loop {
+            let after = members.last().map_or(String::new(), |m| m.id.to_string());
+            let rows = sqlx::query(&format!(
+                "SELECT {MEMBER_COLUMNS} FROM members WHERE enterprise_id = $1 AND status <> 'departed' AND id > $2 \
+                 ORDER BY id LIMIT $3"
+            ))
+            .bind(enterprise.as_str())
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+            for row in &rows {
+                members.push(row.member()?);
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+        tx.rollback().await.db()?;
         Ok((departments, members))
     }
 
@@ -615,13 +686,18 @@ impl Store for SqliteStore {
         self.writer
             .write(async |tx| {
                 let mut touched_owner = false;
-                for change in changes {
+                // Consecutive new members are inserted together; the order of the changes is kept.
+                let mut new_members: Vec<&Member> = Vec::new();
+                for (i, change) in changes.iter().enumerate() {
                     match change {
+                        DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
+                            new_members.push(m);
+                            if !matches!(changes.get(i + 1), Some(DirectoryChange::CreateMember(_))) {
+                                insert_members(tx, &std::mem::take(&mut new_members)).await?;
+                            }
+                        }
                         DirectoryChange::CreateDepartment(d) if &d.enterprise_id == enterprise => {
                             insert_department(tx, d, audit.first().map_or(0, |a| a.at.millis())).await?
-                        }
-                        DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
-                            write_member(tx, m, true).await?
                         }
                         DirectoryChange::UpdateMember { previous, member } if &member.enterprise_id == enterprise => {
                             // Any update may demote, disable or depart an owner.

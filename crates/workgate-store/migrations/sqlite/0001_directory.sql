@@ -58,7 +58,7 @@ CREATE TABLE member_departments (
     PRIMARY KEY (member_id, department_id),
     FOREIGN KEY (enterprise_id, member_id) REFERENCES members (enterprise_id, id) ON DELETE CASCADE,
     FOREIGN KEY (enterprise_id, department_id) REFERENCES departments (enterprise_id, id)
-);
+) WITHOUT ROWID;
 CREATE INDEX member_departments_department ON member_departments (department_id, member_id);
 
 CREATE TABLE api_keys (
@@ -80,5 +80,5 @@ CREATE TABLE audit_log (
     target         TEXT,
     ip             TEXT,
     details        TEXT NOT NULL           -- JSON
-);
+) WITHOUT ROWID;
 CREATE INDEX audit_log_enterprise ON audit_log (enterprise_id, id);
