@@ -155,31 +155,36 @@ impl LoginStore for SqliteStore {
         let oldest_counted = now_ms - window_ms;
         self.writer
             .write(async |c| {
-                let row = sqlx::query(
-                    "SELECT COALESCE(SUM(count), 0) AS hits, MIN(window_start) AS oldest FROM rate_counters \
-                     WHERE bucket = $1 AND window_start > $2",
-                )
-                .bind(bucket)
-                .bind(oldest_counted)
-                .fetch_one(&mut *c)
-                .await
-                .db()?;
-                let hits: i64 = row.try_get("hits").db()?;
-                if hits >= max {
-                    let oldest: Option<i64> = row.try_get("oldest").db()?;
-                    let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
-                    return Ok(Some((room_at - now_ms).max(1)));
-                }
-                sqlx::query(
-                    "INSERT INTO rate_counters (bucket, window_start, count) VALUES ($1, $2, 1) \
-                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1",
+                // Count the hit only if the window has room: one conditional upsert (every
+                // statement on the writer is a round trip to its thread, and logins hit 7 limits).
+                let counted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 \
+                     WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE bucket = $1 AND window_start > $3) < $4 \
+                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 RETURNING count",
                 )
                 .bind(bucket)
                 .bind(slot)
-                .execute(&mut *c)
+                .bind(oldest_counted)
+                .bind(max)
+                .fetch_optional(&mut *c)
                 .await
                 .db()?;
-                // Forget counts that no window reaches any more, a few at a time.
+                let Some(count) = counted else {
+                    let oldest: Option<i64> = sqlx::query_scalar(
+                        "SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2",
+                    )
+                    .bind(bucket)
+                    .bind(oldest_counted)
+                    .fetch_one(&mut *c)
+                    .await
+                    .db()?;
+                    let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
+                    return Ok(Some((room_at - now_ms).max(1)));
+                };
+                if count > 1 {
+                    return Ok(None); // not a new slot: the stale ones were pruned when it began
+                }
+                // A new slot: forget counts that no window reaches any more, a few at a time.
                 sqlx::query(
                     "DELETE FROM rate_counters WHERE rowid IN (SELECT rowid FROM rate_counters WHERE bucket = $1 \
                      AND window_start <= $2 LIMIT 20)",
@@ -603,6 +608,17 @@ impl LoginStore for SqliteStore {
     }
 
     async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()> {
+        // Every successful login clears; most numbers have nothing to clear, and a read costs no
+        // turn on the one writer. A failure that is not yet committed is concurrent with this
+        // success, so leaving it counted is a valid order (and the stricter one).
+        let recorded: Option<i64> = sqlx::query_scalar("SELECT 1 FROM phone_failures WHERE phone = $1")
+            .bind(phone.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        if recorded.is_none() {
+            return Ok(());
+        }
         self.writer
             .write(async |c| {
                 sqlx::query("DELETE FROM phone_failures WHERE phone = $1")
