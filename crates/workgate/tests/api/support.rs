@@ -28,7 +28,15 @@ async fn an_invited_member_shows_the_invitation_and_its_delivery() {
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     app.wait_for_sms(PHONE, 1).await;
-    let view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    // The sender marks the message sent just after handing it over: wait for that, briefly.
+    let mut view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    for _ in 0..250 {
+        if view.body["invitations"][0]["delivery"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    }
     assert_eq!(view.body["suggested_fix"], "resend_invitation");
     assert_eq!(view.body["invitations"][0]["state"], "pending");
     assert_eq!(view.body["invitations"][0]["delivery"], "sent");
