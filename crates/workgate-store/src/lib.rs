@@ -1,27 +1,102 @@
-//! Workgate's storage: the [`workgate_domain::store::Store`] port implemented over SQLite (the
-//! embedded default). Migrations are versioned files under `migrations/<backend>/`, embedded in
-//! the binary and applied on start.
+//! Workgate's storage: the [`workgate_domain::store::Store`] port, implemented once over SQL and
+//! run on SQLite (the embedded default) or PostgreSQL (one database shared by several nodes).
+//! Migrations are versioned files under `migrations/<backend>/`, embedded in the binary and
+//! applied on start.
 //!
-//! SQL is written in the dialect both SQLite and PostgreSQL accept (`$N` parameters, `ON CONFLICT`,
-//! partial indexes, integer times), so that the PostgreSQL implementation reads the same.
+//! `directory.rs` (the `Store` half) and `login.rs` (the `LoginStore` half) hold every query,
+//! written once in the SQL both databases accept (`sql.rs`). `sqlite.rs` and `postgres.rs` open a
+//! database and run transactions their own way: SQLite's through one group-commit writer
+//! (`sqlite_writer.rs`), so no two writes ever interleave; PostgreSQL's as ordinary READ
+//! COMMITTED transactions, where a check that a later write depends on takes a row lock first
+//! (`sql::Dialect`).
 
+mod directory;
 mod errors;
+mod login;
+pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
-mod sqlite_login;
 mod sqlite_writer;
 
+use errors::SqlxResultExt;
+use sql::Conn;
+use sqlite_writer::GroupWriter;
+use sqlx::{PgPool, SqlitePool};
 use std::sync::Arc;
 use workgate_domain::store::Store;
 use workgate_domain::{Error, Result};
 
-/// Opens the database named by `url` (`sqlite://path`, `sqlite::memory:`), applying migrations.
+/// The store over either database.
+pub struct SqlStore {
+    db: Db,
+}
+
+enum Db {
+    Sqlite {
+        read: SqlitePool,
+        /// All writes go through here: one connection, transactions shared by concurrent writers.
+        writer: Arc<GroupWriter>,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+impl SqlStore {
+    /// Where reads run: a pool, each query seeing what was committed when it started.
+    fn reader(&self) -> Conn<'_> {
+        match &self.db {
+            Db::Sqlite { read, .. } => Conn::sqlite_pool(read),
+            Db::Postgres { pool } => Conn::pg_pool(pool),
+        }
+    }
+
+    /// Runs `work` on one snapshot of the database (a read-only transaction), for reads in several
+    /// queries that must agree with each other.
+    async fn read_snapshot<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T>) -> Result<T> {
+        match &self.db {
+            Db::Sqlite { read, .. } => {
+                let mut tx = read.begin().await.db()?;
+                let outcome = work(&mut Conn::sqlite(&mut tx)).await;
+                tx.rollback().await.db()?;
+                outcome
+            }
+            Db::Postgres { pool } => {
+                let mut tx = pool.begin().await.db()?;
+                let mut c = Conn::pg(&mut tx);
+                // READ COMMITTED would give each query a snapshot of its own.
+                c.execute(sql::sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")).await?;
+                let outcome = work(&mut c).await;
+                tx.rollback().await.db()?;
+                outcome
+            }
+        }
+    }
+
+    /// Runs `work` as one transaction and returns once it is durable. On PostgreSQL a copy of
+    /// `work` runs again if the database broke a deadlock by aborting it (hence `Clone`; it
+    /// borrows what it needs).
+    async fn write<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone) -> Result<T> {
+        match &self.db {
+            Db::Sqlite { writer, .. } => writer.write(async |c| work(&mut Conn::sqlite(c)).await).await,
+            Db::Postgres { pool } => postgres::write(pool, work).await,
+        }
+    }
+}
+
+/// Opens the database named by `url` (`sqlite://path`, `sqlite::memory:`,
+/// `postgres://user@host/database`), applying migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Arc::new(sqlite::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(Error::Internal("PostgreSQL support is not built yet; use a sqlite:// database".into()))
+        Ok(Arc::new(postgres::open(url).await?))
     } else {
-        Err(Error::Internal(format!("unsupported database URL '{url}': use sqlite://PATH")))
+        // The scheme only: the rest of a URL may hold a password.
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(Error::Internal(format!(
+            "unsupported database URL scheme '{scheme}:': use sqlite://PATH or postgres://USER@HOST/DATABASE"
+        )))
     }
 }

@@ -1,25 +1,26 @@
 //! Decoding rows into domain records, shared by both backends.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{Decode, Postgres, Sqlite, Type};
+use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{ApiKeyId, AuditId, DepartmentId, EnterpriseId, MemberId};
 use workgate_domain::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
 use workgate_domain::phone::{PhoneNumber, Region};
 use workgate_domain::values::{DepartmentName, Email, EnterpriseName, MemberStatus, PersonName, Role, Title, UserId};
-use workgate_domain::{Error, Result};
 
 pub(crate) const MEMBER_COLUMNS: &str = "id, enterprise_id, userid, name, phone, email, title, department_ids, role, \
      admin_department_ids, status, created_at, activated_at, updated_at";
 pub(crate) const DEPARTMENT_COLUMNS: &str = "id, enterprise_id, parent_id, name, sort_order";
 
-/// Reads a column of a type both backends have.
-fn get<'r, R, T>(row: &'r R, column: &str) -> Result<T>
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    T: Decode<'r, R::Database> + Type<R::Database>,
+/// A column type both backends decode (text, integers, bytes, and their `Option`s).
+pub(crate) trait ColumnValue:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
 {
-    row.try_get(column).map_err(|e| Error::Internal(format!("column {column}: {e}")))
+}
+
+impl<T> ColumnValue for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
 }
 
 pub(crate) fn join_ids(ids: &[DepartmentId]) -> String {
@@ -30,91 +31,77 @@ fn split_ids(s: &str) -> Vec<DepartmentId> {
     s.split(',').filter(|s| !s.is_empty()).map(|s| DepartmentId::from_trusted(s.to_string())).collect()
 }
 
-pub(crate) trait DomainRow: Row + Sized
-where
-    for<'r> &'r str: ColumnIndex<Self>,
-    for<'r> String: Decode<'r, Self::Database> + Type<Self::Database>,
-    for<'r> Option<String>: Decode<'r, Self::Database> + Type<Self::Database>,
-    for<'r> i64: Decode<'r, Self::Database> + Type<Self::Database>,
-    for<'r> Option<i64>: Decode<'r, Self::Database> + Type<Self::Database>,
-{
+/// Decoders of the directory tables over a row of either backend (`sql::Row`).
+pub(crate) trait DomainRow {
+    /// Reads one column; an error names the column.
+    fn get<T: ColumnValue>(&self, column: &str) -> Result<T>;
+
     fn enterprise(&self) -> Result<Enterprise> {
-        let region: String = get(self, "region")?;
+        let region: String = self.get("region")?;
         Ok(Enterprise {
-            id: EnterpriseId::from_trusted(get(self, "id")?),
-            name: EnterpriseName::from_trusted(get(self, "name")?),
+            id: EnterpriseId::from_trusted(self.get("id")?),
+            name: EnterpriseName::from_trusted(self.get("name")?),
             region: Region::parse(&region)?,
-            created_at: Timestamp(get(self, "created_at")?),
+            created_at: Timestamp(self.get("created_at")?),
         })
     }
 
     fn department(&self) -> Result<Department> {
         Ok(Department {
-            id: DepartmentId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            name: DepartmentName::from_trusted(get(self, "name")?),
-            parent_id: get::<_, Option<String>>(self, "parent_id")?.map(DepartmentId::from_trusted),
-            order: get(self, "sort_order")?,
+            id: DepartmentId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            name: DepartmentName::from_trusted(self.get("name")?),
+            parent_id: self.get::<Option<String>>("parent_id")?.map(DepartmentId::from_trusted),
+            order: self.get("sort_order")?,
         })
     }
 
     fn member(&self) -> Result<Member> {
-        let role: String = get(self, "role")?;
-        let status: String = get(self, "status")?;
-        let departments: String = get(self, "department_ids")?;
-        let admin_departments: String = get(self, "admin_department_ids")?;
+        let role: String = self.get("role")?;
+        let status: String = self.get("status")?;
+        let departments: String = self.get("department_ids")?;
+        let admin_departments: String = self.get("admin_department_ids")?;
         Ok(Member {
-            id: MemberId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            userid: UserId::from_trusted(get(self, "userid")?),
-            name: PersonName::from_trusted(get(self, "name")?),
-            phone: PhoneNumber::from_trusted(get(self, "phone")?),
-            email: get::<_, Option<String>>(self, "email")?.map(Email::from_trusted),
-            title: get::<_, Option<String>>(self, "title")?.map(Title::from_trusted),
+            id: MemberId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            userid: UserId::from_trusted(self.get("userid")?),
+            name: PersonName::from_trusted(self.get("name")?),
+            phone: PhoneNumber::from_trusted(self.get("phone")?),
+            email: self.get::<Option<String>>("email")?.map(Email::from_trusted),
+            title: self.get::<Option<String>>("title")?.map(Title::from_trusted),
             departments: split_ids(&departments),
             role: Role::parse(&role)?,
             admin_departments: split_ids(&admin_departments),
             status: MemberStatus::parse(&status)?,
-            created_at: Timestamp(get(self, "created_at")?),
-            activated_at: get::<_, Option<i64>>(self, "activated_at")?.map(Timestamp),
-            updated_at: Timestamp(get(self, "updated_at")?),
+            created_at: Timestamp(self.get("created_at")?),
+            activated_at: self.get::<Option<i64>>("activated_at")?.map(Timestamp),
+            updated_at: Timestamp(self.get("updated_at")?),
         })
     }
 
     fn api_key(&self) -> Result<ApiKey> {
         Ok(ApiKey {
-            id: ApiKeyId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            name: get(self, "name")?,
-            prefix: get(self, "prefix")?,
-            created_at: Timestamp(get(self, "created_at")?),
+            id: ApiKeyId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            name: self.get("name")?,
+            prefix: self.get("prefix")?,
+            created_at: Timestamp(self.get("created_at")?),
         })
     }
 
     fn audit_entry(&self) -> Result<AuditEntry> {
-        let details: String = get(self, "details")?;
+        let details: String = self.get("details")?;
         Ok(AuditEntry {
-            id: AuditId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            at: Timestamp(get(self, "at")?),
-            actor: get(self, "actor")?,
-            action: get(self, "action")?,
-            target: get(self, "target")?,
-            ip: get(self, "ip")?,
+            id: AuditId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            at: Timestamp(self.get("at")?),
+            actor: self.get("actor")?,
+            action: self.get("action")?,
+            target: self.get("target")?,
+            ip: self.get("ip")?,
             details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
         })
     }
-}
-
-impl<R> DomainRow for R
-where
-    R: Row,
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
-{
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -145,126 +132,110 @@ pub(crate) const OUTBOX_COLUMNS: &str = "id, enterprise_id, phone, body, purpose
 pub(crate) const EVENT_COLUMNS: &str = "id, phone, enterprise_id, member_id, kind, ip, at, details";
 
 /// Decoders of the login tables, shared by both backends.
-pub(crate) trait LoginRow: DomainRow
-where
-    for<'r> &'r str: ColumnIndex<Self>,
-    for<'r> String: Decode<'r, Self::Database> + Type<Self::Database>,
-    for<'r> Option<String>: Decode<'r, Self::Database> + Type<Self::Database>,
-    for<'r> i64: Decode<'r, Self::Database> + Type<Self::Database>,
-    for<'r> Option<i64>: Decode<'r, Self::Database> + Type<Self::Database>,
-{
+pub(crate) trait LoginRow: DomainRow {
     fn challenge(&self) -> Result<workgate_domain::login::LoginChallenge> {
         use workgate_domain::ids::{DeviceId, InvitationId, LoginId};
-        let step: String = get(self, "step")?;
+        let step: String = self.get("step")?;
         Ok(workgate_domain::login::LoginChallenge {
-            id: LoginId::from_trusted(get(self, "id")?),
-            phone: PhoneNumber::from_trusted(get(self, "phone")?),
-            code_hash: workgate_domain::secret::SecretHash::from_trusted(get(self, "code_hash")?),
-            code_sent_at: Timestamp(get(self, "code_sent_at")?),
-            expires_at: Timestamp(get(self, "expires_at")?),
-            failed_attempts: get(self, "failed_attempts")?,
+            id: LoginId::from_trusted(self.get("id")?),
+            phone: PhoneNumber::from_trusted(self.get("phone")?),
+            code_hash: workgate_domain::secret::SecretHash::from_trusted(self.get("code_hash")?),
+            code_sent_at: Timestamp(self.get("code_sent_at")?),
+            expires_at: Timestamp(self.get("expires_at")?),
+            failed_attempts: self.get("failed_attempts")?,
             step: workgate_domain::login::LoginStep::parse(&step)?,
-            enterprise_id: get::<_, Option<String>>(self, "enterprise_id")?.map(EnterpriseId::from_trusted),
-            member_id: get::<_, Option<String>>(self, "member_id")?.map(MemberId::from_trusted),
-            invitation_id: get::<_, Option<String>>(self, "invitation_id")?.map(InvitationId::from_trusted),
-            device_id: get::<_, Option<String>>(self, "device_id")?.map(DeviceId::from_trusted),
-            device_name: get(self, "device_name")?,
-            ip: get(self, "ip")?,
-            created_at: Timestamp(get(self, "created_at")?),
+            enterprise_id: self.get::<Option<String>>("enterprise_id")?.map(EnterpriseId::from_trusted),
+            member_id: self.get::<Option<String>>("member_id")?.map(MemberId::from_trusted),
+            invitation_id: self.get::<Option<String>>("invitation_id")?.map(InvitationId::from_trusted),
+            device_id: self.get::<Option<String>>("device_id")?.map(DeviceId::from_trusted),
+            device_name: self.get("device_name")?,
+            ip: self.get("ip")?,
+            created_at: Timestamp(self.get("created_at")?),
         })
     }
 
     fn device(&self) -> Result<workgate_domain::sessions::Device> {
         Ok(workgate_domain::sessions::Device {
-            id: workgate_domain::ids::DeviceId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            member_id: MemberId::from_trusted(get(self, "member_id")?),
-            name: get(self, "name")?,
-            platform: get(self, "platform")?,
-            app_version: get(self, "app_version")?,
-            ip: get(self, "ip")?,
-            state: get(self, "state")?,
-            first_seen_at: Timestamp(get(self, "first_seen_at")?),
-            last_seen_at: Timestamp(get(self, "last_seen_at")?),
-            verified_at: Timestamp(get(self, "verified_at")?),
+            id: workgate_domain::ids::DeviceId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            member_id: MemberId::from_trusted(self.get("member_id")?),
+            name: self.get("name")?,
+            platform: self.get("platform")?,
+            app_version: self.get("app_version")?,
+            ip: self.get("ip")?,
+            state: self.get("state")?,
+            first_seen_at: Timestamp(self.get("first_seen_at")?),
+            last_seen_at: Timestamp(self.get("last_seen_at")?),
+            verified_at: Timestamp(self.get("verified_at")?),
         })
     }
 
     /// An outbox message and its attempt count.
     fn outbox_message(&self) -> Result<(workgate_domain::outbox::OutboxMessage, i64)> {
         use workgate_domain::outbox::SmsPurpose;
-        let purpose: String = get(self, "purpose")?;
+        let purpose: String = self.get("purpose")?;
         Ok((
             workgate_domain::outbox::OutboxMessage {
-                id: workgate_domain::ids::SmsId::from_trusted(get(self, "id")?),
-                enterprise_id: get::<_, Option<String>>(self, "enterprise_id")?.map(EnterpriseId::from_trusted),
-                phone: PhoneNumber::from_trusted(get(self, "phone")?),
-                body: get(self, "body")?,
+                id: workgate_domain::ids::SmsId::from_trusted(self.get("id")?),
+                enterprise_id: self.get::<Option<String>>("enterprise_id")?.map(EnterpriseId::from_trusted),
+                phone: PhoneNumber::from_trusted(self.get("phone")?),
+                body: self.get("body")?,
                 purpose: if purpose == "invitation" { SmsPurpose::Invitation } else { SmsPurpose::LoginCode },
-                created_at: Timestamp(get(self, "created_at")?),
+                created_at: Timestamp(self.get("created_at")?),
             },
-            get(self, "attempts")?,
+            self.get("attempts")?,
         ))
     }
 
     fn login_event(&self) -> Result<workgate_domain::login::LoginEvent> {
-        let details: String = get(self, "details")?;
+        let details: String = self.get("details")?;
         Ok(workgate_domain::login::LoginEvent {
-            id: workgate_domain::ids::EventId::from_trusted(get(self, "id")?),
-            phone: PhoneNumber::from_trusted(get(self, "phone")?),
-            enterprise_id: get::<_, Option<String>>(self, "enterprise_id")?.map(EnterpriseId::from_trusted),
-            member_id: get::<_, Option<String>>(self, "member_id")?.map(MemberId::from_trusted),
-            kind: get(self, "kind")?,
-            ip: get(self, "ip")?,
-            at: Timestamp(get(self, "at")?),
+            id: workgate_domain::ids::EventId::from_trusted(self.get("id")?),
+            phone: PhoneNumber::from_trusted(self.get("phone")?),
+            enterprise_id: self.get::<Option<String>>("enterprise_id")?.map(EnterpriseId::from_trusted),
+            member_id: self.get::<Option<String>>("member_id")?.map(MemberId::from_trusted),
+            kind: self.get("kind")?,
+            ip: self.get("ip")?,
+            at: Timestamp(self.get("at")?),
             details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
         })
     }
 
     fn invitation(&self) -> Result<workgate_domain::invitations::Invitation> {
         use workgate_domain::invitations::{Invitation, InvitationState};
-        let state: String = get(self, "state")?;
-        let delivery = match get::<_, Option<String>>(self, "sms_state")? {
+        let state: String = self.get("state")?;
+        let delivery = match self.get::<Option<String>>("sms_state")? {
             Some(state) => Some(workgate_domain::outbox::Delivery {
                 state,
-                attempts: get::<_, Option<i64>>(self, "sms_attempts")?.unwrap_or(0),
-                last_error: get(self, "sms_last_error")?,
-                sent_at: get::<_, Option<i64>>(self, "sms_sent_at")?.map(Timestamp),
+                attempts: self.get::<Option<i64>>("sms_attempts")?.unwrap_or(0),
+                last_error: self.get("sms_last_error")?,
+                sent_at: self.get::<Option<i64>>("sms_sent_at")?.map(Timestamp),
             }),
             None => None,
         };
         Ok(Invitation {
-            id: workgate_domain::ids::InvitationId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            member_id: MemberId::from_trusted(get(self, "member_id")?),
+            id: workgate_domain::ids::InvitationId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            member_id: MemberId::from_trusted(self.get("member_id")?),
             state: InvitationState::parse(&state)?,
-            created_at: Timestamp(get(self, "created_at")?),
-            expires_at: Timestamp(get(self, "expires_at")?),
+            created_at: Timestamp(self.get("created_at")?),
+            expires_at: Timestamp(self.get("expires_at")?),
             delivery,
         })
     }
 
     fn session_record(&self) -> Result<workgate_domain::sessions::SessionRecord> {
-        let status: String = get(self, "member_status")?;
+        let status: String = self.get("member_status")?;
         Ok(workgate_domain::sessions::SessionRecord {
-            id: workgate_domain::ids::SessionId::from_trusted(get(self, "id")?),
-            enterprise_id: EnterpriseId::from_trusted(get(self, "enterprise_id")?),
-            member_id: MemberId::from_trusted(get(self, "member_id")?),
-            device_id: workgate_domain::ids::DeviceId::from_trusted(get(self, "device_id")?),
-            access_expires_at: Timestamp(get(self, "access_expires_at")?),
-            revoked: get::<_, Option<i64>>(self, "revoked_at")?.is_some(),
+            id: workgate_domain::ids::SessionId::from_trusted(self.get("id")?),
+            enterprise_id: EnterpriseId::from_trusted(self.get("enterprise_id")?),
+            member_id: MemberId::from_trusted(self.get("member_id")?),
+            device_id: workgate_domain::ids::DeviceId::from_trusted(self.get("device_id")?),
+            access_expires_at: Timestamp(self.get("access_expires_at")?),
+            revoked: self.get::<Option<i64>>("revoked_at")?.is_some(),
             member_status: MemberStatus::parse(&status)?,
         })
     }
 }
 
-impl<R> LoginRow for R
-where
-    R: Row,
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
-{
-}
+impl<R: DomainRow> LoginRow for R {}

@@ -1,0 +1,80 @@
+//! The PostgreSQL store: one database that any number of Workgate nodes share.
+//!
+//! Durability: PostgreSQL's own (`fsync` and `synchronous_commit` on, their defaults): a write is
+//! acknowledged once its commit is on disk. Concurrency: each write is one READ COMMITTED
+//! transaction. The queries are SQLite's (`directory.rs`, `login.rs`); what SQLite's single
+//! writer guaranteed, they get here from conditional updates, which PostgreSQL re-checks against
+//! the newest row, and from row locks taken before a check that a write depends on
+//! (`sql::Dialect`). A transaction that PostgreSQL aborts to break a deadlock runs again.
+
+use crate::errors::{SqlxResultExt, from_sqlx};
+use crate::sql::{Conn, is_retryable};
+use crate::{Db, SqlStore};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+use workgate_domain::{Error, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections each node keeps to the database at most.
+const POOL_SIZE: u32 = 16;
+/// Runs of a transaction that PostgreSQL keeps aborting to break deadlocks, before giving up.
+const ATTEMPTS: u32 = 3;
+
+/// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/database`,
+/// with libpq's parameters such as `sslmode`) and applies the migrations it lacks.
+pub async fn open(url: &str) -> Result<SqlStore> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| Error::Internal(format!("invalid database URL: {e}")))?;
+    migrate(&options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .db()?;
+    Ok(SqlStore { db: Db::Postgres { pool } })
+}
+
+/// Applies the migrations exactly once, however many nodes start together on an empty database:
+/// sqlx's PostgreSQL migrator takes a session advisory lock (`pg_advisory_lock`, keyed by the
+/// database's name) before it reads which migrations are applied, and releases it only after
+/// applying the rest, so the other nodes wait and then find nothing left to do. It runs on a
+/// connection of its own that is closed afterwards: if a migration fails, the lock goes with the
+/// connection instead of staying behind in a pool.
+async fn migrate(options: &PgConnectOptions) -> Result<()> {
+    let failed = |e: sqlx::migrate::MigrateError| Error::Internal(format!("migrating the database failed: {e}"));
+    let mut conn = PgConnection::connect_with(options).await.db()?;
+    MIGRATOR.run(&mut conn).await.map_err(failed)?;
+    conn.close().await.db()
+}
+
+/// Runs `work` in one transaction, again if PostgreSQL aborted it to break a deadlock.
+pub(crate) async fn write<T>(pool: &PgPool, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        let mut tx = pool.begin().await.db()?;
+        let mut conn = Conn::pg(&mut tx);
+        let outcome = work.clone()(&mut conn).await;
+        let mut retryable = conn.retryable;
+        let outcome = match outcome {
+            Ok(value) => match tx.commit().await {
+                Ok(()) => return Ok(value),
+                Err(e) => {
+                    retryable = is_retryable(&e);
+                    Err(from_sqlx(e))
+                }
+            },
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        };
+        if !retryable || attempt >= ATTEMPTS {
+            return outcome;
+        }
+        attempt += 1;
+        tracing::warn!(attempt, "PostgreSQL aborted a transaction to break a deadlock; running it again");
+    }
+}

@@ -1,0 +1,317 @@
+//! How the store talks to a database, whichever it is.
+//!
+//! Every query is written once, in the SQL that SQLite and PostgreSQL both accept (`$N`
+//! parameters, `ON CONFLICT`, partial indexes, integer times): [`Sql`] holds its text and
+//! arguments, and [`Conn`] runs it on a SQLite or PostgreSQL connection or pool. What the two spell
+//! differently is in [`Dialect`]: two function names, and the row locks that PostgreSQL needs
+//! because it has concurrent writers, where SQLite has one (see `sqlite_writer.rs`).
+
+use crate::errors::from_sqlx;
+use crate::rows::{ColumnValue, DomainRow};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Database, Encode, PgConnection, PgPool, Row as _, SqliteConnection, SqlitePool, Type};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use workgate_domain::{Error, Result};
+
+/// What differs between the databases in the text of a query.
+pub(crate) struct Dialect {
+    /// The smaller of two values: SQLite's scalar `MIN(a, b)`, PostgreSQL's `LEAST(a, b)`.
+    pub least: &'static str,
+    /// The position of a substring, `(haystack, needle)`: `instr` / `strpos`.
+    pub instr: &'static str,
+    /// Other connections write at the same time (PostgreSQL, READ COMMITTED): a check followed
+    /// by a write must first lock what it checks. SQLite has one writer, so nothing can change
+    /// between the two and these locks are left out.
+    pub concurrent_writers: bool,
+    /// Ends a `SELECT` of a row this transaction is about to change, or whose value its write
+    /// depends on: later writers of the row wait for the commit. (Not `FOR UPDATE`, which would
+    /// also block inserts elsewhere that merely refer to the row by a foreign key.)
+    pub lock_row: &'static str,
+    /// Ends a `SELECT` of a row that must not change before this transaction commits.
+    pub share_row: &'static str,
+    /// Ends a `SELECT` of queue or clean-up rows: rows another transaction holds are passed over.
+    pub skip_locked: &'static str,
+    /// Serialises the transactions that count against one limit bucket (`$1`).
+    pub lock_bucket: Option<&'static str>,
+}
+
+pub(crate) const SQLITE: Dialect = Dialect {
+    least: "MIN",
+    instr: "instr",
+    concurrent_writers: false,
+    lock_row: "",
+    share_row: "",
+    skip_locked: "",
+    lock_bucket: None,
+};
+
+pub(crate) const POSTGRES: Dialect = Dialect {
+    least: "LEAST",
+    instr: "strpos",
+    concurrent_writers: true,
+    lock_row: " FOR NO KEY UPDATE",
+    share_row: " FOR SHARE",
+    skip_locked: " FOR UPDATE SKIP LOCKED",
+    lock_bucket: Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+};
+
+/// One argument of a query.
+pub(crate) enum Arg<'a> {
+    Text(Option<Cow<'a, str>>),
+    Int(Option<i64>),
+    Bytes(Option<&'a [u8]>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(Cow::Borrowed(v)))
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(Cow::Borrowed(v)))
+    }
+}
+impl From<String> for Arg<'_> {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(Cow::Owned(v)))
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v.map(Cow::Borrowed))
+    }
+}
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Arg<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        Arg::Bytes(Some(v))
+    }
+}
+
+/// A query's text and arguments.
+pub(crate) struct Sql<'a> {
+    text: Cow<'a, str>,
+    args: Vec<Arg<'a>>,
+}
+
+pub(crate) fn sql<'a>(text: impl Into<Cow<'a, str>>) -> Sql<'a> {
+    Sql { text: text.into(), args: Vec::new() }
+}
+
+impl<'a> Sql<'a> {
+    /// Adds the argument of the next `$N` of the text.
+    pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Appends text (for queries built piece by piece).
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.to_mut().push_str(text);
+        self
+    }
+
+    /// Appends a parameter `$N` and its argument.
+    pub(crate) fn push_bind(&mut self, value: impl Into<Arg<'a>>) -> &mut Self {
+        self.args.push(value.into());
+        let n = self.args.len();
+        let _ = write!(self.text.to_mut(), "${n}");
+        self
+    }
+
+    /// Appends `VALUES (…), (…)`: one parenthesised group of parameters per item, each given its
+    /// arguments by `bind` (for multi-row inserts).
+    pub(crate) fn push_values<T>(
+        &mut self,
+        items: &'a [T],
+        mut bind: impl FnMut(&mut Values<'_, 'a>, &'a T),
+    ) -> &mut Self {
+        self.push(" VALUES ");
+        for (i, item) in items.iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            bind(&mut Values { sql: self, first: true }, item);
+            self.push(")");
+        }
+        self
+    }
+
+    fn query<DB: Database>(&self) -> sqlx::query::Query<'_, DB, DB::Arguments<'_>>
+    where
+        for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+        for<'q> Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
+    {
+        let mut query = sqlx::query::<DB>(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Text(v) => query.bind(v.as_deref()),
+                Arg::Int(v) => query.bind(*v),
+                Arg::Bytes(v) => query.bind(*v),
+            };
+        }
+        query
+    }
+}
+
+/// The parameters of one row of [`Sql::push_values`].
+pub(crate) struct Values<'s, 'a> {
+    sql: &'s mut Sql<'a>,
+    first: bool,
+}
+
+impl<'a> Values<'_, 'a> {
+    pub(crate) fn bind(&mut self, value: impl Into<Arg<'a>>) -> &mut Self {
+        if !self.first {
+            self.sql.push(", ");
+        }
+        self.first = false;
+        self.sql.push_bind(value);
+        self
+    }
+}
+
+/// PostgreSQL aborted the transaction to break a deadlock (`40P01`), or could not serialise it
+/// (`40001`): running it again may succeed.
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// A row of either database.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Pg(PgRow),
+}
+
+impl DomainRow for Row {
+    fn get<T: ColumnValue>(&self, column: &str) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => r.try_get(column),
+            Row::Pg(r) => r.try_get(column),
+        }
+        .map_err(|e| Error::Internal(format!("column {column}: {e}")))
+    }
+}
+
+impl Row {
+    /// The first column (of a `SELECT` of one value).
+    fn first<T: ColumnValue>(&self) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => r.try_get(0),
+            Row::Pg(r) => r.try_get(0),
+        }
+        .map_err(|e| Error::Internal(format!("first column: {e}")))
+    }
+}
+
+enum Target<'c> {
+    SqlitePool(&'c SqlitePool),
+    Sqlite(&'c mut SqliteConnection),
+    PgPool(&'c PgPool),
+    Pg(&'c mut PgConnection),
+}
+
+/// Where queries run: a transaction's connection (writes) or a pool (reads).
+pub(crate) struct Conn<'c> {
+    target: Target<'c>,
+    /// A query failed in a way that running the whole transaction again may cure (a deadlock
+    /// broken by PostgreSQL, a serialization failure).
+    pub(crate) retryable: bool,
+}
+
+/// Runs `q` with the `sqlx` method `$method` on whichever target `$conn` holds, then maps the
+/// outcome with `|$out, $wrap| $body`, where `$wrap` turns the backend's row into a [`Row`].
+macro_rules! on_target {
+    ($conn:expr, $q:expr, $method:ident, |$out:ident, $wrap:ident| $body:expr) => {{
+        let q = &$q;
+        let outcome = match &mut $conn.target {
+            Target::SqlitePool(p) => q.query().$method(*p).await.map(|$out| {
+                let $wrap = Row::Sqlite;
+                $body
+            }),
+            Target::Sqlite(c) => q.query().$method(&mut **c).await.map(|$out| {
+                let $wrap = Row::Sqlite;
+                $body
+            }),
+            Target::PgPool(p) => q.query().$method(*p).await.map(|$out| {
+                let $wrap = Row::Pg;
+                $body
+            }),
+            Target::Pg(c) => q.query().$method(&mut **c).await.map(|$out| {
+                let $wrap = Row::Pg;
+                $body
+            }),
+        };
+        $conn.check(outcome)
+    }};
+}
+
+impl<'c> Conn<'c> {
+    pub(crate) fn sqlite(conn: &'c mut SqliteConnection) -> Self {
+        Conn { target: Target::Sqlite(conn), retryable: false }
+    }
+
+    pub(crate) fn sqlite_pool(pool: &'c SqlitePool) -> Self {
+        Conn { target: Target::SqlitePool(pool), retryable: false }
+    }
+
+    pub(crate) fn pg(conn: &'c mut PgConnection) -> Self {
+        Conn { target: Target::Pg(conn), retryable: false }
+    }
+
+    pub(crate) fn pg_pool(pool: &'c PgPool) -> Self {
+        Conn { target: Target::PgPool(pool), retryable: false }
+    }
+
+    pub(crate) fn dialect(&self) -> &'static Dialect {
+        match self.target {
+            Target::SqlitePool(_) | Target::Sqlite(_) => &SQLITE,
+            Target::PgPool(_) | Target::Pg(_) => &POSTGRES,
+        }
+    }
+
+    fn check<T>(&mut self, outcome: sqlx::Result<T>) -> Result<T> {
+        outcome.map_err(|e| {
+            self.retryable |= is_retryable(&e);
+            from_sqlx(e)
+        })
+    }
+
+    /// Runs a statement; answers how many rows it changed.
+    pub(crate) async fn execute(&mut self, q: Sql<'_>) -> Result<u64> {
+        on_target!(self, q, execute, |done, _wrap| done.rows_affected())
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, q: Sql<'_>) -> Result<Option<Row>> {
+        on_target!(self, q, fetch_optional, |row, wrap| row.map(wrap))
+    }
+
+    pub(crate) async fn fetch_all(&mut self, q: Sql<'_>) -> Result<Vec<Row>> {
+        on_target!(self, q, fetch_all, |rows, wrap| rows.into_iter().map(wrap).collect())
+    }
+
+    pub(crate) async fn fetch_one(&mut self, q: Sql<'_>) -> Result<Row> {
+        self.fetch_optional(q).await?.ok_or_else(|| Error::Internal("a query answered no row".into()))
+    }
+
+    /// The one value a query answers in one row (`SELECT COUNT(*) …`).
+    pub(crate) async fn value<T: ColumnValue>(&mut self, q: Sql<'_>) -> Result<T> {
+        self.fetch_one(q).await?.first()
+    }
+
+    /// The value of the first column of the first row, if there is a row.
+    pub(crate) async fn optional_value<T: ColumnValue>(&mut self, q: Sql<'_>) -> Result<Option<T>> {
+        self.fetch_optional(q).await?.map(|row| row.first()).transpose()
+    }
+}
