@@ -1,11 +1,16 @@
 //! `TestApp`: the one setup of the black-box suite.
+//!
+//! The suite runs twice: on SQLite in the `api` test binary (a database file in a temporary
+//! directory per test), and on PostgreSQL in `api_postgres` (tests/api_postgres.rs), where each
+//! `TestApp` creates a schema of its own in the database named by `WORKGATE_TEST_POSTGRES` and
+//! drops it afterwards, so tests still run in parallel and see only their own rows.
 
 #![allow(dead_code)]
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use workgate::config::ServerConfig;
-use workgate::server::{RunningServer, start};
+use workgate::server::RunningServer;
 use workgate_domain::enterprises::CreateEnterprise;
 use workgate_domain::model::Actor;
 
@@ -15,6 +20,114 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     _dir: tempfile::TempDir,
+    _database: TestDatabase,
+}
+
+/// The database a test's server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of this test binary.
+    pub fn current() -> Backend {
+        if env!("CARGO_CRATE_NAME") == "api_postgres" { Backend::Postgres } else { Backend::Sqlite }
+    }
+}
+
+/// A database of one test's own: a SQLite file in the test's directory, or on PostgreSQL a schema
+/// of its own (first on the `search_path` that the server's URL sets), dropped when the test
+/// ends, passed or failed. Schemas, not databases: creating a database takes a quarter of a
+/// second, a schema milliseconds.
+pub struct TestDatabase {
+    pub url: String,
+    /// The server's URL and the schema's name, on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+/// The variable that names the PostgreSQL server (and database) of the `api_postgres` run.
+pub const POSTGRES_VARIABLE: &str = "WORKGATE_TEST_POSTGRES";
+
+/// Test schemas are named `wg_test_<unix seconds>_<process>_<n>`.
+const SCHEMA_PREFIX: &str = "wg_test_";
+
+impl TestDatabase {
+    pub async fn create(dir: &std::path::Path) -> TestDatabase {
+        match Backend::current() {
+            Backend::Sqlite => {
+                TestDatabase { url: format!("sqlite://{}", dir.join("workgate.db").display()), postgres: None }
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+                let server = std::env::var(POSTGRES_VARIABLE)
+                    .unwrap_or_else(|_| panic!("{POSTGRES_VARIABLE} names the PostgreSQL server of this run"));
+                let mut admin = sqlx::PgConnection::connect(&server)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_VARIABLE}={server}: {e}"));
+                SWEPT.get_or_init(async || drop_stale_schemas(&mut admin).await).await;
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let name = format!("{SCHEMA_PREFIX}{}_{}_{n}", unix_seconds(), std::process::id());
+                sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut admin).await.expect("schema created");
+                let _ = admin.close().await;
+                let mut url = reqwest::Url::parse(&server).expect("a postgres:// URL");
+                // The application name tells this test's connections apart, to end them at the end.
+                url.query_pairs_mut().append_pair("options[search_path]", &name).append_pair("application_name", &name);
+                TestDatabase { url: url.to_string(), postgres: Some((server, name)) }
+            }
+        }
+    }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time after 1970").as_secs()
+}
+
+/// Drops the test schemas that earlier runs left behind (an hour old or more), when a run was
+/// interrupted before its tests ended.
+async fn drop_stale_schemas(admin: &mut sqlx::PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT CAST(nspname AS TEXT) FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(SCHEMA_PREFIX)
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name[SCHEMA_PREFIX.len()..].split('_').next().and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|t| t + 3600 < unix_seconds()) {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&mut *admin).await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else { return };
+        // Drop cannot await, and the test's runtime cannot nest another: a thread of its own ends
+        // the server's connections (they go without the test's runtime, blocked meanwhile, having
+        // to run) and drops the schema.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let dropped = runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&server).await?;
+                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+                    .bind(&name)
+                    .execute(&mut admin)
+                    .await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&mut admin).await?;
+                admin.close().await
+            });
+            dropped.map_err(|e| format!("the test schema {name} was not dropped: {e}"))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("{e}");
+        }
+    }
 }
 
 /// An enterprise created for a test, with its first API key.
@@ -69,10 +182,7 @@ impl Reply {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("workgate.db").display());
-        let config = ServerConfig::for_database(&database_url);
-        Self::spawn_with(config, dir).await
+        Self::launch(|_| {}, std::sync::Arc::new(workgate_domain::clock::SystemClock)).await
     }
 
     /// A server whose configuration the test adjusts (e.g. lower limits), on a clock it moves.
@@ -80,13 +190,21 @@ impl TestApp {
         configure: impl FnOnce(&mut ServerConfig),
         clock: std::sync::Arc<workgate_domain::clock::ManualClock>,
     ) -> TestApp {
+        Self::launch(configure, clock).await
+    }
+
+    /// A server on a fresh database of this run's backend, with the `file` SMS outbox in the
+    /// test's directory.
+    async fn launch(configure: impl FnOnce(&mut ServerConfig), clock: workgate_domain::clock::SharedClock) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("workgate.db").display());
-        let mut config = ServerConfig::for_database(&database_url);
+        let database = TestDatabase::create(dir.path()).await;
+        let mut config = ServerConfig::for_database(&database.url);
+        config.sms = workgate::config::file_sms(dir.path().join("workgate-sms.jsonl"));
         configure(&mut config);
         let server = workgate::server::start_with_clock(&config, clock).await.expect("server starts");
         let base = server.base_url();
-        TestApp { server, base, client: reqwest::Client::new(), database_url, _dir: dir }
+        let database_url = database.url.clone();
+        TestApp { server, base, client: reqwest::Client::new(), database_url, _dir: dir, _database: database }
     }
 
     /// The `file` SMS outbox of this server.
@@ -122,13 +240,6 @@ impl TestApp {
     /// POST without credentials (login endpoints).
     pub async fn post_anon(&self, path: &str, body: Value) -> Reply {
         self.request(Method::POST, path, None, Some(body)).await
-    }
-
-    pub async fn spawn_with(config: ServerConfig, dir: tempfile::TempDir) -> TestApp {
-        let database_url = config.database.clone();
-        let server = start(&config).await.expect("server starts");
-        let base = server.base_url();
-        TestApp { server, base, client: reqwest::Client::new(), database_url, _dir: dir }
     }
 
     /// Creates an enterprise the way `workgate enterprise create` does.
@@ -219,9 +330,11 @@ impl TestApp {
         reply.body["id"].as_str().expect("department id").to_string()
     }
 
-    /// A direct connection to the test's database, for checking state behind the API.
-    pub async fn db(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&self.database_url).await.expect("database opens")
+    /// A direct connection to the test's database, for checking state behind the API. The SQL
+    /// must read the same on both backends (`$N` parameters, integers and text).
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database_url).await.expect("database opens")
     }
 
     /// Counts rows of `table` (a fixed name from the test, never input).
@@ -246,18 +359,23 @@ impl TestApp {
             ("audit_log", "id"),
         ] {
             // `json_array(*)` is not SQL: name every column, so that a changed value shows.
-            let columns: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            let (columns, row) = match Backend::current() {
+                Backend::Sqlite => (format!("SELECT name FROM pragma_table_info('{table}')"), "quote(json_array({}))"),
+                Backend::Postgres => (
+                    format!(
+                        "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                         WHERE table_schema = current_schema() AND table_name = '{table}' ORDER BY ordinal_position"
+                    ),
+                    "CAST(json_build_array({}) AS TEXT)",
+                ),
+            };
+            let columns: Vec<String> = sqlx::query_scalar(&columns).fetch_all(&pool).await.expect("table columns");
+            assert!(!columns.is_empty(), "table {table} exists");
+            let row = row.replace("{}", &columns.join(", "));
+            let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT {row} FROM {table} ORDER BY {order}"))
                 .fetch_all(&pool)
                 .await
-                .expect("table columns");
-            assert!(!columns.is_empty(), "table {table} exists");
-            let rows: Vec<String> = sqlx::query_scalar(&format!(
-                "SELECT quote(json_array({})) FROM {table} ORDER BY {order}",
-                columns.join(", ")
-            ))
-            .fetch_all(&pool)
-            .await
-            .expect("snapshot rows");
+                .expect("snapshot rows");
             out.push(format!("{table}: {}", rows.len()));
             out.extend(rows);
         }

@@ -1,12 +1,13 @@
 //! Black-box tests of the HTTP API: each test starts the real server on a random port with its own
 //! fresh database, and talks to it over HTTP only (plus reading the database to check what a
-//! refused request left behind).
+//! refused request left behind). They run on SQLite here, and on PostgreSQL in
+//! `tests/api_postgres.rs` when `WORKGATE_TEST_POSTGRES` names a server (see `helpers.rs`).
 
 mod api_keys;
 mod audit;
 mod concurrency;
 mod departments;
-mod helpers;
+pub(crate) mod helpers;
 mod idempotency;
 mod import;
 mod login;

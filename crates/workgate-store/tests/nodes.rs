@@ -1,0 +1,226 @@
+//! Several nodes on one database: each test opens the store more than once (one `Services` per
+//! node, as separate processes would) and races the nodes against each other.
+//!
+//! Every test runs on SQLite (the nodes share one file) and, when `WORKGATE_TEST_POSTGRES` names
+//! a PostgreSQL server (e.g. `postgres://postgres@127.0.0.1:5432/test`), on PostgreSQL too, in a
+//! schema of its own; without the variable the PostgreSQL half says it was skipped.
+
+use futures::future::join_all;
+use std::collections::HashSet;
+use std::sync::Arc;
+use workgate_domain::Services;
+use workgate_domain::audit::Caller;
+use workgate_domain::clock::SystemClock;
+use workgate_domain::directory::{MemberPatch, NewMemberInput};
+use workgate_domain::enterprises::CreateEnterprise;
+use workgate_domain::idempotency::Claim;
+use workgate_domain::model::Actor;
+
+const POSTGRES_VARIABLE: &str = "WORKGATE_TEST_POSTGRES";
+
+/// A database for one test, on one backend.
+struct TestDb {
+    url: String,
+    /// The server's URL and the schema, to drop at the end (PostgreSQL).
+    schema: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDb { url: format!("sqlite://{}", dir.path().join("workgate.db").display()), schema: None, _dir: dir }
+    }
+
+    /// A fresh schema on the server named by `WORKGATE_TEST_POSTGRES`, or `None` when it is not set.
+    async fn postgres(test: &str) -> Option<TestDb> {
+        use sqlx::Connection;
+        let Ok(server) = std::env::var(POSTGRES_VARIABLE) else {
+            eprintln!("{test}: PostgreSQL skipped, {POSTGRES_VARIABLE} is not set");
+            return None;
+        };
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        // The naming of the API suite's schemas, whose sweep also removes any left behind here.
+        let schema = format!("wg_test_{secs}_{}_{test}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(&server).await.expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await.expect("schema created");
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{separator}options[search_path]={schema}");
+        Some(TestDb { url, schema: Some((server, schema)), _dir: tempfile::tempdir().expect("temp dir") })
+    }
+
+    /// The backends of this run: SQLite always, PostgreSQL when configured.
+    async fn all(test: &str) -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite().await];
+        dbs.extend(TestDb::postgres(test).await);
+        dbs
+    }
+
+    async fn node(&self) -> Services {
+        let store = workgate_store::open(&self.url).await.expect("store opens");
+        Services::new(store, Arc::new(SystemClock)).await.expect("services")
+    }
+
+    async fn nodes(&self, n: usize) -> Vec<Services> {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(self.node().await);
+        }
+        nodes
+    }
+
+    async fn drop_schema(self) {
+        use sqlx::Connection;
+        if let Some((server, schema)) = &self.schema {
+            let mut admin = sqlx::PgConnection::connect(server).await.expect("PostgreSQL reachable");
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin).await.expect("schema dropped");
+        }
+    }
+}
+
+/// An enterprise with `members` invited members (each with an invitation SMS in the outbox);
+/// answers an admin caller.
+async fn enterprise(node: &Services, members: usize) -> Caller {
+    let created = node
+        .create_enterprise(
+            CreateEnterprise {
+                name: "Acme".into(),
+                owner_name: "Owner".into(),
+                owner_phone: "13800138000".into(),
+                region: "CN".into(),
+            },
+            Actor::Cli,
+        )
+        .await
+        .expect("enterprise created");
+    let caller = node.authenticate_api_key(created.api_key_secret.expose(), None).await.expect("key works");
+    for i in 0..members {
+        node.add_member(
+            &caller,
+            NewMemberInput {
+                name: format!("Member {i}"),
+                phone: format!("1390000{i:04}"),
+                userid: None,
+                email: None,
+                title: None,
+                departments: None,
+                role: None,
+                admin_departments: None,
+                invite: None,
+            },
+        )
+        .await
+        .expect("member added");
+    }
+    caller
+}
+
+#[tokio::test]
+async fn migrations_run_once_when_nodes_start_together_on_an_empty_database() {
+    // SQLite is one node's database: only PostgreSQL is started from several nodes at once.
+    let Some(db) = TestDb::postgres("migrations").await else { return };
+    let opened = join_all((0..6).map(|_| workgate_store::open(&db.url))).await;
+    for store in &opened {
+        assert!(store.is_ok(), "every node starts: {:?}", store.as_ref().err());
+    }
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connects");
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .expect("migrations table");
+    assert_eq!(applied, vec![1, 2, 3, 4], "each migration applied once");
+    pool.close().await;
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_never_send_one_message_twice() {
+    for db in TestDb::all("sms_leases").await {
+        let nodes = db.nodes(2).await;
+        enterprise(&nodes[0], 40).await;
+        let store = |i: usize| nodes[i % 2].store.clone();
+        let now = nodes[0].clock.now();
+        // Many small leases at once from both nodes, until the outbox is empty.
+        let leases = join_all((0..16).map(|i| {
+            let store = store(i);
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store.lease_due_sms(now, 60_000, 3).await.expect("lease");
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|(m, _)| m.id.to_string()));
+                }
+            }
+        }))
+        .await;
+        let all: Vec<String> = leases.into_iter().flatten().collect();
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(all.len(), 40, "each invitation leased, on {}", db.url);
+        assert_eq!(distinct.len(), all.len(), "no message leased twice, on {}", db.url);
+        db.drop_schema().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_limit_holds_across_nodes() {
+    for db in TestDb::all("limits").await {
+        let nodes = db.nodes(3).await;
+        let now = nodes[0].clock.now().millis();
+        let hits = join_all((0..60).map(|i| {
+            let store = nodes[i % 3].store.clone();
+            async move { store.hit_limit("phone:+8613900000000", now, 3_600_000, 10).await.expect("hit") }
+        }))
+        .await;
+        let allowed = hits.iter().filter(|refused| refused.is_none()).count();
+        assert_eq!(allowed, 10, "exactly the limit is let through, on {}", db.url);
+        db.drop_schema().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_request_claims_an_idempotency_key_across_nodes() {
+    for db in TestDb::all("idempotency").await {
+        let nodes = db.nodes(2).await;
+        let now = nodes[0].clock.now();
+        let claims = join_all((0..20).map(|i| {
+            let store = nodes[i % 2].store.clone();
+            async move { store.claim_idempotency_key("scope", "key-1", "fingerprint", now).await.expect("claim") }
+        }))
+        .await;
+        let claimed = claims.iter().filter(|c| matches!(c, Claim::Claimed)).count();
+        let waiting = claims.iter().filter(|c| matches!(c, Claim::InProgress)).count();
+        assert_eq!((claimed, waiting), (1, 19), "one claim, the others told to wait, on {}", db.url);
+        db.drop_schema().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_owners_demoting_each_other_on_two_nodes_leave_one_owner() {
+    for db in TestDb::all("owners").await {
+        let nodes = db.nodes(2).await;
+        for round in 0..5 {
+            let caller = enterprise(&nodes[0], 1).await;
+            let members = nodes[0].list_members(&caller, Default::default()).await.expect("members").items;
+            let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+            let promote = MemberPatch { role: Some("owner".into()), ..Default::default() };
+            nodes[0].update_member(&caller, &ids[1], promote).await.expect("second owner");
+            // Each node demotes a different owner, at the same time.
+            let demotions = join_all(ids.iter().enumerate().map(|(i, id)| {
+                let (node, caller) = (nodes[i % 2].clone(), caller.clone());
+                async move {
+                    let demote = MemberPatch { role: Some("admin".into()), ..Default::default() };
+                    node.update_member(&caller, id, demote).await
+                }
+            }))
+            .await;
+            let done = demotions.iter().filter(|d| d.is_ok()).count();
+            assert_eq!(done, 1, "one demotion stands, the other is refused (round {round}, {})", db.url);
+            let members = nodes[1].list_members(&caller, Default::default()).await.expect("members").items;
+            let owners = members.iter().filter(|m| m.role.as_str() == "owner").count();
+            assert_eq!(owners, 1, "an owner is left (round {round}, {})", db.url);
+        }
+        db.drop_schema().await;
+    }
+}
