@@ -9,7 +9,7 @@
 
 use crate::SqlStore;
 use crate::rows::{DEPARTMENT_COLUMNS, DomainRow, MEMBER_COLUMNS, join_ids, like_pattern, subtree_upper_bound};
-use crate::sql::{Conn, sql};
+use crate::sql::{Arg, Conn, sql};
 use async_trait::async_trait;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::idempotency::{Claim, KEY_LIFETIME_MS, StoredResponse};
@@ -89,6 +89,28 @@ async fn insert_department(c: &mut Conn<'_>, d: &Department, created_at: i64) ->
     Ok(())
 }
 
+/// A member's values, in the order in which `write_member` and `insert_members` name the columns.
+fn member_values(m: &Member) -> [Arg<'_>; 16] {
+    [
+        m.userid.as_str().into(),
+        m.userid.key().into(),
+        m.name.as_str().into(),
+        m.name.as_str().to_lowercase().into(),
+        m.phone.as_str().into(),
+        m.email.as_ref().map(|e| e.as_str()).into(),
+        m.title.as_ref().map(|t| t.as_str()).into(),
+        join_ids(&m.departments).into(),
+        m.role.as_str().into(),
+        join_ids(&m.admin_departments).into(),
+        m.status.as_str().into(),
+        m.created_at.millis().into(),
+        m.activated_at.map(|t| t.millis()).into(),
+        m.updated_at.millis().into(),
+        m.id.as_str().into(),
+        m.enterprise_id.as_str().into(),
+    ]
+}
+
 async fn write_member(c: &mut Conn<'_>, m: &Member, insert: bool) -> Result<()> {
     let text = if insert {
         "INSERT INTO members (userid, userid_key, name, name_key, phone, email, title, department_ids, role, \
@@ -99,27 +121,7 @@ async fn write_member(c: &mut Conn<'_>, m: &Member, insert: bool) -> Result<()> 
          title = $7, department_ids = $8, role = $9, admin_department_ids = $10, status = $11, created_at = $12, \
          activated_at = $13, updated_at = $14 WHERE id = $15 AND enterprise_id = $16"
     };
-    let done = c
-        .execute(
-            sql(text)
-                .bind(m.userid.as_str())
-                .bind(m.userid.key())
-                .bind(m.name.as_str())
-                .bind(m.name.as_str().to_lowercase())
-                .bind(m.phone.as_str())
-                .bind(m.email.as_ref().map(|e| e.as_str()))
-                .bind(m.title.as_ref().map(|t| t.as_str()))
-                .bind(join_ids(&m.departments))
-                .bind(m.role.as_str())
-                .bind(join_ids(&m.admin_departments))
-                .bind(m.status.as_str())
-                .bind(m.created_at.millis())
-                .bind(m.activated_at.map(|t| t.millis()))
-                .bind(m.updated_at.millis())
-                .bind(m.id.as_str())
-                .bind(m.enterprise_id.as_str()),
-        )
-        .await?;
+    let done = c.execute(sql(text).bind_all(member_values(m))).await?;
     if done == 0 {
         return Err(Error::NotFound("member"));
     }
@@ -152,22 +154,7 @@ async fn insert_members(c: &mut Conn<'_>, members: &[&Member]) -> Result<()> {
             sql("INSERT INTO members (userid, userid_key, name, name_key, phone, email, title, department_ids, \
              role, admin_department_ids, status, created_at, activated_at, updated_at, id, enterprise_id)");
         q.push_values(chunk, |row, m| {
-            row.bind(m.userid.as_str())
-                .bind(m.userid.key())
-                .bind(m.name.as_str())
-                .bind(m.name.as_str().to_lowercase())
-                .bind(m.phone.as_str())
-                .bind(m.email.as_ref().map(|e| e.as_str()))
-                .bind(m.title.as_ref().map(|t| t.as_str()))
-                .bind(join_ids(&m.departments))
-                .bind(m.role.as_str())
-                .bind(join_ids(&m.admin_departments))
-                .bind(m.status.as_str())
-                .bind(m.created_at.millis())
-                .bind(m.activated_at.map(|t| t.millis()))
-                .bind(m.updated_at.millis())
-                .bind(m.id.as_str())
-                .bind(m.enterprise_id.as_str());
+            row.bind_all(member_values(m));
         });
         c.execute(q).await?;
     }

@@ -117,6 +117,12 @@ impl<'a> Sql<'a> {
         self
     }
 
+    /// Adds the arguments of the next parameters, in order.
+    pub(crate) fn bind_all(mut self, values: impl IntoIterator<Item = Arg<'a>>) -> Self {
+        self.args.extend(values);
+        self
+    }
+
     /// Appends text (for queries built piece by piece).
     pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.text.to_mut().push_str(text);
@@ -178,6 +184,13 @@ impl<'a> Values<'_, 'a> {
         }
         self.first = false;
         self.sql.push_bind(value);
+        self
+    }
+
+    pub(crate) fn bind_all(&mut self, values: impl IntoIterator<Item = Arg<'a>>) -> &mut Self {
+        for value in values {
+            self.bind(value);
+        }
         self
     }
 }
