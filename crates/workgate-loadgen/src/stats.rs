@@ -99,7 +99,19 @@ pub struct CpuWindow {
     server_pid: u32,
     server0: Option<f64>,
     own0: Option<f64>,
+    busy0: Option<f64>,
     started: std::time::Instant,
+}
+
+/// CPU seconds all processes of the machine have used so far (everything but idle and iowait in
+/// `/proc/stat`), to tell whether other programs competed during a window.
+fn machine_busy_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    Some(busy / clock_ticks())
 }
 
 impl CpuWindow {
@@ -108,22 +120,31 @@ impl CpuWindow {
             server_pid,
             server0: cpu_seconds(Some(server_pid)),
             own0: cpu_seconds(None),
+            busy0: machine_busy_seconds(),
             started: std::time::Instant::now(),
         }
     }
 
-    /// "server 1.52 cores, loadgen 0.45 cores (of 2)".
+    /// "server 1.52 cores, loadgen 0.45 cores, other programs 0.01 cores (machine has 2)".
     pub fn describe(&self) -> String {
         let wall = self.started.elapsed().as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let share = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if wall > 0.0 => format!("{:.2}", (b - a) / wall),
-            _ => "?".into(),
+        let used = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
+            _ => None,
+        };
+        let show = |x: Option<f64>| x.map_or_else(|| "?".to_string(), |x| format!("{x:.2}"));
+        let server = used(self.server0, cpu_seconds(Some(self.server_pid)));
+        let own = used(self.own0, cpu_seconds(None));
+        let others = match (used(self.busy0, machine_busy_seconds()), server, own) {
+            (Some(all), Some(s), Some(o)) => Some((all - s - o).max(0.0)),
+            _ => None,
         };
         format!(
-            "CPU over the window: server {} cores, loadgen {} cores (machine has {cores})",
-            share(self.server0, cpu_seconds(Some(self.server_pid))),
-            share(self.own0, cpu_seconds(None))
+            "CPU over the window: server {} cores, loadgen {} cores, other programs {} cores (machine has {cores})",
+            show(server),
+            show(own),
+            show(others)
         )
     }
 }
