@@ -159,21 +159,26 @@ impl LoginStore for SqlStore {
                 c.execute(sql(lock).bind(bucket)).await?;
             }
             // Count the hit only if the window has room: one conditional upsert (every statement
-            // on SQLite's writer is a round trip to its thread, and logins hit 7 limits).
-            let counted: Option<i64> = c
-                .optional_value(
+            // on SQLite's writer is a round trip to its thread, and logins hit 7 limits). It also
+            // tells whether the bucket holds counts that no window reaches any more.
+            let counted = c
+                .fetch_optional(
                     sql("INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 \
                          WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE bucket = $1 \
                          AND window_start > $3) < $4 \
                          ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-                         RETURNING count")
+                         RETURNING count, (SELECT COUNT(*) FROM (SELECT 1 FROM rate_counters AS s \
+                         WHERE s.bucket = $1 AND s.window_start <= $5 LIMIT 1) AS x) AS stale")
                     .bind(bucket)
                     .bind(slot)
                     .bind(oldest_counted)
-                    .bind(max),
+                    .bind(max)
+                    .bind(oldest_counted - slot_ms),
                 )
-                .await?;
-            let Some(count) = counted else {
+                .await?
+                .map(|row| Ok::<_, Error>((row.get::<i64>("count")?, row.get::<i64>("stale")?)))
+                .transpose()?;
+            let Some((count, stale)) = counted else {
                 let oldest: Option<i64> = c
                     .value(
                         sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
@@ -184,8 +189,10 @@ impl LoginStore for SqlStore {
                 let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
                 return Ok(Some((room_at - now_ms).max(1)));
             };
-            if count > 1 {
-                return Ok(None); // not a new slot: the stale ones were pruned when it began
+            if count > 1 || stale == 0 {
+                // Not a new slot (the stale ones were pruned when it began), or nothing to prune
+                // (a bucket seen for the first time, such as a number's).
+                return Ok(None);
             }
             // A new slot: forget counts that no window reaches any more, a few at a time.
             c.execute(
