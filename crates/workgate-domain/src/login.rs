@@ -454,10 +454,10 @@ impl Services {
             1 => {
                 let (enterprise, member) = signable.into_iter().next().ok_or(Error::NotAMember)?;
                 self.store.clear_phone_failures(&challenge.phone).await?;
+                // Written with the session when the login ends here (one write fewer on the way).
                 let event =
                     self.event(&challenge.phone, "code_ok", Some(&member), &client, json!({"login_id": challenge.id}));
-                self.store.record_login_events(&[event]).await?;
-                self.after_identity(&challenge, LoginStep::Code, enterprise, member, false, &client).await
+                self.after_identity(&challenge, LoginStep::Code, enterprise, member, false, &[event], &client).await
             }
             _ => {
                 let until = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
@@ -514,11 +514,13 @@ impl Services {
                 Some(&e.id) == chosen.as_ref() && matches!(m.status, MemberStatus::Invited | MemberStatus::Active)
             })
             .ok_or_else(|| Error::field("enterprise_id", "not one of the enterprises offered to this number"))?;
-        self.after_identity(&challenge, LoginStep::Enterprise, enterprise, member, false, &client).await
+        self.after_identity(&challenge, LoginStep::Enterprise, enterprise, member, false, &[], &client).await
     }
 
     /// What follows once the number is proven and the member known: a password where the policy
-    /// asks for one, then the device (its limit, its approval), then the session.
+    /// asks for one, then the device (its limit, its approval), then the session. `earlier` are
+    /// events not yet written: with the session if the login ends here, else before returning.
+    #[allow(clippy::too_many_arguments)]
     async fn after_identity(
         &self,
         challenge: &LoginChallenge,
@@ -526,12 +528,14 @@ impl Services {
         enterprise: Enterprise,
         member: Member,
         password_done: bool,
+        earlier: &[LoginEvent],
         client: &ClientInfo,
     ) -> Result<Next> {
         let policy = self.policy_of(&enterprise.id).await?.policy;
         let now = self.clock.now();
         let step_deadline = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
         if policy.require_password && !password_done {
+            self.record_earlier(earlier).await?;
             let state = self.store.password_state(&enterprise.id, &member.id).await?;
             let to =
                 if state.hash.is_none() || state.must_reset { LoginStep::SetPassword } else { LoginStep::Password };
@@ -567,11 +571,13 @@ impl Services {
         if !trusted {
             let others = self.store.count_devices(&enterprise.id, &member.id, &device_id).await?;
             if others >= i64::from(policy.max_devices) {
+                self.record_earlier(earlier).await?;
                 return Err(Error::DeviceLimitReached { max: policy.max_devices });
             }
         }
         let approved = known.as_ref().is_some_and(|d| d.state == "trusted");
         if policy.require_device_approval && !approved {
+            self.record_earlier(earlier).await?;
             let device = crate::sessions::Device {
                 id: device_id.clone(),
                 enterprise_id: enterprise.id.clone(),
@@ -609,8 +615,9 @@ impl Services {
             self.store.record_login_events(&[event]).await?;
             return Ok(Next::PendingApproval(device_id));
         }
-        let session =
-            self.finish(challenge, from, enterprise, member, device_id, known.is_none(), &policy, client).await?;
+        let session = self
+            .finish(challenge, from, enterprise, member, device_id, known.is_none(), &policy, earlier, client)
+            .await?;
         Ok(Next::Done(Box::new(session)))
     }
 
@@ -663,7 +670,7 @@ impl Services {
             }
             self.store.clear_password_failures(enterprise_id, member_id).await?;
         }
-        self.after_identity(&challenge, challenge.step, enterprise, member, true, &client).await
+        self.after_identity(&challenge, challenge.step, enterprise, member, true, &[], &client).await
     }
 
     /// `POST /login/{id}/continue`: after an admin approved the device, finishes the login.
@@ -685,7 +692,7 @@ impl Services {
         let policy = self.policy_of(enterprise_id).await?.policy;
         let device_id = device_id.clone();
         let session = self
-            .finish(&challenge, LoginStep::PendingApproval, enterprise, member, device_id, false, &policy, &client)
+            .finish(&challenge, LoginStep::PendingApproval, enterprise, member, device_id, false, &policy, &[], &client)
             .await?;
         Ok(Next::Done(Box::new(session)))
     }
@@ -702,6 +709,7 @@ impl Services {
         device_id: DeviceId,
         new_device: bool,
         policy: &crate::policy::Policy,
+        earlier: &[LoginEvent],
         client: &ClientInfo,
     ) -> Result<IssuedSession> {
         let now = self.clock.now();
@@ -714,8 +722,12 @@ impl Services {
             client,
             json!({"login_id": challenge.id, "device_id": new.device_id, "new_device": new.new_device}),
         );
-        let finished = self.store.finish_login(&challenge.id, from, &challenge.code_hash, &new, &[event]).await?;
-        let Some(member) = finished else { return Err(Error::CodeExpired) };
+        let events: Vec<LoginEvent> = earlier.iter().cloned().chain([event]).collect();
+        let finished = self.store.finish_login(&challenge.id, from, &challenge.code_hash, &new, &events).await?;
+        let Some(member) = finished else {
+            self.record_earlier(earlier).await?;
+            return Err(Error::CodeExpired);
+        };
         Ok(IssuedSession {
             access_token: new.access_token,
             refresh_token: new.refresh_token,
@@ -724,6 +736,10 @@ impl Services {
             member,
             enterprise,
         })
+    }
+
+    async fn record_earlier(&self, earlier: &[LoginEvent]) -> Result<()> {
+        if earlier.is_empty() { Ok(()) } else { self.store.record_login_events(earlier).await }
     }
 
     /// `POST /login/{id}/resend`: a new code replaces the old one; failure counts stay.
