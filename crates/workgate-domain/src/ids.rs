@@ -55,6 +55,8 @@ id_type!(LoginId, "lgn_");
 id_type!(DeviceId, "dev_");
 id_type!(SessionId, "ses_");
 id_type!(EventId, "evt_");
+id_type!(AppId, "app_");
+id_type!(GrantId, "grt_");
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ pub mod invitations;
 pub mod limits;
 pub mod login;
 pub mod model;
+pub mod oidc;
 pub mod outbox;
 pub mod passwords;
 pub mod phone;
@@ -44,6 +45,8 @@ pub struct Services {
     /// Called after a message is written to the outbox, so this process's sender wakes at once
     /// (other nodes' messages are found by polling).
     outbox_wakeup: Arc<dyn Fn() + Send + Sync>,
+    /// Parsed ID-token signing keys, by kid.
+    oidc_keys: oidc::keys::KeyCache,
 }
 
 impl Services {
@@ -66,6 +69,7 @@ impl Services {
             settings: Arc::new(settings),
             code_key: key.into_bytes().into(),
             outbox_wakeup: Arc::new(|| {}),
+            oidc_keys: Default::default(),
         })
     }
 

@@ -110,6 +110,8 @@ pub struct SessionRecord {
     pub access_expires_at: Timestamp,
     pub revoked: bool,
     pub member_status: MemberStatus,
+    /// The login that started the session.
+    pub created_at: Timestamp,
 }
 
 /// The signed-in member behind a valid access token.
@@ -119,6 +121,8 @@ pub struct MemberSession {
     pub enterprise_id: EnterpriseId,
     pub member_id: MemberId,
     pub device_id: DeviceId,
+    /// When the member last proved who they are on this session (its login).
+    pub authenticated_at: Timestamp,
 }
 
 /// New tokens for a refresh, written only if the presented refresh token is current.
@@ -263,6 +267,7 @@ impl Services {
             enterprise_id: record.enterprise_id,
             member_id: record.member_id,
             device_id: record.device_id,
+            authenticated_at: record.created_at,
         })
     }
 

@@ -40,6 +40,12 @@ pub struct LoginSettings {
     pub outbox_lease_secs: i64,
     /// Delivery attempts before an SMS is marked failed.
     pub outbox_max_attempts: i64,
+    /// How long an OpenID Connect authorization code may wait to be redeemed.
+    pub oidc_code_ttl_secs: i64,
+    /// How long one ID-token signing key signs before the next takes over.
+    pub oidc_key_rotation_secs: i64,
+    /// How long before it signs a new key is published in the JWKS.
+    pub oidc_key_prepublish_secs: i64,
 }
 
 impl Default for LoginSettings {
@@ -65,6 +71,9 @@ impl Default for LoginSettings {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             outbox_lease_secs: 30,
             outbox_max_attempts: 8,
+            oidc_code_ttl_secs: 60,
+            oidc_key_rotation_secs: 30 * 24 * 3600,
+            oidc_key_prepublish_secs: 24 * 3600,
         }
     }
 }

@@ -70,7 +70,7 @@ pub struct NewEnterprise<'a> {
 }
 
 #[async_trait]
-pub trait Store: LoginStore + Send + Sync + 'static {
+pub trait Store: LoginStore + crate::oidc::OidcStore + Send + Sync + 'static {
     /// Answers when the database can serve queries (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 

@@ -3,7 +3,8 @@
 //! Migrations are versioned files under `migrations/<backend>/`, embedded in the binary and
 //! applied on start.
 //!
-//! `directory.rs` (the `Store` half) and `login.rs` (the `LoginStore` half) hold every query,
+//! `directory.rs` (the `Store` half), `login.rs` (the `LoginStore` half) and `oidc.rs` (the
+//! `OidcStore` half) hold every query,
 //! written once in the SQL both databases accept (`sql.rs`). `sqlite.rs` and `postgres.rs` open a
 //! database and run transactions their own way: SQLite's through one group-commit writer
 //! (`sqlite_writer.rs`), so no two writes ever interleave; PostgreSQL's as ordinary READ
@@ -13,6 +14,7 @@
 mod directory;
 mod errors;
 mod login;
+mod oidc;
 pub mod postgres;
 mod rows;
 mod sql;

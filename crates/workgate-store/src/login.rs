@@ -102,6 +102,7 @@ pub(crate) async fn revoke_member_access(
         .bind(member.as_str()),
     )
     .await?;
+    crate::oidc::revoke_member_grants(c, enterprise, member, reason, now).await?;
     c.execute(
         sql("UPDATE devices SET state = 'revoked' WHERE enterprise_id = $1 AND member_id = $2")
             .bind(enterprise.as_str())
@@ -127,7 +128,7 @@ fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, base: &str) -
 }
 
 const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
-     m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
+     s.created_at, m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
 
 #[async_trait]
 impl LoginStore for SqlStore {
@@ -830,7 +831,7 @@ impl LoginStore for SqlStore {
         let row = c
             .fetch_optional(
                 sql("SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
-                     s.refreshed_at, s.revoked_reason, m.status AS member_status FROM sessions s \
+                     s.refreshed_at, s.revoked_reason, s.created_at, m.status AS member_status FROM sessions s \
                      JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
                      WHERE s.refresh_hash = $1")
                 .bind(refresh_hash.as_str()),

@@ -234,6 +234,7 @@ pub(crate) trait LoginRow: DomainRow {
             access_expires_at: Timestamp(self.get("access_expires_at")?),
             revoked: self.get::<Option<i64>>("revoked_at")?.is_some(),
             member_status: MemberStatus::parse(&status)?,
+            created_at: Timestamp(self.get("created_at")?),
         })
     }
 }

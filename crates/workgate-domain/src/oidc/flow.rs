@@ -1,0 +1,430 @@
+//! The authorization code flow (OpenID Connect Core 3.1, RFC 6749 section 4.1) with PKCE S256
+//! required (RFC 7636), the `iss` response parameter (RFC 9207), and the token endpoint's two
+//! grants. Only active members of the app's own enterprise get a code; the check is made again
+//! when the code is redeemed and at every refresh.
+
+use super::apps::{App, ClientAuth};
+use super::{
+    ACCESS_PREFIX, AuthorizationCode, CODE_PREFIX, NewGrant, NewTokens, OAuthError, REFRESH_PREFIX, Redeemed, Refreshed,
+};
+use crate::Services;
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::{AppId, GrantId};
+use crate::model::{Enterprise, Member};
+use crate::secret::{Secret, SecretHash};
+use crate::sessions::MemberSession;
+use crate::values::MemberStatus;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use subtle::ConstantTimeEq;
+
+/// What the authorization endpoint was asked, as given (query parameters, each at most once).
+pub type AuthorizeParams = HashMap<String, String>;
+
+/// A well-formed authorization request of a known app.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub app: App,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    /// `prompt=none`: answer at once, never show a page.
+    pub prompt_none: bool,
+}
+
+/// Why a person sees an error page instead of going back to the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request names no app, or one that is not registered.
+    UnknownApp,
+    /// No `redirect_uri`, or one the app did not register (compared exactly).
+    UnregisteredRedirectUri,
+    /// A parameter was given twice.
+    RepeatedParameter,
+    /// The signed-in member belongs to another enterprise than the app.
+    OtherEnterprise { app: String, enterprise: String },
+    /// The member may not sign in (disabled, departed).
+    NotActive,
+    /// The server could not complete it (database unavailable).
+    Unavailable,
+}
+
+/// Why an authorization request cannot go on.
+#[derive(Debug, Clone)]
+pub enum AuthorizeError {
+    /// Show the person an error page. When the client or its redirect URI cannot be trusted this
+    /// is the only answer: never redirect there (RFC 6749 section 4.1.2.1).
+    Page(Refusal),
+    /// Tell the app, at its verified redirect URI.
+    Redirect { redirect_uri: String, error: OAuthError, state: Option<String> },
+}
+
+impl AuthorizeError {
+    fn to_app(req: &AuthorizeRequest, error: OAuthError) -> Self {
+        AuthorizeError::Redirect { redirect_uri: req.redirect_uri.clone(), error, state: req.state.clone() }
+    }
+}
+
+/// `redirect_uri` with `params` added to its query.
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.to_string()
+        }
+        // Registered URIs are validated on registration; this cannot happen for them.
+        Err(_) => redirect_uri.to_string(),
+    }
+}
+
+/// The unreserved characters of RFC 7636 section 4.1, 43 to 128 of them.
+fn pkce_shaped(s: &str) -> bool {
+    (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// An app's tokens as the token endpoint answers them.
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub id_token: String,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// The token endpoint's form fields.
+pub type TokenParams = HashMap<String, String>;
+
+impl Services {
+    /// The issuer identifier: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.settings.public_url.trim_end_matches('/').to_string()
+    }
+
+    /// `GET /.well-known/openid-configuration`.
+    pub fn discovery(&self) -> Value {
+        let iss = self.issuer();
+        json!({
+            "issuer": iss,
+            "authorization_endpoint": format!("{iss}/oidc/authorize"),
+            "token_endpoint": format!("{iss}/oidc/token"),
+            "userinfo_endpoint": format!("{iss}/oidc/userinfo"),
+            "jwks_uri": format!("{iss}/oidc/jwks"),
+            "introspection_endpoint": format!("{iss}/oidc/introspect"),
+            "revocation_endpoint": format!("{iss}/oidc/revoke"),
+            "end_session_endpoint": format!("{iss}/oidc/logout"),
+            "scopes_supported": super::SCOPES,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash",
+                "enterprise_id", "userid", "name", "departments", "phone_number", "phone_number_verified"],
+            "prompt_values_supported": ["none", "login"],
+            "authorization_response_iss_parameter_supported": true,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "claims_parameter_supported": false,
+        })
+    }
+
+    /// Checks an authorization request: first the client and its redirect URI (errors shown on a
+    /// page), then the rest (errors sent to the app).
+    pub async fn check_authorize(&self, p: &AuthorizeParams) -> std::result::Result<AuthorizeRequest, AuthorizeError> {
+        let found = match p.get("client_id").and_then(|id| AppId::parse(id)) {
+            Some(id) => self.store.find_client(&id).await.map_err(|_| AuthorizeError::Page(Refusal::Unavailable))?,
+            None => None,
+        };
+        let (app, _) = found.ok_or(AuthorizeError::Page(Refusal::UnknownApp))?;
+        let redirect_uri = p
+            .get("redirect_uri")
+            .filter(|uri| app.redirect_uris.contains(uri))
+            .ok_or(AuthorizeError::Page(Refusal::UnregisteredRedirectUri))?;
+        let mut req = AuthorizeRequest {
+            redirect_uri: redirect_uri.clone(),
+            scope: String::new(),
+            state: p.get("state").cloned(),
+            nonce: p.get("nonce").cloned(),
+            code_challenge: String::new(),
+            prompt_none: false,
+            app,
+        };
+        let fail = |req: &AuthorizeRequest, error: &'static str, d: &str| {
+            Err(AuthorizeError::to_app(req, OAuthError::new(error, d)))
+        };
+        if p.contains_key("request") || p.contains_key("request_uri") {
+            let error = if p.contains_key("request") { "request_not_supported" } else { "request_uri_not_supported" };
+            return fail(&req, error, "request objects are not supported");
+        }
+        if p.get("response_type").map(String::as_str) != Some("code") {
+            return fail(&req, "unsupported_response_type", "only response_type=code is supported");
+        }
+        if p.get("response_mode").is_some_and(|m| m != "query") {
+            return fail(&req, "invalid_request", "only response_mode=query is supported");
+        }
+        let requested: Vec<&str> =
+            p.get("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+        if !requested.contains(&"openid") {
+            return fail(&req, "invalid_scope", "the scope must include openid");
+        }
+        if let Some(bad) = requested.iter().find(|s| !req.app.scopes.iter().any(|a| a == *s)) {
+            return fail(&req, "invalid_scope", &format!("this app may not ask for the scope '{bad}'"));
+        }
+        req.scope = super::SCOPES.iter().filter(|s| requested.contains(s)).copied().collect::<Vec<_>>().join(" ");
+        match (p.get("code_challenge"), p.get("code_challenge_method").map(String::as_str)) {
+            (None, _) => return fail(&req, "invalid_request", "PKCE is required: send code_challenge (S256)"),
+            (Some(_), m) if m != Some("S256") => {
+                return fail(&req, "invalid_request", "code_challenge_method must be S256");
+            }
+            (Some(c), _) if !pkce_shaped(c) => {
+                return fail(&req, "invalid_request", "code_challenge must be 43–128 unreserved characters");
+            }
+            (Some(c), _) => req.code_challenge = c.clone(),
+        }
+        if req.state.as_ref().is_some_and(|s| s.len() > 1024) || req.nonce.as_ref().is_some_and(|n| n.len() > 1024) {
+            return fail(&req, "invalid_request", "state and nonce must be at most 1024 characters");
+        }
+        req.prompt_none = p.get("prompt").is_some_and(|v| v.split(' ').any(|v| v == "none"));
+        Ok(req)
+    }
+
+    /// Issues a code for the signed-in member, answering the app's redirect URL. A member of
+    /// another enterprise, or one who may not sign in, gets an error page.
+    pub async fn authorize(
+        &self,
+        req: &AuthorizeRequest,
+        session: &MemberSession,
+    ) -> std::result::Result<String, AuthorizeError> {
+        let internal = |_| AuthorizeError::Page(Refusal::Unavailable);
+        if session.enterprise_id != req.app.enterprise_id {
+            let name = self
+                .store
+                .get_enterprise(&req.app.enterprise_id)
+                .await
+                .map_err(internal)?
+                .map(|e| e.name.as_str().to_string())
+                .unwrap_or_default();
+            return Err(AuthorizeError::Page(Refusal::OtherEnterprise { app: req.app.name.clone(), enterprise: name }));
+        }
+        let member = self.store.get_member(&session.enterprise_id, &session.member_id).await.map_err(internal)?;
+        if member.is_none_or(|m| m.status != MemberStatus::Active) {
+            return Err(AuthorizeError::Page(Refusal::NotActive));
+        }
+        let now = self.clock.now();
+        let code = Secret::generate(CODE_PREFIX);
+        let record = AuthorizationCode {
+            code_hash: code.hash(),
+            enterprise_id: req.app.enterprise_id.clone(),
+            app_id: req.app.id.clone(),
+            member_id: session.member_id.clone(),
+            session_id: session.session_id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            scope: req.scope.clone(),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            auth_time: session.authenticated_at,
+            created_at: now,
+            expires_at: Timestamp(now.millis() + self.settings.oidc_code_ttl_secs * 1000),
+            used: false,
+        };
+        self.store.insert_authorization_code(&record).await.map_err(internal)?;
+        let iss = self.issuer();
+        let mut params = vec![("code", code.expose()), ("iss", iss.as_str())];
+        if let Some(state) = &req.state {
+            params.push(("state", state));
+        }
+        Ok(redirect_with(&req.redirect_uri, &params))
+    }
+
+    /// `POST /oidc/token`.
+    pub async fn token(&self, p: &TokenParams, auth: &ClientAuth) -> std::result::Result<TokenResponse, OAuthError> {
+        let app = self.authenticate_client(auth).await?;
+        match p.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => self.redeem_code(&app, p).await,
+            Some("refresh_token") => self.refresh_app_tokens(&app, p).await,
+            Some(_) => Err(OAuthError::new("unsupported_grant_type", "use authorization_code or refresh_token")),
+            None => Err(OAuthError::invalid_request("grant_type is missing")),
+        }
+    }
+
+    async fn redeem_code(&self, app: &App, p: &TokenParams) -> std::result::Result<TokenResponse, OAuthError> {
+        let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+        let verifier = p.get("code_verifier").ok_or_else(|| OAuthError::invalid_request("code_verifier is missing"))?;
+        let invalid = || OAuthError::invalid_grant("the code is invalid, expired, or was issued to another client");
+        if !code.starts_with(CODE_PREFIX) {
+            return Err(invalid());
+        }
+        let hash = SecretHash::of(code);
+        let stored = self.store.get_authorization_code(&hash).await?.ok_or_else(invalid)?;
+        if stored.app_id != app.id {
+            return Err(invalid());
+        }
+        if p.get("redirect_uri") != Some(&stored.redirect_uri) {
+            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's"));
+        }
+        if !pkce_shaped(verifier) || !bool::from(s256(verifier).as_bytes().ct_eq(stored.code_challenge.as_bytes())) {
+            return Err(OAuthError::invalid_grant("the code_verifier does not match the code_challenge"));
+        }
+        let (tokens, access, refresh, expires_in) = self.new_app_tokens(&stored.enterprise_id).await?;
+        let grant = NewGrant {
+            id: GrantId::generate(),
+            enterprise_id: stored.enterprise_id.clone(),
+            app_id: app.id.clone(),
+            member_id: stored.member_id.clone(),
+            scope: stored.scope.clone(),
+            auth_time: stored.auth_time,
+            nonce: stored.nonce.clone(),
+            tokens,
+        };
+        match self.store.redeem_authorization_code(&hash, &grant).await? {
+            Redeemed::Granted => {}
+            Redeemed::Replayed => {
+                tracing::warn!(app = %app.id, "an authorization code was presented twice; its grant is revoked");
+                return Err(invalid());
+            }
+            Redeemed::Refused => return Err(invalid()),
+        }
+        let id_token = self
+            .id_token(
+                app,
+                &grant.member_id,
+                &grant.enterprise_id,
+                &grant.scope,
+                grant.auth_time,
+                grant.nonce.as_deref(),
+                &access,
+            )
+            .await?;
+        Ok(TokenResponse { access_token: access, refresh_token: refresh, id_token, expires_in, scope: grant.scope })
+    }
+
+    async fn refresh_app_tokens(&self, app: &App, p: &TokenParams) -> std::result::Result<TokenResponse, OAuthError> {
+        let presented =
+            p.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+        let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+        if !presented.starts_with(REFRESH_PREFIX) {
+            return Err(invalid());
+        }
+        let hash = SecretHash::of(presented);
+        let enterprise = match self.store.find_app_token(&hash).await? {
+            Some(t) if t.app_id == app.id => t.enterprise_id,
+            _ => return Err(invalid()),
+        };
+        let (tokens, access, refresh, expires_in) = self.new_app_tokens(&enterprise).await?;
+        let grant = match self.store.rotate_app_refresh(&hash, &app.id, &tokens).await? {
+            Refreshed::Rotated { grant } => grant,
+            Refreshed::Replayed => {
+                tracing::warn!(app = %app.id, "a spent refresh token was presented; its grant is revoked");
+                return Err(invalid());
+            }
+            Refreshed::Refused => return Err(invalid()),
+        };
+        let id_token = self
+            .id_token(app, &grant.member_id, &grant.enterprise_id, &grant.scope, grant.auth_time, None, &access)
+            .await?;
+        Ok(TokenResponse { access_token: access, refresh_token: refresh, id_token, expires_in, scope: grant.scope })
+    }
+
+    /// Fresh tokens, living as the enterprise's policy says for access tokens.
+    async fn new_app_tokens(&self, enterprise: &crate::ids::EnterpriseId) -> Result<(NewTokens, String, String, i64)> {
+        let now = self.clock.now();
+        let ttl = i64::from(self.policy_of(enterprise).await?.policy.access_token_ttl_seconds);
+        let access = Secret::generate(ACCESS_PREFIX);
+        let refresh = Secret::generate(REFRESH_PREFIX);
+        let tokens = NewTokens {
+            access_hash: access.hash(),
+            access_expires_at: Timestamp(now.millis() + ttl * 1000),
+            refresh_hash: refresh.hash(),
+            refresh_expires_at: Timestamp(now.millis() + self.settings.refresh_token_ttl_secs * 1000),
+            now,
+        };
+        Ok((tokens, access.expose().to_string(), refresh.expose().to_string(), ttl))
+    }
+
+    /// The claims about a member that `scope` lets an app see (ID token and userinfo alike).
+    pub(crate) fn member_claims(
+        member: &Member,
+        enterprise: &Enterprise,
+        scope: &str,
+    ) -> serde_json::Map<String, Value> {
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), json!(member.id));
+        claims.insert("enterprise_id".into(), json!(enterprise.id));
+        let scopes: Vec<&str> = scope.split(' ').collect();
+        if scopes.contains(&"profile") {
+            claims.insert("userid".into(), json!(member.userid.as_str()));
+            claims.insert("name".into(), json!(member.name.as_str()));
+            claims.insert("departments".into(), json!(member.departments));
+        }
+        if scopes.contains(&"phone") {
+            claims.insert("phone_number".into(), json!(member.phone.as_str()));
+            // The number is the one the member proved by SMS code to sign in.
+            claims.insert("phone_number_verified".into(), json!(true));
+        }
+        claims
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn id_token(
+        &self,
+        app: &App,
+        member: &crate::ids::MemberId,
+        enterprise: &crate::ids::EnterpriseId,
+        scope: &str,
+        auth_time: Timestamp,
+        nonce: Option<&str>,
+        access_token: &str,
+    ) -> std::result::Result<String, OAuthError> {
+        let invalid = || OAuthError::invalid_grant("the member may no longer sign in");
+        let member = self.store.get_member(enterprise, member).await?.ok_or_else(invalid)?;
+        let enterprise = self.store.get_enterprise(enterprise).await?.ok_or_else(invalid)?;
+        let now = self.clock.now();
+        let ttl = i64::from(self.policy_of(&enterprise.id).await?.policy.access_token_ttl_seconds);
+        let mut claims = Self::member_claims(&member, &enterprise, scope);
+        let digest = Sha256::digest(access_token.as_bytes());
+        claims.insert("iss".into(), json!(self.issuer()));
+        claims.insert("aud".into(), json!(app.id));
+        claims.insert("azp".into(), json!(app.id));
+        claims.insert("iat".into(), json!(now.millis() / 1000));
+        claims.insert("exp".into(), json!(now.millis() / 1000 + ttl));
+        claims.insert("auth_time".into(), json!(auth_time.millis() / 1000));
+        claims.insert("at_hash".into(), json!(URL_SAFE_NO_PAD.encode(&digest[..16])));
+        if let Some(nonce) = nonce {
+            claims.insert("nonce".into(), json!(nonce));
+        }
+        Ok(self.sign_jwt(&Value::Object(claims)).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn redirects_keep_the_registered_query() {
+        assert_eq!(
+            redirect_with("https://app.example.com/cb?tenant=1", &[("code", "abc"), ("state", "x y")]),
+            "https://app.example.com/cb?tenant=1&code=abc&state=x+y"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The ID-token signing keys: RSA 2048, RS256 (the algorithm every OpenID Connect library must
+//! accept), kept in the store so every node signs with the same key and publishes the same JWKS.
+//!
+//! Rotation, by generation number: key `g + 1` is made when key `g` has signed for
+//! `rotation − prepublish`, and starts to sign `prepublish` later, so relying parties that cache
+//! the JWKS see it before any token carries it. Key `g` stays published for one more rotation
+//! period after it stops signing, longer than any token it signed lives. Two nodes making the
+//! next key at once write one: the generation is the primary key, and the loser reads the
+//! winner's.
+
+use crate::Services;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    /// 1, 2, 3, … in the order keys were made.
+    pub generation: i64,
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#1 PEM of the private key.
+    pub private_pem: String,
+    /// The public key as a JWK (RFC 7517), as published.
+    pub public_jwk: Value,
+    pub created_at: Timestamp,
+    /// From when it signs (until the next generation's `signs_from`).
+    pub signs_from: Timestamp,
+}
+
+/// Parsed private keys, by kid (parsing a PEM costs more than signing with it).
+#[derive(Default, Clone)]
+pub(crate) struct KeyCache(Arc<Mutex<HashMap<String, Arc<EncodingKey>>>>);
+
+impl KeyCache {
+    fn encoding_key(&self, key: &SigningKey) -> Result<Arc<EncodingKey>> {
+        let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = cache.get(&key.kid) {
+            return Ok(found.clone());
+        }
+        let parsed = Arc::new(
+            EncodingKey::from_rsa_pem(key.private_pem.as_bytes())
+                .map_err(|e| Error::Internal(format!("signing key {}: {e}", key.kid)))?,
+        );
+        cache.insert(key.kid.clone(), parsed.clone());
+        Ok(parsed)
+    }
+}
+
+/// Makes a new RSA key of `generation`, signing from `signs_from`.
+fn generate_key(generation: i64, now: Timestamp, signs_from: Timestamp) -> Result<SigningKey> {
+    let mut rng = rsa::rand_core::OsRng;
+    let private =
+        rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| Error::Internal(format!("RSA key generation: {e}")))?;
+    let pem = private
+        .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+        .map_err(|e| Error::Internal(format!("RSA key encoding: {e}")))?;
+    let public = private.to_public_key();
+    let n = URL_SAFE_NO_PAD.encode(public.n().to_bytes_be());
+    let e = URL_SAFE_NO_PAD.encode(public.e().to_bytes_be());
+    // The kid names the key without revealing anything: its generation and a random tag.
+    let kid = format!("wg{generation}-{}", crate::secret::random_lower_alnum(10));
+    Ok(SigningKey {
+        generation,
+        kid: kid.clone(),
+        alg: "RS256".into(),
+        private_pem: pem.to_string(),
+        public_jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
+        created_at: now,
+        signs_from,
+    })
+}
+
+impl Services {
+    fn rotation_ms(&self) -> i64 {
+        self.settings.oidc_key_rotation_secs * 1000
+    }
+
+    /// The keys now in use, newest first: the next key when it is already published, the key
+    /// that signs, and the one before it. Makes the next key (or the first) when it is due.
+    async fn current_keys(&self) -> Result<Vec<SigningKey>> {
+        let now = self.clock.now();
+        let rotation = self.rotation_ms();
+        let prepublish = self.settings.oidc_key_prepublish_secs * 1000;
+        for _ in 0..3 {
+            let keys = self.store.signing_keys(4).await?;
+            let due = match keys.first() {
+                None => Some((1, now)),
+                Some(newest)
+                    if newest.signs_from <= now
+                        && now.millis() >= newest.signs_from.millis() + rotation - prepublish =>
+                {
+                    // Never sooner than `prepublish` from now: caches must see it first.
+                    let from = (newest.signs_from.millis() + rotation).max(now.millis() + prepublish);
+                    Some((newest.generation + 1, Timestamp(from)))
+                }
+                Some(_) => None,
+            };
+            let Some((generation, signs_from)) = due else {
+                let signing = keys.iter().position(|k| k.signs_from <= now).unwrap_or(keys.len());
+                return Ok(keys.into_iter().take(signing + 2).collect());
+            };
+            let key = tokio::task::spawn_blocking(move || generate_key(generation, now, signs_from))
+                .await
+                .map_err(|e| Error::Internal(format!("key generation task: {e}")))??;
+            if self.store.insert_signing_key(&key).await? {
+                tracing::info!(kid = %key.kid, signs_from = %key.signs_from.to_rfc3339(), "made a new ID-token signing key");
+            }
+        }
+        Err(Error::Internal("the signing keys keep changing under us".into()))
+    }
+
+    /// `GET /oidc/jwks`: the public keys relying parties verify ID tokens with.
+    pub async fn jwks(&self) -> Result<Value> {
+        let keys = self.current_keys().await?;
+        Ok(json!({"keys": keys.iter().map(|k| k.public_jwk.clone()).collect::<Vec<_>>()}))
+    }
+
+    /// Signs `claims` as a JWT with the key that signs now.
+    pub(crate) async fn sign_jwt(&self, claims: &Value) -> Result<String> {
+        let now = self.clock.now();
+        let keys = self.current_keys().await?;
+        let key = keys.iter().find(|k| k.signs_from <= now).ok_or_else(|| Error::Internal("no signing key".into()))?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        let encoding = self.oidc_keys.encoding_key(key)?;
+        jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| Error::Internal(format!("signing a JWT: {e}")))
+    }
+
+    /// The claims of a JWT that one of our published keys signed, whatever its expiry (for an
+    /// `id_token_hint`, which may have expired). `None` when it is not ours or not intact.
+    pub(crate) async fn verify_own_jwt(&self, token: &str) -> Result<Option<Value>> {
+        let Ok(header) = jsonwebtoken::decode_header(token) else { return Ok(None) };
+        let keys = self.current_keys().await?;
+        let Some(key) = keys.iter().find(|k| Some(&k.kid) == header.kid.as_ref()) else { return Ok(None) };
+        let (Some(n), Some(e)) = (key.public_jwk["n"].as_str(), key.public_jwk["e"].as_str()) else {
+            return Ok(None);
+        };
+        let decoding =
+            DecodingKey::from_rsa_components(n, e).map_err(|e| Error::Internal(format!("published key: {e}")))?;
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&[self.issuer()]);
+        Ok(jsonwebtoken::decode::<Value>(token, &decoding, &validation).ok().map(|data| data.claims))
+    }
+}
