@@ -5,6 +5,7 @@
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
+pub mod oidc;
 pub mod problem;
 pub mod routes;
 pub mod views;
@@ -91,6 +92,8 @@ impl AppState {
         routes::login::list_invitations, routes::login::unlock_member, routes::policy::get_policy, routes::policy::put_policy,
         routes::login::password, routes::login::continue_login, routes::login::member_devices,
         routes::login::revoke_member_device, routes::login::approve_member_device, routes::login::require_password_reset,
+        routes::apps::list_apps, routes::apps::create_app, routes::apps::get_app, routes::apps::update_app,
+        routes::apps::delete_app, routes::apps::rotate_app_secret,
     ),
     modifiers(&BearerAuth)
 )]
@@ -116,7 +119,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The whole application: `/api/v1`, the operations endpoints, and the layers around them.
 pub fn router(state: AppState) -> Router {
-    use routes::{admin, directory, login, ops, policy};
+    use routes::{admin, apps, directory, login, ops, policy};
     let import = Router::new()
         .route("/members/import", post(directory::import_members))
         .layer(DefaultBodyLimit::max(state.config.import_body_limit));
@@ -135,6 +138,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
         .route("/api-keys/{id}", axum::routing::delete(admin::delete_api_key))
         .route("/audit", get(admin::list_audit))
+        .route("/apps", get(apps::list_apps).post(apps::create_app))
+        .route("/apps/{id}", get(apps::get_app).patch(apps::update_app).delete(apps::delete_app))
+        .route("/apps/{id}/secret", post(apps::rotate_app_secret))
         .route("/members/{id}/invitation", post(login::resend_invitation))
         .route("/members/{id}/invitations", get(login::list_invitations))
         .route("/members/{id}/unlock", post(login::unlock_member))
@@ -166,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .nest("/api/v1", api)
+        .merge(oidc::routes())
         .merge(web::routes())
         .fallback(|| async { problem::ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { problem::ApiError::MethodNotAllowed })

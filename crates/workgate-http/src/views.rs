@@ -250,3 +250,46 @@ impl From<Invitation> for InvitationView {
         }
     }
 }
+
+/// An app (OpenID Connect client). `client_id` is its id.
+#[derive(Serialize, ToSchema)]
+pub struct AppView {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` or `public`.
+    pub client_type: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The client secret: present only in the answer that made it, never again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl From<workgate_domain::oidc::App> for AppView {
+    fn from(a: workgate_domain::oidc::App) -> Self {
+        AppView {
+            id: a.id.to_string(),
+            client_id: a.id.to_string(),
+            name: a.name,
+            client_type: a.client_type.as_str(),
+            redirect_uris: a.redirect_uris,
+            post_logout_redirect_uris: a.post_logout_redirect_uris,
+            scopes: a.scopes,
+            created_at: a.created_at.to_rfc3339(),
+            updated_at: a.updated_at.to_rfc3339(),
+            client_secret: None,
+        }
+    }
+}
+
+impl From<workgate_domain::oidc::apps::AppWithSecret> for AppView {
+    fn from(created: workgate_domain::oidc::apps::AppWithSecret) -> Self {
+        let mut view = AppView::from(created.app);
+        view.client_secret = created.secret.map(|s| s.expose().to_string());
+        view
+    }
+}

@@ -68,13 +68,18 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         workgate_sms::build(&config.sms).map_err(|e| anyhow::anyhow!("the SMS provider cannot start: {e}"))?;
     let wakeup = Arc::new(Notify::new());
     let notify = wakeup.clone();
-    let services = open_services_with(&config.database, clock, config.login.clone())
-        .await?
-        .on_outbox_write(Arc::new(move || notify.notify_one()));
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
+    let mut settings = config.login.clone();
+    if config.public_url.is_none() {
+        // Links and the OpenID Connect issuer name the address actually bound (port 0 picks one).
+        settings.public_url = format!("http://{addr}");
+    }
+    let services = open_services_with(&config.database, clock, settings)
+        .await?
+        .on_outbox_write(Arc::new(move || notify.notify_one()));
     let http = HttpConfig {
         body_limit: config.body_limit,
         import_body_limit: config.import_body_limit,

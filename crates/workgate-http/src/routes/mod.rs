@@ -2,6 +2,7 @@
 //! request, call a domain use case, map the result.
 
 pub mod admin;
+pub mod apps;
 pub mod directory;
 pub mod login;
 pub mod ops;

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod i18n;
+mod oidc;
 pub mod pages;
 
 use crate::AppState;
@@ -48,6 +49,8 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/i/{token}", get(invitation))
         .route("/dev/sms", get(dev_sms))
+        .route("/oidc/authorize", get(oidc::authorize))
+        .route("/oidc/logout", get(oidc::logout).post(oidc::logout))
         .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("style.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("app.js")) }))
         .merge(admin::routes())
@@ -253,16 +256,20 @@ fn after_step(state: &AppState, lang: Lang, jar: CookieJar, token: &str, login_i
         Next::Password => page_with(StatusCode::OK, jar, pages::password_form(lang, token, login_id, false, None)),
         Next::SetPassword => page_with(StatusCode::OK, jar, pages::password_form(lang, token, login_id, true, None)),
         Next::PendingApproval(_) => page_with(StatusCode::OK, jar, pages::pending_page(lang, token, login_id, None)),
-        Next::Done(session) => signed_in(state, jar, *session),
+        Next::Done(session) => signed_in(state, lang, jar, *session),
     }
 }
 
-fn signed_in(state: &AppState, jar: CookieJar, session: IssuedSession) -> Response {
+/// Sets the session cookies and goes home, or back to the app whose sign-in request waited.
+fn signed_in(state: &AppState, lang: Lang, jar: CookieJar, session: IssuedSession) -> Response {
     let jar = jar
         .add(cookie(state, ACCESS_COOKIE, session.access_token, session.expires_in))
         .add(cookie(state, REFRESH_COOKIE, session.refresh_token, state.services.settings.refresh_token_ttl_secs))
         .add(cookie(state, DEVICE_COOKIE, session.device_id.to_string(), 5 * 365 * 86_400));
-    (jar, Redirect::to("/")).into_response()
+    match oidc::after_login(jar) {
+        (jar, home) if home == "/" => (jar, Redirect::to("/")).into_response(),
+        (jar, waiting) => oidc::continue_to(lang, jar, &waiting),
+    }
 }
 
 /// A step refused: the same form again with the reason, or the start when the login is over.

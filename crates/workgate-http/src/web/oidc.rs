@@ -1,0 +1,269 @@
+//! The browser side of OpenID Connect: the authorization endpoint, which signs the person in
+//! through the Enterprise Login pages when the browser has no session, and RP-initiated logout.
+//!
+//! Coming back after the login: the authorization request's own URL waits in an `HttpOnly`
+//! cookie (`wg_return`, ten minutes) and the login's last step redirects there. It only ever
+//! holds a path of this server under `/oidc/authorize`, so it cannot send anyone elsewhere.
+
+use super::i18n::{Key, Lang};
+use super::{ACCESS_COOKIE, REFRESH_COOKIE, browser_session, cookie, csrf, csrf_ok, page_with, pages};
+use crate::AppState;
+use crate::oidc::unique_params;
+use crate::routes::login::Client;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::Cookie;
+use maud::html;
+use std::collections::HashMap;
+use workgate_domain::ids::AppId;
+use workgate_domain::oidc::flow::{AuthorizeError, Refusal, redirect_with};
+
+pub(super) const RETURN_COOKIE: &str = "wg_return";
+const AUTHORIZE_PATH: &str = "/oidc/authorize";
+
+/// Where the login's last step goes: back to a waiting authorization request, else home.
+pub(super) fn after_login(jar: CookieJar) -> (CookieJar, String) {
+    match jar.get(RETURN_COOKIE).map(|c| c.value().to_string()) {
+        Some(path) if path.starts_with(&format!("{AUTHORIZE_PATH}?")) => {
+            (jar.remove(Cookie::build(RETURN_COOKIE).path("/")), path)
+        }
+        _ => (jar, "/".to_string()),
+    }
+}
+
+fn refusal_text(lang: Lang, refusal: &Refusal) -> String {
+    let zh = lang == Lang::Zh;
+    match refusal {
+        Refusal::UnknownApp => if zh {
+            "该应用未在 Workgate 注册（client_id 无效）。请联系应用的管理员。"
+        } else {
+            "This app is not registered with Workgate (unknown client_id). Tell the app's administrator."
+        }
+        .into(),
+        Refusal::UnregisteredRedirectUri => if zh {
+            "该应用的回调地址未登记（redirect_uri 必须完全一致）。请联系应用的管理员。"
+        } else {
+            "The app asked to return to an address it did not register (redirect_uri must match exactly). \
+                 Tell the app's administrator."
+        }
+        .into(),
+        Refusal::RepeatedParameter => if zh {
+            "登录请求无效：有参数重复。"
+        } else {
+            "The sign-in request is invalid: a parameter is repeated."
+        }
+        .into(),
+        Refusal::OtherEnterprise { app, enterprise } => {
+            if zh {
+                format!(
+                    "「{app}」是 {enterprise} 的应用，而您当前登录的是其他企业。请使用您在 {enterprise} 的身份登录，或联系其管理员添加您。"
+                )
+            } else {
+                format!(
+                    "{app} is an app of {enterprise}, and you are signed in to another organisation. Sign in with \
+                     your membership of {enterprise}, or ask its administrator to add you."
+                )
+            }
+        }
+        Refusal::NotActive => if zh {
+            "您的账号当前不可登录，请联系管理员。"
+        } else {
+            "Your account cannot sign in now. Ask your administrator."
+        }
+        .into(),
+        Refusal::Unavailable => if zh {
+            "服务暂时不可用，请稍后再试。"
+        } else {
+            "The service is unavailable. Please try again shortly."
+        }
+        .into(),
+    }
+}
+
+fn error_page(lang: Lang, jar: CookieJar, status: StatusCode, refusal: &Refusal, offer_login: bool) -> Response {
+    let title = if lang == Lang::Zh { "无法登录该应用" } else { "Cannot sign in to this app" };
+    let body = html! {
+        h1 { (title) }
+        p.error role="alert" { (refusal_text(lang, refusal)) }
+        @if offer_login { p { a.button href="/login" { (lang.t(Key::SignIn)) } } }
+    };
+    page_with(status, jar, pages::layout(lang, title, body))
+}
+
+/// The authorization request's URL with `prompt` and `max_age` removed: after the login they
+/// asked for, the fresh session satisfies them.
+fn return_path(params: &HashMap<String, String>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    let mut names: Vec<&String> = params.keys().filter(|k| *k != "prompt" && *k != "max_age").collect();
+    names.sort();
+    for name in names {
+        query.append_pair(name, &params[name]);
+    }
+    format!("{AUTHORIZE_PATH}?{}", query.finish())
+}
+
+/// `GET /oidc/authorize`.
+pub(super) async fn authorize(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match unique_params(query.unwrap_or_default().as_bytes()) {
+        Ok(p) => p,
+        Err(_) => return error_page(lang, jar, StatusCode::BAD_REQUEST, &Refusal::RepeatedParameter, false),
+    };
+    let req = match s.services.check_authorize(&params).await {
+        Ok(req) => req,
+        Err(e) => return refused(lang, jar, e, false),
+    };
+    let (jar, session) = browser_session(&s, jar, client).await;
+    let now = s.services.clock.now();
+    let too_old = |authenticated: i64| {
+        params
+            .get("max_age")
+            .and_then(|m| m.parse::<i64>().ok())
+            .is_some_and(|max| now.millis() - authenticated > max * 1000)
+    };
+    let must_login = params.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "login"));
+    let session = session.filter(|s| !must_login && !too_old(s.authenticated_at.millis()));
+    let Some(session) = session else {
+        if req.prompt_none {
+            let error = workgate_domain::oidc::OAuthError::new("login_required", "the person is not signed in");
+            let redirect = AuthorizeError::Redirect { redirect_uri: req.redirect_uri, error, state: req.state };
+            return refused(lang, jar, redirect, false);
+        }
+        let jar = jar.add(cookie(&s, RETURN_COOKIE, return_path(&params), 600));
+        return (jar, Redirect::to("/login")).into_response();
+    };
+    match s.services.authorize(&req, &session).await {
+        Ok(location) => (jar, Redirect::to(&location)).into_response(),
+        Err(e @ AuthorizeError::Page(Refusal::OtherEnterprise { .. })) => {
+            // Signing in again (choosing the app's enterprise) comes back here.
+            let jar = jar.add(cookie(&s, RETURN_COOKIE, return_path(&params), 600));
+            refused(lang, jar, e, true)
+        }
+        Err(e) => refused(lang, jar, e, false),
+    }
+}
+
+/// A page that moves the browser on to `url` by itself. Used after a form's POST instead of a
+/// redirect: the CSP's `form-action 'self'` would stop a form's redirect to an app's address.
+pub(super) fn continue_to(lang: Lang, jar: CookieJar, url: &str) -> Response {
+    let title = if lang == Lang::Zh { "正在继续…" } else { "Continuing…" };
+    let markup = html! {
+        (maud::DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content={ "0;url=" (url) };
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body { main { p { a href=(url) { (title) } } } }
+        }
+    };
+    page_with(StatusCode::OK, jar, markup)
+}
+
+fn refused(lang: Lang, jar: CookieJar, e: AuthorizeError, offer_login: bool) -> Response {
+    match e {
+        AuthorizeError::Page(refusal) => {
+            let status = match refusal {
+                Refusal::OtherEnterprise { .. } | Refusal::NotActive => StatusCode::FORBIDDEN,
+                Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            error_page(lang, jar, status, &refusal, offer_login)
+        }
+        AuthorizeError::Redirect { redirect_uri, error, state } => {
+            let mut params = vec![("error", error.error), ("error_description", error.description.as_str())];
+            if let Some(state) = state.as_deref() {
+                params.push(("state", state));
+            }
+            (jar, Redirect::to(&redirect_with(&redirect_uri, &params))).into_response()
+        }
+    }
+}
+
+/// `GET|POST /oidc/logout` (OpenID Connect RP-Initiated Logout 1.0). With a valid
+/// `id_token_hint` for the signed-in member, the session ends at once; otherwise the person
+/// confirms first (a bare GET must not sign anyone out: any site could embed it).
+pub(super) async fn logout(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    method: axum::http::Method,
+    RawQuery(query): RawQuery,
+    body: bytes::Bytes,
+) -> Response {
+    let encoded =
+        if method == axum::http::Method::POST { body.to_vec() } else { query.unwrap_or_default().into_bytes() };
+    let Ok(params) = unique_params(&encoded) else {
+        return error_page(lang, jar, StatusCode::BAD_REQUEST, &Refusal::RepeatedParameter, false);
+    };
+    let hint = match params.get("id_token_hint") {
+        Some(token) => match s.services.logout_hint(token).await {
+            Ok(Some(hint)) => Some(hint),
+            _ => return error_page(lang, jar, StatusCode::BAD_REQUEST, &Refusal::UnknownApp, false),
+        },
+        None => None,
+    };
+    let app = match (hint.as_ref().map(|h| h.app_id.clone()), params.get("client_id")) {
+        (Some(from_hint), Some(given)) if from_hint.as_str() != given => {
+            return error_page(lang, jar, StatusCode::BAD_REQUEST, &Refusal::UnknownApp, false);
+        }
+        (Some(from_hint), _) => Some(from_hint),
+        (None, Some(given)) => AppId::parse(given),
+        (None, None) => None,
+    };
+    let back = match (params.get("post_logout_redirect_uri"), &app) {
+        (None, _) => None,
+        (Some(uri), Some(app)) if s.services.logout_redirect(app, uri).await.unwrap_or(false) => Some(uri.clone()),
+        (Some(_), _) => {
+            return error_page(lang, jar, StatusCode::BAD_REQUEST, &Refusal::UnregisteredRedirectUri, false);
+        }
+    };
+    let (jar, session) = browser_session(&s, jar, client).await;
+    let hinted_same_member = hint.as_ref().zip(session.as_ref()).is_some_and(|(h, s)| h.member_id == s.member_id);
+    let confirmed = method == axum::http::Method::POST && params.get("csrf").is_some_and(|t| csrf_ok(&jar, t));
+    if session.is_some() && !hinted_same_member && !confirmed {
+        let (jar, token) = csrf(&s, jar);
+        let title = if lang == Lang::Zh { "退出 Workgate？" } else { "Sign out of Workgate?" };
+        let body = html! {
+            h1 { (title) }
+            form method="post" action="/oidc/logout" {
+                input type="hidden" name="csrf" value=(token);
+                @for (name, value) in &params {
+                    @if name != "csrf" { input type="hidden" name=(name) value=(value); }
+                }
+                button type="submit" { (lang.t(Key::SignOut)) }
+            }
+        };
+        return page_with(StatusCode::OK, jar, pages::layout(lang, title, body));
+    }
+    if let Some(session) = session
+        && let Err(e) = s.services.logout(&session).await
+    {
+        tracing::warn!(error = %e, "logout at the app's request failed");
+    }
+    let jar = jar.remove(Cookie::build(ACCESS_COOKIE).path("/")).remove(Cookie::build(REFRESH_COOKIE).path("/"));
+    match back {
+        Some(uri) => {
+            let state: Vec<(&str, &str)> =
+                params.get("state").map(|st| vec![("state", st.as_str())]).unwrap_or_default();
+            let url = redirect_with(&uri, &state);
+            if method == axum::http::Method::POST {
+                continue_to(lang, jar, &url)
+            } else {
+                (jar, Redirect::to(&url)).into_response()
+            }
+        }
+        None => (jar, Redirect::to("/login")).into_response(),
+    }
+}
