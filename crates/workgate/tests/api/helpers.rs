@@ -357,6 +357,7 @@ impl TestApp {
             ("member_departments", "member_id, department_id"),
             ("api_keys", "id"),
             ("audit_log", "id"),
+            ("apps", "id"),
         ] {
             // `json_array(*)` is not SQL: name every column, so that a changed value shows.
             let (columns, row) = match Backend::current() {

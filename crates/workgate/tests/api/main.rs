@@ -12,6 +12,7 @@ mod idempotency;
 mod import;
 mod login;
 mod members;
+mod oidc;
 mod phones;
 mod policy;
 mod requests;

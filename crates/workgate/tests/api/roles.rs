@@ -105,6 +105,13 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
         row(Method::GET, p("/policy"), None, [200, 200, 403, 403, 200]),
         row(Method::GET, p("/api-keys"), None, [200, 200, 403, 403, 200]),
         row(Method::GET, p("/audit"), None, [200, 200, 403, 403, 200]),
+        row(Method::GET, p("/apps"), None, [200, 200, 403, 403, 200]),
+        row(
+            Method::POST,
+            p("/apps"),
+            Some(json!({"name": "Wiki", "redirect_uris": ["https://wiki.example.com/cb"]})),
+            [201, 201, 403, 403, 201],
+        ),
         row(Method::GET, p("/members"), None, [200, 200, 200, 403, 200]),
         row(Method::GET, p("/departments"), None, [200, 200, 200, 403, 200]),
     ];

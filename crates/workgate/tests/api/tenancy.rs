@@ -13,6 +13,7 @@ struct World {
     a_dep: String,
     a_member: String,
     a_key_id: String,
+    a_app_id: String,
 }
 
 async fn world() -> World {
@@ -32,7 +33,12 @@ async fn world() -> World {
     let key = app.post("/api/v1/api-keys", &a.key, json!({"name": "hr-sync"})).await;
     key.assert_status(201);
     let a_key_id = key.body["id"].as_str().unwrap().to_string();
-    World { app, a, b, a_dep, a_member, a_key_id }
+    let created = app
+        .post("/api/v1/apps", &a.key, json!({"name": "Wiki", "redirect_uris": ["https://wiki.example.com/cb"]}))
+        .await;
+    created.assert_status(201);
+    let a_app_id = created.body["id"].as_str().unwrap().to_string();
+    World { app, a, b, a_dep, a_member, a_key_id, a_app_id }
 }
 
 /// Every admin request that names one of A's records in its path.
@@ -58,6 +64,10 @@ fn requests_on_a(w: &World) -> Vec<(Method, String, Option<Value>)> {
         (Method::PATCH, owner.clone(), Some(json!({"role": "member"}))),
         (Method::POST, format!("{owner}/depart"), Some(json!({}))),
         (Method::DELETE, format!("/api/v1/api-keys/{}", w.a_key_id), None),
+        (Method::GET, format!("/api/v1/apps/{}", w.a_app_id), None),
+        (Method::PATCH, format!("/api/v1/apps/{}", w.a_app_id), Some(json!({"name": "Hijacked"}))),
+        (Method::POST, format!("/api/v1/apps/{}/secret", w.a_app_id), Some(json!({}))),
+        (Method::DELETE, format!("/api/v1/apps/{}", w.a_app_id), None),
     ]
 }
 
@@ -211,6 +221,12 @@ fn every_admin_endpoint(w: &World) -> Vec<(Method, String)> {
         (Method::POST, "/api/v1/api-keys".into()),
         (Method::DELETE, format!("/api/v1/api-keys/{}", w.a_key_id)),
         (Method::GET, "/api/v1/audit".into()),
+        (Method::GET, "/api/v1/apps".into()),
+        (Method::POST, "/api/v1/apps".into()),
+        (Method::GET, format!("/api/v1/apps/{}", w.a_app_id)),
+        (Method::PATCH, format!("/api/v1/apps/{}", w.a_app_id)),
+        (Method::DELETE, format!("/api/v1/apps/{}", w.a_app_id)),
+        (Method::POST, format!("/api/v1/apps/{}/secret", w.a_app_id)),
     ]
 }
 
