@@ -35,6 +35,9 @@ pub struct Server {
 pub struct Options<'a> {
     pub server_bin: &'a Path,
     pub keep: bool,
+    /// Seconds between two codes to one number, where a run logs each number in more than once
+    /// (the server's default, 60 s, otherwise).
+    pub resend_cooldown_secs: Option<i64>,
 }
 
 impl Server {
@@ -57,11 +60,13 @@ impl Server {
         let sms_addr = sms::start(inbox.clone()).await?;
         let port = free_port()?;
         let config = root.join("workgate.toml");
+        let cooldown =
+            opts.resend_cooldown_secs.map_or_else(String::new, |secs| format!("resend_cooldown_secs = {secs}\n"));
         std::fs::write(
             &config,
             format!(
                 "[login]\nstarts_per_ip_hour = {UNLIMITED}\nstarts_per_network_hour = {UNLIMITED}\n\
-                 sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n\n\
+                 sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n{cooldown}\n\
                  [sms]\nprovider = \"webhook\"\n\n[sms.webhook]\nurl = \"http://{sms_addr}/sms\"\nsecret = \"{}\"\n",
                 sms::SECRET
             ),
@@ -141,6 +146,28 @@ impl Server {
             }
         }
         eprintln!("seeded {count} members in {:.1} s (not measured)", started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Changes the enterprise's policy (`GET /policy`, the `changes` applied, `PUT /policy`).
+    pub async fn change_policy(&self, changes: Value) -> anyhow::Result<()> {
+        let url = format!("{}/api/v1/policy", self.base);
+        let response = self.http.get(&url).bearer_auth(&self.api_key).send().await?;
+        let status = response.status();
+        let mut policy: Value = response.json().await.context("reading GET /policy")?;
+        let (Some(fields), Some(changes)) = (policy.as_object_mut(), changes.as_object()) else {
+            bail!("GET /policy: HTTP {status}, not an object: {policy:.300}");
+        };
+        fields.remove("updated_at");
+        for (k, v) in changes {
+            fields.insert(k.clone(), v.clone());
+        }
+        let response = self.http.put(&url).bearer_auth(&self.api_key).json(&policy).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            bail!("PUT /policy: HTTP {status}: {body:.300}");
+        }
         Ok(())
     }
 

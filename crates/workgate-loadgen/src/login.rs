@@ -1,5 +1,6 @@
 //! One Enterprise Login over HTTP: `login/start` → the SMS code at our receiver → `login/{id}/code`
-//! → `next: "done"`, with the time of each step.
+//! → (where the policy asks for a password: `login/{id}/password`) → `next: "done"`, with the time
+//! of each step.
 
 use crate::sms::Inbox;
 use serde_json::{Value, json};
@@ -12,7 +13,20 @@ pub struct Timings {
     pub start: Duration,
     pub sms: Duration,
     pub code: Duration,
+    /// `None` when the login had no password step.
+    pub password: Option<Duration>,
     pub total: Duration,
+}
+
+/// What a login does after the code, by the enterprise's policy and the member's state.
+#[derive(Debug, Clone, Copy)]
+pub enum Password<'a> {
+    /// No password step: the code ends the login (the default policy).
+    None,
+    /// `require_password` and no password yet (the member's first login): this one is set.
+    Set(&'a str),
+    /// `require_password` and a password set: this one is entered.
+    Enter(&'a str),
 }
 
 pub struct LoggedIn {
@@ -33,7 +47,13 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Logs in with `phone`; the error is a short key for counting (`start 429 rate_limited`, …).
-pub async fn login(http: &reqwest::Client, base: &str, inbox: &Inbox, phone: &str) -> Result<LoggedIn, String> {
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    inbox: &Inbox,
+    phone: &str,
+    password: Password<'_>,
+) -> Result<LoggedIn, String> {
     let code_rx = inbox.expect(phone);
     let t0 = Instant::now();
     let response = http
@@ -63,13 +83,32 @@ pub async fn login(http: &reqwest::Client, base: &str, inbox: &Inbox, phone: &st
         .send()
         .await
         .map_err(|e| format!("code transport {}", kind(&e)))?;
-    let step = read(response, "code").await?;
+    let mut step = read(response, "code").await?;
     let t3 = Instant::now();
-    if step["next"] != "done" {
-        return Err(format!("code: next = {}", step["next"]));
+    let mut last = "code";
+    let mut password_time = None;
+    if let Password::Set(secret) | Password::Enter(secret) = password {
+        let expected = if matches!(password, Password::Set(_)) { "set_password" } else { "password" };
+        if step["next"] != expected {
+            return Err(format!("code: next = {} (expected {expected})", step["next"]));
+        }
+        let response = http
+            .post(format!("{base}/api/v1/login/{login_id}/password"))
+            .json(&json!({ "password": secret }))
+            .send()
+            .await
+            .map_err(|e| format!("password transport {}", kind(&e)))?;
+        step = read(response, "password").await?;
+        password_time = Some(t3.elapsed());
+        last = "password";
     }
-    let access_token = step["session"]["access_token"].as_str().ok_or("code: no access_token")?.to_string();
-    Ok(LoggedIn { timings: Timings { start: t1 - t0, sms: t2 - t1, code: t3 - t2, total: t3 - t0 }, access_token })
+    let t4 = Instant::now();
+    if step["next"] != "done" {
+        return Err(format!("{last}: next = {}", step["next"]));
+    }
+    let access_token = step["session"]["access_token"].as_str().ok_or("no access_token")?.to_string();
+    let timings = Timings { start: t1 - t0, sms: t2 - t1, code: t3 - t2, password: password_time, total: t4 - t0 };
+    Ok(LoggedIn { timings, access_token })
 }
 
 async fn read(response: reqwest::Response, step: &str) -> Result<Value, String> {

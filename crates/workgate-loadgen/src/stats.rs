@@ -125,26 +125,41 @@ impl CpuWindow {
         }
     }
 
-    /// "server 1.52 cores, loadgen 0.45 cores, other programs 0.01 cores (machine has 2)".
-    pub fn describe(&self) -> String {
+    /// The cores (CPU seconds per second) each used since [`CpuWindow::start`].
+    pub fn finish(&self) -> CpuUse {
         let wall = self.started.elapsed().as_secs_f64();
-        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         let used = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
             _ => None,
         };
-        let show = |x: Option<f64>| x.map_or_else(|| "?".to_string(), |x| format!("{x:.2}"));
         let server = used(self.server0, cpu_seconds(Some(self.server_pid)));
-        let own = used(self.own0, cpu_seconds(None));
-        let others = match (used(self.busy0, machine_busy_seconds()), server, own) {
+        let loadgen = used(self.own0, cpu_seconds(None));
+        let others = match (used(self.busy0, machine_busy_seconds()), server, loadgen) {
             (Some(all), Some(s), Some(o)) => Some((all - s - o).max(0.0)),
             _ => None,
         };
-        format!(
+        CpuUse { server, loadgen, others }
+    }
+}
+
+/// Cores used over a window; `None` where `/proc` could not tell.
+pub struct CpuUse {
+    pub server: Option<f64>,
+    pub loadgen: Option<f64>,
+    pub others: Option<f64>,
+}
+
+impl std::fmt::Display for CpuUse {
+    /// "CPU over the window: server 1.52 cores, loadgen 0.45 cores, other programs 0.01 cores (machine has 2)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let show = |x: Option<f64>| x.map_or_else(|| "?".to_string(), |x| format!("{x:.2}"));
+        write!(
+            f,
             "CPU over the window: server {} cores, loadgen {} cores, other programs {} cores (machine has {cores})",
-            show(server),
-            show(own),
-            show(others)
+            show(self.server),
+            show(self.loadgen),
+            show(self.others)
         )
     }
 }
