@@ -13,6 +13,7 @@ mod import;
 mod login;
 mod members;
 mod oidc;
+mod oidc_authlib;
 mod phones;
 mod policy;
 mod requests;
