@@ -22,6 +22,42 @@ pub struct FileConfig {
     pub login: Option<FileLogin>,
     /// `[outbox]`: how the SMS sender retries.
     pub outbox: Option<FileOutbox>,
+    /// `[oidc]`: the OpenID Connect provider.
+    pub oidc: Option<FileOidc>,
+}
+
+/// `[oidc]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOidc {
+    /// Seconds an authorization code may wait to be redeemed (default 60).
+    pub code_ttl_secs: Option<i64>,
+    /// Days one ID-token signing key signs before the next takes over (default 30).
+    pub key_rotation_days: Option<i64>,
+    /// Hours before it signs that the next key is published in the JWKS (default 24).
+    pub key_prepublish_hours: Option<i64>,
+}
+
+impl FileOidc {
+    pub fn apply(&self, settings: &mut LoginSettings) -> anyhow::Result<()> {
+        if let Some(v) = self.code_ttl_secs {
+            settings.oidc_code_ttl_secs = v;
+        }
+        if let Some(days) = self.key_rotation_days {
+            settings.oidc_key_rotation_secs = days * 86_400;
+        }
+        if let Some(hours) = self.key_prepublish_hours {
+            settings.oidc_key_prepublish_secs = hours * 3600;
+        }
+        if !(1..=600).contains(&settings.oidc_code_ttl_secs) {
+            anyhow::bail!("oidc.code_ttl_secs must be between 1 and 600 (RFC 6749 recommends at most 10 minutes)");
+        }
+        if settings.oidc_key_prepublish_secs < 0 || settings.oidc_key_prepublish_secs >= settings.oidc_key_rotation_secs
+        {
+            anyhow::bail!("oidc.key_prepublish_hours must be shorter than oidc.key_rotation_days");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

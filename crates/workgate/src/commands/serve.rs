@@ -18,6 +18,9 @@ pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result
     if let Some(l) = &file.login {
         l.apply(&mut login)?;
     }
+    if let Some(o) = &file.oidc {
+        o.apply(&mut login)?;
+    }
     if let Some(o) = &file.outbox {
         login.outbox_lease_secs = o.lease_secs.unwrap_or(login.outbox_lease_secs).max(1);
         login.outbox_max_attempts = o.max_attempts.unwrap_or(login.outbox_max_attempts).max(1);
