@@ -166,6 +166,23 @@ pub struct Device {
     pub verified_at: Timestamp,
 }
 
+/// One of a member's sessions, for admins: a device's session or an app's grant.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub id: String,
+    /// `device` (a signed-in device) or `app` (an app's OpenID Connect grant).
+    pub kind: &'static str,
+    /// The device's or the app's id.
+    pub holder_id: String,
+    /// The device's or the app's name.
+    pub holder_name: Option<String>,
+    pub created_at: Timestamp,
+    /// The last refresh (device) or token issued (app).
+    pub last_used_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub ended_reason: Option<String>,
+}
+
 /// What a refresh is judged on: the session, its device, and why it ended if it did.
 #[derive(Debug, Clone)]
 pub struct RefreshContext {
@@ -424,6 +441,12 @@ impl Services {
         } else {
             Err(Error::NotFound("device"))
         }
+    }
+
+    /// `GET /members/{id}/sessions`: the member's device sessions and app grants, newest first.
+    pub async fn member_sessions(&self, caller: &crate::audit::Caller, member_id: &str) -> Result<Vec<SessionSummary>> {
+        let member = self.get_member(caller, member_id).await?;
+        self.store.list_member_sessions(&caller.enterprise_id, &member.id, 50).await
     }
 
     /// `POST /members/{id}/password-reset`.

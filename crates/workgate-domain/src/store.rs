@@ -301,6 +301,13 @@ pub trait LoginStore: Send + Sync + 'static {
     async fn hold_device(&self, device: &crate::sessions::Device) -> Result<()>;
     /// Devices of a member that are trusted or pending, other than `except`.
     async fn count_devices(&self, enterprise: &EnterpriseId, member: &MemberId, except: &DeviceId) -> Result<i64>;
+    /// A member's newest device sessions and app grants (up to `limit` of each), newest first.
+    async fn list_member_sessions(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        limit: u32,
+    ) -> Result<Vec<crate::sessions::SessionSummary>>;
     /// Trusts a pending device; `false` if the member has no such pending device.
     async fn approve_device(
         &self,

@@ -90,7 +90,7 @@ impl AppState {
         routes::login::preview_invitation, routes::login::me, routes::login::logout, routes::login::my_enterprises,
         routes::login::my_devices, routes::login::revoke_my_device, routes::login::resend_invitation,
         routes::login::list_invitations, routes::login::unlock_member, routes::policy::get_policy, routes::policy::put_policy,
-        routes::login::password, routes::login::continue_login, routes::login::member_devices,
+        routes::login::password, routes::login::continue_login, routes::login::member_devices, routes::login::member_sessions,
         routes::login::revoke_member_device, routes::login::approve_member_device, routes::login::require_password_reset,
         routes::apps::list_apps, routes::apps::create_app, routes::apps::get_app, routes::apps::update_app,
         routes::apps::delete_app, routes::apps::rotate_app_secret,
@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login/{login_id}/password", post(login::password))
         .route("/login/{login_id}/continue", post(login::continue_login))
         .route("/members/{id}/devices", get(login::member_devices))
+        .route("/members/{id}/sessions", get(login::member_sessions))
         .route("/members/{id}/devices/{device_id}", axum::routing::delete(login::revoke_member_device))
         .route("/members/{id}/devices/{device_id}/approve", post(login::approve_member_device))
         .route("/members/{id}/password-reset", post(login::require_password_reset))

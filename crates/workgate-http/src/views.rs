@@ -293,3 +293,34 @@ impl From<workgate_domain::oidc::apps::AppWithSecret> for AppView {
         view
     }
 }
+
+/// One of a member's sessions: a signed-in device, or an app's OpenID Connect grant.
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    /// `device` or `app`.
+    pub kind: &'static str,
+    /// The device's id (`device`) or the app's client id (`app`).
+    pub holder_id: String,
+    pub holder_name: Option<String>,
+    pub created_at: String,
+    pub last_used_at: String,
+    /// Absent while the session is live.
+    pub ended_at: Option<String>,
+    pub ended_reason: Option<String>,
+}
+
+impl From<workgate_domain::sessions::SessionSummary> for SessionView {
+    fn from(s: workgate_domain::sessions::SessionSummary) -> Self {
+        SessionView {
+            id: s.id,
+            kind: s.kind,
+            holder_id: s.holder_id,
+            holder_name: s.holder_name,
+            created_at: s.created_at.to_rfc3339(),
+            last_used_at: s.last_used_at.to_rfc3339(),
+            ended_at: s.ended_at.map(|t| t.to_rfc3339()),
+            ended_reason: s.ended_reason,
+        }
+    }
+}

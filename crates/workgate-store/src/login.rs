@@ -1050,4 +1050,58 @@ impl LoginStore for SqlStore {
         })
         .await
     }
+
+    async fn list_member_sessions(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        limit: u32,
+    ) -> Result<Vec<workgate_domain::sessions::SessionSummary>> {
+        let mut c = self.reader();
+        let devices = c
+            .fetch_all(
+                sql(
+                    "SELECT s.id, s.device_id AS holder_id, COALESCE(d.name, d.platform) AS holder_name, s.created_at, \
+                     s.refreshed_at AS last_used_at, s.revoked_at AS ended_at, s.revoked_reason AS ended_reason \
+                     FROM sessions s JOIN devices d ON d.id = s.device_id \
+                     WHERE s.enterprise_id = $1 AND s.member_id = $2 ORDER BY s.created_at DESC LIMIT $3",
+                )
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        let apps = c
+            .fetch_all(
+                sql("SELECT g.id, g.app_id AS holder_id, a.name AS holder_name, g.created_at, \
+                     (SELECT MAX(t.created_at) FROM oidc_tokens t WHERE t.grant_id = g.id) AS last_used_at, \
+                     g.revoked_at AS ended_at, g.revoked_reason AS ended_reason \
+                     FROM oidc_grants g JOIN apps a ON a.id = g.app_id \
+                     WHERE g.enterprise_id = $1 AND g.member_id = $2 ORDER BY g.created_at DESC LIMIT $3")
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        let summary = |kind: &'static str, r: &crate::sql::Row| -> Result<workgate_domain::sessions::SessionSummary> {
+            let created: i64 = r.get("created_at")?;
+            Ok(workgate_domain::sessions::SessionSummary {
+                id: r.get("id")?,
+                kind,
+                holder_id: r.get("holder_id")?,
+                holder_name: r.get("holder_name")?,
+                created_at: Timestamp(created),
+                last_used_at: Timestamp(r.get::<Option<i64>>("last_used_at")?.unwrap_or(created)),
+                ended_at: r.get::<Option<i64>>("ended_at")?.map(Timestamp),
+                ended_reason: r.get("ended_reason")?,
+            })
+        };
+        let mut all = devices
+            .iter()
+            .map(|r| summary("device", r))
+            .chain(apps.iter().map(|r| summary("app", r)))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(all)
+    }
 }

@@ -369,6 +369,18 @@ pub async fn member_devices(
     Ok(axum::Json(Items { items, next_cursor: None }))
 }
 
+/// The member's device sessions and app grants, newest first, live and ended.
+#[utoipa::path(get, path = "/api/v1/members/{id}/sessions", tag = "directory", security(("bearer" = [])),
+    responses((status = 200, body = Items<crate::views::SessionView>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn member_sessions(
+    State(s): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Items<crate::views::SessionView>>> {
+    let items = s.services.member_sessions(&caller, &id).await?.into_iter().map(Into::into).collect();
+    Ok(axum::Json(Items { items, next_cursor: None }))
+}
+
 #[utoipa::path(delete, path = "/api/v1/members/{id}/devices/{device_id}", tag = "directory", security(("bearer" = [])),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke_member_device(
