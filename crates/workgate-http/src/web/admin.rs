@@ -1,5 +1,5 @@
-//! The admin console (`/admin`): the directory, a member's invitations and devices, bulk import,
-//! the policy, the audit log and API keys, for owners and admins (and department admins within
+//! The admin console (`/admin`): the directory, a member's invitations, devices and sessions, bulk
+//! import, the policy, the audit log, API keys and apps, for owners and admins (and department admins within
 //! their subtrees — the domain decides what each may see and do).
 //!
 //! Pages are server-rendered; every change is a POST with the CSRF token, answered with a redirect
@@ -26,6 +26,8 @@ use workgate_domain::directory::{
 use workgate_domain::enterprises::CreateApiKey;
 use workgate_domain::import::{RowStatus, parse_csv};
 use workgate_domain::model::Department;
+use workgate_domain::oidc::apps::CreateApp;
+use workgate_domain::oidc::{App, ClientType};
 
 fn tr(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     if lang == Lang::Zh { zh } else { en }
@@ -47,6 +49,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/audit", get(audit))
         .route("/admin/keys", get(keys).post(create_key))
         .route("/admin/keys/{id}/delete", post(delete_key))
+        .route("/admin/apps", get(apps).post(create_app))
+        .route("/admin/apps/{id}/secret", post(rotate_app_secret))
+        .route("/admin/apps/{id}/delete", post(delete_app))
 }
 
 /// The signed-in admin behind the browser's cookies, or the response that replaces the page.
@@ -80,6 +85,7 @@ fn shell(lang: Lang, title: &str, notice: Option<&str>, body: Markup) -> Markup 
                 a href="/admin/policy" { (tr(lang, "Policy", "安全策略")) }
                 a href="/admin/audit" { (tr(lang, "Audit log", "操作日志")) }
                 a href="/admin/keys" { (tr(lang, "API keys", "API 密钥")) }
+                a href="/admin/apps" { (tr(lang, "Apps", "应用")) }
                 a href="/" { (tr(lang, "My account", "我的账号")) }
             }
             @if let Some(n) = notice { p.notice role="status" { (n) } }
@@ -318,6 +324,7 @@ async fn member(
     };
     let invitations = s.services.list_invitations(&caller, &id).await.unwrap_or_default();
     let devices = s.services.member_devices(&caller, &id).await.unwrap_or_default();
+    let sessions = s.services.member_sessions(&caller, &id).await.unwrap_or_default();
     let departments = s.services.list_departments(&caller).await.unwrap_or_default();
     let tree = tree_order(&departments);
     let first_department = m.departments.first().map(|d| d.as_str().to_string());
@@ -374,6 +381,24 @@ async fn member(
                         }
                     }
                 }
+            } } }
+        }
+        h2 { (tr(lang, "Sessions", "会话")) }
+        table.sessions {
+            thead { tr {
+                th { (tr(lang, "Signed in on", "登录于")) } th { (tr(lang, "Since", "开始时间")) }
+                th { (tr(lang, "Last used", "最近使用")) } th { (tr(lang, "State", "状态")) }
+            } }
+            tbody { @for x in &sessions { tr {
+                td {
+                    @if x.kind == "app" { (tr(lang, "App: ", "应用：")) }
+                    (x.holder_name.clone().unwrap_or_else(|| x.holder_id.clone()))
+                }
+                td { (x.created_at.to_rfc3339()) } td { (x.last_used_at.to_rfc3339()) }
+                td { @match (&x.ended_at, &x.ended_reason) {
+                    (None, _) => (tr(lang, "active", "有效")),
+                    (Some(_), reason) => { (tr(lang, "ended", "已结束")) @if let Some(r) = reason { " (" (r) ")" } }
+                } }
             } } }
         }
     };
@@ -1003,5 +1028,182 @@ async fn delete_department(
     match s.services.delete_department(&caller, &id).await {
         Ok(()) => (jar, back("/admin/members", tr(lang, "Department deleted.", "部门已删除。"))).into_response(),
         Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
+}
+
+/// The apps page: the enterprise's OpenID Connect clients, a form to register one, and a
+/// freshly made secret shown once.
+fn apps_body(lang: Lang, token: &str, list: &[App], created: Option<(&App, &str)>) -> Markup {
+    html! {
+        h1 { (tr(lang, "Apps", "应用")) }
+        p.muted { (tr(lang, "Company apps sign members in with OpenID Connect. The issuer is this server's address.",
+            "企业应用通过 OpenID Connect 让成员登录，签发者即本服务器地址。")) }
+        @if let Some((app, secret)) = created {
+            p.notice role="status" {
+                (tr(lang, "Copy the client secret of ", "请立即复制以下应用的客户端密钥："))
+                strong { (app.name) }
+                (tr(lang, " now; it is not shown again:", "，之后将不再显示：")) br;
+                "client_id " code { (app.id) } br;
+                "client_secret " code id="new-secret" { (secret) }
+            }
+        }
+        table.apps {
+            thead { tr {
+                th { (tr(lang, "Name", "名称")) } th { "client_id" } th { (tr(lang, "Type", "类型")) }
+                th { (tr(lang, "Redirect URIs", "回调地址")) } th {}
+            } }
+            tbody { @for a in list { tr {
+                td { (a.name) } td { code { (a.id) } } td { (a.client_type.as_str()) }
+                td { @for u in &a.redirect_uris { code { (u) } br; } }
+                td {
+                    @if a.client_type == ClientType::Confidential {
+                        form.inline method="post" action={ "/admin/apps/" (a.id) "/secret" } {
+                            input type="hidden" name="csrf" value=(token);
+                            button.secondary type="submit" { (tr(lang, "New secret", "重置密钥")) }
+                        }
+                    }
+                    form.inline method="post" action={ "/admin/apps/" (a.id) "/delete" } {
+                        input type="hidden" name="csrf" value=(token);
+                        button.secondary type="submit" { (tr(lang, "Delete", "删除")) }
+                    }
+                }
+            } } }
+        }
+        h2 { (tr(lang, "Register an app", "注册应用")) }
+        form method="post" action="/admin/apps" {
+            input type="hidden" name="csrf" value=(token);
+            label for="app-name" { (tr(lang, "Name", "名称")) }
+            input id="app-name" name="name" required maxlength="64";
+            label for="app-type" { (tr(lang, "Type", "类型")) }
+            select id="app-type" name="client_type" {
+                option value="confidential" selected { (tr(lang, "Server-side app (has a secret)", "服务端应用（有密钥）")) }
+                option value="public" { (tr(lang, "Browser or mobile app (no secret)", "浏览器或移动应用（无密钥）")) }
+            }
+            label for="app-redirects" { (tr(lang, "Redirect URIs, one per line", "回调地址，每行一个")) }
+            textarea id="app-redirects" name="redirect_uris" rows="3" required {}
+            label for="app-logout" { (tr(lang, "After-logout URIs, one per line (optional)", "退出后跳转地址，每行一个（可选）")) }
+            textarea id="app-logout" name="post_logout_redirect_uris" rows="2" {}
+            button type="submit" { (tr(lang, "Register", "注册")) }
+        }
+    }
+}
+
+async fn apps(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Query(n): Query<Notice>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let list = match s.services.list_apps(&caller).await {
+        Ok(l) => l,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    };
+    let body = apps_body(lang, &token, &list, None);
+    (jar, Html(shell(lang, tr(lang, "Apps", "应用"), n.notice.as_deref(), body).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct AppForm {
+    csrf: String,
+    name: String,
+    client_type: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: Option<String>,
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+async fn create_app(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Form(f): Form<AppForm>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
+    }
+    let input = CreateApp {
+        name: f.name,
+        client_type: Some(f.client_type),
+        redirect_uris: lines(&f.redirect_uris),
+        post_logout_redirect_uris: lines(f.post_logout_redirect_uris.as_deref().unwrap_or_default()),
+        scopes: None,
+    };
+    match s.services.create_app(&caller, input).await {
+        Ok(created) => {
+            let list = s.services.list_apps(&caller).await.unwrap_or_default();
+            let secret = created.secret.as_ref().map(|s| s.expose().to_string());
+            let shown = secret.as_deref().map(|secret| (&created.app, secret));
+            let notice = secret.is_none().then(|| tr(lang, "App registered.", "应用已注册。"));
+            let body = apps_body(lang, &token, &list, shown);
+            (jar, Html(shell(lang, tr(lang, "Apps", "应用"), notice, body).into_string())).into_response()
+        }
+        Err(e) => (jar, back("/admin/apps", &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn rotate_app_secret(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
+    }
+    match s.services.rotate_app_secret(&caller, &id).await {
+        Ok(rotated) => {
+            let list = s.services.list_apps(&caller).await.unwrap_or_default();
+            let secret = rotated.secret.as_ref().map(|s| s.expose().to_string()).unwrap_or_default();
+            let body = apps_body(lang, &token, &list, Some((&rotated.app, &secret)));
+            (jar, Html(shell(lang, tr(lang, "Apps", "应用"), None, body).into_string())).into_response()
+        }
+        Err(e) => (jar, back("/admin/apps", &failure(lang, &e))).into_response(),
+    }
+}
+
+async fn delete_app(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&jar, &f.csrf) {
+        return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
+    }
+    match s.services.delete_app(&caller, &id).await {
+        Ok(()) => (
+            jar,
+            back(
+                "/admin/apps",
+                tr(lang, "App deleted; its tokens stop working at once.", "应用已删除，其令牌立即失效。"),
+            ),
+        )
+            .into_response(),
+        Err(e) => (jar, back("/admin/apps", &failure(lang, &e))).into_response(),
     }
 }

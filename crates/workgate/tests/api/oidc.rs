@@ -464,6 +464,16 @@ async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
     // Enabling the member again does not bring the old tokens back.
     app.post(&format!("/api/v1/members/{id}/enable"), &ent.key, json!({})).await.assert_status(200);
     assert_eq!(introspect(&app, &client_id, &secret, access).await["active"], false);
+
+    // Admins see both sessions, the device's and the app's, and why they ended.
+    let sessions = app.get(&format!("/api/v1/members/{id}/sessions"), &ent.key).await;
+    sessions.assert_status(200);
+    let items = sessions.body["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["app", "device"], "newest first: {items:?}");
+    assert_eq!(items[0]["holder_name"], "Wiki");
+    assert_eq!(items[0]["holder_id"], client_id.as_str());
+    assert!(items.iter().all(|s| s["ended_reason"] == "disabled" && s["ended_at"].is_string()), "{items:?}");
 }
 
 #[tokio::test]

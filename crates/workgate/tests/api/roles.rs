@@ -98,6 +98,7 @@ async fn each_role_gets_what_it_may_and_nothing_more() {
         row(Method::POST, p(&format!("/members/{sm}/disable")), None, [200, 200, 403, 403, 404]),
         row(Method::POST, p(&format!("/members/{sm}/enable")), None, [200, 200, 403, 403, 404]),
         row(Method::GET, p(&format!("/members/{em}/devices")), None, [200, 200, 200, 403, 404]),
+        row(Method::GET, p(&format!("/members/{sm}/sessions")), None, [200, 200, 403, 403, 404]),
         row(Method::GET, p(&format!("/members/{sm}/invitations")), None, [200, 200, 403, 403, 404]),
         row(Method::GET, p(&format!("/departments/{eng}")), None, [200, 200, 200, 403, 404]),
         row(Method::GET, p(&format!("/departments/{sales}")), None, [200, 200, 403, 403, 404]),

@@ -188,3 +188,63 @@ async fn an_admin_manages_departments_from_the_console() {
     b.post(format!("{}/admin/departments/{engineering}/delete", app.base)).form(&form).send().await.unwrap();
     app.get(&format!("/api/v1/departments/{engineering}"), &ent.key).await.assert_problem(404, "not_found");
 }
+
+/// The owner of `ent` (number 13800138000) signed in through the pages; answers the client and
+/// its CSRF token.
+async fn owner_browser(app: &TestApp) -> (reqwest::Client, String) {
+    let b = browser();
+    let (_, page) = text(b.get(format!("{}/login", app.base)).send().await.unwrap()).await;
+    let csrf = field(&page, "csrf");
+    let form = [("csrf", csrf.as_str()), ("region", "CN"), ("phone", "13800138000")];
+    let (_, page) = text(b.post(format!("{}/login", app.base)).form(&form).send().await.unwrap()).await;
+    let login_id = field(&page, "login_id");
+    let code = app.code_for("+8613800138000", 1).await;
+    let form = [("csrf", csrf.as_str()), ("login_id", login_id.as_str()), ("code", code.as_str())];
+    b.post(format!("{}/login/code", app.base)).form(&form).send().await.unwrap();
+    (b, csrf)
+}
+
+#[tokio::test]
+async fn an_admin_registers_an_app_in_the_console_and_sees_its_secret_once() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let (b, csrf) = owner_browser(&app).await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "Wiki"),
+        ("client_type", "confidential"),
+        ("redirect_uris", "https://wiki.example.com/cb\r\n\r\nhttps://wiki.example.com/cb2\r\n"),
+        ("post_logout_redirect_uris", ""),
+    ];
+    let (status, page) = text(b.post(format!("{}/admin/apps", app.base)).form(&form).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let secret = page.split("id=\"new-secret\">").nth(1).and_then(|r| r.split('<').next()).expect("the secret, once");
+    assert!(secret.starts_with("wgcs_"));
+    let listed = app.get("/api/v1/apps", &ent.key).await;
+    let apps = listed.body["items"].as_array().unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["redirect_uris"], json!(["https://wiki.example.com/cb", "https://wiki.example.com/cb2"]));
+    let (_, page) = text(b.get(format!("{}/admin/apps", app.base)).send().await.unwrap()).await;
+    assert!(page.contains("Wiki") && !page.contains(secret), "a reload does not show the secret again");
+
+    // A bad redirect URI is explained and registers nothing.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "Bad"),
+        ("client_type", "public"),
+        ("redirect_uris", "http://evil.example.com/"),
+    ];
+    let resp = b.post(format!("{}/admin/apps", app.base)).form(&form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert!(resp.headers()["location"].to_str().unwrap().contains("notice="));
+    assert_eq!(app.count("apps").await, 1);
+
+    let id = apps[0]["id"].as_str().unwrap();
+    let form = [("csrf", csrf.as_str())];
+    let (status, page) =
+        text(b.post(format!("{}/admin/apps/{id}/secret", app.base)).form(&form).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"new-secret\">wgcs_") && !page.contains(secret));
+    b.post(format!("{}/admin/apps/{id}/delete", app.base)).form(&form).send().await.unwrap();
+    assert_eq!(app.count("apps").await, 0);
+}
