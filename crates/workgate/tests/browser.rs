@@ -219,3 +219,77 @@ async fn an_admin_adds_imports_and_disables_and_the_members_browser_is_signed_ou
     member.close().await;
     admin.close().await;
 }
+
+/// A company app on loopback: any request gets a page saying the callback was reached.
+async fn company_app() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let body = "<!doctype html><title>Wiki</title><p id=\"app\">callback reached</p>";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    format!("http://127.0.0.1:{port}/callback")
+}
+
+#[tokio::test]
+async fn a_member_signs_in_to_a_company_app_through_the_login_pages() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let redirect = company_app().await;
+    let created = app.post("/api/v1/apps", &ent.key, json!({"name": "Wiki", "redirect_uris": [redirect]})).await;
+    created.assert_status(201);
+    let client_id = created.body["client_id"].as_str().unwrap();
+    let Some(b) = Browser::open("en").await else { return };
+    let c = &b.client;
+
+    // The app sends the browser to Workgate, which has no session yet: the login pages, then back.
+    let verifier = "a-code-verifier-of-more-than-forty-three-characters-0123456789";
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let authorize = format!(
+        "{}/oidc/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile\
+         &state=xyz&nonce=n1&code_challenge={challenge}&code_challenge_method=S256",
+        app.base,
+        helpers::enc(&redirect)
+    );
+    c.goto(&authorize).await.expect("authorize opens");
+    assert!(c.current_url().await.expect("url").path().ends_with("/login"));
+    c.find(Locator::Id("phone")).await.expect("phone").send_keys("13800138000").await.expect("type");
+    c.find(Locator::Css("form[action='/login'] button")).await.expect("send").click().await.expect("click");
+    let code = app.code_for("+8613800138000", 1).await;
+    c.find(Locator::Id("code")).await.expect("code field").send_keys(&code).await.expect("type");
+    c.find(Locator::Css("form[action='/login/code'] button")).await.expect("verify").click().await.expect("click");
+    assert_eq!(b.text("#app").await, "callback reached", "the browser arrived at the app");
+    let landed = c.current_url().await.expect("url");
+    assert!(landed.as_str().starts_with(&redirect), "{landed}");
+    let params: std::collections::HashMap<String, String> = landed.query_pairs().into_owned().collect();
+    assert_eq!(params["state"], "xyz");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", params["code"].as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("code_verifier", verifier),
+        ("client_id", client_id),
+        ("client_secret", created.body["client_secret"].as_str().unwrap()),
+    ];
+    let tokens = app.client.post(format!("{}/oidc/token", app.base)).form(&form).send().await.expect("token");
+    assert_eq!(tokens.status().as_u16(), 200);
+
+    // The app is listed in the console.
+    c.goto(&format!("{}/admin/apps", app.base)).await.expect("apps page");
+    assert!(b.text("table.apps").await.contains("Wiki"));
+    b.shot("admin-apps").await;
+    b.close().await;
+}
