@@ -1,0 +1,7 @@
+//! Shared by the tests that run the `workgate` binary as processes (crash.rs, multinode.rs): a
+//! server process, and a PostgreSQL schema of a test's own. Each test binary uses part of it.
+
+#![allow(dead_code)]
+
+pub mod node;
+pub mod postgres;
