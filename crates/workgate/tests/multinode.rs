@@ -146,6 +146,18 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
         assert_eq!(status, 200, "node {n}: {body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "node {n} sees the owner: {body}");
     }
+    // The three made the server's code key at the same moment, yet hold one: a code sent for a
+    // login started on node 1 is accepted by node 3.
+    let phone = "+8613900139001";
+    let (status, member) =
+        cluster.post(2, "/api/v1/members", Some(key), json!({"name": "Zhang San", "phone": phone})).await;
+    assert_eq!(status, 201, "{member}");
+    let (status, started) = cluster.post(1, "/api/v1/login/start", None, json!({"phone": phone})).await;
+    assert_eq!(status, 200, "{started}");
+    let login = started["login_id"].as_str().expect("login id");
+    let code = cluster.code_for(phone, 1).await;
+    let (status, done) = cluster.post(3, &format!("/api/v1/login/{login}/code"), None, json!({"code": code})).await;
+    assert_eq!((status, done["next"].as_str()), (200, Some("done")), "{done}");
 }
 
 #[tokio::test]
