@@ -38,6 +38,8 @@ pub struct Options<'a> {
     /// Seconds between two codes to one number, where a run logs each number in more than once
     /// (the server's default, 60 s, otherwise).
     pub resend_cooldown_secs: Option<i64>,
+    /// More TOML for the server's configuration file (whole sections).
+    pub extra_config: &'a str,
 }
 
 impl Server {
@@ -67,8 +69,9 @@ impl Server {
             format!(
                 "[login]\nstarts_per_ip_hour = {UNLIMITED}\nstarts_per_network_hour = {UNLIMITED}\n\
                  sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n{cooldown}\n\
-                 [sms]\nprovider = \"webhook\"\n\n[sms.webhook]\nurl = \"http://{sms_addr}/sms\"\nsecret = \"{}\"\n",
-                sms::SECRET
+                 [sms]\nprovider = \"webhook\"\n\n[sms.webhook]\nurl = \"http://{sms_addr}/sms\"\nsecret = \"{}\"\n\n{}",
+                sms::SECRET,
+                opts.extra_config
             ),
         )?;
 
@@ -147,6 +150,18 @@ impl Server {
         }
         eprintln!("seeded {count} members in {:.1} s (not measured)", started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// `POST path` with the API key and a JSON body; the JSON answer.
+    pub async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.api_key).json(&body).send().await?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path}: HTTP {status}: {answer:.300}");
+        }
+        Ok(answer)
     }
 
     /// Changes the enterprise's policy (`GET /policy`, the `changes` applied, `PUT /policy`).

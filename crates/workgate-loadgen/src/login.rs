@@ -40,6 +40,8 @@ pub fn http_client() -> reqwest::Client {
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(4)
+        // A redirect is an answer to measure (the authorization endpoint's), never to follow.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
         .user_agent("workgate-loadgen (Linux)")
         .build()

@@ -21,6 +21,7 @@
 
 mod harness;
 mod login;
+mod oidc;
 mod sms;
 mod stats;
 
@@ -53,6 +54,9 @@ enum Scenario {
     Login(LoginArgs),
     /// Authenticated `GET /api/v1/me` per second against `GET /healthz` on the same server.
     Me(MeArgs),
+    /// OpenID Connect: code exchanges at the token endpoint per second, then userinfo and
+    /// introspection per second against `GET /healthz` on the same server.
+    Oidc(oidc::OidcArgs),
 }
 
 #[derive(Args)]
@@ -103,11 +107,16 @@ struct MeArgs {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let reuses_numbers = matches!(&cli.command, Scenario::Login(a) if a.password);
-    let opts =
-        Options { server_bin: &cli.server_bin, keep: cli.keep, resend_cooldown_secs: reuses_numbers.then_some(1) };
+    let opts = Options {
+        server_bin: &cli.server_bin,
+        keep: cli.keep,
+        resend_cooldown_secs: reuses_numbers.then_some(1),
+        extra_config: if matches!(cli.command, Scenario::Oidc(_)) { oidc::SERVER_CONFIG } else { "" },
+    };
     let (seconds, warmup) = match &cli.command {
         Scenario::Login(a) => (a.seconds, a.warmup),
         Scenario::Me(a) => (2 * a.seconds, 2 * a.warmup),
+        Scenario::Oidc(a) => (4 * a.seconds, 4 * a.warmup),
     };
     // Bounded in time whatever happens: seeding, the run, and a margin.
     let bound = Duration::from_secs(seconds + warmup + 600);
@@ -116,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
         match &cli.command {
             Scenario::Login(a) => run_login(&server, a).await,
             Scenario::Me(a) => run_me(&server, a).await,
+            Scenario::Oidc(a) => oidc::run(&server, a).await,
         }
     })
     .await;
@@ -133,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn print_setup(what: &str, clients: usize, seconds: u64, warmup: u64) {
+pub(crate) fn print_setup(what: &str, clients: usize, seconds: u64, warmup: u64) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
@@ -275,7 +285,7 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
 }
 
 /// Logs in `phone(0..count)` once each, `clients` at a time (not measured); the access tokens.
-async fn login_all(
+pub(crate) async fn login_all(
     server: &Server,
     count: usize,
     clients: usize,
@@ -309,9 +319,32 @@ async fn login_all(
 }
 
 #[derive(Default)]
-struct Tally {
-    lat: Latencies,
-    errors: BTreeMap<String, usize>,
+pub(crate) struct Tally {
+    pub(crate) lat: Latencies,
+    pub(crate) errors: BTreeMap<String, usize>,
+}
+
+/// Makes the `n`th request of a hammering loop.
+pub(crate) type MakeRequest = Arc<dyn Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// How long and how hard to hammer.
+#[derive(Clone, Copy)]
+pub(crate) struct Load {
+    pub(crate) clients: usize,
+    pub(crate) warmup: u64,
+    pub(crate) seconds: u64,
+}
+
+/// A GET of `path` on the server, with the `n`th of `tokens` (round robin) as bearer credential.
+fn get_with_tokens(server: &Server, path: &str, tokens: Option<Arc<Vec<String>>>) -> MakeRequest {
+    let url = format!("{}{path}", server.base);
+    Arc::new(move |http: &reqwest::Client, n: usize| {
+        let request = http.get(&url);
+        match &tokens {
+            Some(tokens) => request.bearer_auth(&tokens[n % tokens.len()]),
+            None => request,
+        }
+    })
 }
 
 async fn run_me(server: &Server, a: &MeArgs) -> anyhow::Result<()> {
@@ -321,8 +354,9 @@ async fn run_me(server: &Server, a: &MeArgs) -> anyhow::Result<()> {
     eprintln!("{} members logged in; their access tokens are used round robin", tokens.len());
     let tokens = Arc::new(tokens);
 
-    let (me, me_cpu) = hammer(server, a, Some(tokens.clone()), "/api/v1/me").await;
-    let (health, health_cpu) = hammer(server, a, None, "/healthz").await;
+    let load = Load { clients: a.clients, warmup: a.warmup, seconds: a.seconds };
+    let (me, me_cpu) = hammer(server, load, get_with_tokens(server, "/api/v1/me", Some(tokens))).await;
+    let (health, health_cpu) = hammer(server, load, get_with_tokens(server, "/healthz", None)).await;
     print_setup("me", a.clients, a.seconds, a.warmup);
     let secs = a.seconds as f64;
     let (me_rate, health_rate) = (me.lat.len() as f64 / secs, health.lat.len() as f64 / secs);
@@ -347,26 +381,21 @@ async fn run_me(server: &Server, a: &MeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `clients` loops of GET `path` for warm-up + `seconds`; with tokens, each request carries the
-/// next one (round robin) as its bearer credential.
-async fn hammer(server: &Server, a: &MeArgs, tokens: Option<Arc<Vec<String>>>, path: &str) -> (Tally, CpuUse) {
+/// `clients` loops of the requests `make` builds, for warm-up + `seconds`; a request counts when
+/// it succeeded (2xx) inside the measured window.
+pub(crate) async fn hammer(server: &Server, load: Load, make: MakeRequest) -> (Tally, CpuUse) {
     let t0 = Instant::now();
-    let measure_from = t0 + Duration::from_secs(a.warmup);
-    let until = measure_from + Duration::from_secs(a.seconds);
+    let measure_from = t0 + Duration::from_secs(load.warmup);
+    let until = measure_from + Duration::from_secs(load.seconds);
     let counter = Arc::new(AtomicUsize::new(0));
-    let url = format!("{}{path}", server.base);
     let mut tasks = Vec::new();
-    for _ in 0..a.clients {
-        let (tokens, counter, url) = (tokens.clone(), counter.clone(), url.clone());
+    for _ in 0..load.clients {
+        let (make, counter) = (make.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let http = login::http_client();
             let mut tally = Tally::default();
             while Instant::now() < until {
-                let mut request = http.get(&url);
-                if let Some(tokens) = &tokens {
-                    let i = counter.fetch_add(1, Ordering::Relaxed) % tokens.len();
-                    request = request.bearer_auth(&tokens[i]);
-                }
+                let request = make(&http, counter.fetch_add(1, Ordering::Relaxed));
                 let sent = Instant::now();
                 let outcome = match request.send().await {
                     Ok(r) => {
