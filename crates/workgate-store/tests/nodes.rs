@@ -128,7 +128,8 @@ async fn migrations_run_once_when_nodes_start_together_on_an_empty_database() {
         .fetch_all(&pool)
         .await
         .expect("migrations table");
-    assert_eq!(applied, vec![1, 2, 3, 4], "each migration applied once");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).expect("migrations");
+    assert_eq!(applied, (1..=files.count() as i64).collect::<Vec<_>>(), "each migration applied once");
     pool.close().await;
     db.drop_schema().await;
 }
