@@ -1,5 +1,6 @@
-//! The server under test: the release `workgate` binary in a subprocess, over a fresh SQLite
-//! database in a temporary directory, with login limits raised and SMS going to our receiver.
+//! The server under test: the release `workgate` binary in one or more subprocesses (nodes), over
+//! a fresh SQLite database in a temporary directory or a fresh PostgreSQL database, with login
+//! limits raised and SMS going to our receiver.
 
 use crate::sms::{self, Inbox};
 use anyhow::{Context, bail};
@@ -20,15 +21,21 @@ pub fn phone(i: usize) -> String {
 const UNLIMITED: i64 = 1_000_000_000;
 
 pub struct Server {
+    /// The first node's address (setup requests go there).
     pub base: String,
+    /// Every node's address; load goes round robin over them, as a load balancer would send it.
+    pub bases: Vec<String>,
     pub api_key: String,
     pub inbox: Arc<Inbox>,
     /// The database, the configuration and the server's log.
     pub root: PathBuf,
     /// Removed when dropped, unless `--keep`.
     _dir: Option<tempfile::TempDir>,
-    pub child: Child,
-    pub pid: u32,
+    children: Vec<Child>,
+    /// The nodes' process ids, for their CPU use.
+    pub pids: Vec<u32>,
+    /// `SQLite` or `PostgreSQL`.
+    pub database_kind: &'static str,
     http: reqwest::Client,
 }
 
@@ -40,6 +47,27 @@ pub struct Options<'a> {
     pub resend_cooldown_secs: Option<i64>,
     /// More TOML for the server's configuration file (whole sections).
     pub extra_config: &'a str,
+    /// A PostgreSQL server (URL of a database to connect to for administration): the nodes run
+    /// on a fresh database `workgate_loadgen` made there with `psql`. `None`: SQLite.
+    pub postgres: Option<&'a str>,
+    /// Server processes on the one database.
+    pub nodes: usize,
+}
+
+/// Drops and creates the database `workgate_loadgen` on the server of `admin_url`; its URL.
+fn fresh_postgres(admin_url: &str) -> anyhow::Result<String> {
+    const NAME: &str = "workgate_loadgen";
+    for statement in [format!("DROP DATABASE IF EXISTS {NAME} WITH (FORCE)"), format!("CREATE DATABASE {NAME}")] {
+        let out = std::process::Command::new("psql")
+            .args([admin_url, "-v", "ON_ERROR_STOP=1", "-qc", &statement])
+            .output()
+            .context("running psql (install the PostgreSQL client)")?;
+        if !out.status.success() {
+            bail!("psql {statement}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let (server, _) = admin_url.rsplit_once('/').context("the PostgreSQL URL names no database")?;
+    Ok(format!("{server}/{NAME}"))
 }
 
 impl Server {
@@ -56,11 +84,13 @@ impl Server {
         } else {
             Some(tmp)
         };
-        let database = format!("sqlite://{}", root.join("workgate.db").display());
+        let database = match opts.postgres {
+            Some(admin) => fresh_postgres(admin)?,
+            None => format!("sqlite://{}", root.join("workgate.db").display()),
+        };
 
         let inbox = Arc::new(Inbox::default());
         let sms_addr = sms::start(inbox.clone()).await?;
-        let port = free_port()?;
         let config = root.join("workgate.toml");
         let cooldown =
             opts.resend_cooldown_secs.map_or_else(String::new, |secs| format!("resend_cooldown_secs = {secs}\n"));
@@ -88,32 +118,58 @@ impl Server {
         let created: Value = serde_json::from_slice(&out.stdout).context("reading `enterprise create --json`")?;
         let api_key = created["api_key"].as_str().context("no api_key in `enterprise create --json`")?.to_string();
 
-        let log = std::fs::File::create(root.join("server.log"))?;
-        let child = Command::new(bin)
-            .args(["--config", &config.to_string_lossy(), "--database", &database, "serve"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the server")?;
-        let pid = child.id().context("the server exited at once")?;
-        let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
-        let mut server = Server { base, api_key, inbox, root, _dir: dir, child, pid, http };
-        server.wait_ready().await?;
+        let mut server = Server {
+            base: String::new(),
+            bases: vec![],
+            api_key,
+            inbox,
+            root,
+            _dir: dir,
+            children: vec![],
+            pids: vec![],
+            database_kind: if opts.postgres.is_some() { "PostgreSQL" } else { "SQLite" },
+            http,
+        };
+        for node in 0..opts.nodes.max(1) {
+            let port = free_port()?;
+            let log = std::fs::File::create(server.root.join(format!("server-{node}.log")))?;
+            let child = Command::new(bin)
+                .args(["--config", &config.to_string_lossy(), "--database", &database, "serve"])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting the server")?;
+            server.pids.push(child.id().context("the server exited at once")?);
+            server.children.push(child);
+            server.bases.push(format!("http://127.0.0.1:{port}"));
+            server.wait_ready(node).await?;
+        }
+        server.base = server.bases[0].clone();
         Ok(server)
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+    /// `path` on every node, in node order.
+    pub fn urls(&self, path: &str) -> Arc<Vec<String>> {
+        Arc::new(self.bases.iter().map(|b| format!("{b}{path}")).collect())
+    }
+
+    /// The node that the `n`th request goes to.
+    pub fn node(&self, n: usize) -> &str {
+        &self.bases[n % self.bases.len()]
+    }
+
+    async fn wait_ready(&mut self, node: usize) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
+            if let Some(status) = self.children[node].try_wait()? {
+                let log = std::fs::read_to_string(self.root.join(format!("server-{node}.log"))).unwrap_or_default();
                 bail!("the server exited ({status}):\n{log}");
             }
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.bases[node])).send().await
                 && r.status().is_success()
             {
                 return Ok(());
@@ -186,10 +242,12 @@ impl Server {
         Ok(())
     }
 
-    /// Stops the server (SIGKILL: it has nothing to save that is not already durable).
+    /// Stops the nodes (SIGKILL: they have nothing to save that is not already durable).
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
-        let _ = self.child.wait().await;
+        for child in &mut self.children {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
     }
 }
 

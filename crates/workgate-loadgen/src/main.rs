@@ -44,6 +44,14 @@ struct Cli {
     /// Keep the temporary directory (database, configuration, server log) for inspection.
     #[arg(long, global = true)]
     keep: bool,
+    /// Run on PostgreSQL: the URL of a database on the server to use for administration (e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres); a fresh database `workgate_loadgen` is made
+    /// there with `psql`. Without it: SQLite in a temporary directory.
+    #[arg(long, global = true)]
+    postgres: Option<String>,
+    /// Server processes (nodes) on the one database; requests go to them round robin.
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
     #[command(subcommand)]
     command: Scenario,
 }
@@ -112,6 +120,8 @@ async fn main() -> anyhow::Result<()> {
         keep: cli.keep,
         resend_cooldown_secs: reuses_numbers.then_some(1),
         extra_config: if matches!(cli.command, Scenario::Oidc(_)) { oidc::SERVER_CONFIG } else { "" },
+        postgres: cli.postgres.as_deref(),
+        nodes: cli.nodes,
     };
     let (seconds, warmup) = match &cli.command {
         Scenario::Login(a) => (a.seconds, a.warmup),
@@ -143,12 +153,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-pub(crate) fn print_setup(what: &str, clients: usize, seconds: u64, warmup: u64) {
+pub(crate) fn print_setup(server: &Server, what: &str, clients: usize, seconds: u64, warmup: u64) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
         "{what}: {clients} clients, {seconds} s measured after {warmup} s of warm-up; server and loadgen share {cores} cores"
     );
+    println!("on {}, {} node(s)", server.database_kind, server.bases.len());
 }
 
 #[derive(Default)]
@@ -194,8 +205,8 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
     let measure_from = t0 + Duration::from_secs(a.warmup);
     let until = measure_from + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
-    for _ in 0..a.clients {
-        let (next, base, inbox) = (next.clone(), server.base.clone(), server.inbox.clone());
+    for client in 0..a.clients {
+        let (next, base, inbox) = (next.clone(), server.node(client).to_string(), server.inbox.clone());
         tasks.push(tokio::spawn(async move {
             let http = login::http_client();
             let mut tally = LoginTally::default();
@@ -226,7 +237,7 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu = CpuWindow::start(server.pid);
+    let cpu = CpuWindow::start(&server.pids);
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.finish();
     let mut all = LoginTally::default();
@@ -239,7 +250,7 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
         );
     }
     let window = a.seconds as f64;
-    print_setup(if a.password { "login --password" } else { "login" }, a.clients, a.seconds, a.warmup);
+    print_setup(server, if a.password { "login --password" } else { "login" }, a.clients, a.seconds, a.warmup);
     let rate = all.total.len() as f64 / window;
     let mut rows = vec![
         Row {
@@ -293,8 +304,8 @@ pub(crate) async fn login_all(
 ) -> anyhow::Result<Vec<String>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..clients.min(count).max(1) {
-        let (next, base, inbox) = (next.clone(), server.base.clone(), server.inbox.clone());
+    for client in 0..clients.min(count).max(1) {
+        let (next, base, inbox) = (next.clone(), server.node(client).to_string(), server.inbox.clone());
         tasks.push(tokio::spawn(async move {
             let http = login::http_client();
             let mut tokens = Vec::new();
@@ -335,11 +346,11 @@ pub(crate) struct Load {
     pub(crate) seconds: u64,
 }
 
-/// A GET of `path` on the server, with the `n`th of `tokens` (round robin) as bearer credential.
+/// A GET of `path` on the next node, with the `n`th of `tokens` (round robin) as bearer credential.
 fn get_with_tokens(server: &Server, path: &str, tokens: Option<Arc<Vec<String>>>) -> MakeRequest {
-    let url = format!("{}{path}", server.base);
+    let urls = server.urls(path);
     Arc::new(move |http: &reqwest::Client, n: usize| {
-        let request = http.get(&url);
+        let request = http.get(&urls[n % urls.len()]);
         match &tokens {
             Some(tokens) => request.bearer_auth(&tokens[n % tokens.len()]),
             None => request,
@@ -357,7 +368,7 @@ async fn run_me(server: &Server, a: &MeArgs) -> anyhow::Result<()> {
     let load = Load { clients: a.clients, warmup: a.warmup, seconds: a.seconds };
     let (me, me_cpu) = hammer(server, load, get_with_tokens(server, "/api/v1/me", Some(tokens))).await;
     let (health, health_cpu) = hammer(server, load, get_with_tokens(server, "/healthz", None)).await;
-    print_setup("me", a.clients, a.seconds, a.warmup);
+    print_setup(server, "me", a.clients, a.seconds, a.warmup);
     let secs = a.seconds as f64;
     let (me_rate, health_rate) = (me.lat.len() as f64 / secs, health.lat.len() as f64 / secs);
     print_table(&[
@@ -421,7 +432,7 @@ pub(crate) async fn hammer(server: &Server, load: Load, make: MakeRequest) -> (T
         }));
     }
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu = CpuWindow::start(server.pid);
+    let cpu = CpuWindow::start(&server.pids);
     tokio::time::sleep_until(until.into()).await;
     let cpu = cpu.finish();
     let mut all = Tally::default();

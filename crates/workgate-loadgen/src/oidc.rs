@@ -76,7 +76,7 @@ pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
     let mut makers = Vec::new();
     for _ in 0..a.clients {
         let (next, sessions, base, client_id, total) =
-            (next.clone(), sessions.clone(), server.base.clone(), client_id.clone(), a.codes);
+            (next.clone(), sessions.clone(), server.node(makers.len()).to_string(), client_id.clone(), a.codes);
         makers.push(tokio::spawn(async move {
             let http = login::http_client();
             let mut codes = Vec::new();
@@ -116,10 +116,10 @@ pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
     // Code exchanges: each request redeems the next code of the pool.
     let exchange: MakeRequest = {
         let (codes, client_id, secret) = (Arc::new(codes), client_id.clone(), secret.clone());
-        let url = format!("{}/oidc/token", server.base);
+        let urls = server.urls("/oidc/token");
         Arc::new(move |http: &reqwest::Client, n: usize| {
             let code = codes.get(n).map_or("exhausted", String::as_str);
-            http.post(&url).basic_auth(&client_id, Some(&secret)).form(&exchange_form(code))
+            http.post(&urls[n % urls.len()]).basic_auth(&client_id, Some(&secret)).form(&exchange_form(code))
         })
     };
     let load = Load { clients: a.clients, warmup: a.warmup, seconds: a.seconds };
@@ -129,25 +129,29 @@ pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
     }
 
     let userinfo: MakeRequest = {
-        let (tokens, url) = (tokens.clone(), format!("{}/oidc/userinfo", server.base));
-        Arc::new(move |http: &reqwest::Client, n: usize| http.get(&url).bearer_auth(&tokens[n % tokens.len()]))
+        let (tokens, urls) = (tokens.clone(), server.urls("/oidc/userinfo"));
+        Arc::new(move |http: &reqwest::Client, n: usize| {
+            http.get(&urls[n % urls.len()]).bearer_auth(&tokens[n % tokens.len()])
+        })
     };
     let introspect: MakeRequest = {
-        let (tokens, url) = (tokens.clone(), format!("{}/oidc/introspect", server.base));
+        let (tokens, urls) = (tokens.clone(), server.urls("/oidc/introspect"));
         let (client_id, secret) = (client_id.clone(), secret.clone());
         Arc::new(move |http: &reqwest::Client, n: usize| {
-            http.post(&url).basic_auth(&client_id, Some(&secret)).form(&[("token", tokens[n % tokens.len()].as_str())])
+            http.post(&urls[n % urls.len()])
+                .basic_auth(&client_id, Some(&secret))
+                .form(&[("token", tokens[n % tokens.len()].as_str())])
         })
     };
     let healthz: MakeRequest = {
-        let url = format!("{}/healthz", server.base);
-        Arc::new(move |http: &reqwest::Client, _| http.get(&url))
+        let urls = server.urls("/healthz");
+        Arc::new(move |http: &reqwest::Client, n: usize| http.get(&urls[n % urls.len()]))
     };
     let (info, info_cpu) = hammer(server, load, userinfo).await;
     let (intro, intro_cpu) = hammer(server, load, introspect).await;
     let (health, health_cpu) = hammer(server, load, healthz).await;
 
-    print_setup("oidc", a.clients, a.seconds, a.warmup);
+    print_setup(server, "oidc", a.clients, a.seconds, a.warmup);
     let secs = a.seconds as f64;
     let rate = |t: &crate::Tally| t.lat.len() as f64 / secs;
     print_table(&[

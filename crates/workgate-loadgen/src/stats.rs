@@ -81,6 +81,10 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
+fn servers_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|pid| cpu_seconds(Some(*pid))).sum()
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -96,7 +100,7 @@ fn clock_ticks() -> f64 {
 
 /// CPU used by the server and by this program over a measured window.
 pub struct CpuWindow {
-    server_pid: u32,
+    server_pids: Vec<u32>,
     server0: Option<f64>,
     own0: Option<f64>,
     busy0: Option<f64>,
@@ -115,10 +119,11 @@ fn machine_busy_seconds() -> Option<f64> {
 }
 
 impl CpuWindow {
-    pub fn start(server_pid: u32) -> Self {
+    /// `server_pids`: the server's processes (its nodes), counted together as "server".
+    pub fn start(server_pids: &[u32]) -> Self {
         CpuWindow {
-            server_pid,
-            server0: cpu_seconds(Some(server_pid)),
+            server_pids: server_pids.to_vec(),
+            server0: servers_cpu_seconds(server_pids),
             own0: cpu_seconds(None),
             busy0: machine_busy_seconds(),
             started: std::time::Instant::now(),
@@ -132,7 +137,7 @@ impl CpuWindow {
             (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
             _ => None,
         };
-        let server = used(self.server0, cpu_seconds(Some(self.server_pid)));
+        let server = used(self.server0, servers_cpu_seconds(&self.server_pids));
         let loadgen = used(self.own0, cpu_seconds(None));
         let others = match (used(self.busy0, machine_busy_seconds()), server, loadgen) {
             (Some(all), Some(s), Some(o)) => Some((all - s - o).max(0.0)),
