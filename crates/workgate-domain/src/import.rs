@@ -315,7 +315,7 @@ impl Services {
                     }
                     progress(report.rows.len(), total);
                 }
-                writing = Some(InFlight::new(self.write_whole(caller, std::mem::take(&mut batch))));
+                writing = Some(InFlight::new(self.write_whole(caller, &enterprise, std::mem::take(&mut batch))));
             }
         }
         if let Some(w) = writing.take()
@@ -323,7 +323,7 @@ impl Services {
         {
             batch = self.plan_again(&mut plan, &enterprise, caller, batch);
         }
-        let last = InFlight::new(self.write_whole(caller, batch));
+        let last = InFlight::new(self.write_whole(caller, &enterprise, batch));
         self.finish_write(caller, &enterprise, &mut plan, last, &mut report).await?;
         progress(total, total);
         // Only a change is audited: importing the same file again, even one with bad rows,
@@ -386,12 +386,37 @@ impl Services {
 
     /// Writes one batch in one transaction, or learns that the database refused it. Needs no
     /// plan, so that the next batch can be planned meanwhile.
-    async fn write_whole(&self, caller: &Caller, batch: Vec<(PlannedRow, ImportRecord)>) -> Result<Written> {
+    /// The invitation of the member a row creates (SPEC section 2, step 3: adding a member
+    /// queues one), unless the row says `invite: false`.
+    fn invitation_of(
+        &self,
+        enterprise: &crate::model::Enterprise,
+        row: &PlannedRow,
+        record: &ImportRecord,
+    ) -> Option<DirectoryChange> {
+        if record.invite == Some(false) {
+            return None;
+        }
+        let created = row.changes.iter().find_map(|c| match c {
+            DirectoryChange::CreateMember(m) => Some(m),
+            _ => None,
+        })?;
+        Some(DirectoryChange::Invite(Box::new(self.new_invitation(enterprise, created, self.clock.now()))))
+    }
+
+    async fn write_whole(
+        &self,
+        caller: &Caller,
+        enterprise: &crate::model::Enterprise,
+        batch: Vec<(PlannedRow, ImportRecord)>,
+    ) -> Result<Written> {
         let mut changes: Vec<DirectoryChange> = Vec::new();
+        let mut invitations: Vec<DirectoryChange> = Vec::new();
         let mut audit: Vec<AuditEntry> = Vec::new();
         let mut rows = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         for (mut row, record) in batch {
+            invitations.extend(self.invitation_of(enterprise, &row, &record));
             changes.append(&mut row.changes);
             audit.append(&mut row.audit);
             rows.push(row);
@@ -400,8 +425,16 @@ impl Services {
         if changes.is_empty() {
             return Ok(Written::Whole(rows));
         }
+        let invites = !invitations.is_empty();
+        // The invitations after every member they name.
+        changes.append(&mut invitations);
         match self.store.apply_directory_changes(&caller.enterprise_id, &changes, &audit).await {
-            Ok(()) => Ok(Written::Whole(rows)),
+            Ok(()) => {
+                if invites {
+                    self.outbox_written();
+                }
+                Ok(Written::Whole(rows))
+            }
             Err(Error::Conflict(_) | Error::Validation(_)) => {
                 Ok(Written::Refused(rows.iter().map(|r| r.row).zip(records).collect()))
             }
@@ -436,9 +469,15 @@ impl Services {
                         if row.changes.is_empty() {
                             break row;
                         }
-                        match self.store.apply_directory_changes(&caller.enterprise_id, &row.changes, &row.audit).await
-                        {
-                            Ok(()) => break row,
+                        let invitation = self.invitation_of(enterprise, &row, &record);
+                        let changes: Vec<DirectoryChange> = row.changes.iter().cloned().chain(invitation).collect();
+                        match self.store.apply_directory_changes(&caller.enterprise_id, &changes, &row.audit).await {
+                            Ok(()) => {
+                                if changes.len() > row.changes.len() {
+                                    self.outbox_written();
+                                }
+                                break row;
+                            }
                             Err(e @ Error::Internal(_)) => return Err(e),
                             Err(e) => {
                                 // The plan counted this row as written: start again from what is

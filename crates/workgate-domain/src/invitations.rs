@@ -61,6 +61,7 @@ impl Invitation {
 }
 
 /// An invitation to write, with its link's hash and its SMS, in the same transaction.
+#[derive(Debug, Clone)]
 pub struct NewInvitation {
     pub invitation: Invitation,
     pub token_hash: SecretHash,

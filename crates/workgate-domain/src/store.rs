@@ -57,6 +57,8 @@ pub enum DirectoryChange {
         previous: Box<Member>,
         member: Member,
     },
+    /// An invitation (with its SMS) of a member created in the same batch.
+    Invite(Box<NewInvitation>),
 }
 
 /// The first credentials of a new enterprise, written with it in one transaction.

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::idempotency::{Claim, KEY_LIFETIME_MS, StoredResponse};
 use workgate_domain::ids::{ApiKeyId, DepartmentId, EnterpriseId, MemberId};
+use workgate_domain::invitations::NewInvitation;
 use workgate_domain::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::secret::SecretHash;
@@ -38,6 +39,42 @@ pub(crate) async fn insert_audit(c: &mut Conn<'_>, entries: &[AuditEntry]) -> Re
                 .bind(e.target.as_deref())
                 .bind(e.ip.as_deref())
                 .bind(e.details.to_string());
+        });
+        c.execute(q).await?;
+    }
+    Ok(())
+}
+
+/// Writes invitations of new members and their SMS, many to a statement (a bulk import's).
+async fn insert_invitations(c: &mut Conn<'_>, invitations: &[&NewInvitation]) -> Result<()> {
+    for chunk in invitations.chunks(ROWS_PER_INSERT) {
+        let mut q = sql("INSERT INTO sms_outbox (id, enterprise_id, phone, body, purpose, state, attempts, \
+                         next_attempt_at, created_at)");
+        q.push_values(chunk, |row, n| {
+            let m = &n.sms;
+            row.bind(m.id.as_str())
+                .bind(m.enterprise_id.as_ref().map(EnterpriseId::as_str))
+                .bind(m.phone.as_str())
+                .bind(&m.body)
+                .bind(m.purpose.as_str())
+                .bind("pending")
+                .bind(0)
+                .bind(m.created_at.millis())
+                .bind(m.created_at.millis());
+        });
+        c.execute(q).await?;
+        let mut q = sql("INSERT INTO invitations (id, enterprise_id, member_id, token_hash, sms_id, state, \
+                         created_at, expires_at)");
+        q.push_values(chunk, |row, n| {
+            let i = &n.invitation;
+            row.bind(i.id.as_str())
+                .bind(i.enterprise_id.as_str())
+                .bind(i.member_id.as_str())
+                .bind(n.token_hash.as_str())
+                .bind(n.sms.id.as_str())
+                .bind("pending")
+                .bind(i.created_at.millis())
+                .bind(i.expires_at.millis());
         });
         c.execute(q).await?;
     }
@@ -668,8 +705,12 @@ impl Store for SqlStore {
             let mut touched_owner = false;
             // Consecutive new members are inserted together; the order of the changes is kept.
             let mut new_members: Vec<&Member> = Vec::new();
+            let mut invitations = Vec::new();
             for (i, change) in changes.iter().enumerate() {
                 match change {
+                    DirectoryChange::Invite(new) if &new.invitation.enterprise_id == enterprise => {
+                        invitations.push(&**new)
+                    }
                     DirectoryChange::CreateMember(m) if &m.enterprise_id == enterprise => {
                         new_members.push(m);
                         if !matches!(changes.get(i + 1), Some(DirectoryChange::CreateMember(_))) {
@@ -691,6 +732,8 @@ impl Store for SqlStore {
             if touched_owner {
                 ensure_an_owner_stands(c, enterprise).await?;
             }
+            // After the members they name (the changes list them last).
+            insert_invitations(c, &invitations).await?;
             insert_audit(c, audit).await?;
             Ok(())
         })

@@ -340,3 +340,29 @@ async fn a_json_import_takes_the_fields_of_post_members() {
     assert_eq!(reply.body["rows"][0]["error"]["code"], "conflict");
     assert_eq!(app.snapshot().await, before);
 }
+
+#[tokio::test]
+async fn imported_members_are_invited_by_sms_once_unless_a_row_says_not_to() {
+    let (app, ent) = setup().await;
+    import_csv(&app, &ent, "name,phone\nZhang San,13900139001\nLi Si,13900139002\n").await.assert_status(200);
+    let json = json!({"members": [
+        {"name": "Wang Wu", "phone": "13900139003"},
+        {"name": "Zhao Liu", "phone": "13900139004", "invite": false},
+    ]});
+    app.post("/api/v1/members/import", &ent.key, json).await.assert_status(200);
+    for phone in ["+8613900139001", "+8613900139002", "+8613900139003"] {
+        let sms = app.wait_for_sms(phone, 1).await;
+        assert!(sms[0].body.contains("/i/"), "an invitation link: {}", sms[0].body);
+    }
+    // Re-importing invites nobody again; the member who was not to be invited got nothing.
+    import_csv(&app, &ent, "name,phone\nZhang San,13900139001\nLi Si,13900139002\n").await.assert_status(200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.sms_to("+8613900139001").len(), 1);
+    assert!(app.sms_to("+8613900139004").is_empty());
+    assert_eq!(app.count("invitations").await, 3);
+    // The invitation works: it previews the enterprise and its state is visible to admins.
+    let listed = app.get("/api/v1/members?q=Zhang", &ent.key).await;
+    let id = listed.body["items"][0]["id"].as_str().unwrap().to_string();
+    let invitations = app.get(&format!("/api/v1/members/{id}/invitations"), &ent.key).await;
+    assert_eq!(invitations.body["items"][0]["state"], "pending", "{}", invitations.text);
+}
