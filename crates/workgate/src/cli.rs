@@ -104,4 +104,7 @@ pub struct MemberImportArgs {
     /// Print the report as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Send no invitation to the members the file creates (a row's own `invite` still counts).
+    #[arg(long)]
+    pub no_invite: bool,
 }

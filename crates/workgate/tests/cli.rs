@@ -136,3 +136,28 @@ fn member_import_into_an_unknown_enterprise_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no enterprise"));
 }
+
+#[tokio::test]
+async fn member_import_invites_the_members_it_creates_unless_told_not_to() {
+    use sqlx::Connection;
+    for (extra, invited) in [(None, 2), (Some("--no-invite"), 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let created = create_acme(&db);
+        let file = dir.path().join("staff.csv");
+        std::fs::write(&file, "name,phone\nZhang Wei,13900139001\nLi Na,13700137002\n").unwrap();
+        let mut args = vec!["member", "import", file.to_str().unwrap(), "--enterprise"];
+        args.push(created["enterprise_id"].as_str().unwrap());
+        args.extend(extra);
+        let out = workgate(&db, &args);
+        assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        let count: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM invitations), (SELECT COUNT(*) FROM sms_outbox WHERE purpose = 'invitation')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(count, (invited, invited), "{extra:?}");
+    }
+}

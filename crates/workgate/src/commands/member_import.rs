@@ -16,8 +16,11 @@ pub async fn run(database: &str, args: MemberImportArgs) -> anyhow::Result<bool>
         .ok_or_else(|| anyhow::anyhow!("'{}' is not an enterprise id", args.enterprise))?;
     let data = std::fs::read(&args.file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     let is_json = args.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let records =
+    let mut records =
         if is_json { parse_json(&data) } else { parse_csv(&data) }.map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+    if args.no_invite {
+        records.iter_mut().for_each(|r| r.invite = r.invite.or(Some(false)));
+    }
     let services = open_services(database, Arc::new(SystemClock)).await?;
     let caller = Caller::operator(enterprise_id);
     services.enterprise(&caller).await.map_err(|_| anyhow::anyhow!("there is no enterprise {}", args.enterprise))?;
