@@ -44,12 +44,10 @@ impl Services {
     /// Windows slide: a limit of N per hour allows N hits in any hour, not N per clock hour.
     pub async fn hit_limits(&self, limits: &[Limit]) -> Result<()> {
         let now_ms = self.clock.now().millis();
-        for limit in limits {
-            let window_ms = limit.window_secs * 1000;
-            if let Some(wait_ms) = self.store.hit_limit(&limit.bucket, now_ms, window_ms, limit.max).await? {
-                let retry_after_secs = (wait_ms + 999) / 1000;
-                return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1), what: limit.what });
-            }
+        if let Some((i, wait_ms)) = self.store.hit_limits(limits, now_ms).await? {
+            let retry_after_secs = (wait_ms + 999) / 1000;
+            let what = limits.get(i).map_or("limit", |l| l.what);
+            return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1), what });
         }
         Ok(())
     }

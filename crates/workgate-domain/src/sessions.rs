@@ -114,6 +114,15 @@ pub struct SessionRecord {
     pub created_at: Timestamp,
 }
 
+/// A session found by its access token, with its member and enterprise as they were when the
+/// session was checked (one read).
+#[derive(Debug, Clone)]
+pub struct AccessRecord {
+    pub session: SessionRecord,
+    pub member: Member,
+    pub enterprise: Enterprise,
+}
+
 /// The signed-in member behind a valid access token.
 #[derive(Debug, Clone)]
 pub struct MemberSession {
@@ -123,6 +132,9 @@ pub struct MemberSession {
     pub device_id: DeviceId,
     /// When the member last proved who they are on this session (its login).
     pub authenticated_at: Timestamp,
+    /// The member and enterprise, read with the session when the token was checked.
+    pub member: Member,
+    pub enterprise: Enterprise,
 }
 
 /// New tokens for a refresh, written only if the presented refresh token is current.
@@ -272,7 +284,8 @@ impl Services {
         if !token.starts_with(ACCESS_PREFIX) {
             return Err(Error::Unauthorized);
         }
-        let record = self.store.session_by_access(&SecretHash::of(token)).await?.ok_or(Error::Unauthorized)?;
+        let AccessRecord { session: record, member, enterprise } =
+            self.store.session_by_access(&SecretHash::of(token)).await?.ok_or(Error::Unauthorized)?;
         if record.revoked
             || record.member_status != MemberStatus::Active
             || self.clock.now() >= record.access_expires_at
@@ -285,6 +298,8 @@ impl Services {
             member_id: record.member_id,
             device_id: record.device_id,
             authenticated_at: record.created_at,
+            member,
+            enterprise,
         })
     }
 
@@ -354,12 +369,10 @@ impl Services {
         })
     }
 
-    /// `GET /me`.
+    /// `GET /me`: the member and enterprise read with the session (in the same query as the
+    /// check that the session is valid and the member active).
     pub async fn me(&self, session: &MemberSession) -> Result<(Member, Enterprise)> {
-        let member =
-            self.store.get_member(&session.enterprise_id, &session.member_id).await?.ok_or(Error::Unauthorized)?;
-        let enterprise = self.store.get_enterprise(&session.enterprise_id).await?.ok_or(Error::Unauthorized)?;
-        Ok((member, enterprise))
+        Ok((session.member.clone(), session.enterprise.clone()))
     }
 
     /// `POST /me/logout`: ends this session (the device stays trusted).

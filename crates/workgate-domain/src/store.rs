@@ -18,7 +18,7 @@ use crate::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
 use crate::outbox::OutboxMessage;
 use crate::phone::PhoneNumber;
 use crate::secret::SecretHash;
-use crate::sessions::{Device, NewSession, Rotation, RotationOutcome, SessionRecord};
+use crate::sessions::{AccessRecord, Device, NewSession, Rotation, RotationOutcome};
 use crate::values::MemberStatus;
 use async_trait::async_trait;
 
@@ -147,6 +147,17 @@ pub trait LoginStore: Send + Sync + 'static {
     /// Counts one hit for `bucket` at `now_ms` unless the last `window_ms` already hold `max` hits;
     /// when full, answers how many milliseconds until there is room. Check and count are atomic.
     async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>>;
+    /// Counts one hit against each limit, in order, as [`LoginStore::hit_limit`] does, until one
+    /// is full: answers its index and the milliseconds until it has room. Hits counted before it
+    /// stay counted. A store may write them all at once (one commit instead of one per limit).
+    async fn hit_limits(&self, limits: &[crate::limits::Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
+        for (i, limit) in limits.iter().enumerate() {
+            if let Some(wait_ms) = self.hit_limit(&limit.bucket, now_ms, limit.window_secs * 1000, limit.max).await? {
+                return Ok(Some((i, wait_ms)));
+            }
+        }
+        Ok(None)
+    }
 
     // ---- SMS outbox ----
     /// Leases up to `limit` messages that are due (pending and due, or whose lease ran out),
@@ -223,7 +234,8 @@ pub trait LoginStore: Send + Sync + 'static {
     async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()>;
 
     // ---- sessions and devices ----
-    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<SessionRecord>>;
+    /// The session of an access token, with its member and enterprise (read together).
+    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<AccessRecord>>;
     /// Rotates the tokens of the session whose current refresh token is `rotation.presented`,
     /// if it is not revoked, not idle past `refreshed_after`, and its member is active. A token
     /// that was already rotated away revokes its session.

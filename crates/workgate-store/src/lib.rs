@@ -21,10 +21,11 @@ mod sql;
 pub mod sqlite;
 mod sqlite_writer;
 
-use errors::SqlxResultExt;
+use errors::{SqliteResultExt, SqlxResultExt};
 use sql::Conn;
+use sqlite::ReadPool;
 use sqlite_writer::GroupWriter;
-use sqlx::{PgPool, SqlitePool};
+use sqlx::PgPool;
 use std::sync::Arc;
 use workgate_domain::store::Store;
 use workgate_domain::{Error, Result};
@@ -36,7 +37,7 @@ pub struct SqlStore {
 
 enum Db {
     Sqlite {
-        read: SqlitePool,
+        read: ReadPool,
         /// All writes go through here: one connection, transactions shared by concurrent writers.
         writer: Arc<GroupWriter>,
     },
@@ -59,9 +60,11 @@ impl SqlStore {
     async fn read_snapshot<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T>) -> Result<T> {
         match &self.db {
             Db::Sqlite { read, .. } => {
-                let mut tx = read.begin().await.db()?;
-                let outcome = work(&mut Conn::sqlite(&mut tx)).await;
-                tx.rollback().await.db()?;
+                let mut pooled = read.take();
+                let conn = pooled.connection_mut().lite()?;
+                conn.execute_batch("BEGIN").lite()?;
+                let outcome = work(&mut Conn::sqlite(conn)).await;
+                conn.execute_batch("ROLLBACK").lite()?;
                 outcome
             }
             Db::Postgres { pool } => {
@@ -70,6 +73,7 @@ impl SqlStore {
                 // READ COMMITTED would give each query a snapshot of its own.
                 c.execute(sql::sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")).await?;
                 let outcome = work(&mut c).await;
+                drop(c);
                 tx.rollback().await.db()?;
                 outcome
             }

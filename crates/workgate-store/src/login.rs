@@ -12,11 +12,12 @@ use crate::directory::insert_audit;
 use crate::rows::{
     CHALLENGE_COLUMNS, DEVICE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, OUTBOX_COLUMNS,
 };
-use crate::sql::{Conn, sql};
+use crate::sql::{Conn, Prefixed, sql};
 use async_trait::async_trait;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId, SessionId, SmsId};
 use workgate_domain::invitations::{Invitation, NewInvitation};
+use workgate_domain::limits::Limit;
 use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::model::{Enterprise, Member};
@@ -25,7 +26,7 @@ use workgate_domain::passwords::PasswordState;
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::policy::StoredPolicy;
 use workgate_domain::secret::SecretHash;
-use workgate_domain::sessions::{Device, NewSession, RefreshContext, Rotation, RotationOutcome, SessionRecord};
+use workgate_domain::sessions::{AccessRecord, Device, NewSession, RefreshContext, Rotation, RotationOutcome};
 use workgate_domain::store::LoginStore;
 use workgate_domain::{Error, Result};
 
@@ -127,6 +128,67 @@ fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, base: &str) -
     format!("{now} + {least}({base} * (1 << CAST({least}({count} - {limit}, 10) AS INTEGER)), 86400000)")
 }
 
+/// Counts one hit for `bucket` unless the window is full (then: milliseconds until it has room).
+async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
+    // Hits are kept in twelfths of the window; the window is the last twelve of them.
+    let slot_ms = (window_ms / 12).max(1);
+    let slot = now_ms - now_ms.rem_euclid(slot_ms);
+    let oldest_counted = now_ms - window_ms;
+    let d = c.dialect();
+    if let Some(lock) = d.lock_bucket {
+        // The sum the upsert below checks is read before its insert: on PostgreSQL, other
+        // hits on this bucket wait here until this one commits.
+        c.execute(sql(lock).bind(bucket)).await?;
+    }
+    // Count the hit only if the window has room: one conditional upsert (logins hit 7
+    // limits). It also tells whether the bucket holds counts that no window reaches any more.
+    let counted = c
+        .fetch_optional(
+            sql("INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 \
+                     WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE bucket = $1 \
+                     AND window_start > $3) < $4 \
+                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+                     RETURNING count, (SELECT COUNT(*) FROM (SELECT 1 FROM rate_counters AS s \
+                     WHERE s.bucket = $1 AND s.window_start <= $5 LIMIT 1) AS x) AS stale")
+            .bind(bucket)
+            .bind(slot)
+            .bind(oldest_counted)
+            .bind(max)
+            .bind(oldest_counted - slot_ms),
+        )
+        .await?
+        .map(|row| Ok::<_, Error>((row.get::<i64>("count")?, row.get::<i64>("stale")?)))
+        .transpose()?;
+    let Some((count, stale)) = counted else {
+        let oldest: Option<i64> = c
+            .value(
+                sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
+                    .bind(bucket)
+                    .bind(oldest_counted),
+            )
+            .await?;
+        let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
+        return Ok(Some((room_at - now_ms).max(1)));
+    };
+    if count > 1 || stale == 0 {
+        // Not a new slot (the stale ones were pruned when it began), or nothing to prune
+        // (a bucket seen for the first time, such as a number's).
+        return Ok(None);
+    }
+    // A new slot: forget counts that no window reaches any more, a few at a time.
+    c.execute(
+        sql(format!(
+            "DELETE FROM rate_counters WHERE (bucket, window_start) IN (SELECT bucket, window_start \
+                 FROM rate_counters WHERE bucket = $1 AND window_start <= $2 LIMIT 20{})",
+            d.skip_locked
+        ))
+        .bind(bucket)
+        .bind(oldest_counted - slot_ms),
+    )
+    .await?;
+    Ok(None)
+}
+
 const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
      s.created_at, m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
 
@@ -148,67 +210,32 @@ impl LoginStore for SqlStore {
     }
 
     async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
-        // Hits are kept in twelfths of the window; the window is the last twelve of them.
-        let slot_ms = (window_ms / 12).max(1);
-        let slot = now_ms - now_ms.rem_euclid(slot_ms);
-        let oldest_counted = now_ms - window_ms;
-        self.write(async |c| {
-            let d = c.dialect();
-            if let Some(lock) = d.lock_bucket {
-                // The sum the upsert below checks is read before its insert: on PostgreSQL, other
-                // hits on this bucket wait here until this one commits.
-                c.execute(sql(lock).bind(bucket)).await?;
+        self.write(async |c| hit_one(c, bucket, now_ms, window_ms, max).await).await
+    }
+
+    async fn hit_limits(&self, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
+        let one_write = async |c: &mut Conn<'_>| {
+            for (i, l) in limits.iter().enumerate() {
+                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                    return Ok(Some((i, wait_ms)));
+                }
             }
-            // Count the hit only if the window has room: one conditional upsert (every statement
-            // on SQLite's writer is a round trip to its thread, and logins hit 7 limits). It also
-            // tells whether the bucket holds counts that no window reaches any more.
-            let counted = c
-                .fetch_optional(
-                    sql("INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 \
-                         WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE bucket = $1 \
-                         AND window_start > $3) < $4 \
-                         ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-                         RETURNING count, (SELECT COUNT(*) FROM (SELECT 1 FROM rate_counters AS s \
-                         WHERE s.bucket = $1 AND s.window_start <= $5 LIMIT 1) AS x) AS stale")
-                    .bind(bucket)
-                    .bind(slot)
-                    .bind(oldest_counted)
-                    .bind(max)
-                    .bind(oldest_counted - slot_ms),
-                )
-                .await?
-                .map(|row| Ok::<_, Error>((row.get::<i64>("count")?, row.get::<i64>("stale")?)))
-                .transpose()?;
-            let Some((count, stale)) = counted else {
-                let oldest: Option<i64> = c
-                    .value(
-                        sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
-                            .bind(bucket)
-                            .bind(oldest_counted),
-                    )
-                    .await?;
-                let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
-                return Ok(Some((room_at - now_ms).max(1)));
-            };
-            if count > 1 || stale == 0 {
-                // Not a new slot (the stale ones were pruned when it began), or nothing to prune
-                // (a bucket seen for the first time, such as a number's).
-                return Ok(None);
-            }
-            // A new slot: forget counts that no window reaches any more, a few at a time.
-            c.execute(
-                sql(format!(
-                    "DELETE FROM rate_counters WHERE (bucket, window_start) IN (SELECT bucket, window_start \
-                     FROM rate_counters WHERE bucket = $1 AND window_start <= $2 LIMIT 20{})",
-                    d.skip_locked
-                ))
-                .bind(bucket)
-                .bind(oldest_counted - slot_ms),
-            )
-            .await?;
             Ok(None)
-        })
-        .await
+        };
+        match &self.db {
+            // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
+            crate::Db::Sqlite { .. } => self.write(one_write).await,
+            // PostgreSQL: one transaction per limit, so that no transaction holds the lock of
+            // one bucket while it waits for another's.
+            crate::Db::Postgres { .. } => {
+                for (i, l) in limits.iter().enumerate() {
+                    if let Some(wait_ms) = self.hit_limit(&l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                        return Ok(Some((i, wait_ms)));
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 
     async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>> {
@@ -640,12 +667,27 @@ impl LoginStore for SqlStore {
         .await
     }
 
-    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<SessionRecord>> {
-        let row = self
-            .reader()
-            .fetch_optional(sql(format!("{SESSION_RECORD} WHERE s.access_hash = $1")).bind(access_hash.as_str()))
-            .await?;
-        row.map(|r| r.session_record()).transpose()
+    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<AccessRecord>> {
+        // Every authenticated request: the session, its member and enterprise in one query.
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let member: Vec<String> =
+                MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
+            format!(
+                "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
+                 s.created_at, m.status AS member_status, {}, e.id AS e_id, e.name AS e_name, \
+                 e.region AS e_region, e.created_at AS e_created_at FROM sessions s \
+                 JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
+                 JOIN enterprises e ON e.id = s.enterprise_id WHERE s.access_hash = $1",
+                member.join(", ")
+            )
+        });
+        let row = self.reader().fetch_optional(sql(QUERY.as_str()).bind(access_hash.as_str())).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AccessRecord {
+            session: row.session_record()?,
+            member: Prefixed(&row, "m_").member()?,
+            enterprise: Prefixed(&row, "e_").enterprise()?,
+        }))
     }
 
     async fn rotate_refresh(&self, r: &Rotation) -> Result<RotationOutcome> {

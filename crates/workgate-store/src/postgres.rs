@@ -58,6 +58,7 @@ pub(crate) async fn write<T>(pool: &PgPool, work: impl AsyncFnOnce(&mut Conn<'_>
         let mut conn = Conn::pg(&mut tx);
         let outcome = work.clone()(&mut conn).await;
         let mut retryable = conn.retryable;
+        drop(conn);
         let outcome = match outcome {
             Ok(value) => match tx.commit().await {
                 Ok(()) => return Ok(value),

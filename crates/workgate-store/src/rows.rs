@@ -1,6 +1,6 @@
 //! Decoding rows into domain records, shared by both backends.
 
-use sqlx::{Decode, Postgres, Sqlite, Type};
+use sqlx::{Decode, Postgres, Type};
 use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{ApiKeyId, AuditId, DepartmentId, EnterpriseId, MemberId};
@@ -13,15 +13,9 @@ pub(crate) const MEMBER_COLUMNS: &str = "id, enterprise_id, userid, name, phone,
 pub(crate) const DEPARTMENT_COLUMNS: &str = "id, enterprise_id, parent_id, name, sort_order";
 
 /// A column type both backends decode (text, integers, bytes, and their `Option`s).
-pub(crate) trait ColumnValue:
-    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
-{
-}
+pub(crate) trait ColumnValue: rusqlite::types::FromSql + for<'r> Decode<'r, Postgres> + Type<Postgres> {}
 
-impl<T> ColumnValue for T where
-    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
-{
-}
+impl<T> ColumnValue for T where T: rusqlite::types::FromSql + for<'r> Decode<'r, Postgres> + Type<Postgres> {}
 
 pub(crate) fn join_ids(ids: &[DepartmentId]) -> String {
     ids.iter().map(DepartmentId::as_str).collect::<Vec<_>>().join(",")

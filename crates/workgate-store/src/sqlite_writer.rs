@@ -8,10 +8,8 @@
 //! the commit that contains its write, so an acknowledged write is durable; if that commit fails,
 //! every write in it reports the failure.
 
-use crate::errors::SqlxResultExt;
-use sqlx::SqliteConnection;
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite};
+use crate::errors::SqliteResultExt;
+use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +22,7 @@ const MAX_WRITES_PER_COMMIT: usize = 256;
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(20);
 
 struct Writer {
-    conn: PoolConnection<Sqlite>,
+    conn: Connection,
     /// A transaction is open on `conn`.
     open: bool,
     opened_at: Instant,
@@ -69,7 +67,7 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    pub(crate) fn new(conn: PoolConnection<Sqlite>) -> Arc<Self> {
+    pub(crate) fn new(conn: Connection) -> Arc<Self> {
         let (committed, _) = watch::channel(Committed { epoch: 0, error: None });
         Arc::new(GroupWriter {
             writer: Mutex::new(Writer {
@@ -88,39 +86,34 @@ impl GroupWriter {
 
     /// Runs `work` as one atomic write and returns once it is durable. `work` must not hold on to
     /// the connection, and sees the writes of earlier callers (committed or about to be).
-    pub(crate) async fn write<T>(&self, work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
+    pub(crate) async fn write<T>(&self, work: impl AsyncFnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut committed = self.committed.subscribe();
         let queued = Queued::join(&self.queued);
         let mut w = self.writer.lock().await;
         drop(queued);
         if w.in_savepoint {
             // A previous caller was cancelled inside its write: undo what it left half done.
-            sqlx::query("ROLLBACK TO write").execute(&mut *w.conn).await.db()?;
-            sqlx::query("RELEASE write").execute(&mut *w.conn).await.db()?;
+            w.conn.execute_batch("ROLLBACK TO write; RELEASE write").lite()?;
             w.in_savepoint = false;
         }
         if !w.open {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *w.conn).await.db()?;
+            w.conn.execute_batch("BEGIN IMMEDIATE").lite()?;
             w.open = true;
             w.opened_at = Instant::now();
             w.writes = 0;
         }
-        sqlx::query("SAVEPOINT write").execute(&mut *w.conn).await.db()?;
+        w.conn.execute_batch("SAVEPOINT write").lite()?;
         w.in_savepoint = true;
         let result = work(&mut w.conn).await;
         let ended = if result.is_ok() {
-            sqlx::query("RELEASE write").execute(&mut *w.conn).await
+            w.conn.execute_batch("RELEASE write")
         } else {
-            match sqlx::query("ROLLBACK TO write").execute(&mut *w.conn).await {
-                Ok(_) => sqlx::query("RELEASE write").execute(&mut *w.conn).await,
-                Err(e) => Err(e),
-            }
+            w.conn.execute_batch("ROLLBACK TO write; RELEASE write")
         };
         w.in_savepoint = false;
         if let Err(e) = ended {
             // The connection is in an unknown state: abandon the whole transaction.
-            let _ = w.conn.ping().await;
-            let _ = sqlx::query("ROLLBACK").execute(&mut *w.conn).await;
+            let _ = w.conn.execute_batch("ROLLBACK");
             let epoch = w.epoch;
             w.open = false;
             w.epoch += 1;
@@ -151,16 +144,18 @@ impl GroupWriter {
                 };
             }
             if w.in_savepoint {
-                sqlx::query("ROLLBACK TO write").execute(&mut *w.conn).await.db()?;
-                sqlx::query("RELEASE write").execute(&mut *w.conn).await.db()?;
+                w.conn.execute_batch("ROLLBACK TO write; RELEASE write").lite()?;
                 w.in_savepoint = false;
             }
         }
-        let commit = sqlx::query("COMMIT").execute(&mut *w.conn).await;
+        // The commit waits for the disk (an fsync): the thread is handed over to it, and the
+        // runtime's other tasks move on elsewhere meanwhile. Writers that arrive during it queue
+        // for the connection and share the next commit.
+        let commit = wait_for_disk(|| w.conn.execute_batch("COMMIT"));
         let error = match &commit {
-            Ok(_) => None,
+            Ok(()) => None,
             Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *w.conn).await;
+                let _ = w.conn.execute_batch("ROLLBACK");
                 Some(e.to_string())
             }
         };
@@ -175,6 +170,16 @@ impl GroupWriter {
             None => result,
             Some(e) => Err(Error::Internal(format!("commit failed: {e}"))),
         }
+    }
+}
+
+/// Runs `f`, which blocks on the disk, without holding up the runtime's other tasks: on a
+/// multi-threaded runtime they move to another thread meanwhile (a current-thread runtime, as in
+/// tests, simply waits).
+fn wait_for_disk<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
