@@ -265,8 +265,35 @@ enum Target<'c> {
     Pg(&'c mut PgConnection),
 }
 
+/// The text with each `$N` parameter spelt `?N`, outside quoted strings and names. SQLite takes
+/// `$N` as a name and numbers names by first appearance, and finding a name's number is a search
+/// through all of them (quadratic for a multi-row insert of thousands of values); `?N` is number
+/// N itself.
+fn numbered_parameters(text: &str) -> Cow<'_, str> {
+    if !text.contains('$') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch == '\'' || ch == '"' => quote = Some(ch),
+            None if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('?');
+                continue;
+            }
+            None => {}
+        }
+        out.push(ch);
+    }
+    Cow::Owned(out)
+}
+
 /// Runs `q` on a SQLite connection: prepared once per connection (cached), its `$N` parameters
-/// bound by number, and every row it answers handed to `each` (at most `limit` of them; the
+/// bound by number (as `?N`), and every row it answers handed to `each` (at most `limit` of them; the
 /// statement runs to its end only when there is no limit). Answers the rows changed.
 ///
 /// SQLite statements take microseconds here, so they run on the calling thread: no hop to a
@@ -278,15 +305,10 @@ fn run_sqlite(
     mut each: impl FnMut(SqliteRow),
 ) -> rusqlite::Result<u64> {
     use rusqlite::types::Value;
-    let mut stmt = conn.prepare_cached(&q.text)?;
+    let mut stmt = conn.prepare_cached(&numbered_parameters(&q.text))?;
+    // `?N` is the N-th argument; a number the text skips is bound too, and never read.
     for i in 1..=stmt.parameter_count() {
-        // `$N` names the N-th argument (SQLite numbers parameters by first appearance instead).
-        let n = stmt
-            .parameter_name(i)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(i);
-        let arg = q.args.get(n.wrapping_sub(1)).ok_or(rusqlite::Error::InvalidParameterCount(n, q.args.len()))?;
+        let arg = q.args.get(i - 1).ok_or(rusqlite::Error::InvalidParameterCount(i, q.args.len()))?;
         match arg {
             Arg::Text(v) => stmt.raw_bind_parameter(i, v.as_deref())?,
             Arg::Int(v) => stmt.raw_bind_parameter(i, *v)?,
@@ -417,5 +439,17 @@ impl<'c> Conn<'c> {
     /// The value of the first column of the first row, if there is a row.
     pub(crate) async fn optional_value<T: ColumnValue>(&mut self, q: Sql<'_>) -> Result<Option<T>> {
         self.fetch_optional(q).await?.map(|row| row.first()).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_numbered_outside_strings() {
+        assert_eq!(
+            super::numbered_parameters("SELECT $2, $10 WHERE a = '$1' AND \"$3\" = $1"),
+            "SELECT ?2, ?10 WHERE a = '$1' AND \"$3\" = ?1"
+        );
+        assert_eq!(super::numbered_parameters("SELECT 1"), "SELECT 1");
     }
 }
