@@ -44,14 +44,21 @@ impl Services {
     /// Windows slide: a limit of N per hour allows N hits in any hour, not N per clock hour.
     pub async fn hit_limits(&self, limits: &[Limit]) -> Result<()> {
         let now_ms = self.clock.now().millis();
-        if let Some((i, wait_ms)) = self.store.hit_limits(limits, now_ms).await? {
-            let retry_after_secs = (wait_ms + 999) / 1000;
-            let what = limits.get(i).map_or("limit", |l| l.what);
-            return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1), what });
+        match self.store.hit_limits(limits, now_ms).await? {
+            Some(full) => Err(limit_reached(limits, full)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
+
+/// The `rate_limited` answer for the `i`-th of `limits`, full for `wait_ms` more.
+pub(crate) fn limit_reached(limits: &[Limit], (i, wait_ms): (usize, i64)) -> Error {
+    let retry_after_secs = (wait_ms + 999) / 1000;
+    let what = limits.get(i).map_or("limit", |l| l.what);
+    Error::RateLimited { retry_after_secs: retry_after_secs.max(1), what }
+}
+
+impl Services {}
 
 #[cfg(test)]
 mod tests {

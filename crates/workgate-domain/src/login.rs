@@ -300,13 +300,16 @@ impl Services {
             }
             // Same answer, same limits, same writes as a real start; no SMS goes out.
             let limits = self.sending_limits(&phone, &[]);
-            self.hit_limits(&limits[..3]).await?;
             let login_id = LoginId::generate();
             let code = random_code(s.code_length);
             let challenge =
                 self.new_challenge(&login_id, &phone, &code, None, None, device_id, device_name, &client, now);
             let event = self.event(&phone, "start", None, &client, json!({"hidden": true}));
-            self.store.start_login(&challenge, None, &[event]).await?;
+            // The limits and the challenge in one write (hits counted before a full limit stay).
+            let now_ms = self.clock.now().millis();
+            if let Some(full) = self.store.start_login_within(&limits[..3], now_ms, &challenge, None, &[event]).await? {
+                return Err(crate::limits::limit_reached(&limits[..3], full));
+            }
             return Ok(self.started(login_id));
         }
         if self.store.phone_locked_until(&phone).await? > now.millis() {
@@ -319,9 +322,7 @@ impl Services {
             Some(e) => vec![e.clone()],
             None => signable.iter().map(|(e, _)| e.id.clone()).collect(),
         };
-        if let Err(e) = self.hit_limits(&self.sending_limits(&phone, &enterprises)).await {
-            return Err(self.refuse(&phone, &client, e).await);
-        }
+        let limits = self.sending_limits(&phone, &enterprises);
         let login_id = LoginId::generate();
         let code = random_code(s.code_length);
         let invitation_id = invitation.as_ref().filter(|_| invited_enterprise.is_some()).map(|(i, _)| i.id.clone());
@@ -347,7 +348,13 @@ impl Services {
             ),
             self.event(&phone, "code_sent", None, &client, json!({"login_id": login_id, "sms_id": sms.id})),
         ];
-        self.store.start_login(&challenge, Some(&sms), &events).await?;
+        // The sending limits and the challenge in one write: the challenge, its SMS and events
+        // are written only if no limit is full (hits counted before a full one stay counted).
+        let now_ms = self.clock.now().millis();
+        if let Some(full) = self.store.start_login_within(&limits, now_ms, &challenge, Some(&sms), &events).await? {
+            let e = crate::limits::limit_reached(&limits, full);
+            return Err(self.refuse(&phone, &client, e).await);
+        }
         self.outbox_written();
         Ok(self.started(login_id))
     }

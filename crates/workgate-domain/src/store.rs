@@ -177,6 +177,22 @@ pub trait LoginStore: Send + Sync + 'static {
     // ---- Enterprise Login ----
     /// Every membership of a number that has not departed, in every enterprise.
     async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>>;
+    /// Counts `limits` as [`LoginStore::hit_limits`] does and, if none is full, writes the
+    /// challenge as [`LoginStore::start_login`] does. A store may do both in one write.
+    async fn start_login_within(
+        &self,
+        limits: &[crate::limits::Limit],
+        now_ms: i64,
+        challenge: &LoginChallenge,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<Option<(usize, i64)>> {
+        if let Some(full) = self.hit_limits(limits, now_ms).await? {
+            return Ok(Some(full));
+        }
+        self.start_login(challenge, sms, events).await?;
+        Ok(None)
+    }
     async fn start_login(
         &self,
         challenge: &LoginChallenge,

@@ -189,6 +189,41 @@ async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, ma
     Ok(None)
 }
 
+/// Writes a login challenge, its SMS (if any) and its login events.
+async fn insert_challenge(
+    c: &mut Conn<'_>,
+    ch: &LoginChallenge,
+    sms: Option<&OutboxMessage>,
+    events: &[LoginEvent],
+) -> Result<()> {
+    c.execute(
+        sql(format!(
+            "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(ch.id.as_str())
+        .bind(ch.phone.as_str())
+        .bind(ch.code_hash.as_str())
+        .bind(ch.code_sent_at.millis())
+        .bind(ch.expires_at.millis())
+        .bind(ch.failed_attempts)
+        .bind(ch.step.as_str())
+        .bind(ch.enterprise_id.as_ref().map(EnterpriseId::as_str))
+        .bind(ch.invitation_id.as_ref().map(|i| i.as_str()))
+        .bind(ch.device_id.as_ref().map(DeviceId::as_str))
+        .bind(ch.device_name.as_deref())
+        .bind(ch.ip.as_deref())
+        .bind(ch.created_at.millis())
+        .bind(ch.member_id.as_ref().map(MemberId::as_str)),
+    )
+    .await?;
+    if let Some(sms) = sms {
+        insert_outbox(c, sms).await?;
+    }
+    insert_events(c, events).await?;
+    Ok(())
+}
+
 const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
      s.created_at, m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
 
@@ -388,36 +423,37 @@ impl LoginStore for SqlStore {
         Ok(out)
     }
 
-    async fn start_login(&self, ch: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
-        self.write(async |c| {
-            c.execute(
-                sql(format!(
-                    "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                ))
-                .bind(ch.id.as_str())
-                .bind(ch.phone.as_str())
-                .bind(ch.code_hash.as_str())
-                .bind(ch.code_sent_at.millis())
-                .bind(ch.expires_at.millis())
-                .bind(ch.failed_attempts)
-                .bind(ch.step.as_str())
-                .bind(ch.enterprise_id.as_ref().map(EnterpriseId::as_str))
-                .bind(ch.invitation_id.as_ref().map(|i| i.as_str()))
-                .bind(ch.device_id.as_ref().map(DeviceId::as_str))
-                .bind(ch.device_name.as_deref())
-                .bind(ch.ip.as_deref())
-                .bind(ch.created_at.millis())
-                .bind(ch.member_id.as_ref().map(MemberId::as_str)),
-            )
-            .await?;
-            if let Some(sms) = sms {
-                insert_outbox(c, sms).await?;
+    async fn start_login_within(
+        &self,
+        limits: &[Limit],
+        now_ms: i64,
+        ch: &LoginChallenge,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<Option<(usize, i64)>> {
+        if let crate::Db::Postgres { .. } = &self.db {
+            // One transaction per limit (see `hit_limits`), then the challenge.
+            if let Some(full) = self.hit_limits(limits, now_ms).await? {
+                return Ok(Some(full));
             }
-            insert_events(c, events).await?;
-            Ok(())
+            self.start_login(ch, sms, events).await?;
+            return Ok(None);
+        }
+        // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
+        self.write(async |c| {
+            for (i, l) in limits.iter().enumerate() {
+                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                    return Ok(Some((i, wait_ms)));
+                }
+            }
+            insert_challenge(c, ch, sms, events).await?;
+            Ok(None)
         })
         .await
+    }
+
+    async fn start_login(&self, ch: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
+        self.write(async |c| insert_challenge(c, ch, sms, events).await).await
     }
 
     async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>> {
