@@ -205,14 +205,71 @@ pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
 /// A row of SQLite, copied out of its statement: the names of the columns (shared by the rows
 /// of one query) and the values.
 pub(crate) struct SqliteRow {
-    columns: Arc<[String]>,
-    values: Vec<rusqlite::types::Value>,
+    columns: Arc<Columns>,
+    cells: Vec<Cell>,
+    /// The bytes of the row's text and blob values, one after another (one allocation).
+    data: Vec<u8>,
+}
+
+/// One value of a [`SqliteRow`]; text and blobs are ranges of its `data`.
+enum Cell {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(std::ops::Range<usize>),
+    Blob(std::ops::Range<usize>),
+}
+
+/// The names of a query's columns, in one string (one allocation, not one per column).
+struct Columns {
+    names: String,
+    /// Where each name ends in `names`.
+    ends: Vec<usize>,
+}
+
+impl Columns {
+    fn of(stmt: &rusqlite::Statement<'_>) -> Self {
+        let mut columns = Columns { names: String::new(), ends: Vec::with_capacity(stmt.column_count()) };
+        for name in stmt.column_names() {
+            columns.names.push_str(name);
+            columns.ends.push(columns.names.len());
+        }
+        columns
+    }
+
+    /// The index of the column named `prefix` + `column`.
+    fn position(&self, prefix: &str, column: &str) -> Option<usize> {
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            let name = self.names.get(start..end).unwrap_or_default();
+            if name.len() == prefix.len() + column.len() && name.starts_with(prefix) && name.ends_with(column) {
+                return Some(i);
+            }
+            start = end;
+        }
+        None
+    }
 }
 
 impl SqliteRow {
+    fn get<T: ColumnValue>(&self, prefix: &str, column: &str) -> std::result::Result<T, String> {
+        match self.columns.position(prefix, column) {
+            Some(i) => self.decode(i),
+            None => Err("no such column".to_string()),
+        }
+    }
+
     fn decode<T: ColumnValue>(&self, i: usize) -> std::result::Result<T, String> {
-        let value = self.values.get(i).ok_or_else(|| "no such column".to_string())?;
-        T::column_result(rusqlite::types::ValueRef::from(value)).map_err(|e| e.to_string())
+        use rusqlite::types::ValueRef;
+        let bytes = |r: &std::ops::Range<usize>| self.data.get(r.clone()).unwrap_or_default();
+        let value = match self.cells.get(i).ok_or_else(|| "no such column".to_string())? {
+            Cell::Null => ValueRef::Null,
+            Cell::Integer(v) => ValueRef::Integer(*v),
+            Cell::Real(v) => ValueRef::Real(*v),
+            Cell::Text(r) => ValueRef::Text(bytes(r)),
+            Cell::Blob(r) => ValueRef::Blob(bytes(r)),
+        };
+        T::column_result(value).map_err(|e| e.to_string())
     }
 }
 
@@ -225,10 +282,7 @@ pub(crate) enum Row {
 impl DomainRow for Row {
     fn get<T: ColumnValue>(&self, column: &str) -> Result<T> {
         match self {
-            Row::Sqlite(r) => match r.columns.iter().position(|c| c == column) {
-                Some(i) => r.decode(i),
-                None => Err("no such column".to_string()),
-            },
+            Row::Sqlite(r) => r.get("", column),
             Row::Pg(r) => r.try_get(column).map_err(|e| e.to_string()),
         }
         .map_err(|e| Error::Internal(format!("column {column}: {e}")))
@@ -241,7 +295,12 @@ pub(crate) struct Prefixed<'r>(pub &'r Row, pub &'static str);
 
 impl DomainRow for Prefixed<'_> {
     fn get<T: ColumnValue>(&self, column: &str) -> Result<T> {
-        self.0.get(&format!("{}{column}", self.1))
+        match self.0 {
+            Row::Sqlite(r) => {
+                r.get(self.1, column).map_err(|e| Error::Internal(format!("column {}{column}: {e}", self.1)))
+            }
+            Row::Pg(_) => self.0.get(&format!("{}{column}", self.1)),
+        }
     }
 }
 
@@ -304,31 +363,46 @@ fn run_sqlite(
     limit: Option<usize>,
     mut each: impl FnMut(SqliteRow),
 ) -> rusqlite::Result<u64> {
-    use rusqlite::types::Value;
-    let mut stmt = conn.prepare_cached(&numbered_parameters(&q.text))?;
-    // `?N` is the N-th argument; a number the text skips is bound too, and never read.
+    use rusqlite::types::ValueRef;
+    // A few parameters are found by name; many (a multi-row insert) by number, as `?N`.
+    let many = q.args.len() > 32;
+    let mut stmt =
+        if many { conn.prepare_cached(&numbered_parameters(&q.text))? } else { conn.prepare_cached(&q.text)? };
     for i in 1..=stmt.parameter_count() {
-        let arg = q.args.get(i - 1).ok_or(rusqlite::Error::InvalidParameterCount(i, q.args.len()))?;
+        let n = if many {
+            i
+        } else {
+            stmt.parameter_name(i).and_then(|name| name.strip_prefix('$')).and_then(|n| n.parse().ok()).unwrap_or(i)
+        };
+        let arg = q.args.get(n.wrapping_sub(1)).ok_or(rusqlite::Error::InvalidParameterCount(n, q.args.len()))?;
         match arg {
             Arg::Text(v) => stmt.raw_bind_parameter(i, v.as_deref())?,
             Arg::Int(v) => stmt.raw_bind_parameter(i, *v)?,
             Arg::Bytes(v) => stmt.raw_bind_parameter(i, *v)?,
         }
     }
-    let columns: Arc<[String]> = if stmt.column_count() == 0 {
-        Arc::from(Vec::new())
-    } else {
-        stmt.column_names().into_iter().map(str::to_string).collect()
-    };
+    let mut columns: Option<Arc<Columns>> = None;
     let mut rows = stmt.raw_query();
     let mut taken = 0;
     while limit.is_none_or(|l| taken < l) {
         let Some(row) = rows.next()? else { break };
-        let mut values = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
-            values.push(Value::from(row.get_ref(i)?));
+        let columns = columns.get_or_insert_with(|| Arc::new(Columns::of(row.as_ref()))).clone();
+        let mut cells = Vec::with_capacity(columns.ends.len());
+        let mut data = Vec::with_capacity(256);
+        for i in 0..columns.ends.len() {
+            let mut bytes = |b: &[u8]| {
+                data.extend_from_slice(b);
+                data.len() - b.len()..data.len()
+            };
+            cells.push(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Integer(v),
+                ValueRef::Real(v) => Cell::Real(v),
+                ValueRef::Text(b) => Cell::Text(bytes(b)),
+                ValueRef::Blob(b) => Cell::Blob(bytes(b)),
+            });
         }
-        each(SqliteRow { columns: columns.clone(), values });
+        each(SqliteRow { columns, cells, data });
         taken += 1;
     }
     drop(rows);
