@@ -5,7 +5,10 @@
 //! batches of [`BATCH_ROWS`] rows, each batch one atomic write with its audit entries. That keeps
 //! an import of 100,000 rows to a few dozen writes instead of a few hundred thousand, and the
 //! database writes each index page that a batch touches once per batch rather than once per row.
-//! While one batch is being written (SQLite runs on a thread of its own), the next is planned.
+//! While one batch is being written, the next is planned, where the database works apart from
+//! this task (PostgreSQL, a server of its own). SQLite's statements run on the calling thread
+//! (the store uses rusqlite), so there a batch is written at its first poll, before planning
+//! goes on: no overlap.
 
 use crate::Services;
 use crate::audit::Caller;
@@ -26,8 +29,8 @@ use std::task::Poll;
 
 /// Rows written per transaction.
 pub const BATCH_ROWS: usize = 5000;
-/// Rows planned between two polls of the batch being written: often enough that SQLite's thread
-/// rarely waits for its next statement.
+/// Rows planned between two polls of the batch being written: often enough that a database
+/// working apart from this task rarely waits for its next statement.
 const ROWS_PER_POLL: usize = 8;
 /// Writes of one row tried, when other writers keep changing the directory, before it fails.
 const ROW_ATTEMPTS: usize = 3;
@@ -509,8 +512,9 @@ enum Written {
 type BatchWrite<'a> = Pin<Box<dyn Future<Output = Result<Written>> + Send + 'a>>;
 
 /// A batch being written while the next one is planned. The import polls it every few rows, so
-/// that the database (SQLite runs its statements on a thread of its own) works on one batch while
-/// this task plans the next, without spawning a task on any particular runtime.
+/// that a database working apart from this task (PostgreSQL) works on one batch while this task
+/// plans the next, without spawning a task on any particular runtime. (SQLite runs its statements
+/// on the calling thread: its batch is written whole at the first poll.)
 struct InFlight<'a> {
     write: BatchWrite<'a>,
     done: Option<Result<Written>>,
