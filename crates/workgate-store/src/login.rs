@@ -189,28 +189,6 @@ async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, ma
     Ok(None)
 }
 
-/// Counts one hit against each limit, in order, until one is full (its index and the wait). On
-/// PostgreSQL every bucket's lock is taken first, in one order (by name) for all transactions, so
-/// that two writes sharing buckets never each hold one the other waits for (should hash collisions
-/// of the lock keys ever make a cycle, PostgreSQL breaks it and `postgres::write` runs the write
-/// again).
-async fn hit_all(c: &mut Conn<'_>, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
-    if let Some(lock) = c.dialect().lock_bucket {
-        let mut buckets: Vec<&str> = limits.iter().map(|l| l.bucket.as_str()).collect();
-        buckets.sort_unstable();
-        buckets.dedup();
-        for bucket in buckets {
-            c.execute(sql(lock).bind(bucket)).await?;
-        }
-    }
-    for (i, l) in limits.iter().enumerate() {
-        if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
-            return Ok(Some((i, wait_ms)));
-        }
-    }
-    Ok(None)
-}
-
 /// Writes a login challenge, its SMS (if any) and its login events.
 async fn insert_challenge(
     c: &mut Conn<'_>,
@@ -271,8 +249,28 @@ impl LoginStore for SqlStore {
     }
 
     async fn hit_limits(&self, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
-        // One write, so one commit (a wait for the disk) for them all.
-        self.write(async |c| hit_all(c, limits, now_ms).await).await
+        let one_write = async |c: &mut Conn<'_>| {
+            for (i, l) in limits.iter().enumerate() {
+                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                    return Ok(Some((i, wait_ms)));
+                }
+            }
+            Ok(None)
+        };
+        match &self.db {
+            // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
+            crate::Db::Sqlite { .. } => self.write(one_write).await,
+            // PostgreSQL: one transaction per limit, so that no transaction holds the lock of
+            // one bucket while it waits for another's.
+            crate::Db::Postgres { .. } => {
+                for (i, l) in limits.iter().enumerate() {
+                    if let Some(wait_ms) = self.hit_limit(&l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                        return Ok(Some((i, wait_ms)));
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 
     async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>> {
@@ -433,10 +431,20 @@ impl LoginStore for SqlStore {
         sms: Option<&OutboxMessage>,
         events: &[LoginEvent],
     ) -> Result<Option<(usize, i64)>> {
-        // One write, so one commit for the hits and the challenge.
-        self.write(async |c| {
-            if let Some(full) = hit_all(c, limits, now_ms).await? {
+        if let crate::Db::Postgres { .. } = &self.db {
+            // One transaction per limit (see `hit_limits`), then the challenge.
+            if let Some(full) = self.hit_limits(limits, now_ms).await? {
                 return Ok(Some(full));
+            }
+            self.start_login(ch, sms, events).await?;
+            return Ok(None);
+        }
+        // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
+        self.write(async |c| {
+            for (i, l) in limits.iter().enumerate() {
+                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                    return Ok(Some((i, wait_ms)));
+                }
             }
             insert_challenge(c, ch, sms, events).await?;
             Ok(None)
