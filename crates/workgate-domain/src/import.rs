@@ -5,10 +5,11 @@
 //! batches of [`BATCH_ROWS`] rows, each batch one atomic write with its audit entries. That keeps
 //! an import of 100,000 rows to a few dozen writes instead of a few hundred thousand, and the
 //! database writes each index page that a batch touches once per batch rather than once per row.
-//! While one batch is being written, the next is planned, where the database works apart from
-//! this task (PostgreSQL, a server of its own). SQLite's statements run on the calling thread
-//! (the store uses rusqlite), so there a batch is written at its first poll, before planning
-//! goes on: no overlap.
+//! While one batch is being written, the next is planned: on a multi-threaded runtime the write
+//! runs on a blocking thread of its own (SQLite's statements run on the thread that calls the
+//! store, so that is what lets its batches overlap the planning, on another core); elsewhere (a
+//! current-thread runtime, as in some tests) the write is polled every few rows, which overlaps
+//! only with a database working apart from this task (PostgreSQL).
 
 use crate::Services;
 use crate::audit::Caller;
@@ -318,7 +319,7 @@ impl Services {
                     }
                     progress(report.rows.len(), total);
                 }
-                writing = Some(InFlight::new(self.write_whole(caller, &enterprise, std::mem::take(&mut batch))));
+                writing = Some(self.start_write(caller, &enterprise, std::mem::take(&mut batch)));
             }
         }
         if let Some(w) = writing.take()
@@ -326,7 +327,7 @@ impl Services {
         {
             batch = self.plan_again(&mut plan, &enterprise, caller, batch);
         }
-        let last = InFlight::new(self.write_whole(caller, &enterprise, batch));
+        let last = InFlight::here(self.write_whole(caller, &enterprise, batch));
         self.finish_write(caller, &enterprise, &mut plan, last, &mut report).await?;
         progress(total, total);
         // Only a change is audited: importing the same file again, even one with bad rows,
@@ -405,6 +406,30 @@ impl Services {
             _ => None,
         })?;
         Some(DirectoryChange::Invite(Box::new(self.new_invitation(enterprise, created, self.clock.now()))))
+    }
+
+    /// Starts writing a batch: on a thread of its own on a multi-threaded runtime, so that the
+    /// next batch is planned meanwhile whatever the database (SQLite runs its statements on the
+    /// thread that calls the store); here, polled between rows, on any other runtime. A write
+    /// that has started finishes even if the import is given up meanwhile (it is one atomic
+    /// batch with its audit entries, like any other).
+    fn start_write<'a>(
+        &'a self,
+        caller: &'a Caller,
+        enterprise: &'a crate::model::Enterprise,
+        batch: Vec<(PlannedRow, ImportRecord)>,
+    ) -> InFlight<'a> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return InFlight::here(self.write_whole(caller, enterprise, batch));
+        };
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return InFlight::here(self.write_whole(caller, enterprise, batch));
+        }
+        let (services, caller, enterprise) = (self.clone(), caller.clone(), enterprise.clone());
+        let handle = runtime.clone();
+        InFlight::Apart(runtime.spawn_blocking(move || {
+            handle.block_on(async move { services.write_whole(&caller, &enterprise, batch).await })
+        }))
     }
 
     async fn write_whole(
@@ -511,38 +536,44 @@ enum Written {
 
 type BatchWrite<'a> = Pin<Box<dyn Future<Output = Result<Written>> + Send + 'a>>;
 
-/// A batch being written while the next one is planned. The import polls it every few rows, so
-/// that a database working apart from this task (PostgreSQL) works on one batch while this task
-/// plans the next, without spawning a task on any particular runtime. (SQLite runs its statements
-/// on the calling thread: its batch is written whole at the first poll.)
-struct InFlight<'a> {
-    write: BatchWrite<'a>,
-    done: Option<Result<Written>>,
+/// A batch being written while the next one is planned.
+enum InFlight<'a> {
+    /// On a blocking thread of its own (see [`Services::start_write`]).
+    Apart(tokio::task::JoinHandle<Result<Written>>),
+    /// On this task: polled every few rows, so that a database working apart from this task
+    /// (PostgreSQL) works on one batch while this task plans the next, without a thread.
+    /// (SQLite runs its statements on the calling thread: its batch is written whole at the
+    /// first poll.)
+    Here { write: BatchWrite<'a>, done: Option<Result<Written>> },
 }
 
 impl<'a> InFlight<'a> {
-    fn new(write: impl Future<Output = Result<Written>> + Send + 'a) -> Self {
-        InFlight { write: Box::pin(write), done: None }
+    fn here(write: impl Future<Output = Result<Written>> + Send + 'a) -> Self {
+        InFlight::Here { write: Box::pin(write), done: None }
     }
 
     /// Lets the write move on (send its next statement) without waiting for it.
     async fn poll_once(&mut self) {
-        if self.done.is_some() {
+        let InFlight::Here { write, done } = self else { return };
+        if done.is_some() {
             return;
         }
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = self.write.as_mut().poll(cx) {
-                self.done = Some(result);
+            if let Poll::Ready(result) = write.as_mut().poll(cx) {
+                *done = Some(result);
             }
             Poll::Ready(())
         })
         .await
     }
 
-    async fn finish(mut self) -> Result<Written> {
-        match self.done.take() {
-            Some(result) => result,
-            None => self.write.await,
+    async fn finish(self) -> Result<Written> {
+        match self {
+            InFlight::Apart(handle) => {
+                handle.await.map_err(|e| Error::Internal(format!("writing a batch of the import failed: {e}")))?
+            }
+            InFlight::Here { done: Some(result), .. } => result,
+            InFlight::Here { write, done: None } => write.await,
         }
     }
 }

@@ -11,7 +11,7 @@
 //! the database once to apply the migrations.
 
 use crate::errors::{SqliteResultExt, SqlxResultExt};
-use crate::sqlite_writer::GroupWriter;
+use crate::sqlite_writer::{Checkpointer, GroupWriter};
 use crate::{Db, SqlStore};
 use rusqlite::{Connection, OpenFlags};
 use sqlx::ConnectOptions;
@@ -136,13 +136,21 @@ pub async fn open(url: &str) -> Result<SqlStore> {
     // page, while every other writer waits. In memory instead; it is only ever needed to undo
     // a failed write before the commit, so durability does not depend on it.
     write.pragma_update(None, "temp_store", "MEMORY").lite()?;
-    if url.contains(":memory:") {
+    let checkpoints = if url.contains(":memory:") {
         for migration in MIGRATOR.iter() {
             write.execute_batch(&migration.sql).lite()?;
         }
-    }
+        None
+    } else {
+        // WAL checkpoints on a thread of their own, not inside commits (`sqlite_writer.rs`).
+        write.pragma_update(None, "wal_autocheckpoint", 0).lite()?;
+        let conn = location.open(false).lite()?;
+        let checkpointer = Checkpointer::start(conn)
+            .map_err(|e| Error::Internal(format!("starting the WAL checkpoint thread failed: {e}")))?;
+        Some(checkpointer)
+    };
     let read = ReadPool { location, idle: Mutex::new(Vec::new()) };
-    Ok(SqlStore { db: Db::Sqlite { read, writer: GroupWriter::new(write) } })
+    Ok(SqlStore { db: Db::Sqlite { read, writer: GroupWriter::new(write, checkpoints) } })
 }
 
 /// A name unique to this process and moment, for an in-memory database.

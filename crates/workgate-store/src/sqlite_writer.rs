@@ -3,8 +3,10 @@
 //! With `synchronous=FULL` every commit waits for the disk (an fsync of the WAL: milliseconds on
 //! ordinary disks), so one transaction per request would cap the server at a few hundred writes a
 //! second. Instead, writes from concurrent requests share transactions: each write runs on the one
-//! writer connection inside its own `SAVEPOINT` (so a failing write undoes only itself), and the
-//! last writer in line commits for everyone who wrote before it. Every caller returns only after
+//! writer connection inside its own `SAVEPOINT` (so a failing write undoes only itself; the first
+//! write of a transaction needs none, the transaction's `ROLLBACK` undoes it alone), and the
+//! last writer in line commits for everyone who wrote before it. WAL checkpoints run on a thread
+//! of their own ([`Checkpointer`]), not inside commits. Every caller returns only after
 //! the commit that contains its write, so an acknowledged write is durable; if that commit fails,
 //! every write in it reports the failure.
 
@@ -12,6 +14,7 @@ use crate::errors::SqliteResultExt;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, watch};
 use workgate_domain::{Error, Result};
@@ -29,11 +32,23 @@ struct Writer {
     writes: usize,
     /// Number of the transaction that is open (or will open next).
     epoch: u64,
-    /// A write's savepoint is open: if its caller was cancelled mid-write, the next writer
-    /// finds this still set and undoes the orphaned savepoint.
-    in_savepoint: bool,
+    /// A write is under way: if its caller was cancelled mid-write, the next writer finds this
+    /// still set and undoes what it left half done.
+    in_write: Option<Undo>,
     /// The latest failed commits, so that a writer who learns late still hears of its failure.
     failures: std::collections::VecDeque<(u64, String)>,
+}
+
+/// How a write is undone if it fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// `ROLLBACK TO` its savepoint: the transaction holds the writes of others before it.
+    Savepoint,
+    /// `ROLLBACK` of the whole transaction, which holds this write only. Such a write (the
+    /// first of its transaction) needs no savepoint, whose journal costs a copy of every page the
+    /// write changes and, in SQLite, a walk through that journal at the end of every statement:
+    /// with a bulk import's batch of thousands of rows, a fifth of the batch's CPU.
+    Transaction,
 }
 
 /// Counts a writer in the queue for as long as it waits, even if it is cancelled while waiting.
@@ -64,10 +79,50 @@ pub(crate) struct GroupWriter {
     /// Writers waiting for the connection: while there are some, the holder leaves the commit to them.
     queued: AtomicUsize,
     committed: watch::Sender<Committed>,
+    /// Copies the WAL into the database file after commits, on a thread of its own.
+    checkpoints: Option<Checkpointer>,
+}
+
+/// Least time between two checkpoints: each one writes the pages committed since the last and
+/// waits for the disk, so many small commits (logins) share one checkpoint.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+
+/// WAL checkpoints away from the commits. SQLite's automatic checkpoint runs inside the commit
+/// that takes the WAL past 1,000 pages: that commit, and every writer queued behind it, waits
+/// while the WAL is copied into the database file and the file is synced (with a bulk import's
+/// large batches, nearly every commit). The writer connection has automatic checkpoints off
+/// (`wal_autocheckpoint=0`) and nudges this thread after each commit instead, which runs a
+/// `PASSIVE` checkpoint on a connection of its own while the writer goes on (WAL lets both run
+/// at once; the next write starts the WAL over once it has been copied whole). Durability does
+/// not depend on it: a commit is durable once its WAL frames are synced (`synchronous=FULL`),
+/// and the checkpoint syncs the database file before the WAL may be overwritten.
+pub(crate) struct Checkpointer {
+    nudge: SyncSender<()>,
+}
+
+impl Checkpointer {
+    /// Starts the thread, which checkpoints with `conn` until the writer is dropped.
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
+        let (nudge, nudged) = sync_channel::<()>(1);
+        std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
+            while nudged.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                std::thread::sleep(CHECKPOINT_PAUSE);
+            }
+        })?;
+        Ok(Checkpointer { nudge })
+    }
+
+    /// Asks for a checkpoint; one already asked for and not started yet covers this one too.
+    fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
 }
 
 impl GroupWriter {
-    pub(crate) fn new(conn: Connection) -> Arc<Self> {
+    pub(crate) fn new(conn: Connection, checkpoints: Option<Checkpointer>) -> Arc<Self> {
         let (committed, _) = watch::channel(Committed { epoch: 0, error: None });
         Arc::new(GroupWriter {
             writer: Mutex::new(Writer {
@@ -76,11 +131,12 @@ impl GroupWriter {
                 opened_at: Instant::now(),
                 writes: 0,
                 epoch: 1,
-                in_savepoint: false,
+                in_write: None,
                 failures: Default::default(),
             }),
             queued: AtomicUsize::new(0),
             committed,
+            checkpoints,
         })
     }
 
@@ -91,26 +147,40 @@ impl GroupWriter {
         let queued = Queued::join(&self.queued);
         let mut w = self.writer.lock().await;
         drop(queued);
-        if w.in_savepoint {
-            // A previous caller was cancelled inside its write: undo what it left half done.
-            w.conn.execute_batch("ROLLBACK TO write; RELEASE write").lite()?;
-            w.in_savepoint = false;
-        }
+        // A previous caller was cancelled inside its write: undo what it left half done.
+        w.undo_cancelled()?;
         if !w.open {
+            if !w.conn.is_autocommit() {
+                // A transaction left behind by a failed `ROLLBACK`.
+                let _ = w.conn.execute_batch("ROLLBACK");
+            }
             w.conn.execute_batch("BEGIN IMMEDIATE").lite()?;
             w.open = true;
             w.opened_at = Instant::now();
             w.writes = 0;
         }
-        w.conn.execute_batch("SAVEPOINT write").lite()?;
-        w.in_savepoint = true;
+        // Every write, failed or not, counts in `writes`: none yet means that nobody else's
+        // write is in the transaction, nor anybody waiting for its commit.
+        let undo = if w.writes == 0 { Undo::Transaction } else { Undo::Savepoint };
+        if undo == Undo::Savepoint {
+            w.conn.execute_batch("SAVEPOINT write").lite()?;
+        }
+        w.in_write = Some(undo);
         let result = work(&mut w.conn).await;
-        let ended = if result.is_ok() {
-            w.conn.execute_batch("RELEASE write")
-        } else {
-            w.conn.execute_batch("ROLLBACK TO write; RELEASE write")
+        let ended = match (undo, result.is_ok()) {
+            (Undo::Savepoint, true) => w.conn.execute_batch("RELEASE write"),
+            (Undo::Savepoint, false) => w.conn.execute_batch("ROLLBACK TO write; RELEASE write"),
+            (Undo::Transaction, true) => Ok(()),
+            (Undo::Transaction, false) => {
+                // Alone in its transaction: nothing to commit, nobody to tell.
+                w.in_write = None;
+                w.open = false;
+                // (SQLite may have rolled it back already, after some errors.)
+                let _ = w.conn.execute_batch("ROLLBACK");
+                return result;
+            }
         };
-        w.in_savepoint = false;
+        w.in_write = None;
         if let Err(e) = ended {
             // The connection is in an unknown state: abandon the whole transaction.
             let _ = w.conn.execute_batch("ROLLBACK");
@@ -143,9 +213,10 @@ impl GroupWriter {
                     Some((_, e)) => Err(Error::Internal(format!("commit failed: {e}"))),
                 };
             }
-            if w.in_savepoint {
-                w.conn.execute_batch("ROLLBACK TO write; RELEASE write").lite()?;
-                w.in_savepoint = false;
+            w.undo_cancelled()?;
+            if !w.open {
+                // Cannot happen (a write alone in its transaction has nobody waiting for it).
+                return Err(Error::Internal("a write was undone before its commit".into()));
             }
         }
         // The commit waits for the disk (an fsync): the thread is handed over to it, and the
@@ -166,6 +237,9 @@ impl GroupWriter {
         }
         self.committed.send_replace(Committed { epoch: my_epoch, error: error.clone() });
         drop(w);
+        if let (None, Some(checkpoints)) = (&error, &self.checkpoints) {
+            checkpoints.nudge();
+        }
         match error {
             None => result,
             Some(e) => Err(Error::Internal(format!("commit failed: {e}"))),
@@ -184,6 +258,19 @@ fn wait_for_disk<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Writer {
+    /// Undoes the write of a caller cancelled in the middle of it, if there is one.
+    fn undo_cancelled(&mut self) -> Result<()> {
+        match self.in_write.take() {
+            None => {}
+            Some(Undo::Savepoint) => self.conn.execute_batch("ROLLBACK TO write; RELEASE write").lite()?,
+            Some(Undo::Transaction) => {
+                self.open = false;
+                self.conn.execute_batch("ROLLBACK").lite()?;
+            }
+        }
+        Ok(())
+    }
+
     fn note_failure(&mut self, epoch: u64, error: String) {
         if self.failures.len() == 16 {
             self.failures.pop_front();
