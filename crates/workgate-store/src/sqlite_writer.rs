@@ -84,13 +84,10 @@ pub(crate) struct GroupWriter {
 }
 
 /// Least time between two checkpoints: each one writes the pages committed since the last and
-/// waits for the disk, so many small commits (logins) share one checkpoint…
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
-/// …and longer after a checkpoint that found fewer pages than SQLite's automatic checkpoint
-/// waits for (1,000), so that small writes do not write the same pages to the file again and
-/// again.
-const CHECKPOINT_PAUSE_SMALL: Duration = Duration::from_secs(1);
-const CHECKPOINT_PAGES: i64 = 1000;
+/// waits for the disk, so many small commits (logins) share one checkpoint. Short, because a WAL
+/// left to grow slows every read and write under steady load (measured with 32 clients logging
+/// in: about 2,060 logins/s at 20 ms, 1,880 at 100 ms, 1,680 with a 1 s pause).
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
 
 /// WAL checkpoints away from the commits. SQLite's automatic checkpoint runs inside the commit
 /// that takes the WAL past 1,000 pages: that commit, and every writer queued behind it, waits
@@ -111,16 +108,10 @@ impl Checkpointer {
         let (nudge, nudged) = sync_channel::<()>(1);
         std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
             while nudged.recv().is_ok() {
-                // Answers the WAL's frames and how many of them are now in the database file.
-                let pause = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-                    Ok(frames) if frames < CHECKPOINT_PAGES => CHECKPOINT_PAUSE_SMALL,
-                    Ok(_) => CHECKPOINT_PAUSE,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
-                        CHECKPOINT_PAUSE_SMALL
-                    }
-                };
-                std::thread::sleep(pause);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                std::thread::sleep(CHECKPOINT_PAUSE);
             }
         })?;
         Ok(Checkpointer { nudge })
