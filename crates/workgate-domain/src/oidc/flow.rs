@@ -102,6 +102,23 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// Tokens to write, with their secrets to hand out once they are written.
+struct FreshTokens {
+    tokens: NewTokens,
+    access: String,
+    refresh: String,
+    expires_in: i64,
+}
+
+/// Whom an ID token speaks of, and for which grant.
+struct Subject<'a> {
+    member: &'a crate::ids::MemberId,
+    enterprise: &'a crate::ids::EnterpriseId,
+    scope: &'a str,
+    auth_time: Timestamp,
+    nonce: Option<&'a str>,
+}
+
 /// The token endpoint's form fields.
 pub type TokenParams = HashMap<String, String>;
 
@@ -280,7 +297,7 @@ impl Services {
         if !pkce_shaped(verifier) || !bool::from(s256(verifier).as_bytes().ct_eq(stored.code_challenge.as_bytes())) {
             return Err(OAuthError::invalid_grant("the code_verifier does not match the code_challenge"));
         }
-        let (tokens, access, refresh, expires_in) = self.new_app_tokens(&stored.enterprise_id).await?;
+        let fresh = self.new_app_tokens(&stored.enterprise_id).await?;
         let grant = NewGrant {
             id: GrantId::generate(),
             enterprise_id: stored.enterprise_id.clone(),
@@ -289,7 +306,7 @@ impl Services {
             scope: stored.scope.clone(),
             auth_time: stored.auth_time,
             nonce: stored.nonce.clone(),
-            tokens,
+            tokens: fresh.tokens.clone(),
         };
         match self.store.redeem_authorization_code(&hash, &grant).await? {
             Redeemed::Granted => {}
@@ -299,18 +316,14 @@ impl Services {
             }
             Redeemed::Refused => return Err(invalid()),
         }
-        let id_token = self
-            .id_token(
-                app,
-                &grant.member_id,
-                &grant.enterprise_id,
-                &grant.scope,
-                grant.auth_time,
-                grant.nonce.as_deref(),
-                &access,
-            )
-            .await?;
-        Ok(TokenResponse { access_token: access, refresh_token: refresh, id_token, expires_in, scope: grant.scope })
+        let subject = Subject {
+            member: &grant.member_id,
+            enterprise: &grant.enterprise_id,
+            scope: &grant.scope,
+            auth_time: grant.auth_time,
+            nonce: grant.nonce.as_deref(),
+        };
+        self.token_response(app, subject, fresh).await
     }
 
     async fn refresh_app_tokens(&self, app: &App, p: &TokenParams) -> std::result::Result<TokenResponse, OAuthError> {
@@ -325,8 +338,8 @@ impl Services {
             Some(t) if t.app_id == app.id => t.enterprise_id,
             _ => return Err(invalid()),
         };
-        let (tokens, access, refresh, expires_in) = self.new_app_tokens(&enterprise).await?;
-        let grant = match self.store.rotate_app_refresh(&hash, &app.id, &tokens).await? {
+        let fresh = self.new_app_tokens(&enterprise).await?;
+        let grant = match self.store.rotate_app_refresh(&hash, &app.id, &fresh.tokens).await? {
             Refreshed::Rotated { grant } => grant,
             Refreshed::Replayed => {
                 tracing::warn!(app = %app.id, "a spent refresh token was presented; its grant is revoked");
@@ -334,14 +347,36 @@ impl Services {
             }
             Refreshed::Refused => return Err(invalid()),
         };
-        let id_token = self
-            .id_token(app, &grant.member_id, &grant.enterprise_id, &grant.scope, grant.auth_time, None, &access)
-            .await?;
-        Ok(TokenResponse { access_token: access, refresh_token: refresh, id_token, expires_in, scope: grant.scope })
+        let subject = Subject {
+            member: &grant.member_id,
+            enterprise: &grant.enterprise_id,
+            scope: &grant.scope,
+            auth_time: grant.auth_time,
+            nonce: None,
+        };
+        self.token_response(app, subject, fresh).await
+    }
+
+    /// The token endpoint's answer for tokens just written: they, and an ID token about `subject`
+    /// that lives as long as the access token.
+    async fn token_response(
+        &self,
+        app: &App,
+        subject: Subject<'_>,
+        fresh: FreshTokens,
+    ) -> std::result::Result<TokenResponse, OAuthError> {
+        let id_token = self.id_token(app, &subject, &fresh.access, fresh.expires_in).await?;
+        Ok(TokenResponse {
+            access_token: fresh.access,
+            refresh_token: fresh.refresh,
+            id_token,
+            expires_in: fresh.expires_in,
+            scope: subject.scope.to_string(),
+        })
     }
 
     /// Fresh tokens, living as the enterprise's policy says for access tokens.
-    async fn new_app_tokens(&self, enterprise: &crate::ids::EnterpriseId) -> Result<(NewTokens, String, String, i64)> {
+    async fn new_app_tokens(&self, enterprise: &crate::ids::EnterpriseId) -> Result<FreshTokens> {
         let now = self.clock.now();
         let ttl = i64::from(self.policy_of(enterprise).await?.policy.access_token_ttl_seconds);
         let access = Secret::generate(ACCESS_PREFIX);
@@ -353,7 +388,12 @@ impl Services {
             refresh_expires_at: Timestamp(now.millis() + self.settings.refresh_token_ttl_secs * 1000),
             now,
         };
-        Ok((tokens, access.expose().to_string(), refresh.expose().to_string(), ttl))
+        Ok(FreshTokens {
+            tokens,
+            access: access.expose().to_string(),
+            refresh: refresh.expose().to_string(),
+            expires_in: ttl,
+        })
     }
 
     /// The claims about a member that `scope` lets an app see (ID token and userinfo alike).
@@ -379,32 +419,27 @@ impl Services {
         claims
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn id_token(
         &self,
         app: &App,
-        member: &crate::ids::MemberId,
-        enterprise: &crate::ids::EnterpriseId,
-        scope: &str,
-        auth_time: Timestamp,
-        nonce: Option<&str>,
+        subject: &Subject<'_>,
         access_token: &str,
+        ttl: i64,
     ) -> std::result::Result<String, OAuthError> {
         let invalid = || OAuthError::invalid_grant("the member may no longer sign in");
-        let member = self.store.get_member(enterprise, member).await?.ok_or_else(invalid)?;
-        let enterprise = self.store.get_enterprise(enterprise).await?.ok_or_else(invalid)?;
+        let member = self.store.get_member(subject.enterprise, subject.member).await?.ok_or_else(invalid)?;
+        let enterprise = self.store.get_enterprise(subject.enterprise).await?.ok_or_else(invalid)?;
         let now = self.clock.now();
-        let ttl = i64::from(self.policy_of(&enterprise.id).await?.policy.access_token_ttl_seconds);
-        let mut claims = Self::member_claims(&member, &enterprise, scope);
+        let mut claims = Self::member_claims(&member, &enterprise, subject.scope);
         let digest = Sha256::digest(access_token.as_bytes());
         claims.insert("iss".into(), json!(self.issuer()));
         claims.insert("aud".into(), json!(app.id));
         claims.insert("azp".into(), json!(app.id));
         claims.insert("iat".into(), json!(now.millis() / 1000));
         claims.insert("exp".into(), json!(now.millis() / 1000 + ttl));
-        claims.insert("auth_time".into(), json!(auth_time.millis() / 1000));
+        claims.insert("auth_time".into(), json!(subject.auth_time.millis() / 1000));
         claims.insert("at_hash".into(), json!(URL_SAFE_NO_PAD.encode(&digest[..16])));
-        if let Some(nonce) = nonce {
+        if let Some(nonce) = subject.nonce {
             claims.insert("nonce".into(), json!(nonce));
         }
         Ok(self.sign_jwt(&Value::Object(claims)).await?)
