@@ -81,6 +81,16 @@ async fn insert_invitations(c: &mut Conn<'_>, invitations: &[&NewInvitation]) ->
     Ok(())
 }
 
+/// Appends `audit` if the statement before it changed rows (`changed`); answers whether it did
+/// (`false`: nothing of that id in this enterprise, nothing written).
+pub(crate) async fn audit_if_changed(c: &mut Conn<'_>, changed: u64, audit: &AuditEntry) -> Result<bool> {
+    if changed == 0 {
+        return Ok(false);
+    }
+    insert_audit(c, std::slice::from_ref(audit)).await?;
+    Ok(true)
+}
+
 /// Makes the writes of one enterprise that check something before writing (the department tree,
 /// the standing owners) wait for each other. Nothing to do on SQLite: its writes never overlap.
 async fn lock_enterprise(c: &mut Conn<'_>, enterprise: &EnterpriseId) -> Result<()> {
@@ -358,11 +368,7 @@ impl Store for SqlStore {
                         .bind(id.as_str()),
                 )
                 .await?;
-            if done == 0 {
-                return Ok(false);
-            }
-            insert_audit(c, std::slice::from_ref(audit)).await?;
-            Ok(true)
+            audit_if_changed(c, done, audit).await
         })
         .await
     }

@@ -8,7 +8,7 @@
 //! login challenge is only ever locked first, by the one request that moves it on).
 
 use crate::SqlStore;
-use crate::directory::insert_audit;
+use crate::directory::{audit_if_changed, insert_audit};
 use crate::rows::{
     CHALLENGE_COLUMNS, DEVICE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, OUTBOX_COLUMNS,
 };
@@ -1120,11 +1120,7 @@ impl LoginStore for SqlStore {
                     .bind(device.as_str()),
                 )
                 .await?;
-            if done == 0 {
-                return Ok(false);
-            }
-            insert_audit(c, std::slice::from_ref(audit)).await?;
-            Ok(true)
+            audit_if_changed(c, done, audit).await
         })
         .await
     }

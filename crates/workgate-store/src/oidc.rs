@@ -4,7 +4,7 @@
 //! succeeds; the others find it spent, which revokes the grant (a replay).
 
 use crate::SqlStore;
-use crate::directory::insert_audit;
+use crate::directory::{audit_if_changed, insert_audit};
 use crate::rows::DomainRow;
 use crate::sql::{Conn, sql};
 use async_trait::async_trait;
@@ -192,11 +192,7 @@ impl OidcStore for SqlStore {
                     .bind(app.id.as_str()),
                 )
                 .await?;
-            if done == 0 {
-                return Ok(false);
-            }
-            insert_audit(c, std::slice::from_ref(audit)).await?;
-            Ok(true)
+            audit_if_changed(c, done, audit).await
         })
         .await
     }
@@ -219,11 +215,7 @@ impl OidcStore for SqlStore {
                     .bind(id.as_str()),
                 )
                 .await?;
-            if done == 0 {
-                return Ok(false);
-            }
-            insert_audit(c, std::slice::from_ref(audit)).await?;
-            Ok(true)
+            audit_if_changed(c, done, audit).await
         })
         .await
     }
@@ -251,11 +243,7 @@ impl OidcStore for SqlStore {
                         .bind(id.as_str()),
                 )
                 .await?;
-            if done == 0 {
-                return Ok(false);
-            }
-            insert_audit(c, std::slice::from_ref(audit)).await?;
-            Ok(true)
+            audit_if_changed(c, done, audit).await
         })
         .await
     }
