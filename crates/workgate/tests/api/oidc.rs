@@ -141,6 +141,12 @@ async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str, verifier: &
     token_request(app, &form).await
 }
 
+async fn refresh(app: &TestApp, id: &str, secret: &str, token: &str) -> (u16, Value) {
+    let form =
+        [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", id), ("client_secret", secret)];
+    token_request(app, &form).await
+}
+
 async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
     let resp = app
         .client
@@ -373,16 +379,7 @@ async fn a_code_works_once_and_a_replay_revokes_what_it_gave() {
     let (status, body) = exchange(&app, &client_id, &secret, &code, &verifier).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(introspect(&app, &client_id, &secret, access).await["active"], false, "the replay revoked the grant");
-    let (status, _) = token_request(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-            ("client_secret", &secret),
-        ],
-    )
-    .await;
+    let (status, _) = refresh(&app, &client_id, &secret, first["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 400);
 }
 
@@ -454,13 +451,8 @@ async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
     let resp = userinfo(&app, access).await;
     assert_eq!(resp.status().as_u16(), 401);
     assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ("client_id", client_id.as_str()),
-        ("client_secret", secret.as_str()),
-    ];
-    assert_eq!(token_request(&app, &form).await.1["error"], "invalid_grant");
+    let refreshed = refresh(&app, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.1["error"], "invalid_grant");
     // Enabling the member again does not bring the old tokens back.
     app.post(&format!("/api/v1/members/{id}/enable"), &ent.key, json!({})).await.assert_status(200);
     assert_eq!(introspect(&app, &client_id, &secret, access).await["active"], false);
@@ -492,14 +484,8 @@ async fn parallel_redemptions_of_one_code_and_refreshes_of_one_token_succeed_onc
     let (verifier, challenge) = pkce();
     let code = code_for(&app, &b, &client_id, &challenge).await;
     let (_, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
-    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh.as_str()),
-        ("client_id", client_id.as_str()),
-        ("client_secret", secret.as_str()),
-    ];
-    let outcomes = futures_join(10, || token_request(&app, &form)).await;
+    let token = tokens["refresh_token"].as_str().unwrap();
+    let outcomes = futures_join(10, || refresh(&app, &client_id, &secret, token)).await;
     assert_eq!(outcomes.iter().filter(|(s, _)| *s == 200).count(), 1, "{outcomes:?}");
 }
 
