@@ -509,26 +509,24 @@ impl Services {
     pub async fn lookup_member_by_phone(&self, caller: &Caller, phone: &str) -> Result<PhoneLookup> {
         let enterprise = self.enterprise(caller).await?;
         let phone = PhoneNumber::parse(phone, enterprise.region)?;
-        let records = self.store.find_members_by_phone(&caller.enterprise_id, &phone).await?;
+        let mut records = self.store.find_members_by_phone(&caller.enterprise_id, &phone).await?;
+        // A department admin sees a number outside its subtrees exactly as one that is no member
+        // here: a refusal would tell that the number belongs to someone it may not see.
+        if let Some(roots) = caller.department_scope()
+            && !records.is_empty()
+        {
+            let tree = self.department_tree(caller).await?;
+            records.retain(|m| member_in(&tree, roots, m));
+        }
         let known_here = !records.is_empty();
         let (departed, current): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|m| m.status == MemberStatus::Departed);
         let member = current.into_iter().next();
-        if let (Some(roots), Some(m)) = (caller.department_scope(), &member) {
-            let tree = self.department_tree(caller).await?;
-            if !member_in(&tree, roots, m) {
-                return Err(outside_scope());
-            }
-        }
         let now = self.clock.now();
         // A number that was never a member here shows nothing of its logins elsewhere.
         let (recent_events, locked_until) = if known_here {
-            let events = self.store.login_events_for_phone(&phone, 50).await?;
-            let events = events
-                .into_iter()
-                .filter(|e| e.enterprise_id.as_ref().is_none_or(|id| id == &caller.enterprise_id))
-                .take(20)
-                .collect();
+            let events = self.store.login_events_for_phone(&phone, &caller.enterprise_id, 20).await?;
+            let events = events.into_iter().filter_map(|e| e.seen_by(&caller.enterprise_id)).collect();
             let until = self.store.phone_locked_until(&phone).await?;
             (events, (until > now.millis()).then_some(crate::clock::Timestamp(until)))
         } else {

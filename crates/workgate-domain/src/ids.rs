@@ -51,7 +51,9 @@ id_type!(ApiKeyId, "key_");
 id_type!(AuditId, "aud_");
 id_type!(SmsId, "sms_");
 id_type!(InvitationId, "inv_");
-id_type!(LoginId, "lgn_");
+// The stored, non-secret reference of a login: derived from the `login_id` capability the
+// client holds (see `login::login_reference`), never the capability itself.
+id_type!(LoginId, "lgr_");
 id_type!(DeviceId, "dev_");
 id_type!(SessionId, "ses_");
 id_type!(EventId, "evt_");

@@ -12,7 +12,7 @@ use crate::limits::{Limit, network_of};
 use crate::model::{Enterprise, Member};
 use crate::outbox::{OutboxMessage, SmsPurpose};
 use crate::phone::{PhoneNumber, Region};
-use crate::secret::{SecretHash, keyed_hash, random_code};
+use crate::secret::{Secret, SecretHash, has_secret_shape, keyed_hash, random_code, reference_of};
 use crate::sessions::{IssuedSession, NewSession};
 use crate::values::MemberStatus;
 use serde::Deserialize;
@@ -63,9 +63,29 @@ impl LoginStep {
     }
 }
 
+/// The prefix of the `login_id` a client holds.
+const LOGIN_CAPABILITY_PREFIX: &str = "lgn_";
+
+/// A new login: the `login_id` the client gets (a bearer capability of 256 random bits, shown
+/// once) and the reference it is stored under.
+fn new_login() -> (String, LoginId) {
+    let capability = Secret::generate(LOGIN_CAPABILITY_PREFIX).expose().to_string();
+    let reference = login_reference(&capability).unwrap_or_else(LoginId::generate);
+    (capability, reference)
+}
+
+/// The stored reference of a `login_id`: a hash of it, so that whoever reads the database, the
+/// events or an admin view learns nothing that moves the login on. `None` when `login_id` does not
+/// have the shape of one we issue.
+pub fn login_reference(login_id: &str) -> Option<LoginId> {
+    has_secret_shape(login_id, LOGIN_CAPABILITY_PREFIX)
+        .then(|| LoginId::from_trusted(format!("{}{}", LoginId::PREFIX, reference_of(login_id))))
+}
+
 /// One Enterprise Login in progress.
 #[derive(Debug, Clone)]
 pub struct LoginChallenge {
+    /// The login's reference (a hash of the client's `login_id`, never the `login_id` itself).
     pub id: LoginId,
     pub phone: PhoneNumber,
     /// Keyed hash of the newest code; only that code is valid.
@@ -84,6 +104,9 @@ pub struct LoginChallenge {
     pub device_name: Option<String>,
     pub ip: Option<String>,
     pub created_at: Timestamp,
+    /// The enterprises the number could sign in to when the login started: the only ones that
+    /// see the login's events before it chose one.
+    pub candidates: Vec<EnterpriseId>,
 }
 
 /// Something that happened during a login, for the support view and the audit trail.
@@ -99,6 +122,34 @@ pub struct LoginEvent {
     pub ip: Option<String>,
     pub at: Timestamp,
     pub details: serde_json::Value,
+    /// For events before the login is bound to an enterprise: the enterprises that may see it.
+    pub candidates: Vec<EnterpriseId>,
+}
+
+impl LoginEvent {
+    /// The event as enterprise `viewer` may see it: events of a login into it in full; events of
+    /// a login in which it was one of several candidates without the client's address (the login
+    /// may have gone to another enterprise, and where it came from is not this one's business).
+    /// `None` when the viewer may not see it at all.
+    pub fn seen_by(mut self, viewer: &EnterpriseId) -> Option<LoginEvent> {
+        match &self.enterprise_id {
+            Some(e) if e == viewer => Some(self),
+            Some(_) => None,
+            None if self.candidates.iter().any(|c| c == viewer) => {
+                if self.candidates.len() > 1 {
+                    self.ip = None;
+                }
+                Some(self)
+            }
+            None => None,
+        }
+    }
+
+    /// Makes the event visible to `candidates` while the login has no enterprise yet.
+    pub fn among(mut self, candidates: &[EnterpriseId]) -> LoginEvent {
+        self.candidates = candidates.to_vec();
+        self
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,9 +181,32 @@ pub struct EnterpriseChoice {
     pub enterprise_id: String,
 }
 
+/// The first limits of [`Services::sending_limits`] that every number meets alike (per number and
+/// the server's budget); the enterprises' budgets follow.
+const SERVER_WIDE_LIMITS: usize = 4;
+
+/// Where a new login's enterprise may come from.
+struct ChallengeOrigin {
+    /// Fixed by an invitation.
+    enterprise_id: Option<EnterpriseId>,
+    invitation_id: Option<InvitationId>,
+    /// The enterprises the number may sign in to.
+    candidates: Vec<EnterpriseId>,
+}
+
+/// A counter of consecutive wrong codes: `subject` locks after `limit` failures in a row, for
+/// `base_lock_ms` doubled at each further failure (at most a day).
+#[derive(Debug, Clone)]
+pub struct FailureRule {
+    pub subject: String,
+    pub limit: i64,
+    pub base_lock_ms: i64,
+}
+
 /// The answer to `login/start`.
 pub struct Started {
-    pub login_id: LoginId,
+    /// The capability the client moves its login on with; shown once, stored only as a hash.
+    pub login_id: String,
     pub expires_in: i64,
     pub resend_after: i64,
     pub code_length: u32,
@@ -189,11 +263,18 @@ impl Services {
             ip: client.ip_string(),
             at: self.clock.now(),
             details,
+            candidates: vec![],
         }
     }
 
-    /// Records a refusal as a login event, then returns it.
-    async fn refuse(&self, phone: &PhoneNumber, client: &ClientInfo, error: Error) -> Error {
+    /// Records a refusal as a login event (seen by `candidates`), then returns it.
+    async fn refuse(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+        candidates: &[EnterpriseId],
+        error: Error,
+    ) -> Error {
         let kind = match &error {
             Error::RateLimited { .. } => "rate_limited",
             Error::NotAMember => "not_a_member",
@@ -205,14 +286,15 @@ impl Services {
             Error::RateLimited { what, retry_after_secs } => json!({"limit": what, "retry_after": retry_after_secs}),
             _ => json!({}),
         };
-        if let Err(e) = self.store.record_login_events(&[self.event(phone, kind, None, client, details)]).await {
+        let event = self.event(phone, kind, None, client, details).among(candidates);
+        if let Err(e) = self.store.record_login_events(&[event]).await {
             tracing::error!(error = %e, "recording a login event failed");
         }
         error
     }
 
     /// The per-number and budget limits of sending one code.
-    fn sending_limits(&self, phone: &PhoneNumber, enterprises: &[EnterpriseId]) -> Vec<Limit> {
+    pub(crate) fn sending_limits(&self, phone: &PhoneNumber, enterprises: &[EnterpriseId]) -> Vec<Limit> {
         let s = &self.settings;
         let mut limits = vec![
             Limit::new("resend_cooldown", format!("code:cooldown:{phone}"), 1, s.resend_cooldown_secs),
@@ -231,7 +313,40 @@ impl Services {
         limits
     }
 
+    /// The failure counters of wrong codes for `phone` from `client`: one per number and client
+    /// network (its guessing delays that network), and the number's own, with a much higher
+    /// ceiling, as the backstop against guessing spread over many networks.
+    fn failure_rules(&self, phone: &PhoneNumber, client: &ClientInfo) -> [FailureRule; 2] {
+        let s = &self.settings;
+        let network = client.ip.map_or_else(|| "unknown".to_string(), network_of);
+        let base_lock_ms = s.failure_lock_base_secs * 1000;
+        [
+            FailureRule {
+                subject: format!("network:{phone}:{network}"),
+                limit: s.consecutive_failures_limit,
+                base_lock_ms,
+            },
+            FailureRule { subject: format!("number:{phone}"), limit: s.number_failure_ceiling, base_lock_ms },
+        ]
+    }
+
+    /// Refuses with `rate_limited` while a failure lock of `phone` holds for `client`: checked at
+    /// every step that takes or sends a code.
+    async fn check_failure_lock(&self, phone: &PhoneNumber, client: &ClientInfo) -> Result<()> {
+        let subjects = self.failure_rules(phone, client).map(|r| r.subject);
+        let until = self.store.failures_locked_until(&subjects).await?;
+        let now = self.clock.now().millis();
+        if until > now {
+            return Err(Error::RateLimited { retry_after_secs: (until - now + 999) / 1000, what: "failure_lock" });
+        }
+        Ok(())
+    }
+
     /// `POST /login/start`.
+    ///
+    /// With `hide_membership`, a number that cannot sign in takes the same path as one that can,
+    /// up to the SMS itself: the same reads (memberships, a policy, the failure locks), the same
+    /// limits counted, a challenge and two events written, the same answer.
     pub async fn start_login(&self, input: StartLoginInput, client: ClientInfo) -> Result<Started> {
         let now = self.clock.now();
         let s = self.settings.clone();
@@ -259,107 +374,104 @@ impl Services {
                 ),
             ];
             if let Err(e) = self.hit_limits(&limits).await {
-                return Err(self.refuse(&phone, &client, e).await);
+                return Err(self.refuse(&phone, &client, &[], e).await);
             }
         }
         let memberships = self.store.memberships_by_phone(&phone).await?;
-        let mut signable: Vec<&(Enterprise, Member)> = memberships
+        let candidates: Vec<&(Enterprise, Member)> = memberships
             .iter()
             .filter(|(_, m)| matches!(m.status, MemberStatus::Invited | MemberStatus::Active))
             .collect();
         // An enterprise's `allowed_regions` keeps numbers of other regions out.
         let region = phone.region();
         let mut region_refused = false;
-        let mut allowed = Vec::with_capacity(signable.len());
-        for membership in signable {
+        let mut signable = Vec::with_capacity(candidates.len());
+        for membership in candidates {
             if self.policy_of(&membership.0.id).await?.policy.allows_region(region.as_deref()) {
-                allowed.push(membership);
+                signable.push(membership);
             } else {
                 region_refused = true;
             }
         }
-        signable = allowed;
-        if signable.is_empty() && region_refused && !s.hide_membership {
-            let refusal =
-                Error::Forbidden("your organisation does not allow sign-in with numbers of this region".into());
-            return Err(self.refuse(&phone, &client, refusal).await);
+        if memberships.is_empty() && s.hide_membership {
+            // The read a member's number makes for its enterprise's policy.
+            self.policy_of(&EnterpriseId::from_trusted(String::new())).await?;
         }
-        // An invitation picks its enterprise when it was sent to this very number.
-        let invited_enterprise =
-            invitation.as_ref().filter(|(_, m)| m.phone == phone).map(|(inv, _)| inv.enterprise_id.clone());
-        let device_id = input.device_id.as_deref().and_then(DeviceId::parse);
-        let device_name = input.device_name.map(|n| n.chars().take(64).collect::<String>());
-        if signable.is_empty() {
-            let refusal = if memberships.iter().any(|(_, m)| m.status == MemberStatus::Disabled) {
+        let signable_ids: Vec<EnterpriseId> = signable.iter().map(|(e, _)| e.id.clone()).collect();
+        if signable.is_empty() && !s.hide_membership {
+            let all: Vec<EnterpriseId> = memberships.iter().map(|(e, _)| e.id.clone()).collect();
+            let refusal = if region_refused {
+                Error::Forbidden("your organisation does not allow sign-in with numbers of this region".into())
+            } else if memberships.iter().any(|(_, m)| m.status == MemberStatus::Disabled) {
                 Error::MemberDisabled
             } else {
                 Error::NotAMember
             };
-            if !s.hide_membership {
-                return Err(self.refuse(&phone, &client, refusal).await);
-            }
-            // Same answer, same limits, same writes as a real start; no SMS goes out.
-            let limits = self.sending_limits(&phone, &[]);
-            let login_id = LoginId::generate();
-            let code = random_code(s.code_length);
-            let challenge =
-                self.new_challenge(&login_id, &phone, &code, None, None, device_id, device_name, &client, now);
-            let event = self.event(&phone, "start", None, &client, json!({"hidden": true}));
-            // The limits and the challenge in one write (hits counted before a full limit stay).
-            let now_ms = self.clock.now().millis();
-            if let Some(full) = self.store.start_login_within(&limits[..3], now_ms, &challenge, None, &[event]).await? {
-                return Err(crate::limits::limit_reached(&limits[..3], full));
-            }
-            return Ok(self.started(login_id));
+            return Err(self.refuse(&phone, &client, &all, refusal).await);
         }
-        if self.store.phone_locked_until(&phone).await? > now.millis() {
-            let wait = (self.store.phone_locked_until(&phone).await? - now.millis() + 999) / 1000;
-            return Err(self
-                .refuse(&phone, &client, Error::RateLimited { retry_after_secs: wait, what: "failure_lock" })
-                .await);
+        if let Err(e) = self.check_failure_lock(&phone, &client).await {
+            return Err(self.refuse(&phone, &client, &signable_ids, e).await);
         }
+        // An invitation picks its enterprise when it was sent to this very number.
+        let invited_enterprise = invitation
+            .as_ref()
+            .filter(|(_, m)| m.phone == phone)
+            .map(|(inv, _)| inv.enterprise_id.clone())
+            .filter(|e| signable_ids.contains(e));
         let enterprises: Vec<EnterpriseId> = match &invited_enterprise {
             Some(e) => vec![e.clone()],
-            None => signable.iter().map(|(e, _)| e.id.clone()).collect(),
+            None => signable_ids,
         };
+        let known = !enterprises.is_empty();
+        let device_id = input.device_id.as_deref().and_then(DeviceId::parse);
+        let device_name = input.device_name.map(|n| n.chars().take(64).collect::<String>());
         let limits = self.sending_limits(&phone, &enterprises);
-        let login_id = LoginId::generate();
+        let (capability, login_id) = new_login();
         let code = random_code(s.code_length);
         let invitation_id = invitation.as_ref().filter(|_| invited_enterprise.is_some()).map(|(i, _)| i.id.clone());
         let challenge = self.new_challenge(
             &login_id,
             &phone,
             &code,
-            invited_enterprise.clone(),
-            invitation_id,
+            ChallengeOrigin {
+                enterprise_id: invited_enterprise.clone(),
+                invitation_id,
+                candidates: enterprises.clone(),
+            },
             device_id,
             device_name,
             &client,
             now,
         );
-        let sms = self.code_message(&phone, &code, enterprises.first().cloned(), now);
-        let events = [
-            self.event(
-                &phone,
-                "start",
-                None,
-                &client,
-                json!({"login_id": login_id, "invitation": invited_enterprise.is_some()}),
-            ),
-            self.event(&phone, "code_sent", None, &client, json!({"login_id": login_id, "sms_id": sms.id})),
-        ];
+        let sms = known.then(|| self.code_message(&phone, &code, enterprises.first().cloned(), now));
+        let start = json!({"login": login_id, "invitation": invited_enterprise.is_some()});
+        let second = match &sms {
+            Some(sms) => self.event(&phone, "code_sent", None, &client, json!({"login": login_id, "sms_id": sms.id})),
+            None => self.event(&phone, "code_withheld", None, &client, json!({"login": login_id})),
+        };
+        let events =
+            [self.event(&phone, "start", None, &client, start).among(&enterprises), second.among(&enterprises)];
         // The sending limits and the challenge in one write: the challenge, its SMS and events
         // are written only if no limit is full (hits counted before a full one stay counted).
         let now_ms = self.clock.now().millis();
-        if let Some(full) = self.store.start_login_within(&limits, now_ms, &challenge, Some(&sms), &events).await? {
+        if let Some(full) = self.store.start_login_within(&limits, now_ms, &challenge, sms.as_ref(), &events).await? {
             let e = crate::limits::limit_reached(&limits, full);
-            return Err(self.refuse(&phone, &client, e).await);
+            let e = self.refuse(&phone, &client, &enterprises, e).await;
+            // An enterprise's budget is a limit unknown numbers never meet: with hidden membership
+            // its refusal looks like any start (the code is not sent).
+            if s.hide_membership && full.0 >= SERVER_WIDE_LIMITS {
+                self.store.start_login(&challenge, None, &[]).await?;
+                return Ok(self.started(capability));
+            }
+            return Err(e);
         }
-        self.outbox_written();
-        Ok(self.started(login_id))
+        if sms.is_some() {
+            self.outbox_written();
+        }
+        Ok(self.started(capability))
     }
 
-    fn started(&self, login_id: LoginId) -> Started {
+    fn started(&self, login_id: String) -> Started {
         Started {
             login_id,
             expires_in: self.settings.code_ttl_secs,
@@ -374,8 +486,7 @@ impl Services {
         login_id: &LoginId,
         phone: &PhoneNumber,
         code: &str,
-        enterprise_id: Option<EnterpriseId>,
-        invitation_id: Option<InvitationId>,
+        origin: ChallengeOrigin,
         device_id: Option<DeviceId>,
         device_name: Option<String>,
         client: &ClientInfo,
@@ -389,13 +500,14 @@ impl Services {
             expires_at: Timestamp(now.millis() + self.settings.code_ttl_secs * 1000),
             failed_attempts: 0,
             step: LoginStep::Code,
-            enterprise_id,
+            enterprise_id: origin.enterprise_id,
             member_id: None,
-            invitation_id,
+            invitation_id: origin.invitation_id,
             device_id,
             device_name,
             ip: client.ip_string(),
             created_at: now,
+            candidates: origin.candidates,
         }
     }
 
@@ -414,7 +526,7 @@ impl Services {
     }
 
     async fn live_challenge(&self, login_id: &str) -> Result<LoginChallenge> {
-        let id = LoginId::parse(login_id).ok_or(Error::CodeExpired)?;
+        let id = login_reference(login_id).ok_or(Error::CodeExpired)?;
         let challenge = self.store.get_login(&id).await?.ok_or(Error::CodeExpired)?;
         if challenge.step == LoginStep::Locked {
             return Err(Error::TooManyAttempts);
@@ -435,6 +547,7 @@ impl Services {
         if challenge.failed_attempts >= max {
             return Err(Error::TooManyAttempts);
         }
+        self.check_failure_lock(&challenge.phone, &client).await?;
         let code = input.code.trim();
         let presented = self.code_hash(&challenge.id, code);
         let well_formed = code.len() == self.settings.code_length as usize && code.bytes().all(|b| b.is_ascii_digit());
@@ -456,23 +569,25 @@ impl Services {
                 } else {
                     Error::NotAMember
                 };
-                Err(self.refuse(&challenge.phone, &client, refusal).await)
+                Err(self.refuse(&challenge.phone, &client, &challenge.candidates, refusal).await)
             }
             1 => {
                 let (enterprise, member) = signable.into_iter().next().ok_or(Error::NotAMember)?;
-                self.store.clear_phone_failures(&challenge.phone).await?;
+                self.clear_failures(&challenge.phone, &client).await?;
                 // Written with the session when the login ends here (one write fewer on the way).
                 let event =
-                    self.event(&challenge.phone, "code_ok", Some(&member), &client, json!({"login_id": challenge.id}));
+                    self.event(&challenge.phone, "code_ok", Some(&member), &client, json!({"login": challenge.id}));
                 self.after_identity(&challenge, LoginStep::Code, enterprise, member, false, &[event], &client).await
             }
             _ => {
                 let until = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
-                let event = self.event(&challenge.phone, "code_ok", None, &client, json!({"login_id": challenge.id}));
+                let event = self
+                    .event(&challenge.phone, "code_ok", None, &client, json!({"login": challenge.id}))
+                    .among(&challenge.candidates);
                 if !self.store.pass_code(&challenge.id, &challenge.code_hash, until, &[event]).await? {
                     return Err(Error::CodeExpired);
                 }
-                self.store.clear_phone_failures(&challenge.phone).await?;
+                self.clear_failures(&challenge.phone, &client).await?;
                 Ok(Next::Enterprise(signable.into_iter().map(|(e, _)| e).collect()))
             }
         }
@@ -480,26 +595,22 @@ impl Services {
 
     async fn wrong_code(&self, challenge: &LoginChallenge, client: &ClientInfo) -> Error {
         let max = self.settings.max_code_attempts;
-        let event = self.event(&challenge.phone, "code_failed", None, client, json!({"login_id": challenge.id}));
+        let event = self
+            .event(&challenge.phone, "code_failed", None, client, json!({"login": challenge.id}))
+            .among(&challenge.candidates);
         let counted = match self.store.record_wrong_code(&challenge.id, max, &[event]).await {
             Ok(c) => c,
             Err(e) => return e,
         };
         let Some(failed) = counted else { return Error::TooManyAttempts };
-        let lock = self
-            .store
-            .record_phone_failure(
-                &challenge.phone,
-                self.settings.consecutive_failures_limit,
-                self.settings.failure_lock_base_secs * 1000,
-                self.clock.now(),
-            )
-            .await;
-        if let Err(e) = lock {
+        let rules = self.failure_rules(&challenge.phone, client);
+        if let Err(e) = self.store.record_failures(&challenge.phone, &rules, self.clock.now()).await {
             return e;
         }
         if failed >= max {
-            let event = self.event(&challenge.phone, "locked", None, client, json!({"login_id": challenge.id}));
+            let event = self
+                .event(&challenge.phone, "locked", None, client, json!({"login": challenge.id}))
+                .among(&challenge.candidates);
             if let Err(e) = self.store.record_login_events(&[event]).await {
                 return e;
             }
@@ -650,27 +761,31 @@ impl Services {
             self.store.set_password(enterprise_id, member_id, &hash, now).await?;
         } else {
             let state = self.store.password_state(enterprise_id, member_id).await?;
-            if state.locked_until > now.millis() {
-                let wait = (state.locked_until - now.millis() + 999) / 1000;
+            let Some(phc) = state.hash else { return Err(Error::PasswordInvalid) };
+            // The attempt is counted before it is judged, so parallel guesses cannot all be judged
+            // against the same count.
+            let reserved = self
+                .store
+                .reserve_password_attempt(
+                    enterprise_id,
+                    member_id,
+                    crate::passwords::FAILURES_BEFORE_LOCK,
+                    crate::passwords::LOCK_BASE_MS,
+                    now,
+                )
+                .await?;
+            if reserved.is_none() {
+                let until = self.store.password_state(enterprise_id, member_id).await?.locked_until;
+                let wait = ((until - now.millis() + 999) / 1000).max(1);
                 return Err(Error::RateLimited { retry_after_secs: wait, what: "password_failures" });
             }
-            let Some(phc) = state.hash else { return Err(Error::PasswordInvalid) };
             if !crate::passwords::verify(password, phc).await? {
-                self.store
-                    .record_password_failure(
-                        enterprise_id,
-                        member_id,
-                        crate::passwords::FAILURES_BEFORE_LOCK,
-                        crate::passwords::LOCK_BASE_MS,
-                        now,
-                    )
-                    .await?;
                 let event = self.event(
                     &challenge.phone,
                     "password_failed",
                     Some(&member),
                     &client,
-                    json!({"login_id": challenge.id}),
+                    json!({"login": challenge.id}),
                 );
                 self.store.record_login_events(&[event]).await?;
                 return Err(Error::PasswordInvalid);
@@ -727,7 +842,7 @@ impl Services {
             "session_issued",
             Some(&member),
             client,
-            json!({"login_id": challenge.id, "device_id": new.device_id, "new_device": new.new_device}),
+            json!({"login": challenge.id, "device_id": new.device_id, "new_device": new.new_device}),
         );
         let events: Vec<LoginEvent> = earlier.iter().cloned().chain([event]).collect();
         let finished = self.store.finish_login(&challenge.id, from, &challenge.code_hash, &new, &events).await?;
@@ -745,6 +860,13 @@ impl Services {
         })
     }
 
+    /// A right code clears the failures counted for its number from its network, and the
+    /// number's own count (an admin's unlock clears them all).
+    async fn clear_failures(&self, phone: &PhoneNumber, client: &ClientInfo) -> Result<()> {
+        let subjects = self.failure_rules(phone, client).map(|r| r.subject);
+        self.store.clear_failures(phone, Some(&subjects)).await
+    }
+
     async fn record_earlier(&self, earlier: &[LoginEvent]) -> Result<()> {
         if earlier.is_empty() { Ok(()) } else { self.store.record_login_events(earlier).await }
     }
@@ -758,6 +880,7 @@ impl Services {
         if challenge.failed_attempts >= self.settings.max_code_attempts {
             return Err(Error::TooManyAttempts);
         }
+        self.check_failure_lock(&challenge.phone, &client).await?;
         let memberships = self.store.memberships_by_phone(&challenge.phone).await?;
         let enterprises: Vec<EnterpriseId> = match &challenge.enterprise_id {
             Some(e) => vec![e.clone()],
@@ -769,17 +892,18 @@ impl Services {
         };
         let known = !enterprises.is_empty();
         let limits = self.sending_limits(&challenge.phone, &enterprises);
-        let limits = if known { &limits[..] } else { &limits[..3] };
+        let limits = if known { &limits[..] } else { &limits[..SERVER_WIDE_LIMITS] };
         if let Err(e) = self.hit_limits(limits).await {
-            return Err(self.refuse(&challenge.phone, &client, e).await);
+            return Err(self.refuse(&challenge.phone, &client, &challenge.candidates, e).await);
         }
         let now = self.clock.now();
         let code = random_code(self.settings.code_length);
         let hash = self.code_hash(&challenge.id, &code);
         let expires_at = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
         let sms = known.then(|| self.code_message(&challenge.phone, &code, enterprises.first().cloned(), now));
-        let event =
-            self.event(&challenge.phone, "code_sent", None, &client, json!({"login_id": challenge.id, "resend": true}));
+        let event = self
+            .event(&challenge.phone, "code_sent", None, &client, json!({"login": challenge.id, "resend": true}))
+            .among(&challenge.candidates);
         if !self.store.replace_code(&challenge.id, &hash, now, expires_at, sms.as_ref(), &[event]).await? {
             return Err(Error::CodeExpired);
         }

@@ -73,25 +73,55 @@ pub fn check_strength(password: &str, member: &Member) -> Result<()> {
     Ok(())
 }
 
+/// Argon2id runs at most one per core at a time, with a short queue behind them; a request that
+/// finds the queue full is refused with `rate_limited` at once. Each run holds 19 MiB and tens of
+/// milliseconds of CPU, so a burst of guesses can neither take the server's memory nor its cores.
+struct HashingGate {
+    /// Running and queued runs together.
+    admission: tokio::sync::Semaphore,
+    /// Running runs.
+    running: tokio::sync::Semaphore,
+}
+
+/// Runs waiting per core, beyond the one running.
+const QUEUED_PER_CORE: usize = 2;
+
+static GATE: std::sync::LazyLock<HashingGate> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    HashingGate {
+        admission: tokio::sync::Semaphore::new(cores * (1 + QUEUED_PER_CORE)),
+        running: tokio::sync::Semaphore::new(cores),
+    }
+});
+
+/// Runs `work` (an Argon2id hash or check) on a blocking thread once the gate lets it in.
+async fn gated<T: Send + 'static>(what: &str, work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let busy = || Error::RateLimited { retry_after_secs: 1, what: "password_hashing" };
+    let _admitted = GATE.admission.try_acquire().map_err(|_| busy())?;
+    let _running = GATE.running.acquire().await.map_err(|_| busy())?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("{what} stopped: {e}")))?
+}
+
 /// Hashes on a blocking thread: Argon2id takes tens of milliseconds of CPU by design.
 pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&crate::secret::random_bytes::<16>())?;
-        argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    gated("password hashing", move || {
+        let salt = SaltString::encode_b64(&crate::secret::random_bytes::<16>())
+            .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))?;
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
     })
     .await
-    .map_err(|e| Error::Internal(format!("password hashing stopped: {e}")))?
-    .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
 }
 
 /// Verifies in constant time (inside `argon2`), on a blocking thread.
 pub async fn verify(password: String, phc: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    gated("password check", move || {
         let parsed = PasswordHash::new(&phc).map_err(|e| Error::Internal(format!("stored password hash: {e}")))?;
         Ok(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
-    .map_err(|e| Error::Internal(format!("password check stopped: {e}")))?
 }
 
 #[cfg(test)]

@@ -64,6 +64,20 @@ impl fmt::Debug for SecretHash {
     }
 }
 
+/// The non-secret reference of a bearer capability: the first 128 bits of its SHA-256, in hex.
+/// It names the capability's row and may be shown to admins: it cannot be turned back into the
+/// capability, and the capability's 256 bits cannot be found by trying.
+pub fn reference_of(secret: &str) -> String {
+    SecretHash::of(secret).0[..32].to_string()
+}
+
+/// Whether `s` has the shape of a secret made by [`Secret::generate`] with `prefix`.
+pub fn has_secret_shape(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// Hex SHA-256 over several byte strings, each prefixed by its length so that the split between
 /// them counts (used to fingerprint requests for `Idempotency-Key`).
 pub fn fingerprint(parts: &[&[u8]]) -> String {

@@ -407,7 +407,7 @@ impl Services {
     /// `POST /members/{id}/unlock`: clears the number's run of wrong codes.
     pub async fn unlock_member(&self, caller: &crate::audit::Caller, member_id: &str) -> Result<()> {
         let member = self.get_member(caller, member_id).await?;
-        self.store.clear_phone_failures(&member.phone).await?;
+        self.store.clear_failures(&member.phone, None).await?;
         let audit = caller.entry(self.clock.now(), "member.unlock", Some(member.id.as_str()), json!({}));
         self.store.apply_directory_changes(&caller.enterprise_id, &[], &[audit]).await
     }

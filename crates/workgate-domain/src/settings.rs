@@ -27,8 +27,13 @@ pub struct LoginSettings {
     pub sms_budget_server_hour: i64,
     /// Login codes sent per hour for the numbers of one enterprise.
     pub sms_budget_enterprise_hour: i64,
-    /// Wrong codes in a row, across challenges, before a number must wait.
+    /// Wrong codes in a row for one number from one client network (/24 or /64), across
+    /// challenges, before that network must wait to try the number again.
     pub consecutive_failures_limit: i64,
+    /// Wrong codes in a row for one number from all networks together before the number itself
+    /// must wait: the backstop against guessing spread over many networks (NIST SP 800-63B
+    /// allows at most 100).
+    pub number_failure_ceiling: i64,
     /// The first wait after that limit, doubled at each further failure (capped at a day).
     pub failure_lock_base_secs: i64,
     pub invitation_ttl_secs: i64,
@@ -65,6 +70,7 @@ impl Default for LoginSettings {
             sms_budget_server_hour: 10_000,
             sms_budget_enterprise_hour: 1_000,
             consecutive_failures_limit: 10,
+            number_failure_ceiling: 100,
             failure_lock_base_secs: 60,
             invitation_ttl_secs: 7 * 24 * 3600,
             access_token_ttl_secs: 900,

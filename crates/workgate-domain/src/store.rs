@@ -234,20 +234,28 @@ pub trait LoginStore: Send + Sync + 'static {
         events: &[LoginEvent],
     ) -> Result<Option<Member>>;
     async fn record_login_events(&self, events: &[LoginEvent]) -> Result<()>;
-    /// Newest first.
-    async fn login_events_for_phone(&self, phone: &PhoneNumber, limit: u32) -> Result<Vec<LoginEvent>>;
-    /// Counts a wrong code against the number; from `limit` failures in a row, locks it for a
-    /// doubling time from `base_lock_ms`.
-    async fn record_phone_failure(
+    /// The number's events that enterprise `viewer` may see (of logins into it, or in which it
+    /// was a candidate), newest first. The caller still applies [`LoginEvent::seen_by`].
+    async fn login_events_for_phone(
         &self,
         phone: &PhoneNumber,
-        limit: i64,
-        base_lock_ms: i64,
+        viewer: &EnterpriseId,
+        limit: u32,
+    ) -> Result<Vec<LoginEvent>>;
+    /// Counts a wrong code against each rule's subject (of `phone`); from a rule's `limit`
+    /// failures in a row, its subject is locked for a doubling time from its `base_lock_ms`.
+    async fn record_failures(
+        &self,
+        phone: &PhoneNumber,
+        rules: &[crate::login::FailureRule],
         now: Timestamp,
     ) -> Result<()>;
-    /// Millisecond time until which the number must wait (0 when it need not).
+    /// Millisecond time until which the latest lock of these subjects holds (0 when none does).
+    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64>;
+    /// Millisecond time until which some lock of the number holds, from any network (0: none).
     async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64>;
-    async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()>;
+    /// Clears these subjects' counts of `phone`, or all of its counts (`None`).
+    async fn clear_failures(&self, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()>;
 
     // ---- sessions and devices ----
     /// The session of an access token, with its member and enterprise (read together).
@@ -294,15 +302,17 @@ pub trait LoginStore: Send + Sync + 'static {
         hash: &str,
         now: Timestamp,
     ) -> Result<()>;
-    /// Counts a wrong password; from `limit` in a row, locks for a doubling time from `base_lock_ms`.
-    async fn record_password_failure(
+    /// Counts a password attempt as a failure before it is judged, unless the member is locked
+    /// (then `None`); the attempt that reaches `limit` locks for a doubling time from
+    /// `base_lock_ms`. A right password then clears the count.
+    async fn reserve_password_attempt(
         &self,
         enterprise: &EnterpriseId,
         member: &MemberId,
         limit: i64,
         base_lock_ms: i64,
         now: Timestamp,
-    ) -> Result<()>;
+    ) -> Result<Option<i64>>;
     async fn clear_password_failures(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<()>;
     /// Asks the member for a new password at the next login.
     async fn require_password_reset(

@@ -181,10 +181,25 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            let path = loggable_path(req.uri().path());
+            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// A request path as it may be written to the logs: the segments that carry a bearer capability
+/// (a `login_id`, an invitation token) are replaced by a placeholder.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const CAPABILITY_AFTER: [&str; 3] = ["login", "invitations", "i"];
+    let segments: Vec<&str> = path.split('/').collect();
+    let carries = |i: usize| i > 0 && CAPABILITY_AFTER.contains(&segments[i - 1]) && segments[i] != "start";
+    if !(0..segments.len()).any(|i| carries(i) && !segments[i].is_empty()) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let redacted: Vec<&str> =
+        segments.iter().enumerate().map(|(i, s)| if carries(i) && !s.is_empty() { "…" } else { s }).collect();
+    std::borrow::Cow::Owned(redacted.join("/"))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
@@ -195,4 +210,18 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn capabilities_never_reach_the_logs() {
+        assert_eq!(loggable_path("/api/v1/login/lgn_secret/code"), "/api/v1/login/…/code");
+        assert_eq!(loggable_path("/api/v1/login/start"), "/api/v1/login/start");
+        assert_eq!(loggable_path("/api/v1/invitations/wgi_secret"), "/api/v1/invitations/…");
+        assert_eq!(loggable_path("/i/wgi_secret"), "/i/…");
+        assert_eq!(loggable_path("/api/v1/members/mem_1"), "/api/v1/members/mem_1");
+    }
 }

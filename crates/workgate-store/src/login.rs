@@ -11,6 +11,7 @@ use crate::SqlStore;
 use crate::directory::{audit_if_changed, insert_audit};
 use crate::rows::{
     CHALLENGE_COLUMNS, DEVICE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, OUTBOX_COLUMNS,
+    join_enterprises,
 };
 use crate::sql::{Conn, Prefixed, sql};
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId, SessionId, SmsId};
 use workgate_domain::invitations::{Invitation, NewInvitation};
 use workgate_domain::limits::Limit;
-use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
+use workgate_domain::login::{FailureRule, LoginChallenge, LoginEvent, LoginStep};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::model::{Enterprise, Member};
 use workgate_domain::outbox::OutboxMessage;
@@ -48,16 +49,16 @@ pub(crate) async fn insert_outbox(c: &mut Conn<'_>, m: &OutboxMessage) -> Result
 pub(crate) async fn insert_events(c: &mut Conn<'_>, events: &[LoginEvent]) -> Result<()> {
     for e in events {
         c.execute(
-            sql("INSERT INTO login_events (id, phone, enterprise_id, member_id, kind, ip, at, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(e.id.as_str())
-            .bind(e.phone.as_str())
-            .bind(e.enterprise_id.as_ref().map(EnterpriseId::as_str))
-            .bind(e.member_id.as_ref().map(MemberId::as_str))
-            .bind(&e.kind)
-            .bind(e.ip.as_deref())
-            .bind(e.at.millis())
-            .bind(e.details.to_string()),
+            sql(format!("INSERT INTO login_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                .bind(e.id.as_str())
+                .bind(e.phone.as_str())
+                .bind(e.enterprise_id.as_ref().map(EnterpriseId::as_str))
+                .bind(e.member_id.as_ref().map(MemberId::as_str))
+                .bind(&e.kind)
+                .bind(e.ip.as_deref())
+                .bind(e.at.millis())
+                .bind(e.details.to_string())
+                .bind(join_enterprises(&e.candidates)),
         )
         .await?;
     }
@@ -199,7 +200,7 @@ async fn insert_challenge(
     c.execute(
         sql(format!(
             "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(ch.id.as_str())
         .bind(ch.phone.as_str())
@@ -214,7 +215,8 @@ async fn insert_challenge(
         .bind(ch.device_name.as_deref())
         .bind(ch.ip.as_deref())
         .bind(ch.created_at.millis())
-        .bind(ch.member_id.as_ref().map(MemberId::as_str)),
+        .bind(ch.member_id.as_ref().map(MemberId::as_str))
+        .bind(join_enterprises(&ch.candidates)),
     )
     .await?;
     if let Some(sms) = sms {
@@ -638,66 +640,100 @@ impl LoginStore for SqlStore {
         self.write(async |c| insert_events(c, events).await).await
     }
 
-    async fn login_events_for_phone(&self, phone: &PhoneNumber, limit: u32) -> Result<Vec<LoginEvent>> {
+    async fn login_events_for_phone(
+        &self,
+        phone: &PhoneNumber,
+        viewer: &EnterpriseId,
+        limit: u32,
+    ) -> Result<Vec<LoginEvent>> {
         let rows = self
             .reader()
             .fetch_all(
-                sql(format!("SELECT {EVENT_COLUMNS} FROM login_events WHERE phone = $1 ORDER BY id DESC LIMIT $2"))
-                    .bind(phone.as_str())
-                    .bind(i64::from(limit)),
+                sql(format!(
+                    "SELECT {EVENT_COLUMNS} FROM login_events WHERE phone = $1 \
+                     AND (enterprise_id = $2 OR (enterprise_id IS NULL AND candidates LIKE $3)) \
+                     ORDER BY id DESC LIMIT $4"
+                ))
+                .bind(phone.as_str())
+                .bind(viewer.as_str())
+                .bind(format!("%{viewer}%"))
+                .bind(i64::from(limit)),
             )
             .await?;
         rows.iter().map(|r| r.login_event()).collect()
     }
 
-    async fn record_phone_failure(
-        &self,
-        phone: &PhoneNumber,
-        limit: i64,
-        base_lock_ms: i64,
-        now: Timestamp,
-    ) -> Result<()> {
+    async fn record_failures(&self, phone: &PhoneNumber, rules: &[FailureRule], now: Timestamp) -> Result<()> {
         self.write(async |c| {
-            let lock = doubling_lock(c.dialect().least, "phone_failures.consecutive + 1", "$2", "$3", "$4");
-            c.execute(
-                sql(format!(
-                    "INSERT INTO phone_failures (phone, consecutive, locked_until) VALUES ($1, 1, 0) \
-                     ON CONFLICT (phone) DO UPDATE SET consecutive = phone_failures.consecutive + 1, \
-                     locked_until = CASE WHEN phone_failures.consecutive + 1 >= $2 THEN {lock} \
-                     ELSE phone_failures.locked_until END"
-                ))
-                .bind(phone.as_str())
-                .bind(limit)
-                .bind(now.millis())
-                .bind(base_lock_ms),
-            )
-            .await?;
+            let lock = doubling_lock(c.dialect().least, "failure_locks.consecutive + 1", "$3", "$4", "$5");
+            for rule in rules {
+                c.execute(
+                    sql(format!(
+                        "INSERT INTO failure_locks (subject, phone, consecutive, locked_until) VALUES ($1, $2, 1, 0) \
+                         ON CONFLICT (subject) DO UPDATE SET consecutive = failure_locks.consecutive + 1, \
+                         locked_until = CASE WHEN failure_locks.consecutive + 1 >= $3 THEN {lock} \
+                         ELSE failure_locks.locked_until END"
+                    ))
+                    .bind(&rule.subject)
+                    .bind(phone.as_str())
+                    .bind(rule.limit)
+                    .bind(now.millis())
+                    .bind(rule.base_lock_ms),
+                )
+                .await?;
+            }
             Ok(())
         })
         .await
     }
 
-    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64> {
-        let until: Option<i64> = self
-            .reader()
-            .optional_value(sql("SELECT locked_until FROM phone_failures WHERE phone = $1").bind(phone.as_str()))
-            .await?;
-        Ok(until.unwrap_or(0))
+    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64> {
+        let mut latest = 0;
+        for subject in subjects {
+            let until: Option<i64> = self
+                .reader()
+                .optional_value(sql("SELECT locked_until FROM failure_locks WHERE subject = $1").bind(subject.as_str()))
+                .await?;
+            latest = latest.max(until.unwrap_or(0));
+        }
+        Ok(latest)
     }
 
-    async fn clear_phone_failures(&self, phone: &PhoneNumber) -> Result<()> {
+    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64> {
+        let until: Option<Option<i64>> = self
+            .reader()
+            .optional_value(sql("SELECT MAX(locked_until) FROM failure_locks WHERE phone = $1").bind(phone.as_str()))
+            .await?;
+        Ok(until.flatten().unwrap_or(0))
+    }
+
+    async fn clear_failures(&self, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()> {
         // Every successful login clears; most numbers have nothing to clear, and a read costs no
         // turn on SQLite's one writer. A failure that is not yet committed is concurrent with this
         // success, so leaving it counted is a valid order (and the stricter one).
         let recorded: Option<String> = self
             .reader()
-            .optional_value(sql("SELECT phone FROM phone_failures WHERE phone = $1").bind(phone.as_str()))
+            .optional_value(sql("SELECT subject FROM failure_locks WHERE phone = $1 LIMIT 1").bind(phone.as_str()))
             .await?;
         if recorded.is_none() {
             return Ok(());
         }
         self.write(async |c| {
-            c.execute(sql("DELETE FROM phone_failures WHERE phone = $1").bind(phone.as_str())).await?;
+            match subjects {
+                None => {
+                    c.execute(sql("DELETE FROM failure_locks WHERE phone = $1").bind(phone.as_str())).await?;
+                }
+                Some(subjects) => {
+                    for subject in subjects {
+                        c.execute(
+                            sql("DELETE FROM failure_locks WHERE subject = $1 AND phone = $2")
+                                .bind(subject.as_str())
+                                .bind(phone.as_str()),
+                        )
+                        .await?;
+                    }
+                }
+            }
             Ok(())
         })
         .await
@@ -975,21 +1011,23 @@ impl LoginStore for SqlStore {
         .await
     }
 
-    async fn record_password_failure(
+    async fn reserve_password_attempt(
         &self,
         enterprise: &EnterpriseId,
         member: &MemberId,
         limit: i64,
         base_lock_ms: i64,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
         self.write(async |c| {
+            // Counted as a failure before it is judged: the attempt that reaches the limit sets
+            // the lock in the same statement, and every attempt after it finds the lock.
             let lock = doubling_lock(c.dialect().least, "failures + 1", "$1", "$2", "$3");
-            c.execute(
+            c.optional_value(
                 sql(format!(
                     "UPDATE member_passwords SET failures = failures + 1, \
                      locked_until = CASE WHEN failures + 1 >= $1 THEN {lock} ELSE locked_until END \
-                     WHERE enterprise_id = $4 AND member_id = $5"
+                     WHERE enterprise_id = $4 AND member_id = $5 AND locked_until <= $2 RETURNING failures"
                 ))
                 .bind(limit)
                 .bind(now.millis())
@@ -997,8 +1035,7 @@ impl LoginStore for SqlStore {
                 .bind(enterprise.as_str())
                 .bind(member.as_str()),
             )
-            .await?;
-            Ok(())
+            .await
         })
         .await
     }

@@ -119,11 +119,20 @@ pub(crate) fn subtree_upper_bound(prefix: &str) -> String {
 }
 
 pub(crate) const CHALLENGE_COLUMNS: &str = "id, phone, code_hash, code_sent_at, expires_at, failed_attempts, step, \
-     enterprise_id, invitation_id, device_id, device_name, ip, created_at, member_id";
+     enterprise_id, invitation_id, device_id, device_name, ip, created_at, member_id, candidates";
 pub(crate) const DEVICE_COLUMNS: &str =
     "id, enterprise_id, member_id, name, platform, app_version, ip, state, first_seen_at, last_seen_at, verified_at";
 pub(crate) const OUTBOX_COLUMNS: &str = "id, enterprise_id, phone, body, purpose, created_at, attempts";
-pub(crate) const EVENT_COLUMNS: &str = "id, phone, enterprise_id, member_id, kind, ip, at, details";
+pub(crate) const EVENT_COLUMNS: &str = "id, phone, enterprise_id, member_id, kind, ip, at, details, candidates";
+
+/// Enterprise ids as stored in a `candidates` column: separated by commas.
+pub(crate) fn join_enterprises(ids: &[EnterpriseId]) -> String {
+    ids.iter().map(EnterpriseId::as_str).collect::<Vec<_>>().join(",")
+}
+
+fn split_enterprises(stored: &str) -> Vec<EnterpriseId> {
+    stored.split(',').filter(|s| !s.is_empty()).map(|id| EnterpriseId::from_trusted(id.to_string())).collect()
+}
 
 /// Decoders of the login tables, shared by both backends.
 pub(crate) trait LoginRow: DomainRow {
@@ -145,6 +154,7 @@ pub(crate) trait LoginRow: DomainRow {
             device_name: self.get("device_name")?,
             ip: self.get("ip")?,
             created_at: Timestamp(self.get("created_at")?),
+            candidates: split_enterprises(&self.get::<String>("candidates")?),
         })
     }
 
@@ -192,6 +202,7 @@ pub(crate) trait LoginRow: DomainRow {
             ip: self.get("ip")?,
             at: Timestamp(self.get("at")?),
             details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+            candidates: split_enterprises(&self.get::<String>("candidates")?),
         })
     }
 

@@ -48,7 +48,7 @@ pub enum Refusal {
     /// A parameter was given twice.
     RepeatedParameter,
     /// The signed-in member belongs to another enterprise than the app.
-    OtherEnterprise { app: String, enterprise: String },
+    OtherEnterprise { app: String },
     /// The member may not sign in (disabled, departed).
     NotActive,
     /// The server could not complete it (database unavailable).
@@ -229,14 +229,8 @@ impl Services {
     ) -> std::result::Result<String, AuthorizeError> {
         let internal = |_| AuthorizeError::Page(Refusal::Unavailable);
         if session.enterprise_id != req.app.enterprise_id {
-            let name = self
-                .store
-                .get_enterprise(&req.app.enterprise_id)
-                .await
-                .map_err(internal)?
-                .map(|e| e.name.as_str().to_string())
-                .unwrap_or_default();
-            return Err(AuthorizeError::Page(Refusal::OtherEnterprise { app: req.app.name.clone(), enterprise: name }));
+            // The app's enterprise is not named: a member of another one has no business learning it.
+            return Err(AuthorizeError::Page(Refusal::OtherEnterprise { app: req.app.name.clone() }));
         }
         let member = self.store.get_member(&session.enterprise_id, &session.member_id).await.map_err(internal)?;
         if member.is_none_or(|m| m.status != MemberStatus::Active) {

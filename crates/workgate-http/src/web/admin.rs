@@ -282,7 +282,7 @@ async fn add_member(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/members", lang.error("csrf"))).into_response();
     }
     let input = NewMemberInput {
@@ -427,7 +427,7 @@ async fn edit_member(
         Err(r) => return r,
     };
     let here = format!("/admin/members/{id}");
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
     let patch = MemberPatch {
@@ -509,7 +509,7 @@ async fn change_status(
         Err(r) => return r,
     };
     let here = format!("/admin/members/{id}");
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
     let change = match f.action.as_str() {
@@ -543,7 +543,7 @@ async fn resend_invitation(
         Err(r) => return r,
     };
     let here = format!("/admin/members/{id}");
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
     match s.services.resend_invitation(&caller, &id).await {
@@ -576,7 +576,7 @@ async fn device_action(
         Err(r) => return r,
     };
     let here = format!("/admin/members/{id}");
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
     let result = match action.as_str() {
@@ -608,7 +608,7 @@ async fn add_department(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/members", lang.error("csrf"))).into_response();
     }
     let input = NewDepartmentInput { name: f.name, parent_id: f.parent_id.filter(|p| !p.is_empty()), order: None };
@@ -662,7 +662,7 @@ async fn import(
             _ => {}
         }
     }
-    if !csrf_ok(&jar, &csrf_value) {
+    if !csrf_ok(&s, &jar, &csrf_value) {
         return (jar, back("/admin/import", lang.error("csrf"))).into_response();
     }
     let outcome = match parse_csv(&file) {
@@ -757,7 +757,7 @@ async fn save_policy(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/policy", lang.error("csrf"))).into_response();
     }
     let regions: Vec<String> = f
@@ -894,7 +894,7 @@ async fn create_key(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/keys", lang.error("csrf"))).into_response();
     }
     match s.services.create_api_key(&caller, CreateApiKey { name: f.name }).await {
@@ -920,7 +920,7 @@ async fn delete_key(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/keys", lang.error("csrf"))).into_response();
     }
     match s.services.delete_api_key(&caller, &id).await {
@@ -998,7 +998,7 @@ async fn edit_department(
         Err(r) => return r,
     };
     let here = format!("/admin/departments/{id}");
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
     let patch =
@@ -1022,7 +1022,7 @@ async fn delete_department(
         Err(r) => return r,
     };
     let here = format!("/admin/departments/{id}");
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
     match s.services.delete_department(&caller, &id).await {
@@ -1131,7 +1131,7 @@ async fn create_app(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
     }
     let input = CreateApp {
@@ -1166,7 +1166,7 @@ async fn rotate_app_secret(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
     }
     match s.services.rotate_app_secret(&caller, &id).await {
@@ -1192,7 +1192,7 @@ async fn delete_app(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
     }
     match s.services.delete_app(&caller, &id).await {

@@ -31,11 +31,43 @@ use workgate_domain::Error;
 use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, PasswordInput, StartLoginInput};
 use workgate_domain::sessions::{IssuedSession, MemberSession, RefreshInput};
 
-const ACCESS_COOKIE: &str = "wg_access";
-const REFRESH_COOKIE: &str = "wg_refresh";
-const DEVICE_COOKIE: &str = "wg_device";
-const CSRF_COOKIE: &str = "wg_csrf";
 const LANG_COOKIE: &str = "wg_lang";
+
+/// The cookies of the web pages. Unless the public URL is plain http on a loopback address
+/// (development on one's own machine), they are `Secure` and carry the `__Host-` prefix: the
+/// browser then sends them only over https, only to this host, and no subdomain can set them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WebCookie {
+    Access,
+    Refresh,
+    Device,
+    Csrf,
+    /// The OpenID Connect request waiting while the person signs in.
+    Return,
+}
+
+impl WebCookie {
+    pub(crate) fn name(self, state: &AppState) -> &'static str {
+        let secure = secure(state);
+        match self {
+            WebCookie::Access if secure => "__Host-wg_access",
+            WebCookie::Access => "wg_access",
+            WebCookie::Refresh if secure => "__Host-wg_refresh",
+            WebCookie::Refresh => "wg_refresh",
+            WebCookie::Device if secure => "__Host-wg_device",
+            WebCookie::Device => "wg_device",
+            WebCookie::Csrf if secure => "__Host-wg_csrf",
+            WebCookie::Csrf => "wg_csrf",
+            WebCookie::Return if secure => "__Host-wg_return",
+            WebCookie::Return => "wg_return",
+        }
+    }
+
+    /// What removes this cookie from the browser.
+    pub(crate) fn removal(self, state: &AppState) -> Cookie<'static> {
+        Cookie::build(self.name(state)).path("/").secure(secure(state)).build()
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -84,12 +116,24 @@ async fn security_headers(req: Request, next: MiddlewareNext) -> Response {
     response
 }
 
+/// Whether cookies are `Secure` (and `__Host-`): always, but for plain http on a loopback address.
 fn secure(state: &AppState) -> bool {
-    state.services.settings.public_url.starts_with("https://")
+    !is_loopback_http(&state.services.settings.public_url)
 }
 
-fn cookie(state: &AppState, name: &'static str, value: String, max_age_secs: i64) -> Cookie<'static> {
-    Cookie::build((name, value))
+/// `http://` to `localhost`, `127.0.0.0/8` or `[::1]`: development on one's own machine.
+pub fn is_loopback_http(public_url: &str) -> bool {
+    let Some(rest) = public_url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn cookie(state: &AppState, which: WebCookie, value: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build((which.name(state), value))
         .path("/")
         .http_only(true)
         .secure(secure(state))
@@ -100,15 +144,17 @@ fn cookie(state: &AppState, name: &'static str, value: String, max_age_secs: i64
 
 /// The CSRF token of this browser, issued on first sight.
 pub(crate) fn csrf(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
-    if let Some(existing) = jar.get(CSRF_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() >= 32) {
+    if let Some(existing) =
+        jar.get(WebCookie::Csrf.name(state)).map(|c| c.value().to_string()).filter(|v| v.len() >= 32)
+    {
         return (jar, existing);
     }
     let token = workgate_domain::secret::Secret::generate("").expose().to_string();
-    (jar.add(cookie(state, CSRF_COOKIE, token.clone(), 86_400)), token)
+    (jar.add(cookie(state, WebCookie::Csrf, token.clone(), 86_400)), token)
 }
 
-pub(crate) fn csrf_ok(jar: &CookieJar, presented: &str) -> bool {
-    jar.get(CSRF_COOKIE)
+pub(crate) fn csrf_ok(state: &AppState, jar: &CookieJar, presented: &str) -> bool {
+    jar.get(WebCookie::Csrf.name(state))
         .is_some_and(|c| c.value().len() >= 32 && bool::from(c.value().as_bytes().ct_eq(presented.as_bytes())))
 }
 
@@ -138,17 +184,20 @@ async fn login_page(
     axum::extract::Query(q): axum::extract::Query<LoginQuery>,
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
-    let phone = match q.invitation.as_deref() {
-        Some(inv) => match s.services.invitation_number(inv).await {
-            Ok(p) => p,
+    // The invited number is shown masked: whoever holds a forwarded link learns only its end,
+    // and the code goes to the number itself.
+    let hint = match q.invitation.as_deref() {
+        Some(inv) => match s.services.preview_invitation(inv).await {
+            Ok(p) => Some(p.phone_masked),
             Err(_) => return page_with(StatusCode::GONE, jar, pages::invitation_expired(lang)),
         },
-        None => String::new(),
+        None => None,
     };
     let region = s.services.settings.default_region.as_str().to_string();
     let form = pages::PhoneForm {
         csrf: &token,
-        phone: &phone,
+        phone: "",
+        hint: hint.as_deref(),
         region: &region,
         invitation: q.invitation.as_deref(),
         error: None,
@@ -177,25 +226,34 @@ async fn login_submit(
         let form = pages::PhoneForm {
             csrf: &token,
             phone: &f.phone,
+            hint: None,
             region: &f.region,
             invitation: invitation.as_deref(),
             error: Some(lang.error(code)),
         };
         page_with(StatusCode::OK, jar, pages::phone_form(lang, &form))
     };
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return retry(jar, "csrf");
     }
+    // With an invitation, an empty number means the invited one.
+    let phone = match invitation.as_deref() {
+        Some(inv) if f.phone.trim().is_empty() => match s.services.invitation_number(inv).await {
+            Ok(phone) => phone,
+            Err(e) => return retry(jar, code_of(&e)),
+        },
+        _ => f.phone.clone(),
+    };
     let input = StartLoginInput {
-        phone: f.phone.clone(),
-        device_id: jar.get(DEVICE_COOKIE).map(|c| c.value().to_string()),
+        phone: phone.clone(),
+        device_id: jar.get(WebCookie::Device.name(&s)).map(|c| c.value().to_string()),
         invitation: invitation.clone(),
         device_name: client.user_agent.as_deref().map(browser_name),
         region: Some(f.region.clone()),
     };
     match s.services.start_login(input, client).await {
         Ok(started) => {
-            let masked = mask(&f.phone);
+            let masked = mask(&phone);
             let form = pages::CodeForm {
                 csrf: &token,
                 login_id: started.login_id.as_str(),
@@ -263,10 +321,10 @@ fn after_step(state: &AppState, lang: Lang, jar: CookieJar, token: &str, login_i
 /// Sets the session cookies and goes home, or back to the app whose sign-in request waited.
 fn signed_in(state: &AppState, lang: Lang, jar: CookieJar, session: IssuedSession) -> Response {
     let jar = jar
-        .add(cookie(state, ACCESS_COOKIE, session.access_token, session.expires_in))
-        .add(cookie(state, REFRESH_COOKIE, session.refresh_token, state.services.settings.refresh_token_ttl_secs))
-        .add(cookie(state, DEVICE_COOKIE, session.device_id.to_string(), 5 * 365 * 86_400));
-    match oidc::after_login(jar) {
+        .add(cookie(state, WebCookie::Access, session.access_token, session.expires_in))
+        .add(cookie(state, WebCookie::Refresh, session.refresh_token, state.services.settings.refresh_token_ttl_secs))
+        .add(cookie(state, WebCookie::Device, session.device_id.to_string(), 5 * 365 * 86_400));
+    match oidc::after_login(state, jar) {
         (jar, home) if home == "/" => (jar, Redirect::to("/")).into_response(),
         (jar, waiting) => oidc::continue_to(lang, jar, &waiting),
     }
@@ -286,7 +344,8 @@ fn step_error(
     let over = matches!(e, Error::CodeExpired | Error::TooManyAttempts | Error::InvitationExpired);
     if over {
         let region = state.services.settings.default_region.as_str();
-        let phone_form = pages::PhoneForm { csrf: token, phone: "", region, invitation: None, error: Some(message) };
+        let phone_form =
+            pages::PhoneForm { csrf: token, phone: "", hint: None, region, invitation: None, error: Some(message) };
         return page_with(StatusCode::OK, jar, pages::phone_form(lang, &phone_form));
     }
     let markup = match form {
@@ -317,7 +376,7 @@ async fn code_submit(
     Form(f): Form<StepSubmit>,
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
     }
     let input = CodeInput { code: f.code.clone().unwrap_or_default() };
@@ -335,7 +394,7 @@ async fn resend_submit(
     Form(f): Form<StepSubmit>,
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
     }
     match s.services.resend_code(&f.login_id, client).await {
@@ -362,7 +421,7 @@ async fn enterprise_submit(
     Form(f): Form<StepSubmit>,
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
     }
     let input = EnterpriseChoice { enterprise_id: f.enterprise_id.clone().unwrap_or_default() };
@@ -380,7 +439,7 @@ async fn password_submit(
     Form(f): Form<StepSubmit>,
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "password");
     }
     let input = PasswordInput { password: f.password.clone().unwrap_or_default() };
@@ -398,7 +457,7 @@ async fn continue_submit(
     Form(f): Form<StepSubmit>,
 ) -> Response {
     let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "continue");
     }
     match s.services.continue_login(&f.login_id, client).await {
@@ -413,24 +472,24 @@ pub(crate) async fn browser_session(
     jar: CookieJar,
     client: ClientInfo,
 ) -> (CookieJar, Option<MemberSession>) {
-    if let Some(access) = jar.get(ACCESS_COOKIE)
+    if let Some(access) = jar.get(WebCookie::Access.name(s))
         && let Ok(session) = s.services.authenticate_access(access.value()).await
     {
         return (jar, Some(session));
     }
-    let Some(refresh) = jar.get(REFRESH_COOKIE).map(|c| c.value().to_string()) else { return (jar, None) };
+    let Some(refresh) = jar.get(WebCookie::Refresh.name(s)).map(|c| c.value().to_string()) else { return (jar, None) };
     match s.services.refresh(RefreshInput { refresh_token: refresh, app_version: None }, client).await {
         Ok(issued) => {
             let session = s.services.authenticate_access(&issued.access_token).await.ok();
-            let jar = jar.add(cookie(s, ACCESS_COOKIE, issued.access_token, issued.expires_in)).add(cookie(
+            let jar = jar.add(cookie(s, WebCookie::Access, issued.access_token, issued.expires_in)).add(cookie(
                 s,
-                REFRESH_COOKIE,
+                WebCookie::Refresh,
                 issued.refresh_token,
                 s.services.settings.refresh_token_ttl_secs,
             ));
             (jar, session)
         }
-        Err(_) => (jar.remove(Cookie::from(ACCESS_COOKIE)).remove(Cookie::from(REFRESH_COOKIE)), None),
+        Err(_) => (jar.remove(WebCookie::Access.removal(s)).remove(WebCookie::Refresh.removal(s)), None),
     }
 }
 
@@ -470,7 +529,7 @@ async fn logout(
     jar: CookieJar,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&jar, &f.csrf) {
+    if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, Redirect::to("/")).into_response();
     }
     let (jar, session) = browser_session(&s, jar, client).await;
@@ -479,7 +538,7 @@ async fn logout(
     {
         tracing::warn!(error = %e, "web logout failed");
     }
-    let jar = jar.remove(Cookie::from(ACCESS_COOKIE)).remove(Cookie::from(REFRESH_COOKIE));
+    let jar = jar.remove(WebCookie::Access.removal(&s)).remove(WebCookie::Refresh.removal(&s));
     (jar, Redirect::to("/login")).into_response()
 }
 

@@ -6,7 +6,7 @@
 //! holds a path of this server under `/oidc/authorize`, so it cannot send anyone elsewhere.
 
 use super::i18n::{Key, Lang};
-use super::{ACCESS_COOKIE, REFRESH_COOKIE, browser_session, cookie, csrf, csrf_ok, page_with, pages};
+use super::{WebCookie, browser_session, cookie, csrf, csrf_ok, page_with, pages};
 use crate::AppState;
 use crate::oidc::unique_params;
 use crate::routes::login::Client;
@@ -14,20 +14,18 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
-use axum_extra::extract::cookie::Cookie;
 use maud::html;
 use std::collections::HashMap;
 use workgate_domain::ids::AppId;
 use workgate_domain::oidc::flow::{AuthorizeError, Refusal, redirect_with};
 
-pub(super) const RETURN_COOKIE: &str = "wg_return";
 const AUTHORIZE_PATH: &str = "/oidc/authorize";
 
 /// Where the login's last step goes: back to a waiting authorization request, else home.
-pub(super) fn after_login(jar: CookieJar) -> (CookieJar, String) {
-    match jar.get(RETURN_COOKIE).map(|c| c.value().to_string()) {
+pub(super) fn after_login(s: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    match jar.get(WebCookie::Return.name(s)).map(|c| c.value().to_string()) {
         Some(path) if path.starts_with(&format!("{AUTHORIZE_PATH}?")) => {
-            (jar.remove(Cookie::build(RETURN_COOKIE).path("/")), path)
+            (jar.remove(WebCookie::Return.removal(s)), path)
         }
         _ => (jar, "/".to_string()),
     }
@@ -55,15 +53,13 @@ fn refusal_text(lang: Lang, refusal: &Refusal) -> String {
             "The sign-in request is invalid: a parameter is repeated."
         }
         .into(),
-        Refusal::OtherEnterprise { app, enterprise } => {
+        Refusal::OtherEnterprise { app } => {
             if zh {
-                format!(
-                    "「{app}」是 {enterprise} 的应用，而您当前登录的是其他企业。请使用您在 {enterprise} 的身份登录，或联系其管理员添加您。"
-                )
+                format!("「{app}」不属于您当前登录的企业。请退出后以该应用所属企业的身份登录，或联系应用的管理员。")
             } else {
                 format!(
-                    "{app} is an app of {enterprise}, and you are signed in to another organisation. Sign in with \
-                     your membership of {enterprise}, or ask its administrator to add you."
+                    "{app} is not an app of the organisation you are signed in to. Sign out and sign in with your \
+                     membership of the app's organisation, or ask the app's administrator."
                 )
             }
         }
@@ -136,14 +132,14 @@ pub(super) async fn authorize(
             let redirect = AuthorizeError::Redirect { redirect_uri: req.redirect_uri, error, state: req.state };
             return refused(lang, jar, redirect, false);
         }
-        let jar = jar.add(cookie(&s, RETURN_COOKIE, return_path(&params), 600));
+        let jar = jar.add(cookie(&s, WebCookie::Return, return_path(&params), 600));
         return (jar, Redirect::to("/login")).into_response();
     };
     match s.services.authorize(&req, &session).await {
         Ok(location) => (jar, Redirect::to(&location)).into_response(),
         Err(e @ AuthorizeError::Page(Refusal::OtherEnterprise { .. })) => {
             // Signing in again (choosing the app's enterprise) comes back here.
-            let jar = jar.add(cookie(&s, RETURN_COOKIE, return_path(&params), 600));
+            let jar = jar.add(cookie(&s, WebCookie::Return, return_path(&params), 600));
             refused(lang, jar, e, true)
         }
         Err(e) => refused(lang, jar, e, false),
@@ -231,7 +227,7 @@ pub(super) async fn logout(
     };
     let (jar, session) = browser_session(&s, jar, client).await;
     let hinted_same_member = hint.as_ref().zip(session.as_ref()).is_some_and(|(h, s)| h.member_id == s.member_id);
-    let confirmed = method == axum::http::Method::POST && params.get("csrf").is_some_and(|t| csrf_ok(&jar, t));
+    let confirmed = method == axum::http::Method::POST && params.get("csrf").is_some_and(|t| csrf_ok(&s, &jar, t));
     if session.is_some() && !hinted_same_member && !confirmed {
         let (jar, token) = csrf(&s, jar);
         let title = if lang == Lang::Zh { "退出 Workgate？" } else { "Sign out of Workgate?" };
@@ -252,7 +248,7 @@ pub(super) async fn logout(
     {
         tracing::warn!(error = %e, "logout at the app's request failed");
     }
-    let jar = jar.remove(Cookie::build(ACCESS_COOKIE).path("/")).remove(Cookie::build(REFRESH_COOKIE).path("/"));
+    let jar = jar.remove(WebCookie::Access.removal(&s)).remove(WebCookie::Refresh.removal(&s));
     match back {
         Some(uri) => {
             let state: Vec<(&str, &str)> =

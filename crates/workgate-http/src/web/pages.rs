@@ -55,6 +55,8 @@ pub fn error_box(message: Option<&str>) -> Markup {
 pub struct PhoneForm<'a> {
     pub csrf: &'a str,
     pub phone: &'a str,
+    /// The invited number, masked: the field may then stay empty.
+    pub hint: Option<&'a str>,
     pub region: &'a str,
     pub invitation: Option<&'a str>,
     pub error: Option<&'a str>,
@@ -78,7 +80,11 @@ pub fn phone_form(lang: Lang, f: &PhoneForm) -> Markup {
                     }
                 }
                 label for="phone" { (lang.t(Key::Phone)) }
-                input id="phone" name="phone" type="tel" inputmode="tel" autocomplete="tel" required value=(f.phone);
+                @if let Some(hint) = f.hint {
+                    input id="phone" name="phone" type="tel" inputmode="tel" autocomplete="tel" placeholder=(hint) value=(f.phone);
+                } @else {
+                    input id="phone" name="phone" type="tel" inputmode="tel" autocomplete="tel" required value=(f.phone);
+                }
                 button type="submit" { (lang.t(Key::SendCode)) }
             }
         },

@@ -204,8 +204,8 @@ async fn twenty_parallel_wrong_guesses_are_judged_at_most_five_times() {
     }
     assert_eq!(judged, 5);
     let pool = app.db().await;
-    let failed: i64 = sqlx::query_scalar("SELECT failed_attempts FROM login_challenges WHERE id = $1")
-        .bind(&login)
+    let failed: i64 = sqlx::query_scalar("SELECT failed_attempts FROM login_challenges WHERE phone = $1")
+        .bind(PHONE)
         .fetch_one(&pool)
         .await
         .unwrap();

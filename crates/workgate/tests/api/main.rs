@@ -21,4 +21,5 @@ mod roles;
 mod smoke;
 mod support;
 mod tenancy;
+mod trust;
 mod web;

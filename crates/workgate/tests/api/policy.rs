@@ -280,6 +280,41 @@ async fn wrong_passwords_are_throttled_and_an_admin_can_require_a_reset() {
 }
 
 #[tokio::test]
+async fn twenty_parallel_wrong_passwords_are_counted_before_they_are_judged() {
+    let mut w = World::new().await;
+    w.put_policy(json!({"require_password": true})).await;
+    let (login, _) = w.code_step(None).await;
+    w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await.assert_status(200);
+    let (login, _) = w.code_step(None).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (client, url) = (w.app.client.clone(), format!("{}/api/v1/login/{login}/password", w.app.base));
+        tasks.spawn(async move {
+            let resp = client.post(url).json(&json!({"password": format!("wrong-but-long-{i}")})).send().await;
+            TestApp::read(resp.expect("sent")).await
+        });
+    }
+    let mut judged = 0;
+    while let Some(reply) = tasks.join_next().await {
+        let reply = reply.expect("task");
+        match reply.code() {
+            "password_invalid" => judged += 1,
+            "rate_limited" => {}
+            other => panic!("unexpected answer {other}: {}", reply.text),
+        }
+    }
+    assert!(judged <= 5, "at most the limit is judged: {judged}");
+    // One lock of the base length, not one doubled for each parallel guess.
+    let throttled = w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await;
+    throttled.assert_problem(429, "rate_limited");
+    let wait: i64 = throttled.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait <= 60, "locked for the first period only: {wait} s");
+    w.clock.advance(Duration::from_secs(61));
+    let done = w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await;
+    assert_eq!(done.body["next"], "done", "{}", done.text);
+}
+
+#[tokio::test]
 async fn numbers_outside_the_allowed_regions_are_refused() {
     let w = World::new().await;
     w.put_policy(json!({"allowed_regions": ["CN"]})).await;

@@ -104,7 +104,7 @@ async fn errors_are_shown_in_the_persons_language() {
 }
 
 #[tokio::test]
-async fn the_invitation_landing_leads_to_the_login_with_the_number() {
+async fn the_invitation_landing_leads_to_the_login_with_the_number_masked() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
@@ -118,7 +118,8 @@ async fn the_invitation_landing_leads_to_the_login_with_the_number() {
     let (_, page) = text(resp).await;
     assert!(page.contains("Acme") && page.contains("+86*******9001"), "{page}");
     let (_, login) = text(b.get(format!("{}/login?invitation={token}", app.base)).send().await.unwrap()).await;
-    assert!(login.contains(&format!("value=\"{PHONE}\"")), "the number is filled in: {login}");
+    assert!(login.contains("placeholder=\"+86*******9001\""), "the number is hinted, masked: {login}");
+    assert!(!login.contains("13900139001"), "and never shown whole: {login}");
     let (status, expired) = text(b.get(format!("{}/i/wgi_not-a-real-token", app.base)).send().await.unwrap()).await;
     assert_eq!(status, 410);
     assert!(expired.contains("This invitation has expired"));

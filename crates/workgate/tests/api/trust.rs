@@ -1,0 +1,439 @@
+//! The trust model of Enterprise Login: a login is its starter's alone, failure locks cannot be
+//! turned against a number's owner, hidden membership hides it, and the web pages leak nothing
+//! they need not (SPEC section 6).
+
+use crate::helpers::{Backend, Reply, TestApp};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use workgate_domain::clock::ManualClock;
+
+const PHONE: &str = "+8613900139001";
+
+async fn start_from(app: &TestApp, phone: &str, ip: &str) -> Reply {
+    post_from(app, "/api/v1/login/start", json!({"phone": phone}), ip).await
+}
+
+/// An anonymous POST as if from `ip` (the test server trusts 127.0.0.1 as a proxy).
+async fn post_from(app: &TestApp, path: &str, body: Value, ip: &str) -> Reply {
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("x-forwarded-for", ip)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    TestApp::read(resp).await
+}
+
+fn login_id(reply: &Reply) -> String {
+    reply.body["login_id"].as_str().expect("login_id").to_string()
+}
+
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+/// Every row of every table of the test's database, as text.
+async fn database_text(app: &TestApp) -> String {
+    let pool = app.db().await;
+    let tables: Vec<String> = match Backend::current() {
+        Backend::Sqlite => sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'"),
+        Backend::Postgres => sqlx::query_scalar(
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()",
+        ),
+    }
+    .fetch_all(&pool)
+    .await
+    .expect("tables");
+    let mut text = String::new();
+    for table in tables {
+        let query = match Backend::current() {
+            Backend::Sqlite => format!("SELECT name FROM pragma_table_info('{table}')"),
+            Backend::Postgres => format!(
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}'"
+            ),
+        };
+        let columns: Vec<String> = sqlx::query_scalar(&query).fetch_all(&pool).await.expect("columns");
+        for column in columns {
+            let values: Vec<Option<String>> =
+                sqlx::query_scalar(&format!("SELECT CAST({column} AS TEXT) FROM {table}"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+            for v in values.into_iter().flatten() {
+                text.push_str(&v);
+                text.push('\n');
+            }
+        }
+    }
+    pool.close().await;
+    text
+}
+
+#[tokio::test]
+async fn another_enterprises_admin_cannot_finish_a_members_login() {
+    let app =
+        TestApp::spawn_configured(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()], Arc::default()).await;
+    let target = app.enterprise("Target Co", "13800138000").await;
+    let attacker = app.enterprise("Attacker Co", "13700137000").await;
+    app.add_member(&target, "Zhang San", PHONE).await;
+    // The attacker's admin adds the victim's number to its own enterprise, to become a candidate.
+    app.add_member(&attacker, "Zhang San", PHONE).await;
+    app.wait_for_sms(PHONE, 2).await;
+
+    let started = start_from(&app, PHONE, "203.0.113.5").await;
+    started.assert_status(200);
+    let login = login_id(&started);
+    assert!(login.starts_with("lgn_") && login.len() >= 4 + 43, "256 random bits: {login}");
+    let code = app.code_for(PHONE, 3).await;
+    let chosen = post_from(&app, &format!("/api/v1/login/{login}/code"), json!({"code": code}), "203.0.113.5").await;
+    assert_eq!(chosen.body["next"], "enterprise", "{}", chosen.text);
+
+    // What the attacker's admin sees: events of a login it was a candidate of, without the
+    // login_id and without where it came from.
+    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &attacker.key).await;
+    view.assert_status(200);
+    assert!(!view.text.contains(&login), "the login_id is in no admin view");
+    let events = view.body["recent_events"].as_array().expect("events");
+    assert!(!events.is_empty(), "a candidate sees that a login happened");
+    assert!(events.iter().all(|e| e["ip"].is_null()), "not where it came from: {events:?}");
+    // Whatever reference the view shows cannot move the login on.
+    for e in events {
+        if let Some(reference) = e["details"]["login"].as_str() {
+            post_from(
+                &app,
+                &format!("/api/v1/login/{reference}/enterprise"),
+                json!({"enterprise_id": target.id}),
+                "198.51.100.7",
+            )
+            .await
+            .assert_problem(410, "code_expired");
+        }
+    }
+    // Nor can a guessed or truncated login_id.
+    let truncated = &login[..login.len() - 1];
+    app.post_anon(&format!("/api/v1/login/{truncated}/enterprise"), json!({"enterprise_id": target.id}))
+        .await
+        .assert_problem(410, "code_expired");
+
+    // The member finishes; the attacker's enterprise sees nothing of the login into the other one.
+    let done = post_from(
+        &app,
+        &format!("/api/v1/login/{login}/enterprise"),
+        json!({"enterprise_id": target.id}),
+        "203.0.113.5",
+    )
+    .await;
+    assert_eq!(done.body["next"], "done", "{}", done.text);
+    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &attacker.key).await;
+    assert!(!view.text.contains("203.0.113.5"), "{}", view.text);
+    assert!(!view.text.contains("session_issued"), "{}", view.text);
+    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &target.key).await;
+    assert!(view.text.contains("session_issued") && view.text.contains("203.0.113.5"), "{}", view.text);
+
+    // The login_id is stored nowhere: not in the challenge, the events or the audit log.
+    let stored = database_text(&app).await;
+    assert!(!stored.contains(&login), "the login_id is stored only as a hash");
+}
+
+#[tokio::test]
+async fn a_login_waiting_for_approval_cannot_be_continued_by_anyone_else() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    let mut policy = app.get("/api/v1/policy", &ent.key).await.body;
+    policy.as_object_mut().expect("policy").remove("updated_at");
+    policy["require_device_approval"] = json!(true);
+    app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy)).await.assert_status(200);
+    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
+    let login = login_id(&started);
+    let code = app.code_for(PHONE, 2).await;
+    let pending = app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
+    assert_eq!(pending.body["next"], "pending_approval", "{}", pending.text);
+    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &ent.key).await;
+    assert!(!view.text.contains(&login), "the login_id is in no admin view");
+    for e in view.body["recent_events"].as_array().expect("events") {
+        if let Some(reference) = e["details"]["login"].as_str() {
+            app.post_anon(&format!("/api/v1/login/{reference}/continue"), json!({}))
+                .await
+                .assert_problem(410, "code_expired");
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_networks_wrong_codes_lock_that_network_not_the_member() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(
+        |c| {
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            c.login.consecutive_failures_limit = 3;
+            c.login.failure_lock_base_secs = 600;
+        },
+        clock.clone(),
+    )
+    .await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    app.wait_for_sms(PHONE, 1).await;
+    let attacker = "198.51.100.7";
+    // Two logins under way from the attacker's network before the lock.
+    let first = start_from(&app, PHONE, attacker).await;
+    first.assert_status(200);
+    clock.advance(Duration::from_secs(61));
+    let second = start_from(&app, PHONE, attacker).await;
+    second.assert_status(200);
+    let code = app.code_for(PHONE, 3).await;
+    for _ in 0..3 {
+        post_from(&app, &format!("/api/v1/login/{}/code", login_id(&first)), json!({"code": wrong(&code)}), attacker)
+            .await
+            .assert_problem(400, "code_invalid");
+    }
+    // The lock holds on every step from that network, even on a login already under way.
+    post_from(&app, &format!("/api/v1/login/{}/code", login_id(&second)), json!({"code": code}), attacker)
+        .await
+        .assert_problem(429, "rate_limited");
+    post_from(&app, &format!("/api/v1/login/{}/resend", login_id(&second)), json!({}), attacker)
+        .await
+        .assert_problem(429, "rate_limited");
+    clock.advance(Duration::from_secs(61));
+    let refused = start_from(&app, PHONE, attacker).await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(refused.headers.contains_key("retry-after"));
+
+    // The member, on another network, signs in as usual.
+    let member = "203.0.113.5";
+    let started = start_from(&app, PHONE, member).await;
+    started.assert_status(200);
+    let code = app.code_for(PHONE, 4).await;
+    let done =
+        post_from(&app, &format!("/api/v1/login/{}/code", login_id(&started)), json!({"code": code}), member).await;
+    assert_eq!(done.body["next"], "done", "{}", done.text);
+}
+
+#[tokio::test]
+async fn guessing_spread_over_networks_meets_the_numbers_ceiling() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(
+        |c| {
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            c.login.consecutive_failures_limit = 3;
+            c.login.number_failure_ceiling = 4;
+            c.login.failure_lock_base_secs = 600;
+        },
+        clock.clone(),
+    )
+    .await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    app.wait_for_sms(PHONE, 1).await;
+    for (i, network) in ["198.51.100.7", "192.0.2.9"].iter().enumerate() {
+        let started = start_from(&app, PHONE, network).await;
+        started.assert_status(200);
+        let code = app.code_for(PHONE, 2 + i).await;
+        for _ in 0..2 {
+            post_from(
+                &app,
+                &format!("/api/v1/login/{}/code", login_id(&started)),
+                json!({"code": wrong(&code)}),
+                network,
+            )
+            .await
+            .assert_problem(400, "code_invalid");
+        }
+        clock.advance(Duration::from_secs(61));
+    }
+    // Four failures in a row from two networks: the number itself waits, from any network.
+    start_from(&app, PHONE, "203.0.113.5").await.assert_problem(429, "rate_limited");
+    // An admin's unlock clears it.
+    let member = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &ent.key).await;
+    assert_eq!(member.body["suggested_fix"], "wait_for_unlock");
+    let id = member.body["member"]["id"].as_str().expect("member id").to_string();
+    app.request(reqwest::Method::POST, &format!("/api/v1/members/{id}/unlock"), Some(&ent.key), None)
+        .await
+        .assert_status(204);
+    start_from(&app, PHONE, "203.0.113.5").await.assert_status(200);
+}
+
+/// A `login/start` answer without what differs by nature between two answers (ids, dates).
+fn comparable(r: &Reply) -> (u16, Vec<(String, String)>, Value) {
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| !["date", "x-request-id", "content-length"].contains(&k.as_str()))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    headers.sort();
+    let mut body = r.body.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("login_id");
+    }
+    (r.status.as_u16(), headers, body)
+}
+
+#[tokio::test]
+async fn with_hidden_membership_every_state_gets_the_same_whole_answer() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(
+        |c| {
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            c.login.hide_membership = true;
+            c.login.consecutive_failures_limit = 2;
+            c.login.failure_lock_base_secs = 600;
+            c.login.sms_budget_enterprise_hour = 3;
+        },
+        clock.clone(),
+    )
+    .await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let full = app.enterprise("Full Co", "13600136000").await;
+    let invited = "+8613900139001";
+    let active = "+8613900139002";
+    let disabled = "+8613900139003";
+    let over_budget = "+8613900139004";
+    let unknown = "+8613700137000";
+    let locked_member = "+8613900139005";
+    let locked_unknown = "+8613700137001";
+    app.add_member_with(&ent, json!({"name": "Invited", "phone": invited, "invite": false})).await;
+    app.add_member_with(&ent, json!({"name": "Active", "phone": active, "invite": false})).await;
+    let d = app.add_member_with(&ent, json!({"name": "Disabled", "phone": disabled, "invite": false})).await;
+    app.post(&format!("/api/v1/members/{}/disable", d["id"].as_str().unwrap()), &ent.key, json!({})).await;
+    app.add_member_with(&ent, json!({"name": "Locked", "phone": locked_member, "invite": false})).await;
+    // Full Co's budget of three codes an hour goes to three others.
+    app.add_member_with(&full, json!({"name": "Over", "phone": over_budget, "invite": false})).await;
+    for phone in ["+8613600136001", "+8613600136002"] {
+        app.add_member_with(&full, json!({"name": "Other", "phone": phone, "invite": false})).await;
+    }
+    for phone in ["+8613600136000", "+8613600136001", "+8613600136002"] {
+        start_from(&app, phone, "192.0.2.1").await.assert_status(200);
+    }
+    // Lock a member's number and an unknown number alike, by wrong codes from one network.
+    for phone in [locked_member, locked_unknown] {
+        let started = start_from(&app, phone, "198.51.100.7").await;
+        started.assert_status(200);
+        for _ in 0..2 {
+            post_from(
+                &app,
+                &format!("/api/v1/login/{}/code", login_id(&started)),
+                json!({"code": "000000"}),
+                "198.51.100.7",
+            )
+            .await;
+        }
+    }
+    clock.advance(Duration::from_secs(61));
+
+    let mut answers = vec![];
+    for phone in [invited, active, disabled, over_budget, unknown] {
+        answers.push((phone, comparable(&start_from(&app, phone, "192.0.2.1").await)));
+    }
+    let reference = answers[0].1.clone();
+    assert_eq!(reference.0, 200);
+    for (phone, answer) in &answers {
+        assert_eq!(answer, &reference, "{phone} answers like every other number");
+    }
+    // Locked numbers answer alike too, whether members or not.
+    let locked_a = comparable(&start_from(&app, locked_member, "198.51.100.7").await);
+    let locked_b = comparable(&start_from(&app, locked_unknown, "198.51.100.7").await);
+    assert_eq!(locked_a.0, 429);
+    let strip_retry = |mut a: (u16, Vec<(String, String)>, Value)| {
+        a.1.retain(|(k, _)| k != "retry-after");
+        if let Some(o) = a.2.as_object_mut() {
+            o.remove("retry_after");
+            o.remove("detail");
+        }
+        a
+    };
+    assert_eq!(strip_retry(locked_a), strip_retry(locked_b));
+    // Codes went only where they may: the invited and active members, nothing else.
+    assert!(app.sms_to(unknown).is_empty() && app.sms_to(disabled).is_empty());
+    assert!(app.sms_to(over_budget).is_empty(), "over its enterprise's budget: no SMS, same answer");
+    app.wait_for_sms(active, 1).await;
+}
+
+#[tokio::test]
+async fn the_invited_number_is_shown_masked_on_the_login_page_and_still_used() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    let sms = app.wait_for_sms(PHONE, 1).await.remove(0);
+    let token = sms.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).expect("link").to_string();
+    let browser = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    let page = browser.get(format!("{}/login?invitation={token}", app.base)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(!page.contains("13900139001"), "the whole number is not on the page: {page}");
+    assert!(page.contains("9001"), "its end is: {page}");
+    // Sending the form with the number left empty sends the code to the invited number.
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("csrf").to_string();
+    let form = [("csrf", csrf.as_str()), ("region", "CN"), ("phone", ""), ("invitation", token.as_str())];
+    let next = browser.post(format!("{}/login", app.base)).form(&form).send().await.unwrap();
+    let next = next.text().await.unwrap();
+    assert!(next.contains("name=\"code\""), "the code step: {next}");
+    assert!(!next.contains("13900139001"), "{next}");
+    app.wait_for_sms(PHONE, 2).await;
+}
+
+#[tokio::test]
+async fn cookies_are_secure_and_host_bound_unless_on_loopback_http() {
+    let app = TestApp::spawn_configured(
+        |c| {
+            c.public_url = Some("https://login.example.com".into());
+            c.login.public_url = "https://login.example.com".into();
+        },
+        Arc::default(),
+    )
+    .await;
+    let resp = app.client.get(format!("{}/login", app.base)).send().await.unwrap();
+    let cookies: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let csrf = cookies.iter().find(|c| c.contains("wg_csrf")).expect("csrf cookie");
+    assert!(csrf.starts_with("__Host-wg_csrf=") && csrf.contains("Secure") && csrf.contains("Path=/"), "{csrf}");
+    assert!(!csrf.contains("Domain"), "{csrf}");
+
+    let local = TestApp::spawn().await;
+    let resp = local.client.get(format!("{}/login", local.base)).send().await.unwrap();
+    let cookies: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(cookies.iter().any(|c| c.starts_with("wg_csrf=")), "plain http on loopback for development");
+}
+
+#[tokio::test]
+async fn a_department_admins_lookup_outside_its_scope_says_nothing() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let sales = app.add_department(&ent, "Sales", None).await;
+    let ops = app.add_department(&ent, "Ops", None).await;
+    let admin_phone = "+8613900139010";
+    app.add_member_with(
+        &ent,
+        json!({"name": "Dept Admin", "phone": admin_phone, "departments": [sales],
+               "role": "department_admin", "admin_departments": [sales], "invite": false}),
+    )
+    .await;
+    app.add_member_with(&ent, json!({"name": "Ops Person", "phone": PHONE, "departments": [ops], "invite": false}))
+        .await;
+    // The department admin signs in to get a session.
+    let started = app.post_anon("/api/v1/login/start", json!({"phone": admin_phone})).await;
+    let code = app.code_for(admin_phone, 1).await;
+    let done = app.post_anon(&format!("/api/v1/login/{}/code", login_id(&started)), json!({"code": code})).await;
+    let token = done.body["session"]["access_token"].as_str().expect("session").to_string();
+
+    let outside = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &token).await;
+    let never = app.get(&format!("/api/v1/members/lookup?phone={}", enc("+8613700137000")), &token).await;
+    outside.assert_status(200);
+    never.assert_status(200);
+    let mut a = outside.body.clone();
+    let mut b = never.body.clone();
+    for v in [&mut a, &mut b] {
+        v.as_object_mut().expect("object").remove("phone");
+    }
+    assert_eq!(a, b, "a number outside the subtree looks like one never added");
+}
+
+fn enc(phone: &str) -> String {
+    crate::helpers::enc(phone)
+}
