@@ -47,6 +47,8 @@ pub struct Options<'a> {
     pub resend_cooldown_secs: Option<i64>,
     /// More TOML for the server's configuration file (whole sections).
     pub extra_config: &'a str,
+    /// More lines of its `[login]` section.
+    pub login_config: &'a str,
     /// A PostgreSQL server (URL of a database to connect to for administration): the nodes run
     /// on a fresh database `workgate_loadgen` made there with `psql`. `None`: SQLite.
     pub postgres: Option<&'a str>,
@@ -98,8 +100,9 @@ impl Server {
             &config,
             format!(
                 "[login]\nstarts_per_ip_hour = {UNLIMITED}\nstarts_per_network_hour = {UNLIMITED}\n\
-                 sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n{cooldown}\n\
+                 sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n{cooldown}{}\n\
                  [sms]\nprovider = \"webhook\"\n\n[sms.webhook]\nurl = \"http://{sms_addr}/sms\"\nsecret = \"{}\"\n\n{}",
+                opts.login_config,
                 sms::SECRET,
                 opts.extra_config
             ),

@@ -7,7 +7,13 @@
 //! cargo run --release -p workgate-loadgen -- login --clients 32 --seconds 20
 //! cargo run --release -p workgate-loadgen -- login --password --clients 32 --seconds 20
 //! cargo run --release -p workgate-loadgen -- me --clients 32 --seconds 10
+//! cargo run --release -p workgate-loadgen -- hidden --clients 8 --starts 2000
+//! cargo run --release -p workgate-loadgen -- password-burst --members 200
 //! ```
+//!
+//! `hidden` and `password-burst` measure the trust model (see `trust.rs`): the time of
+//! `login/start` for members' and unknown numbers with hidden membership, and the server's memory
+//! under a burst of wrong passwords.
 //!
 //! `login --password` sets the enterprise's policy to `require_password: true`, activates every
 //! member first (code → `set_password`, not measured), then measures logins code → password →
@@ -24,6 +30,7 @@ mod login;
 mod oidc;
 mod sms;
 mod stats;
+mod trust;
 
 use clap::{Args, Parser, Subcommand};
 use harness::{Options, Server, phone};
@@ -65,6 +72,10 @@ enum Scenario {
     /// OpenID Connect: code exchanges at the token endpoint per second, then userinfo and
     /// introspection per second against `GET /healthz` on the same server.
     Oidc(oidc::OidcArgs),
+    /// With hidden membership: the time of `login/start` for members' and unknown numbers.
+    Hidden(trust::HiddenArgs),
+    /// One wrong password per member from many members at once: answers and the server's memory.
+    PasswordBurst(trust::BurstArgs),
 }
 
 #[derive(Args)]
@@ -95,7 +106,7 @@ impl LoginArgs {
 }
 
 /// The password every member sets at activation (strong enough for the server's zxcvbn check).
-const PASSWORD: &str = "violet-tractor-lunar-87";
+pub(crate) const PASSWORD: &str = "violet-tractor-lunar-87";
 
 #[derive(Args)]
 struct MeArgs {
@@ -114,12 +125,14 @@ struct MeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let reuses_numbers = matches!(&cli.command, Scenario::Login(a) if a.password);
+    let reuses_numbers =
+        matches!(&cli.command, Scenario::Login(a) if a.password) || matches!(cli.command, Scenario::PasswordBurst(_));
     let opts = Options {
         server_bin: &cli.server_bin,
         keep: cli.keep,
         resend_cooldown_secs: reuses_numbers.then_some(1),
         extra_config: if matches!(cli.command, Scenario::Oidc(_)) { oidc::SERVER_CONFIG } else { "" },
+        login_config: if matches!(cli.command, Scenario::Hidden(_)) { trust::HIDDEN_LOGIN_CONFIG } else { "" },
         postgres: cli.postgres.as_deref(),
         nodes: cli.nodes,
     };
@@ -127,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Login(a) => (a.seconds, a.warmup),
         Scenario::Me(a) => (2 * a.seconds, 2 * a.warmup),
         Scenario::Oidc(a) => (4 * a.seconds, 4 * a.warmup),
+        Scenario::Hidden(_) | Scenario::PasswordBurst(_) => (120, 0),
     };
     // Bounded in time whatever happens: seeding, the run, and a margin.
     let bound = Duration::from_secs(seconds + warmup + 600);
@@ -136,6 +150,8 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Login(a) => run_login(&server, a).await,
             Scenario::Me(a) => run_me(&server, a).await,
             Scenario::Oidc(a) => oidc::run(&server, a).await,
+            Scenario::Hidden(a) => trust::run_hidden(&server, a).await,
+            Scenario::PasswordBurst(a) => trust::run_burst(&server, a).await,
         }
     })
     .await;

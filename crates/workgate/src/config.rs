@@ -85,6 +85,7 @@ pub struct FileLogin {
     pub sms_budget_server_hour: Option<i64>,
     pub sms_budget_enterprise_hour: Option<i64>,
     pub consecutive_failures_limit: Option<i64>,
+    pub number_failure_ceiling: Option<i64>,
     pub failure_lock_base_secs: Option<i64>,
     pub invitation_ttl_secs: Option<i64>,
     pub access_token_ttl_secs: Option<i64>,
@@ -110,6 +111,7 @@ impl FileLogin {
             sms_budget_server_hour,
             sms_budget_enterprise_hour,
             consecutive_failures_limit,
+            number_failure_ceiling,
             failure_lock_base_secs,
             invitation_ttl_secs,
             access_token_ttl_secs,
@@ -118,6 +120,9 @@ impl FileLogin {
         if let Some(region) = &self.default_region {
             settings.default_region = Region::parse(region)
                 .map_err(|_| anyhow::anyhow!("login.default_region '{region}' is not a region code"))?;
+        }
+        if !(1..=100).contains(&settings.number_failure_ceiling) {
+            anyhow::bail!("login.number_failure_ceiling must be between 1 and 100 (NIST SP 800-63B allows at most 100)");
         }
         if !(4..=10).contains(&settings.code_length) {
             anyhow::bail!("login.code_length must be between 4 and 10");
