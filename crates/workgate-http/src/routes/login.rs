@@ -29,6 +29,8 @@ impl FromRequestParts<AppState> for Client {
 
 #[derive(Serialize, ToSchema)]
 pub struct StartView {
+    /// The login's bearer capability (`lgn_` and 256 random bits): whoever holds it moves the login
+    /// on, so the client keeps it to itself. The server stores only a hash of it.
     pub login_id: String,
     /// Always `code`.
     pub next: &'static str,
@@ -42,7 +44,7 @@ pub struct StartView {
 impl From<Started> for StartView {
     fn from(s: Started) -> Self {
         StartView {
-            login_id: s.login_id.to_string(),
+            login_id: s.login_id,
             next: "code",
             expires_in: s.expires_in,
             resend_after: s.resend_after,

@@ -65,6 +65,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
         _ => {}
     }
+    if base.starts_with("http://") && !workgate_http::web::is_loopback_http(&base) {
+        tracing::warn!(
+            "the public URL {base} is plain http: the web pages' cookies are Secure, so browsers sign in only over https; \
+             serve them behind TLS and set --public-url https://…"
+        );
+    }
     if !config.trusted_proxies.is_empty() {
         tracing::info!(proxies = ?config.trusted_proxies, "X-Forwarded-For is believed from these peers only");
     }
