@@ -27,6 +27,9 @@ pub struct LoginSettings {
     pub sms_budget_server_hour: i64,
     /// Login codes sent per hour for the numbers of one enterprise.
     pub sms_budget_enterprise_hour: i64,
+    /// Invitations (created, imported and re-sent) one enterprise sends per hour: a leaked key
+    /// cannot pump SMS past it. Imported members past it are created without their invitation.
+    pub invitation_budget_enterprise_hour: i64,
     /// Wrong codes in a row, across challenges, before a number must wait.
     pub consecutive_failures_limit: i64,
     /// The first wait after that limit, doubled at each further failure (capped at a day).
@@ -64,6 +67,7 @@ impl Default for LoginSettings {
             starts_per_network_hour: 300,
             sms_budget_server_hour: 10_000,
             sms_budget_enterprise_hour: 1_000,
+            invitation_budget_enterprise_hour: 10_000,
             consecutive_failures_limit: 10,
             failure_lock_base_secs: 60,
             invitation_ttl_secs: 7 * 24 * 3600,
