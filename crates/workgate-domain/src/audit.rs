@@ -23,11 +23,11 @@ pub struct Caller {
 /// Admin rights (SPEC section 1, roles; issue "admin sessions").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rights {
-    /// An API key or the operator's CLI: an admin's rights, including over owners.
+    /// An API key or the operator's CLI: an owner's rank over members (see `crate::rank`).
     Operator,
     /// An owner's session: everything, including making and unmaking owners.
     Owner,
-    /// An admin's session: everything but owners' roles.
+    /// An admin's session: everything but owners, other admins' identity and API keys' creation.
     Admin,
     /// A department admin's session: members and departments inside these subtrees only; no
     /// policy, roles, API keys, apps or audit log.

@@ -5,8 +5,9 @@ use crate::audit::{Caller, Page, page_limit};
 use crate::error::{Error, Result, Validator};
 use crate::ids::{DepartmentId, MemberId};
 use crate::model::{Department, Enterprise, Member};
+use crate::outbox::{OutboxMessage, SmsPurpose};
 use crate::phone::PhoneNumber;
-use crate::store::MemberFilter;
+use crate::store::{DirectoryChange, MemberFilter};
 use crate::values::{DepartmentName, Email, MemberStatus, PersonName, Role, Title, UserId};
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
@@ -337,21 +338,14 @@ impl Services {
         let enterprise = self.enterprise(caller).await?;
         let tree = self.department_tree(caller).await?;
         let member = build_member(&enterprise, &tree, &input, self.clock.now())?;
-        check_role_change(caller, None, &member)?;
-        if let Some(roots) = caller.department_scope()
-            && (input.departments.as_ref().is_none_or(Vec::is_empty) || !member_in(&tree, roots, &member))
-        {
+        if caller.department_scope().is_some() && input.departments.as_ref().is_none_or(Vec::is_empty) {
             return Err(Error::Forbidden(
                 "a department admin adds members only to the departments they administer; list them in 'departments'"
                     .into(),
             ));
         }
         let policy = self.policy_of(&caller.enterprise_id).await?.policy;
-        if !policy.allows_region(member.phone.region().as_deref()) {
-            return Err(Error::InvalidPhone {
-                detail: format!("{} is from a region this enterprise's policy does not allow", member.phone),
-            });
-        }
+        caller.check_member_write(&tree, &policy, None, &member)?;
         let audit = caller.entry(
             member.created_at,
             "member.create",
@@ -360,9 +354,14 @@ impl Services {
         );
         let invitation =
             (input.invite != Some(false)).then(|| self.new_invitation(&enterprise, &member, member.created_at));
+        if invitation.is_some() {
+            // Invitations count in the enterprise's budget (a leaked key cannot pump SMS).
+            self.hit_limits(&[self.invitation_budget(&enterprise.id)]).await?;
+        }
         self.store.insert_member(&member, &audit, invitation.as_ref()).await?;
         if invitation.is_some() {
             self.outbox_written();
+            self.count_first_invitation(&member.phone).await;
         }
         Ok(member)
     }
@@ -390,36 +389,31 @@ impl Services {
         if updated == current {
             return Ok(current);
         }
-        check_role_change(caller, Some(&current), &updated)?;
-        if let Some(roots) = caller.department_scope()
-            && !member_in(&tree, roots, &updated)
-        {
-            return Err(outside_scope());
+        let policy = self.policy_of(&caller.enterprise_id).await?.policy;
+        caller.check_member_write(&tree, &policy, Some(&current), &updated)?;
+        let mut details = member_diff(&current, &updated);
+        if updated.phone == current.phone {
+            let audit = caller.entry(updated.updated_at, "member.update", Some(updated.id.as_str()), details);
+            self.store.update_member(&current, &updated, &audit).await?;
+            return Ok(updated);
         }
-        if updated.phone != current.phone {
-            let policy = self.policy_of(&caller.enterprise_id).await?.policy;
-            if !policy.allows_region(updated.phone.region().as_deref()) {
-                return Err(Error::InvalidPhone {
-                    detail: format!("{} is from a region this enterprise's policy does not allow", updated.phone),
-                });
-            }
-        }
-        let audit = caller.entry(
-            updated.updated_at,
-            "member.update",
-            Some(updated.id.as_str()),
-            member_diff(&current, &updated),
+        // A new number is a new authenticator: the store ends every session, device trust and
+        // app grant of the member in the same transaction, and both numbers are told.
+        details["signed_out"] = json!(true);
+        let audit = caller.entry(updated.updated_at, "member.update", Some(updated.id.as_str()), details);
+        let mut changes =
+            vec![DirectoryChange::UpdateMember { previous: Box::new(current.clone()), member: updated.clone() }];
+        changes.extend(
+            phone_change_notices(&enterprise, &current, &updated).map(|m| DirectoryChange::Notify(Box::new(m))),
         );
-        self.store.update_member(&current, &updated, &audit).await?;
+        self.store.apply_directory_changes(&caller.enterprise_id, &changes, &[audit]).await?;
+        self.outbox_written();
         Ok(updated)
     }
 
     /// Disable, enable or depart. Repeating a change that is already in effect changes nothing.
     pub async fn change_member_status(&self, caller: &Caller, id: &str, change: StatusChange) -> Result<Member> {
         let current = self.get_member(caller, id).await?;
-        if current.role == Role::Owner && !caller.can_manage_owners() {
-            return Err(Error::Forbidden("only an owner can disable, enable or depart an owner".into()));
-        }
         let target = match (change, current.status) {
             (_, MemberStatus::Departed) if change != StatusChange::Depart => {
                 return Err(Error::Conflict(
@@ -440,6 +434,9 @@ impl Services {
         let mut updated = current.clone();
         updated.status = target;
         updated.updated_at = self.clock.now();
+        let tree = self.department_tree(caller).await?;
+        let policy = self.policy_of(&caller.enterprise_id).await?.policy;
+        caller.check_member_write(&tree, &policy, Some(&current), &updated)?;
         let action = match change {
             StatusChange::Disable => "member.disable",
             StatusChange::Enable => "member.enable",
@@ -606,6 +603,28 @@ fn diagnose(
     (None, "The member is active and can sign in with their number.".into())
 }
 
+/// The SMS of a phone change: one to the old number (in case the change was not theirs), one to
+/// the new number.
+pub fn phone_change_notices(enterprise: &Enterprise, before: &Member, after: &Member) -> [OutboxMessage; 2] {
+    let to_old = format!(
+        "[{}] The sign-in number of {}'s Workgate account was changed to {}, and its sign-ins were ended. \
+         If you did not ask for this, contact your admin.",
+        enterprise.name,
+        before.name,
+        after.phone.masked()
+    );
+    let to_new = format!(
+        "[{}] This number is now the sign-in number of {}'s Workgate account (it was {}). Sign in again with it.",
+        enterprise.name,
+        after.name,
+        before.phone.masked()
+    );
+    let message = |phone: &PhoneNumber, body: String| {
+        OutboxMessage::new(Some(enterprise.id.clone()), phone.clone(), body, SmsPurpose::PhoneChanged, after.updated_at)
+    };
+    [message(&before.phone, to_old), message(&after.phone, to_new)]
+}
+
 /// The answer to a department admin reaching outside their subtrees.
 fn outside_scope() -> Error {
     Error::Forbidden("this is outside the departments you administer".into())
@@ -614,25 +633,6 @@ fn outside_scope() -> Error {
 /// Whether a member belongs to a department inside one of `roots`' subtrees.
 fn member_in(tree: &DepartmentTree, roots: &[DepartmentId], member: &Member) -> bool {
     member.departments.iter().any(|d| tree.within_any(d, roots))
-}
-
-/// Roles are changed only by owners and admins; only owners (and the operator) make or unmake
-/// owners.
-fn check_role_change(caller: &Caller, before: Option<&Member>, after: &Member) -> Result<()> {
-    let (role_before, scope_before) = match before {
-        Some(m) => (m.role, m.admin_departments.as_slice()),
-        None => (Role::Member, &[][..]),
-    };
-    if role_before == after.role && scope_before == after.admin_departments.as_slice() {
-        return Ok(());
-    }
-    if caller.department_scope().is_some() {
-        return Err(Error::Forbidden("a department admin cannot change roles".into()));
-    }
-    if (role_before == Role::Owner || after.role == Role::Owner) && !caller.can_manage_owners() {
-        return Err(Error::Forbidden("only an owner can make or unmake owners".into()));
-    }
-    Ok(())
 }
 
 /// Looks a department id from a request up in the tree; a malformed or foreign id is "no such

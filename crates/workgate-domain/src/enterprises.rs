@@ -169,6 +169,11 @@ impl Services {
 
     pub async fn create_api_key(&self, caller: &Caller, input: CreateApiKey) -> Result<CreatedApiKey> {
         caller.require_settings_rights()?;
+        // A key acts with an owner's rank over members (crate::rank): an admin making one would
+        // climb above their own.
+        if !caller.outranks(crate::values::Role::Owner) {
+            return Err(Error::Forbidden("only an owner can create API keys: a key acts with an owner's rank".into()));
+        }
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::field("name", "must be 1–64 characters"));

@@ -15,6 +15,7 @@ use crate::Services;
 use crate::audit::Caller;
 use crate::directory::{
     DepartmentTree, MAX_DEPARTMENT_DEPTH, MemberPatch, NewMemberInput, apply_patch, build_member, member_diff,
+    phone_change_notices,
 };
 use crate::error::{Error, FieldError, Result};
 use crate::ids::DepartmentId;
@@ -104,6 +105,10 @@ pub struct RowResult {
     pub member_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RowError>,
+    /// `deferred` when the member was created without its invitation because the enterprise's
+    /// invitation budget was spent; re-send it later (`POST /members/{id}/invitation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<&'static str>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -113,6 +118,8 @@ pub struct ImportReport {
     pub updated: usize,
     pub unchanged: usize,
     pub failed: usize,
+    /// Members created without their invitation (the enterprise's invitation budget was spent).
+    pub invitations_deferred: usize,
     pub rows: Vec<RowResult>,
 }
 
@@ -206,6 +213,8 @@ struct Plan {
     /// Paths resolved so far (segments as trimmed, joined by `/`), so that each distinct path of
     /// the file walks the tree once. Cleared when planned departments are taken back.
     paths: HashMap<String, DepartmentId>,
+    /// The enterprise's policy (its `allowed_regions` apply to imported numbers).
+    policy: crate::policy::Policy,
 }
 
 impl Plan {
@@ -285,6 +294,9 @@ struct PlannedRow {
     changes: Vec<DirectoryChange>,
     audit: Vec<AuditEntry>,
     error: Option<RowError>,
+    /// The member was created but the enterprise's invitation budget had no room for its
+    /// invitation.
+    invitation_deferred: bool,
 }
 
 impl Services {
@@ -353,6 +365,7 @@ impl Services {
             by_userid: HashMap::new(),
             by_phone: HashMap::new(),
             paths: HashMap::new(),
+            policy: self.policy_of(&caller.enterprise_id).await?.policy,
         };
         for i in 0..plan.members.len() {
             plan.index(i);
@@ -408,6 +421,17 @@ impl Services {
         Some(DirectoryChange::Invite(Box::new(self.new_invitation(enterprise, created, self.clock.now()))))
     }
 
+    /// Counts up to `wanted` invitations against the enterprise's budget; answers how many fit.
+    async fn take_invitation_budget(&self, enterprise: &crate::model::Enterprise, wanted: usize) -> Result<usize> {
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let budget = self.invitation_budget(&enterprise.id);
+        let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+        let granted = self.store.take_from_limit(&budget, wanted, self.clock.now().millis()).await?;
+        Ok(usize::try_from(granted).unwrap_or(0))
+    }
+
     /// Starts writing a batch: on a thread of its own on a multi-threaded runtime, so that the
     /// next batch is planned meanwhile whatever the database (SQLite runs its statements on the
     /// thread that calls the store); here, polled between rows, on any other runtime. A write
@@ -443,8 +467,20 @@ impl Services {
         let mut audit: Vec<AuditEntry> = Vec::new();
         let mut rows = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
-        for (mut row, record) in batch {
-            invitations.extend(self.invitation_of(enterprise, &row, &record));
+        // The invitations this batch would send, as many as the enterprise's budget has room for;
+        // the members of the others are created without theirs (`invitation: deferred`).
+        let wanted: Vec<Option<DirectoryChange>> =
+            batch.iter().map(|(row, record)| self.invitation_of(enterprise, row, record)).collect();
+        let mut granted = self.take_invitation_budget(enterprise, wanted.iter().flatten().count()).await?;
+        for ((mut row, record), invitation) in batch.into_iter().zip(wanted) {
+            if let Some(invitation) = invitation {
+                if granted > 0 {
+                    granted -= 1;
+                    invitations.push(invitation);
+                } else {
+                    row.invitation_deferred = true;
+                }
+            }
             changes.append(&mut row.changes);
             audit.append(&mut row.audit);
             rows.push(row);
@@ -453,12 +489,11 @@ impl Services {
         if changes.is_empty() {
             return Ok(Written::Whole(rows));
         }
-        let invites = !invitations.is_empty();
         // The invitations after every member they name.
         changes.append(&mut invitations);
         match self.store.apply_directory_changes(&caller.enterprise_id, &changes, &audit).await {
             Ok(()) => {
-                if invites {
+                if changes.iter().any(queues_sms) {
                     self.outbox_written();
                 }
                 Ok(Written::Whole(rows))
@@ -493,15 +528,19 @@ impl Services {
                 for (row_number, record) in rows {
                     let mut attempts = 0;
                     let row = loop {
-                        let row = self.plan_one(plan, enterprise, caller, &record, row_number);
+                        let mut row = self.plan_one(plan, enterprise, caller, &record, row_number);
                         if row.changes.is_empty() {
                             break row;
                         }
-                        let invitation = self.invitation_of(enterprise, &row, &record);
+                        let mut invitation = self.invitation_of(enterprise, &row, &record);
+                        if invitation.is_some() && self.take_invitation_budget(enterprise, 1).await? == 0 {
+                            invitation = None;
+                            row.invitation_deferred = true;
+                        }
                         let changes: Vec<DirectoryChange> = row.changes.iter().cloned().chain(invitation).collect();
                         match self.store.apply_directory_changes(&caller.enterprise_id, &changes, &row.audit).await {
                             Ok(()) => {
-                                if changes.len() > row.changes.len() {
+                                if changes.iter().any(queues_sms) {
                                     self.outbox_written();
                                 }
                                 break row;
@@ -524,6 +563,11 @@ impl Services {
             }
         }
     }
+}
+
+/// Whether a change writes an SMS to the outbox (so the sender is woken).
+fn queues_sms(change: &DirectoryChange) -> bool {
+    matches!(change, DirectoryChange::Invite(_) | DirectoryChange::Notify(_))
 }
 
 /// What became of a batch written whole.
@@ -595,6 +639,7 @@ impl PlannedRow {
             changes: vec![],
             audit: vec![],
             error: Some(e.into()),
+            invitation_deferred: false,
         }
     }
 }
@@ -607,7 +652,17 @@ impl ImportReport {
             RowStatus::Unchanged => self.unchanged += 1,
             RowStatus::Failed => self.failed += 1,
         }
-        self.rows.push(RowResult { row: row.row, status: row.status, member_id: row.member_id, error: row.error });
+        if row.invitation_deferred {
+            self.invitations_deferred += 1;
+        }
+        let invitation = row.invitation_deferred.then_some("deferred");
+        self.rows.push(RowResult {
+            row: row.row,
+            status: row.status,
+            member_id: row.member_id,
+            error: row.error,
+            invitation,
+        });
     }
 }
 
@@ -690,6 +745,7 @@ fn plan_create(
         invite: record.invite,
     };
     let member = build_member(enterprise, &plan.tree, &input, now)?;
+    caller.check_member_write(&plan.tree, &plan.policy, None, &member)?;
     if plan.by_phone.contains_key(member.phone.as_str()) {
         return Err(Error::Conflict(format!("another member already has the number {}", member.phone)));
     }
@@ -712,6 +768,7 @@ fn plan_create(
         changes: vec![DirectoryChange::CreateMember(member)],
         audit: vec![audit],
         error: None,
+        invitation_deferred: false,
     })
 }
 
@@ -747,8 +804,10 @@ fn plan_update(
             changes: vec![],
             audit: vec![],
             error: None,
+            invitation_deferred: false,
         });
     }
+    caller.check_member_write(&plan.tree, &plan.policy, Some(&current), &updated)?;
     if plan.by_phone.get(updated.phone.as_str()).is_some_and(|&j| j != i) {
         return Err(Error::Conflict(format!("another member already has the number {}", updated.phone)));
     }
@@ -757,6 +816,14 @@ fn plan_update(
     }
     let mut details = member_diff(&current, &updated);
     details["via"] = json!("import");
+    // A new number is a new authenticator: the store signs the member out with the change, and
+    // both numbers are told.
+    let notices = if updated.phone != current.phone {
+        details["signed_out"] = json!(true);
+        phone_change_notices(enterprise, &current, &updated).to_vec()
+    } else {
+        vec![]
+    };
     let audit = caller.entry(now, "member.update", Some(updated.id.as_str()), details);
     plan.by_phone.remove(current.phone.as_str());
     plan.by_userid.remove(&current.userid.key());
@@ -766,8 +833,11 @@ fn plan_update(
         row: 0,
         status: RowStatus::Updated,
         member_id,
-        changes: vec![DirectoryChange::UpdateMember { previous: Box::new(current), member: updated }],
+        changes: std::iter::once(DirectoryChange::UpdateMember { previous: Box::new(current), member: updated })
+            .chain(notices.into_iter().map(|m| DirectoryChange::Notify(Box::new(m))))
+            .collect(),
         audit: vec![audit],
         error: None,
+        invitation_deferred: false,
     })
 }

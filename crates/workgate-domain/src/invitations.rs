@@ -7,8 +7,10 @@ use crate::audit::Caller;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{EnterpriseId, InvitationId, MemberId};
+use crate::limits::Limit;
 use crate::model::{Enterprise, Member};
 use crate::outbox::{Delivery, OutboxMessage, SmsPurpose};
+use crate::phone::PhoneNumber;
 use crate::secret::{Secret, SecretHash};
 use crate::values::MemberStatus;
 use serde_json::json;
@@ -112,6 +114,34 @@ impl Services {
         }
     }
 
+    /// The enterprise-wide budget of invitation SMS, counted by every invitation that is sent.
+    pub(crate) fn invitation_budget(&self, enterprise: &EnterpriseId) -> Limit {
+        let per_hour = self.settings.invitation_budget_enterprise_hour;
+        Limit::new("invitation_budget_enterprise", format!("invite:enterprise:{enterprise}"), per_hour, 3600)
+    }
+
+    /// What sending one invitation to `phone` counts against, besides the enterprise's budget:
+    /// the per-number cooldown and the hourly and daily per-number caps of login codes (the same
+    /// numbers, counted apart, so that an invitation does not hold back the code its member asks
+    /// for next).
+    pub(crate) fn invitation_number_limits(&self, phone: &PhoneNumber) -> Vec<Limit> {
+        let s = &self.settings;
+        vec![
+            Limit::new("resend_cooldown", format!("invite:cooldown:{phone}"), 1, s.resend_cooldown_secs),
+            Limit::new("per_number_hour", format!("invite:hour:{phone}"), s.codes_per_number_hour, 3600),
+            Limit::new("per_number_day", format!("invite:day:{phone}"), s.codes_per_number_day, 86_400),
+        ]
+    }
+
+    /// Counts the invitation just written for a new member against its number's limits, so that
+    /// a re-send waits out the cooldown from it. The member exists: a full limit changes nothing.
+    pub(crate) async fn count_first_invitation(&self, phone: &PhoneNumber) {
+        let limits = self.invitation_number_limits(phone);
+        if let Err(e) = self.store.hit_limits(&limits, self.clock.now().millis()).await {
+            tracing::warn!(error = %e, "counting an invitation against its number's limits failed");
+        }
+    }
+
     /// `POST /members/{id}/invitation`: a new link replaces any earlier one.
     pub async fn resend_invitation(&self, caller: &Caller, member_id: &str) -> Result<Invitation> {
         let member = self.get_member(caller, member_id).await?;
@@ -122,6 +152,10 @@ impl Services {
             )));
         }
         let enterprise = self.enterprise(caller).await?;
+        // Re-sends wait out the number's cooldown and count in its caps and the enterprise budget.
+        let mut limits = self.invitation_number_limits(&member.phone);
+        limits.push(self.invitation_budget(&enterprise.id));
+        self.hit_limits(&limits).await?;
         let now = self.clock.now();
         let new = self.new_invitation(&enterprise, &member, now);
         let audit = caller.entry(

@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod phone;
 pub mod policy;
+pub mod rank;
 pub mod secret;
 pub mod sessions;
 pub mod settings;

@@ -13,6 +13,8 @@ use crate::sms::{SendError, SmsProvider};
 pub enum SmsPurpose {
     Invitation,
     LoginCode,
+    /// To the old and the new number when a member's number is changed.
+    PhoneChanged,
 }
 
 impl SmsPurpose {
@@ -20,6 +22,16 @@ impl SmsPurpose {
         match self {
             SmsPurpose::Invitation => "invitation",
             SmsPurpose::LoginCode => "login_code",
+            SmsPurpose::PhoneChanged => "phone_changed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invitation" => Some(SmsPurpose::Invitation),
+            "login_code" => Some(SmsPurpose::LoginCode),
+            "phone_changed" => Some(SmsPurpose::PhoneChanged),
+            _ => None,
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct LoginSettings {
     pub sms_budget_server_hour: i64,
     /// Login codes sent per hour for the numbers of one enterprise.
     pub sms_budget_enterprise_hour: i64,
+    /// Invitations (created, imported and re-sent) one enterprise sends per hour: a leaked key
+    /// cannot pump SMS past it. Imported members past it are created without their invitation.
+    pub invitation_budget_enterprise_hour: i64,
     /// Wrong codes in a row for one number from one client network (/24 or /64), across
     /// challenges, before that network must wait to try the number again.
     pub consecutive_failures_limit: i64,
@@ -69,6 +72,7 @@ impl Default for LoginSettings {
             starts_per_network_hour: 300,
             sms_budget_server_hour: 10_000,
             sms_budget_enterprise_hour: 1_000,
+            invitation_budget_enterprise_hour: 10_000,
             consecutive_failures_limit: 10,
             number_failure_ceiling: 100,
             failure_lock_base_secs: 60,

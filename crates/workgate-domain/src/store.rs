@@ -59,6 +59,8 @@ pub enum DirectoryChange {
     },
     /// An invitation (with its SMS) of a member created in the same batch.
     Invite(Box<NewInvitation>),
+    /// A notice by SMS (e.g. to both numbers of a phone change), queued with the change.
+    Notify(Box<crate::outbox::OutboxMessage>),
 }
 
 /// The first credentials of a new enterprise, written with it in one transaction.
@@ -158,6 +160,9 @@ pub trait LoginStore: Send + Sync + 'static {
         }
         Ok(None)
     }
+    /// Counts up to `n` hits against `limit` at once, as many as its window has room for, and
+    /// answers how many were counted (bulk import's invitations against the enterprise budget).
+    async fn take_from_limit(&self, limit: &crate::limits::Limit, n: i64, now_ms: i64) -> Result<i64>;
 
     // ---- SMS outbox ----
     /// Leases up to `limit` messages that are due (pending and due, or whose lease ran out),

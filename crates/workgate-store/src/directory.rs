@@ -81,6 +81,29 @@ async fn insert_invitations(c: &mut Conn<'_>, invitations: &[&NewInvitation]) ->
     Ok(())
 }
 
+/// Ends the access a member's earlier state gave, in the transaction that writes the new one:
+/// disabling or departing ends every session, device trust and app grant (departing also cancels
+/// invitations); so does a new phone number, which is a new authenticator (its pending invitation
+/// went to the old number and is cancelled too).
+async fn revoke_what_changed(c: &mut Conn<'_>, previous: &Member, member: &Member) -> Result<()> {
+    let (reason, cancel_invitations) = match member.status {
+        MemberStatus::Disabled | MemberStatus::Departed => {
+            (member.status.as_str(), member.status == MemberStatus::Departed)
+        }
+        _ if previous.phone != member.phone => ("phone_changed", true),
+        _ => return Ok(()),
+    };
+    crate::login::revoke_member_access(
+        c,
+        &member.enterprise_id,
+        &member.id,
+        reason,
+        cancel_invitations,
+        member.updated_at,
+    )
+    .await
+}
+
 /// Appends `audit` if the statement before it changed rows (`changed`); answers whether it did
 /// (`false`: nothing of that id in this enterprise, nothing written).
 pub(crate) async fn audit_if_changed(c: &mut Conn<'_>, changed: u64, audit: &AuditEntry) -> Result<bool> {
@@ -543,18 +566,7 @@ impl Store for SqlStore {
             lock_enterprise(c, &member.enterprise_id).await?;
             ensure_unchanged(c, previous).await?;
             write_member(c, member, false).await?;
-            if matches!(member.status, MemberStatus::Disabled | MemberStatus::Departed) {
-                let departed = member.status == MemberStatus::Departed;
-                crate::login::revoke_member_access(
-                    c,
-                    &member.enterprise_id,
-                    &member.id,
-                    member.status.as_str(),
-                    departed,
-                    member.updated_at,
-                )
-                .await?;
-            }
+            revoke_what_changed(c, previous, member).await?;
             ensure_an_owner_stands(c, &member.enterprise_id).await?;
             insert_audit(c, std::slice::from_ref(audit)).await?;
             Ok(())
@@ -730,7 +742,11 @@ impl Store for SqlStore {
                         // Any update may demote, disable or depart an owner.
                         touched_owner = true;
                         ensure_unchanged(c, previous).await?;
-                        write_member(c, member, false).await?
+                        write_member(c, member, false).await?;
+                        revoke_what_changed(c, previous, member).await?
+                    }
+                    DirectoryChange::Notify(sms) if sms.enterprise_id.as_ref() == Some(enterprise) => {
+                        crate::login::insert_outbox(c, sms).await?
                     }
                     _ => return Err(Error::Internal("a directory change named another enterprise".into())),
                 }

@@ -275,6 +275,42 @@ impl LoginStore for SqlStore {
         }
     }
 
+    async fn take_from_limit(&self, limit: &Limit, n: i64, now_ms: i64) -> Result<i64> {
+        if n <= 0 {
+            return Ok(0);
+        }
+        let window_ms = limit.window_secs * 1000;
+        let slot_ms = (window_ms / 12).max(1);
+        let slot = now_ms - now_ms.rem_euclid(slot_ms);
+        self.write(async |c| {
+            if let Some(lock) = c.dialect().lock_bucket {
+                c.execute(sql(lock).bind(&limit.bucket)).await?;
+            }
+            // The same counters as `hit_one`, in the same twelfths of the window.
+            let used: i64 = c
+                .value(
+                    sql("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM rate_counters WHERE bucket = $1 \
+                         AND window_start > $2")
+                    .bind(&limit.bucket)
+                    .bind(now_ms - window_ms),
+                )
+                .await?;
+            let granted = n.min(limit.max - used).max(0);
+            if granted > 0 {
+                c.execute(
+                    sql("INSERT INTO rate_counters (bucket, window_start, count) VALUES ($1, $2, $3) \
+                         ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + $3")
+                    .bind(&limit.bucket)
+                    .bind(slot)
+                    .bind(granted),
+                )
+                .await?;
+            }
+            Ok(granted)
+        })
+        .await
+    }
+
     async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>> {
         self.write(async |c| {
             // Several senders (nodes) may lease at once: each passes over the rows another holds.

@@ -184,7 +184,7 @@ pub(crate) trait LoginRow: DomainRow {
                 enterprise_id: self.get::<Option<String>>("enterprise_id")?.map(EnterpriseId::from_trusted),
                 phone: PhoneNumber::from_trusted(self.get("phone")?),
                 body: self.get("body")?,
-                purpose: if purpose == "invitation" { SmsPurpose::Invitation } else { SmsPurpose::LoginCode },
+                purpose: SmsPurpose::parse(&purpose).unwrap_or(SmsPurpose::LoginCode),
                 created_at: Timestamp(self.get("created_at")?),
             },
             self.get("attempts")?,

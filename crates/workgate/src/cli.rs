@@ -61,6 +61,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WORKGATE_HIDE_MEMBERSHIP")]
     pub hide_membership: bool,
 
+    /// Invitations one enterprise may send per hour (added, imported and re-sent) [default: 10000].
+    #[arg(long, env = "WORKGATE_INVITATION_BUDGET_ENTERPRISE_HOUR")]
+    pub invitation_budget_enterprise_hour: Option<i64>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "WORKGATE_LOG_FORMAT")]
     pub log_format: Option<String>,

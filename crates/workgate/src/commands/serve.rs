@@ -28,6 +28,9 @@ pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result
     if args.hide_membership {
         login.hide_membership = true;
     }
+    if let Some(n) = args.invitation_budget_enterprise_hour {
+        login.invitation_budget_enterprise_hour = n;
+    }
     let mut sms = file.sms.clone().unwrap_or_else(|| file_sms(default_outbox_file(&database)));
     if let Some(kind) = &args.sms_provider {
         sms.provider = kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -386,10 +386,15 @@ async fn with_hidden_membership_unknown_and_known_numbers_get_the_same_answer() 
 
 #[tokio::test]
 async fn admins_resend_an_invitation_and_the_old_link_stops_working() {
-    let (app, ent, member) = app_with_member().await;
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let member = app.add_member(&ent, "Zhang San", "139 0013 9001").await;
     let first = app.wait_for_sms(PHONE, 1).await.remove(0);
     let old_token = first.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
     let id = member["id"].as_str().unwrap();
+    // A re-send waits out the number's cooldown after the first invitation.
+    clock.advance(Duration::from_secs(61));
     let resent = app.post(&format!("/api/v1/members/{id}/invitation"), &ent.key, json!({})).await;
     resent.assert_status(201);
     assert_eq!(resent.body["state"], "pending");

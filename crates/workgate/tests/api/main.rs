@@ -16,6 +16,7 @@ mod oidc;
 mod oidc_authlib;
 mod phones;
 mod policy;
+mod rank;
 mod requests;
 mod roles;
 mod smoke;

@@ -32,7 +32,7 @@ async fn register_app(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value
     created.body
 }
 
-async fn confidential_app(app: &TestApp, ent: &TestEnterprise) -> (String, String) {
+pub(crate) async fn confidential_app(app: &TestApp, ent: &TestEnterprise) -> (String, String) {
     let created = register_app(
         app,
         ent,
@@ -86,7 +86,7 @@ async fn browse_to_callback(app: &TestApp, b: &reqwest::Client, authorize_url: &
 }
 
 /// A member session in a browser, made through the JSON login (quicker than the pages).
-async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> reqwest::Client {
+pub(crate) async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> reqwest::Client {
     let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
     started.assert_status(200);
     let login_id = started.body["login_id"].as_str().unwrap().to_string();
@@ -99,7 +99,7 @@ async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> req
     reqwest::Client::builder().cookie_provider(jar).redirect(Policy::none()).build().unwrap()
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD.encode(workgate_domain::secret::random_bytes::<32>());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
@@ -114,7 +114,7 @@ fn authorize_path(client_id: &str, challenge: &str, extra: &str) -> String {
 }
 
 /// A code for the member signed in in `b`.
-async fn code_for(app: &TestApp, b: &reqwest::Client, client_id: &str, challenge: &str) -> String {
+pub(crate) async fn code_for(app: &TestApp, b: &reqwest::Client, client_id: &str, challenge: &str) -> String {
     let resp = b.get(format!("{}{}", app.base, authorize_path(client_id, challenge, ""))).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "{}", resp.text().await.unwrap_or_default());
     let back = location(&resp);
@@ -129,7 +129,7 @@ async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str, verifier: &str) -> (u16, Value) {
+pub(crate) async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str, verifier: &str) -> (u16, Value) {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -141,13 +141,13 @@ async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str, verifier: &
     token_request(app, &form).await
 }
 
-async fn refresh(app: &TestApp, id: &str, secret: &str, token: &str) -> (u16, Value) {
+pub(crate) async fn refresh(app: &TestApp, id: &str, secret: &str, token: &str) -> (u16, Value) {
     let form =
         [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", id), ("client_secret", secret)];
     token_request(app, &form).await
 }
 
-async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
+pub(crate) async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
     let resp = app
         .client
         .post(format!("{}/oidc/introspect", app.base))
