@@ -18,6 +18,7 @@ mod phones;
 mod policy;
 mod requests;
 mod roles;
+mod secrets_at_rest;
 mod smoke;
 mod support;
 mod tenancy;
