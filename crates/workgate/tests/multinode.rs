@@ -146,7 +146,7 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
         assert_eq!(status, 200, "node {n}: {body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "node {n} sees the owner: {body}");
     }
-    // The three made the server's code key at the same moment, yet hold one: a code sent for a
+    // The three created the key file at the same moment, yet share one key: a code sent for a
     // login started on node 1 is accepted by node 3.
     let phone = "+8613900139001";
     let (status, member) =
