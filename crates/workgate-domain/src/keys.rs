@@ -5,6 +5,7 @@
 //! - the key of the verification codes' keyed hash (`secret::keyed_hash`);
 //! - the key that encrypts SMS bodies while they wait in the outbox;
 //! - the key that encrypts the answers kept for `Idempotency-Key` replays;
+//! - the key that encrypts the private halves of the ID-token signing keys;
 //! - a key check: a value derived from the master key and stored in the database, so that a start
 //!   with another key file (a lost one replaced by a new one) is refused instead of silently
 //!   failing to read what the old key wrote. It is a one-way derivation, not the key.
@@ -33,7 +34,7 @@ pub const KEY_MISMATCH: &str = "the key file does not match this database: the d
      file, whose key is needed to read the secrets kept in it; start with that key file (restore it from a backup)";
 
 const NONCE_LEN: usize = 12;
-/// Prefix of an SMS body sealed with the first scheme (text column).
+/// Prefix of a text sealed with the first scheme (SMS bodies, signing keys: text columns).
 const SMS_PREFIX: &str = "v1:";
 /// First byte of an answer sealed with the first scheme (binary column).
 const ANSWER_VERSION: u8 = 1;
@@ -43,6 +44,7 @@ pub struct ServerKeys {
     code: [u8; 32],
     sms: ChaCha20Poly1305,
     answers: ChaCha20Poly1305,
+    signing: ChaCha20Poly1305,
     check: String,
 }
 
@@ -78,6 +80,7 @@ impl ServerKeys {
             code: derive(b"verification code hmac v1"),
             sms: ChaCha20Poly1305::new(Key::from_slice(&derive(b"sms body encryption v1"))),
             answers: ChaCha20Poly1305::new(Key::from_slice(&derive(b"idempotency answer encryption v1"))),
+            signing: ChaCha20Poly1305::new(Key::from_slice(&derive(b"oidc signing key encryption v1"))),
             check: hex_of(&check),
         }
     }
@@ -105,6 +108,22 @@ impl ServerKeys {
         let sealed = stored.strip_prefix(SMS_PREFIX).and_then(|b| URL_SAFE_NO_PAD.decode(b).ok()).ok_or_else(bad)?;
         let plain = open(&self.sms, id.as_bytes(), &sealed).ok_or_else(bad)?;
         String::from_utf8(plain).map_err(|_| bad())
+    }
+
+    /// Encrypts the private key (PEM) of the ID-token signing key `kid`.
+    pub fn seal_signing_key(&self, kid: &str, pem: &str) -> String {
+        format!("{SMS_PREFIX}{}", URL_SAFE_NO_PAD.encode(seal(&self.signing, kid.as_bytes(), pem.as_bytes())))
+    }
+
+    /// Decrypts what [`ServerKeys::seal_signing_key`] wrote for `kid`. A PEM stored in plaintext
+    /// (made before signing keys were encrypted) is taken as it is, until rotation retires it.
+    pub fn open_signing_key(&self, kid: &str, stored: &str) -> Result<String> {
+        if stored.starts_with("-----BEGIN ") {
+            return Ok(stored.to_string());
+        }
+        let bad = || Error::Internal(format!("signing key {kid} cannot be decrypted with this key file"));
+        let sealed = stored.strip_prefix(SMS_PREFIX).and_then(|b| URL_SAFE_NO_PAD.decode(b).ok()).ok_or_else(bad)?;
+        String::from_utf8(open(&self.signing, kid.as_bytes(), &sealed).ok_or_else(bad)?).map_err(|_| bad())
     }
 
     /// Encrypts a kept answer, bound to `context` (its credential scope and key).
@@ -195,6 +214,13 @@ mod tests {
         assert_eq!(b.open_answer(b"scope/key", &answer).unwrap(), b"{\"secret\":\"wgk_x\"}");
         assert!(b.open_answer(b"scope/other", &answer).is_err());
         assert!(a.open_sms("sms_1", &format!("v1:{}", URL_SAFE_NO_PAD.encode(&answer[1..]))).is_err());
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMII…\n-----END RSA PRIVATE KEY-----\n";
+        let sealed = a.seal_signing_key("wg1-abc", pem);
+        assert!(!sealed.contains("PRIVATE"));
+        assert_eq!(b.open_signing_key("wg1-abc", &sealed).unwrap(), pem);
+        assert!(b.open_signing_key("wg2-abc", &sealed).is_err());
+        assert!(b.open_sms("wg1-abc", &sealed).is_err(), "each job has its own key");
+        assert_eq!(b.open_signing_key("wg1-abc", pem).unwrap(), pem, "a key made before encryption still signs");
     }
 
     #[test]

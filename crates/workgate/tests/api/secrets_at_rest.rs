@@ -187,3 +187,18 @@ fn the_key_file_defaults_to_beside_a_sqlite_database() {
     assert_eq!(default_key_file("sqlite://workgate.db"), PathBuf::from("workgate.key"));
     assert_eq!(default_key_file("postgres://db.internal/workgate"), PathBuf::from("workgate.key"));
 }
+
+#[tokio::test]
+async fn the_id_token_signing_key_is_kept_encrypted() {
+    let app = TestApp::spawn().await;
+    let jwks = app.request(reqwest::Method::GET, "/oidc/jwks", None, None).await;
+    jwks.assert_status(200);
+    assert!(!jwks.body["keys"].as_array().expect("keys").is_empty(), "a signing key was made");
+    let pool = app.db().await;
+    let kept: Vec<String> =
+        sqlx::query_scalar("SELECT private_pem FROM signing_keys").fetch_all(&pool).await.expect("signing keys");
+    pool.close().await;
+    assert!(!kept.is_empty());
+    assert!(kept.iter().all(|k| k.starts_with("v1:") && !k.contains("PRIVATE KEY")), "{kept:?}");
+    assert!(!app.stored_bytes().await.windows(11).any(|w| w == b"PRIVATE KEY"), "no private key in plaintext");
+}
