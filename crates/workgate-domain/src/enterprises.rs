@@ -140,11 +140,20 @@ impl Services {
     /// Resolves the credential of an admin request: an API key, or the access token of a member
     /// whose role gives admin rights (a plain member is `forbidden`).
     pub async fn authenticate_admin(&self, presented: &str, ip: Option<String>) -> Result<Caller> {
+        Ok(self.authenticate_admin_credential(presented, ip).await?.0)
+    }
+
+    /// [`Services::authenticate_admin`], also naming the live credential that was presented:
+    /// `api_key:<id>` or `session:<id>` (what an `Idempotency-Key` answer is bound to).
+    pub async fn authenticate_admin_credential(&self, presented: &str, ip: Option<String>) -> Result<(Caller, String)> {
         if presented.starts_with(API_KEY_PREFIX) {
-            return self.authenticate_api_key(presented, ip).await;
+            let caller = self.authenticate_api_key(presented, ip).await?;
+            let credential = caller.actor.label();
+            return Ok((caller, credential));
         }
         let session = self.authenticate_access(presented).await?;
-        self.admin_caller(&session, ip).await
+        let caller = self.admin_caller(&session, ip).await?;
+        Ok((caller, format!("session:{}", session.session_id)))
     }
 
     /// The admin rights of a signed-in member, by role (a plain member is `forbidden`).

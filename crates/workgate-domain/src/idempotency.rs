@@ -2,15 +2,21 @@
 //!
 //! A key is claimed before the request runs and completed with its answer; a retry with the same
 //! key and the same request gets the stored answer, a concurrent retry gets `conflict`, and the same
-//! key on a different request is refused. Keys are scoped to the credential that sent them and kept
-//! for [`KEY_LIFETIME_MS`].
+//! key on a different request is refused. Keys are scoped to the credential that sent them (an API
+//! key or a session, by id), replayed only while it is live, and kept for [`KEY_LIFETIME_MS`]. A
+//! kept answer's body is encrypted (`keys::ServerKeys::seal_answer`, bound to [`answer_context`]).
 
 use crate::error::{Error, Result};
 
 /// How long a key and its answer are kept (24 hours, as common practice for payment APIs).
 pub const KEY_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// An answer as stored for replay.
+/// What a kept answer is bound to: its credential scope and its key.
+pub fn answer_context(scope: &str, key: &str) -> Vec<u8> {
+    crate::secret::fingerprint(&[scope.as_bytes(), key.as_bytes()]).into_bytes()
+}
+
+/// An answer as stored for replay (its body encrypted when kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
     pub status: u16,

@@ -104,7 +104,7 @@ impl Services {
                 delivery: None,
             },
             token_hash: token.hash(),
-            sms: OutboxMessage::new(
+            sms: self.outbox_message(
                 Some(enterprise.id.clone()),
                 member.phone.clone(),
                 body,

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod import;
 pub mod invitations;
+pub mod keys;
 pub mod limits;
 pub mod login;
 pub mod model;
@@ -41,7 +42,10 @@ pub struct Services {
     pub store: Arc<dyn store::Store>,
     pub clock: clock::SharedClock,
     pub settings: Arc<settings::LoginSettings>,
-    /// The key of the verification codes' keyed hash, shared by every node through the store.
+    /// The keys derived from the key file (code hashes, SMS bodies, kept answers); never stored in
+    /// the database.
+    keys: Arc<keys::ServerKeys>,
+    /// The key of the verification codes' keyed hash (a sub-key of `keys`).
     code_key: Arc<[u8]>,
     /// Called after a message is written to the outbox, so this process's sender wakes at once
     /// (other nodes' messages are found by polling).
@@ -51,27 +55,39 @@ pub struct Services {
 }
 
 impl Services {
-    /// Services with the default settings. The code key is fetched from (or first stored in) the
-    /// store, so that every node hashes codes alike.
-    pub async fn new(store: Arc<dyn store::Store>, clock: clock::SharedClock) -> Result<Self> {
-        Self::with_settings(store, clock, settings::LoginSettings::default()).await
+    /// Services with the default settings, using `keys` (derived from the key file, which every
+    /// node of one database shares).
+    pub async fn new(store: Arc<dyn store::Store>, clock: clock::SharedClock, keys: keys::ServerKeys) -> Result<Self> {
+        Self::with_settings(store, clock, settings::LoginSettings::default(), keys).await
     }
 
+    /// Services over `store` with `keys`. The database records a check value of the keys when it
+    /// first meets them, and refuses other keys afterwards ([`keys::KEY_MISMATCH`]): what the old
+    /// keys encrypted cannot be read with new ones.
     pub async fn with_settings(
         store: Arc<dyn store::Store>,
         clock: clock::SharedClock,
         settings: settings::LoginSettings,
+        keys: keys::ServerKeys,
     ) -> Result<Self> {
-        let candidate = secret::Secret::generate("");
-        let key = store.server_secret("code_hmac_key", candidate.expose(), clock.now()).await?;
+        let recorded = store.server_secret(keys::KEY_CHECK_NAME, keys.check(), clock.now()).await?;
+        if !secret::SecretHash::from_trusted(recorded).matches(&secret::SecretHash::from_trusted(keys.check().into())) {
+            return Err(Error::Internal(keys::KEY_MISMATCH.into()));
+        }
         Ok(Self {
             store,
             clock,
             settings: Arc::new(settings),
-            code_key: key.into_bytes().into(),
+            code_key: keys.code_key().into(),
+            keys: Arc::new(keys),
             outbox_wakeup: Arc::new(|| {}),
             oidc_keys: Default::default(),
         })
+    }
+
+    /// The keys derived from the key file.
+    pub fn keys(&self) -> &keys::ServerKeys {
+        &self.keys
     }
 
     /// Sets what to call when a message has been written to the outbox.

@@ -522,7 +522,7 @@ impl Services {
         let body = format!(
             "{code} is your Workgate verification code. It expires in {minutes} minutes. Never share it with anyone."
         );
-        OutboxMessage::new(enterprise, phone.clone(), body, SmsPurpose::LoginCode, now)
+        self.outbox_message(enterprise, phone.clone(), body, SmsPurpose::LoginCode, now)
     }
 
     async fn live_challenge(&self, login_id: &str) -> Result<LoginChallenge> {

@@ -36,26 +36,32 @@ impl SmsPurpose {
     }
 }
 
-/// One message in the outbox.
+/// One message in the outbox. Its body is encrypted (see [`crate::keys`]) from the moment it is
+/// made until the sender opens it to hand it to the provider; the store erases it once the message
+/// is sent or has failed for good.
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
     pub id: SmsId,
     pub enterprise_id: Option<EnterpriseId>,
     pub phone: PhoneNumber,
-    pub body: String,
+    pub body: SealedBody,
     pub purpose: SmsPurpose,
     pub created_at: Timestamp,
 }
 
-impl OutboxMessage {
-    pub fn new(
-        enterprise_id: Option<EnterpriseId>,
-        phone: PhoneNumber,
-        body: String,
-        purpose: SmsPurpose,
-        now: Timestamp,
-    ) -> Self {
-        OutboxMessage { id: SmsId::generate(), enterprise_id, phone, body, purpose, created_at: now }
+/// An SMS body as kept in the outbox: encrypted under the SMS key, bound to the message's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBody(String);
+
+impl SealedBody {
+    /// A body as read back from the store.
+    pub fn from_stored(stored: String) -> Self {
+        SealedBody(stored)
+    }
+
+    /// The text to store.
+    pub fn as_stored(&self) -> &str {
+        &self.0
     }
 }
 
@@ -76,6 +82,20 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 }
 
 impl Services {
+    /// A new outbox message whose body is encrypted at once.
+    pub fn outbox_message(
+        &self,
+        enterprise_id: Option<EnterpriseId>,
+        phone: PhoneNumber,
+        body: String,
+        purpose: SmsPurpose,
+        now: Timestamp,
+    ) -> OutboxMessage {
+        let id = SmsId::generate();
+        let body = SealedBody(self.keys().seal_sms(id.as_str(), &body));
+        OutboxMessage { id, enterprise_id, phone, body, purpose, created_at: now }
+    }
+
     /// Takes up to `batch` due messages, delivers them through `provider`, and records the outcome
     /// of each. Returns how many were taken (0 means nothing is due).
     pub async fn deliver_due_sms(&self, provider: &dyn SmsProvider, batch: u32) -> Result<usize> {
@@ -83,13 +103,31 @@ impl Services {
         let lease_ms = self.settings.outbox_lease_secs * 1000;
         let due = self.store.lease_due_sms(now, lease_ms, batch).await?;
         let taken = due.len();
+        // Open every body first: one that does not decrypt (written under another key file) fails
+        // for good, without a send.
+        let mut ready = Vec::with_capacity(taken);
+        for (message, attempts) in due {
+            match self.keys().open_sms(message.id.as_str(), message.body.as_stored()) {
+                Ok(text) => ready.push((message, attempts, text)),
+                Err(e) => {
+                    tracing::error!(sms = %message.id, error = %e, "sms cannot be decrypted; not sent");
+                    self.store
+                        .mark_sms_failed(
+                            &message.id,
+                            "the message cannot be decrypted with this server's key file",
+                            now,
+                        )
+                        .await?;
+                }
+            }
+        }
         // Send the batch concurrently: gateways answer in tens of milliseconds, and a login
         // waits for its code.
-        let sends = due.iter().map(|(m, _)| provider.send(m.id.as_str(), m.phone.as_str(), &m.body));
+        let sends = ready.iter().map(|(m, _, text)| provider.send(m.id.as_str(), m.phone.as_str(), text));
         let outcomes = futures::future::join_all(sends).await;
         let now = self.clock.now();
         let mut sent = Vec::with_capacity(taken);
-        for ((message, attempts), outcome) in due.into_iter().zip(outcomes) {
+        for ((message, attempts, _), outcome) in ready.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) => {
                     tracing::debug!(sms = %message.id, to = %message.phone.masked(), purpose = message.purpose.as_str(), "sms sent");

@@ -142,7 +142,7 @@ pub trait Store: LoginStore + crate::oidc::OidcStore + Send + Sync + 'static {
 /// The storage of SMS delivery, invitations, Enterprise Login, sessions and devices.
 #[async_trait]
 pub trait LoginStore: Send + Sync + 'static {
-    /// The value of a server-wide secret: `candidate` is stored if there is none yet, and the
+    /// A server-wide value (the key check of `keys`): `candidate` is stored if there is none yet, and the
     /// stored value (whoever stored it first) is returned.
     async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
 

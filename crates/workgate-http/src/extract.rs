@@ -119,11 +119,29 @@ impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Domain(Error::Unauthorized))?;
-        let caller = state.services.authenticate_admin(token, ip.map(|ip| ip.to_string())).await?;
-        Ok(AdminCaller(caller))
+        // The `Idempotency-Key` layer may have resolved this request's credential already.
+        if let Some(AuthenticatedAdmin { caller, .. }) = parts.extensions.get::<AuthenticatedAdmin>() {
+            return Ok(AdminCaller(caller.clone()));
+        }
+        Ok(AdminCaller(authenticate_admin(parts, state).await?.caller))
     }
+}
+
+/// An admin credential resolved for this request, and its name (`api_key:<id>` or
+/// `session:<id>`).
+#[derive(Clone)]
+pub struct AuthenticatedAdmin {
+    pub caller: Caller,
+    pub credential: String,
+}
+
+/// Resolves the bearer credential of an admin request (the one resolution, used by [`AdminCaller`]
+/// and the `Idempotency-Key` layer alike).
+pub async fn authenticate_admin(parts: &mut Parts, state: &AppState) -> Result<AuthenticatedAdmin, ApiError> {
+    let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+    let token = bearer_token(&parts.headers).ok_or(ApiError::Domain(Error::Unauthorized))?;
+    let (caller, credential) = state.services.authenticate_admin_credential(token, ip.map(|ip| ip.to_string())).await?;
+    Ok(AuthenticatedAdmin { caller, credential })
 }
 
 /// The credential of an `Authorization: Bearer <token>` header.

@@ -1,10 +1,14 @@
 //! The `Idempotency-Key` layer for admin POSTs (rules in `workgate_domain::idempotency`).
 //!
-//! Scope is the hash of the credential that sent the request, so one client's keys never meet
-//! another's. Answers that say the request did not happen (401, 5xx) are not kept: a retry runs.
+//! The credential is checked first, exactly as the handler will check it: a request without a live
+//! admin credential runs untouched (its handler answers 401 or 403), and nothing is kept or
+//! replayed for it. A kept answer is bound to the credential that sent the request (the API key or
+//! the session, by id) and replayed only to it, only while it is live. Answers are kept encrypted
+//! under a key derived from the key file (they may hold a new API key or app secret). Answers that
+//! say the request did not happen (401, 5xx) are not kept: a retry runs.
 
 use crate::AppState;
-use crate::extract::bearer_token;
+use crate::extract::{AuthenticatedAdmin, authenticate_admin};
 use crate::problem::ApiError;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -12,8 +16,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use workgate_domain::Error;
-use workgate_domain::idempotency::{Claim, StoredResponse, parse_key};
-use workgate_domain::secret::{SecretHash, fingerprint};
+use workgate_domain::idempotency::{Claim, StoredResponse, answer_context, parse_key};
+use workgate_domain::secret::fingerprint;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotency-replayed";
@@ -26,20 +30,26 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(raw_key) = req.headers().get(HEADER).filter(|_| req.method() == Method::POST) else {
+    if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
         return Ok(next.run(req).await);
+    }
+    let (mut parts, body) = req.into_parts();
+    let admin = match authenticate_admin(&mut parts, &state).await {
+        Ok(admin) => admin,
+        // No live admin credential: the handler answers (401, 403, or the login endpoints'
+        // own answer), with no key claimed and nothing replayed.
+        Err(_) => return Ok(next.run(Request::from_parts(parts, body)).await),
     };
-    let key = parse_key(raw_key.to_str().unwrap_or(""))?;
-    let Some(token) = bearer_token(req.headers()) else {
-        return Ok(next.run(req).await); // the handler answers 401
-    };
-    let scope = SecretHash::of(token).as_str().to_string();
-    let limit = if req.uri().path().ends_with("/members/import") {
+    let raw_key = parts.headers.get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let key = parse_key(raw_key)?;
+    let scope = admin.credential.clone();
+    // The handler takes the caller from here rather than resolving the credential again.
+    parts.extensions.insert::<AuthenticatedAdmin>(admin);
+    let limit = if parts.uri.path().ends_with("/members/import") {
         state.config.import_body_limit
     } else {
         state.config.body_limit
     };
-    let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let path = parts.uri.path_and_query().map_or("", |p| p.as_str());
     let print = fingerprint(&[parts.method.as_str().as_bytes(), path.as_bytes(), &bytes]);
@@ -47,7 +57,10 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiE
     let now = state.services.clock.now();
     match store.claim_idempotency_key(&scope, &key, &print, now).await? {
         Claim::Claimed => {}
-        Claim::Replay(stored) => return Ok(replay(stored)),
+        Claim::Replay(stored) => {
+            let body = state.services.keys().open_answer(&answer_context(&scope, &key), &stored.body)?;
+            return Ok(replay(StoredResponse { body, ..stored }));
+        }
         Claim::InProgress => {
             return Err(Error::Conflict(
                 "a request with this Idempotency-Key is still being processed; retry when it has finished".into(),
@@ -73,7 +86,7 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiE
     let stored = StoredResponse {
         status: status.as_u16(),
         content_type: head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
-        body: body.to_vec(),
+        body: state.services.keys().seal_answer(&answer_context(&scope, &key), &body),
     };
     if let Err(e) = store.complete_idempotency_key(&scope, &key, &stored).await {
         tracing::error!(error = %e, "keeping the answer for Idempotency-Key failed");

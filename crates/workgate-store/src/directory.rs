@@ -55,7 +55,7 @@ async fn insert_invitations(c: &mut Conn<'_>, invitations: &[&NewInvitation]) ->
             row.bind(m.id.as_str())
                 .bind(m.enterprise_id.as_ref().map(EnterpriseId::as_str))
                 .bind(m.phone.as_str())
-                .bind(&m.body)
+                .bind(m.body.as_stored())
                 .bind(m.purpose.as_str())
                 .bind("pending")
                 .bind(0)

@@ -38,7 +38,7 @@ pub(crate) async fn insert_outbox(c: &mut Conn<'_>, m: &OutboxMessage) -> Result
         .bind(m.id.as_str())
         .bind(m.enterprise_id.as_ref().map(EnterpriseId::as_str))
         .bind(m.phone.as_str())
-        .bind(&m.body)
+        .bind(m.body.as_stored())
         .bind(m.purpose.as_str())
         .bind(m.created_at.millis()),
     )
@@ -337,8 +337,9 @@ impl LoginStore for SqlStore {
         self.write(async |c| {
             for id in ids {
                 c.execute(
+                    // The body is erased in the same statement: a delivered message keeps no secret.
                     sql("UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, \
-                         last_error = NULL WHERE id = $3")
+                         last_error = NULL, body = '' WHERE id = $3")
                     .bind(now.millis())
                     .bind(provider)
                     .bind(id.as_str()),
@@ -368,7 +369,7 @@ impl LoginStore for SqlStore {
     async fn mark_sms_failed(&self, id: &SmsId, error: &str, _now: Timestamp) -> Result<()> {
         self.write(async |c| {
             c.execute(
-                sql("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL WHERE id = $2")
+                sql("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL, body = '' WHERE id = $2")
                     .bind(error)
                     .bind(id.as_str()),
             )

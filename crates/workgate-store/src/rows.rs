@@ -183,7 +183,7 @@ pub(crate) trait LoginRow: DomainRow {
                 id: workgate_domain::ids::SmsId::from_trusted(self.get("id")?),
                 enterprise_id: self.get::<Option<String>>("enterprise_id")?.map(EnterpriseId::from_trusted),
                 phone: PhoneNumber::from_trusted(self.get("phone")?),
-                body: self.get("body")?,
+                body: workgate_domain::outbox::SealedBody::from_stored(self.get("body")?),
                 purpose: SmsPurpose::parse(&purpose).unwrap_or(SmsPurpose::LoginCode),
                 created_at: Timestamp(self.get("created_at")?),
             },

@@ -14,6 +14,7 @@ use workgate_domain::clock::SystemClock;
 use workgate_domain::directory::{MemberPatch, NewMemberInput};
 use workgate_domain::enterprises::CreateEnterprise;
 use workgate_domain::idempotency::Claim;
+use workgate_domain::keys::ServerKeys;
 use workgate_domain::model::Actor;
 
 const POSTGRES_VARIABLE: &str = "WORKGATE_TEST_POSTGRES";
@@ -23,13 +24,20 @@ struct TestDb {
     url: String,
     /// The server's URL and the schema, to drop at the end (PostgreSQL).
     schema: Option<(String, String)>,
+    /// The master key every node of the database shares (as they would share one key file).
+    master: [u8; workgate_domain::keys::MASTER_KEY_LEN],
     _dir: tempfile::TempDir,
 }
 
 impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        TestDb { url: format!("sqlite://{}", dir.path().join("workgate.db").display()), schema: None, _dir: dir }
+        TestDb {
+            url: format!("sqlite://{}", dir.path().join("workgate.db").display()),
+            schema: None,
+            master: ServerKeys::generate_master(),
+            _dir: dir,
+        }
     }
 
     /// A fresh schema on the server named by `WORKGATE_TEST_POSTGRES`, or `None` when it is not set.
@@ -46,7 +54,12 @@ impl TestDb {
         sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin).await.expect("schema created");
         let separator = if server.contains('?') { '&' } else { '?' };
         let url = format!("{server}{separator}options[search_path]={schema}");
-        Some(TestDb { url, schema: Some((server, schema)), _dir: tempfile::tempdir().expect("temp dir") })
+        Some(TestDb {
+            url,
+            schema: Some((server, schema)),
+            master: ServerKeys::generate_master(),
+            _dir: tempfile::tempdir().expect("temp dir"),
+        })
     }
 
     /// The backends of this run: SQLite always, PostgreSQL when configured.
@@ -58,7 +71,7 @@ impl TestDb {
 
     async fn node(&self) -> Services {
         let store = workgate_store::open(&self.url).await.expect("store opens");
-        Services::new(store, Arc::new(SystemClock)).await.expect("services")
+        Services::new(store, Arc::new(SystemClock), ServerKeys::from_master(&self.master)).await.expect("services")
     }
 
     async fn nodes(&self, n: usize) -> Vec<Services> {

@@ -15,6 +15,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "WORKGATE_DATABASE")]
     pub database: Option<String>,
 
+    /// The key file: the master key of the secrets the database keeps encrypted, created on first
+    /// start [default: beside a SQLite database, e.g. workgate.db → workgate.key; workgate.key in
+    /// the working directory for PostgreSQL].
+    #[arg(long, global = true, env = "WORKGATE_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -12,6 +12,8 @@ use workgate_domain::settings::LoginSettings;
 pub struct FileConfig {
     pub listen: Option<String>,
     pub database: Option<String>,
+    /// The key file (see `--key-file`).
+    pub key_file: Option<PathBuf>,
     pub public_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub log_format: Option<String>,
@@ -157,6 +159,8 @@ pub const DEFAULT_DATABASE: &str = "sqlite://workgate.db";
 pub struct ServerConfig {
     pub listen: String,
     pub database: String,
+    /// The key file holding the master key (outside the database).
+    pub key_file: PathBuf,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpAddr>,
     pub body_limit: usize,
@@ -172,6 +176,7 @@ impl ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:0".into(),
             database: database.into(),
+            key_file: default_key_file(database),
             public_url: None,
             trusted_proxies: vec![],
             body_limit: workgate_http::DEFAULT_BODY_LIMIT,
@@ -205,6 +210,20 @@ pub fn default_outbox_file(database: &str) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() && p.parent().is_some_and(|d| !d.as_os_str().is_empty()) => p,
         _ => PathBuf::from("workgate-sms.jsonl"),
     }
+}
+
+/// The key file beside a SQLite database file, named after it (`workgate.db` → `workgate.key`);
+/// `workgate.key` in the working directory for PostgreSQL (every node must use the same file) and
+/// in-memory databases.
+pub fn default_key_file(database: &str) -> PathBuf {
+    let file = database.strip_prefix("sqlite://").or_else(|| database.strip_prefix("sqlite:")).and_then(|rest| {
+        let path = Path::new(rest.split('?').next().unwrap_or(rest));
+        let stem = path.file_stem().filter(|s| !s.is_empty() && *s != ":memory:")?;
+        let mut name = stem.to_os_string();
+        name.push(".key");
+        Some(path.with_file_name(name))
+    });
+    file.unwrap_or_else(|| PathBuf::from("workgate.key"))
 }
 
 pub fn parse_proxies(list: &[String]) -> anyhow::Result<Vec<IpAddr>> {

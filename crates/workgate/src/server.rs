@@ -3,6 +3,7 @@
 
 use crate::config::ServerConfig;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -45,17 +46,43 @@ impl RunningServer {
     }
 }
 
-/// Services over the database at `database`, with default settings and no sender (for the CLI).
+/// Services over the database at `database`, with default settings and no sender, using the
+/// default key file of that database (see [`crate::config::default_key_file`]).
 pub async fn open_services(database: &str, clock: SharedClock) -> anyhow::Result<Services> {
-    open_services_with(database, clock, LoginSettings::default()).await
+    open_services_keyed(database, &crate::config::default_key_file(database), clock).await
 }
 
-async fn open_services_with(database: &str, clock: SharedClock, settings: LoginSettings) -> anyhow::Result<Services> {
+/// Services over the database at `database` with the keys of `key_file`, with default settings
+/// and no sender (for the CLI).
+pub async fn open_services_keyed(database: &str, key_file: &Path, clock: SharedClock) -> anyhow::Result<Services> {
+    open_services_with(database, key_file, clock, LoginSettings::default()).await
+}
+
+async fn open_services_with(
+    database: &str,
+    key_file: &Path,
+    clock: SharedClock,
+    settings: LoginSettings,
+) -> anyhow::Result<Services> {
+    let keys = crate::keyfile::load_or_create(key_file)?;
     let store =
         workgate_store::open(database).await.map_err(|e| anyhow::anyhow!("opening the database failed: {e}"))?;
-    Services::with_settings(store, clock, settings)
-        .await
-        .map_err(|e| anyhow::anyhow!("starting the services failed: {e}"))
+    match Services::with_settings(store, clock, settings, keys.keys).await {
+        Ok(services) => Ok(services),
+        Err(workgate_domain::Error::Internal(m)) if m == workgate_domain::keys::KEY_MISMATCH && keys.created => {
+            // The new file would only stand in the way of the old one being put back.
+            let _ = std::fs::remove_file(&keys.path);
+            anyhow::bail!(
+                "the key file {} did not exist, but this database was set up with a key file: it holds secrets that                  only that key can read. Restore the key file from your backup (or point --key-file / \
+                 WORKGATE_KEY_FILE at it) and start again",
+                keys.path.display()
+            )
+        }
+        Err(workgate_domain::Error::Internal(m)) if m == workgate_domain::keys::KEY_MISMATCH => {
+            anyhow::bail!("the key file {} {}", keys.path.display(), m.trim_start_matches("the key file "))
+        }
+        Err(e) => Err(anyhow::anyhow!("starting the services failed: {e}")),
+    }
 }
 
 /// Opens the database (migrating it), starts the SMS sender, and serves on `config.listen`.
@@ -77,7 +104,7 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         // Links and the OpenID Connect issuer name the address actually bound (port 0 picks one).
         settings.public_url = format!("http://{addr}");
     }
-    let services = open_services_with(&config.database, clock, settings)
+    let services = open_services_with(&config.database, &config.key_file, clock, settings)
         .await?
         .on_outbox_write(Arc::new(move || notify.notify_one()));
     let http = HttpConfig {

@@ -93,7 +93,7 @@ async fn acknowledged_writes_and_logins_survive_sigkill_under_load_on_postgresql
 }
 
 async fn invitations_committed_before_a_crash_are_delivered_once_after_restart(db: TestDb) {
-    let created = create_enterprise(&db.url, "Acme", "13800138000");
+    let created = create_enterprise(&db.url, db.dir.path(), "Acme", "13800138000");
     let key = created["api_key"].as_str().expect("api key").to_string();
 
     // First life: the SMS gateway is unreachable, so nothing can be delivered.
@@ -143,7 +143,7 @@ const SIGNING_IN: usize = 6;
 const WRITERS: usize = 3;
 
 async fn acknowledged_writes_and_logins_survive_sigkill_under_load(db: TestDb) {
-    let created = create_enterprise(&db.url, "Acme", "13800138000");
+    let created = create_enterprise(&db.url, db.dir.path(), "Acme", "13800138000");
     let key = created["api_key"].as_str().expect("api key").to_string();
     // Both lives: the file provider into one file, a short lease, room for many logins from 127.0.0.1.
     let config = db.write(

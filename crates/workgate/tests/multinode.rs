@@ -139,14 +139,14 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
         assert_eq!((count, succeeded), (1, 1), "migration {version} applied once, successfully");
     }
     // And the three serve one directory: an enterprise made beside them is seen by each.
-    let ent = create_enterprise(&cluster.schema.url, "Acme", "13800138000");
+    let ent = create_enterprise(&cluster.schema.url, cluster._dir.path(), "Acme", "13800138000");
     let key = ent["api_key"].as_str().expect("api key");
     for n in 1..=NODES {
         let (status, body) = cluster.get(n, "/api/v1/members", key).await;
         assert_eq!(status, 200, "node {n}: {body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "node {n} sees the owner: {body}");
     }
-    // The three made the server's code key at the same moment, yet hold one: a code sent for a
+    // The three created the key file at the same moment, yet share one key: a code sent for a
     // login started on node 1 is accepted by node 3.
     let phone = "+8613900139001";
     let (status, member) =
@@ -167,7 +167,7 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
 )]
 async fn a_member_disabled_through_node_2_is_refused_by_node_3_within_a_second() {
     let Some(cluster) = Cluster::start("revocation", None).await else { return };
-    let ent = create_enterprise(&cluster.schema.url, "Acme", "13800138000");
+    let ent = create_enterprise(&cluster.schema.url, cluster._dir.path(), "Acme", "13800138000");
     let key = ent["api_key"].as_str().expect("api key");
     let phone = "+8613900139001";
     let (status, member) =
@@ -227,7 +227,7 @@ async fn a_numbers_code_cap_is_counted_across_the_three_nodes() {
     const ROUNDS: usize = CAP + 2;
     let config = format!("[login]\nresend_cooldown_secs = 1\ncodes_per_number_hour = {CAP}\n");
     let Some(cluster) = Cluster::start("sms_cap", Some(&config)).await else { return };
-    let ent = create_enterprise(&cluster.schema.url, "Acme", "13800138000");
+    let ent = create_enterprise(&cluster.schema.url, cluster._dir.path(), "Acme", "13800138000");
     let key = ent["api_key"].as_str().expect("api key");
     let phone = "+8613900139001";
     let (status, member) =
@@ -276,7 +276,7 @@ async fn five_hundred_queued_sms_are_delivered_exactly_once_by_three_senders() {
     use futures::StreamExt;
     const MEMBERS: usize = 500;
     let Some(cluster) = Cluster::start("outbox_once", None).await else { return };
-    let ent = create_enterprise(&cluster.schema.url, "Acme", "13800138000");
+    let ent = create_enterprise(&cluster.schema.url, cluster._dir.path(), "Acme", "13800138000");
     let key = ent["api_key"].as_str().expect("api key");
     let phones: Vec<String> = (0..MEMBERS).map(|i| format!("+861390000{i:04}")).collect();
     let started = Instant::now();

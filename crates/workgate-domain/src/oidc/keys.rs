@@ -26,7 +26,8 @@ pub struct SigningKey {
     pub generation: i64,
     pub kid: String,
     pub alg: String,
-    /// PKCS#1 PEM of the private key.
+    /// PKCS#1 PEM of the private key, encrypted under the key file's signing-key key
+    /// (`keys::ServerKeys::seal_signing_key`) once made.
     pub private_pem: String,
     /// The public key as a JWK (RFC 7517), as published.
     pub public_jwk: Value,
@@ -40,13 +41,14 @@ pub struct SigningKey {
 pub(crate) struct KeyCache(Arc<Mutex<HashMap<String, Arc<EncodingKey>>>>);
 
 impl KeyCache {
-    fn encoding_key(&self, key: &SigningKey) -> Result<Arc<EncodingKey>> {
+    fn encoding_key(&self, key: &SigningKey, keys: &crate::keys::ServerKeys) -> Result<Arc<EncodingKey>> {
         let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(found) = cache.get(&key.kid) {
             return Ok(found.clone());
         }
+        let pem = keys.open_signing_key(&key.kid, &key.private_pem)?;
         let parsed = Arc::new(
-            EncodingKey::from_rsa_pem(key.private_pem.as_bytes())
+            EncodingKey::from_rsa_pem(pem.as_bytes())
                 .map_err(|e| Error::Internal(format!("signing key {}: {e}", key.kid)))?,
         );
         cache.insert(key.kid.clone(), parsed.clone());
@@ -107,9 +109,11 @@ impl Services {
                 let signing = keys.iter().position(|k| k.signs_from <= now).unwrap_or(keys.len());
                 return Ok(keys.into_iter().take(signing + 2).collect());
             };
-            let key = tokio::task::spawn_blocking(move || generate_key(generation, now, signs_from))
+            let mut key = tokio::task::spawn_blocking(move || generate_key(generation, now, signs_from))
                 .await
                 .map_err(|e| Error::Internal(format!("key generation task: {e}")))??;
+            // The private key is kept encrypted: a copy of the database cannot sign ID tokens.
+            key.private_pem = self.keys().seal_signing_key(&key.kid, &key.private_pem);
             if self.store.insert_signing_key(&key).await? {
                 tracing::info!(kid = %key.kid, signs_from = %key.signs_from.to_rfc3339(), "made a new ID-token signing key");
             }
@@ -130,7 +134,7 @@ impl Services {
         let key = keys.iter().find(|k| k.signs_from <= now).ok_or_else(|| Error::Internal("no signing key".into()))?;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
-        let encoding = self.oidc_keys.encoding_key(key)?;
+        let encoding = self.oidc_keys.encoding_key(key, self.keys())?;
         jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| Error::Internal(format!("signing a JWT: {e}")))
     }
 

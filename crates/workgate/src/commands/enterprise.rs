@@ -1,14 +1,14 @@
 //! `workgate enterprise create`.
 
 use crate::cli::EnterpriseCreateArgs;
-use crate::server::open_services;
+use crate::server::open_services_keyed;
 use std::sync::Arc;
 use workgate_domain::clock::SystemClock;
 use workgate_domain::enterprises::CreateEnterprise;
 use workgate_domain::model::Actor;
 
-pub async fn create(database: &str, args: EnterpriseCreateArgs) -> anyhow::Result<()> {
-    let services = open_services(database, Arc::new(SystemClock)).await?;
+pub async fn create(database: &str, key_file: &std::path::Path, args: EnterpriseCreateArgs) -> anyhow::Result<()> {
+    let services = open_services_keyed(database, key_file, Arc::new(SystemClock)).await?;
     let created = services
         .create_enterprise(
             CreateEnterprise {

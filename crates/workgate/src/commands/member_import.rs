@@ -3,7 +3,7 @@
 
 use crate::cli::MemberImportArgs;
 use crate::commands::enterprise::describe;
-use crate::server::open_services;
+use crate::server::open_services_keyed;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
 use workgate_domain::audit::Caller;
@@ -11,7 +11,7 @@ use workgate_domain::clock::SystemClock;
 use workgate_domain::ids::EnterpriseId;
 use workgate_domain::import::{RowStatus, parse_csv, parse_json};
 
-pub async fn run(database: &str, args: MemberImportArgs) -> anyhow::Result<bool> {
+pub async fn run(database: &str, key_file: &std::path::Path, args: MemberImportArgs) -> anyhow::Result<bool> {
     let enterprise_id = EnterpriseId::parse(&args.enterprise)
         .ok_or_else(|| anyhow::anyhow!("'{}' is not an enterprise id", args.enterprise))?;
     let data = std::fs::read(&args.file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
@@ -21,7 +21,7 @@ pub async fn run(database: &str, args: MemberImportArgs) -> anyhow::Result<bool>
     if args.no_invite {
         records.iter_mut().for_each(|r| r.invite = r.invite.or(Some(false)));
     }
-    let services = open_services(database, Arc::new(SystemClock)).await?;
+    let services = open_services_keyed(database, key_file, Arc::new(SystemClock)).await?;
     let caller = Caller::operator(enterprise_id);
     services.enterprise(&caller).await.map_err(|_| anyhow::anyhow!("there is no enterprise {}", args.enterprise))?;
 

@@ -1,7 +1,7 @@
 //! `workgate serve`.
 
 use crate::cli::{Cli, ServeArgs};
-use crate::commands::{database_url, demo};
+use crate::commands::{database_url, demo, key_file};
 use crate::config::{DEFAULT_LISTEN, FileConfig, ServerConfig, default_outbox_file, file_sms, parse_proxies};
 use crate::server;
 use workgate_domain::settings::LoginSettings;
@@ -43,6 +43,7 @@ pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result
     let proxies = args.trusted_proxies.clone().or_else(|| file.trusted_proxies.clone()).unwrap_or_default();
     Ok(ServerConfig {
         listen,
+        key_file: key_file(cli, file, &database),
         database,
         public_url,
         trusted_proxies: parse_proxies(&proxies)?,

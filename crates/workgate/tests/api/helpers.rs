@@ -200,6 +200,7 @@ impl TestApp {
         let database = TestDatabase::create(dir.path()).await;
         let mut config = ServerConfig::for_database(&database.url);
         config.sms = workgate::config::file_sms(dir.path().join("workgate-sms.jsonl"));
+        config.key_file = dir.path().join("workgate.key");
         configure(&mut config);
         let server = workgate::server::start_with_clock(&config, clock).await.expect("server starts");
         let base = server.base_url();
@@ -498,4 +499,86 @@ pub fn enc(value: &str) -> String {
         }
     }
     out
+}
+
+impl TestApp {
+    /// This server's key file (in the test's directory).
+    pub fn key_file(&self) -> std::path::PathBuf {
+        self._dir.path().join("workgate.key")
+    }
+
+    /// The configuration this test's server starts with, on its database, key file and outbox.
+    pub fn config(&self) -> ServerConfig {
+        let mut config = ServerConfig::for_database(&self.database_url);
+        config.sms = workgate::config::file_sms(self.sms_file());
+        config.key_file = self.key_file();
+        config
+    }
+
+    /// Stops the server and starts another on the same database, key file and outbox, with
+    /// `configure` applied to its configuration.
+    pub async fn restart(self, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let mut config = self.config();
+        configure(&mut config);
+        let TestApp { server, client, database_url, _dir, _database, .. } = self;
+        server.shutdown().await.expect("the server stops");
+        let server = workgate::server::start(&config).await.expect("server restarts");
+        let base = server.base_url();
+        TestApp { server, base, client, database_url, _dir, _database }
+    }
+
+    /// Starts a second server on this test's database, key file and outbox with `configure`
+    /// applied; the error it stops with, as the command line shows it, when it refuses to start.
+    pub async fn start_another(&self, configure: impl FnOnce(&mut ServerConfig)) -> Result<RunningServer, String> {
+        let mut config = self.config();
+        configure(&mut config);
+        workgate::server::start(&config).await.map_err(|e| format!("{e:#}"))
+    }
+
+    /// The raw bytes the database keeps: on SQLite the main file and its write-ahead log; on
+    /// PostgreSQL the text of every row of every table of the test's schema.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match Backend::current() {
+            Backend::Sqlite => {
+                let path = self.database_url.trim_start_matches("sqlite://").to_string();
+                let mut bytes = std::fs::read(&path).expect("the database file");
+                bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+                bytes
+            }
+            Backend::Postgres => {
+                let pool = self.db().await;
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                )
+                .fetch_all(&pool)
+                .await
+                .expect("tables");
+                assert!(tables.len() > 10, "the schema's tables are found: {tables:?}");
+                let mut bytes = Vec::new();
+                for table in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT CAST(t AS TEXT) FROM {table} t"))
+                        .fetch_all(&pool)
+                        .await
+                        .expect("rows as text");
+                    for row in rows {
+                        bytes.extend(row.into_bytes());
+                        bytes.push(b'\n');
+                    }
+                }
+                pool.close().await;
+                bytes
+            }
+        }
+    }
+}
+
+/// Whether `needle` occurs in `haystack` as a token of its own: not inside a longer run of letters
+/// and digits (so that a 6-digit code is not "found" inside a random hexadecimal hash or id).
+pub fn contains_token(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).enumerate().any(|(i, w)| {
+        w == needle
+            && (i == 0 || !haystack[i - 1].is_ascii_alphanumeric())
+            && haystack.get(i + needle.len()).is_none_or(|b| !b.is_ascii_alphanumeric())
+    })
 }

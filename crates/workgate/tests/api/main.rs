@@ -19,6 +19,7 @@ mod policy;
 mod rank;
 mod requests;
 mod roles;
+mod secrets_at_rest;
 mod smoke;
 mod support;
 mod tenancy;

@@ -28,7 +28,8 @@ impl Node {
         let log = dir.join(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(BIN);
-        cmd.arg("--database").arg(database);
+        // Every node of one database shares its key file.
+        cmd.arg("--database").arg(database).arg("--key-file").arg(dir.join("workgate.key"));
         if let Some(config) = config {
             cmd.arg("--config").arg(config);
         }
@@ -102,12 +103,15 @@ impl Drop for Node {
     }
 }
 
-/// `workgate --database DATABASE enterprise create … --json`: the enterprise's JSON (with
-/// `enterprise_id`, `owner_id`, `api_key`).
-pub fn create_enterprise(database: &str, name: &str, owner_phone: &str) -> Value {
+/// `workgate --database DATABASE --key-file DIR/workgate.key enterprise create … --json`: the
+/// enterprise's JSON (with `enterprise_id`, `owner_id`, `api_key`); `dir` is the nodes' directory,
+/// whose key file they share.
+pub fn create_enterprise(database: &str, dir: &Path, name: &str, owner_phone: &str) -> Value {
     let created = Command::new(BIN)
         .arg("--database")
         .arg(database)
+        .arg("--key-file")
+        .arg(dir.join("workgate.key"))
         .args([
             "enterprise",
             "create",
