@@ -404,7 +404,7 @@ impl Services {
         let mut changes =
             vec![DirectoryChange::UpdateMember { previous: Box::new(current.clone()), member: updated.clone() }];
         changes.extend(
-            phone_change_notices(&enterprise, &current, &updated).map(|m| DirectoryChange::Notify(Box::new(m))),
+            phone_change_notices(self.keys(), &enterprise, &current, &updated).map(|m| DirectoryChange::Notify(Box::new(m))),
         );
         self.store.apply_directory_changes(&caller.enterprise_id, &changes, &[audit]).await?;
         self.outbox_written();
@@ -605,7 +605,12 @@ fn diagnose(
 
 /// The SMS of a phone change: one to the old number (in case the change was not theirs), one to
 /// the new number.
-pub fn phone_change_notices(enterprise: &Enterprise, before: &Member, after: &Member) -> [OutboxMessage; 2] {
+pub(crate) fn phone_change_notices(
+    keys: &crate::keys::ServerKeys,
+    enterprise: &Enterprise,
+    before: &Member,
+    after: &Member,
+) -> [OutboxMessage; 2] {
     let to_old = format!(
         "[{}] The sign-in number of {}'s Workgate account was changed to {}, and its sign-ins were ended. \
          If you did not ask for this, contact your admin.",
@@ -620,7 +625,14 @@ pub fn phone_change_notices(enterprise: &Enterprise, before: &Member, after: &Me
         before.phone.masked()
     );
     let message = |phone: &PhoneNumber, body: String| {
-        OutboxMessage::new(Some(enterprise.id.clone()), phone.clone(), body, SmsPurpose::PhoneChanged, after.updated_at)
+        OutboxMessage::sealed(
+            keys,
+            Some(enterprise.id.clone()),
+            phone.clone(),
+            body,
+            SmsPurpose::PhoneChanged,
+            after.updated_at,
+        )
     };
     [message(&before.phone, to_old), message(&after.phone, to_new)]
 }

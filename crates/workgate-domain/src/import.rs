@@ -215,6 +215,8 @@ struct Plan {
     paths: HashMap<String, DepartmentId>,
     /// The enterprise's policy (its `allowed_regions` apply to imported numbers).
     policy: crate::policy::Policy,
+    /// The server's keys (the SMS of a number change are sealed as they are planned).
+    keys: std::sync::Arc<crate::keys::ServerKeys>,
 }
 
 impl Plan {
@@ -366,6 +368,7 @@ impl Services {
             by_phone: HashMap::new(),
             paths: HashMap::new(),
             policy: self.policy_of(&caller.enterprise_id).await?.policy,
+            keys: self.keys.clone(),
         };
         for i in 0..plan.members.len() {
             plan.index(i);
@@ -820,7 +823,7 @@ fn plan_update(
     // both numbers are told.
     let notices = if updated.phone != current.phone {
         details["signed_out"] = json!(true);
-        phone_change_notices(enterprise, &current, &updated).to_vec()
+        phone_change_notices(&plan.keys, enterprise, &current, &updated).to_vec()
     } else {
         vec![]
     };

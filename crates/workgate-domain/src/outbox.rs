@@ -49,6 +49,22 @@ pub struct OutboxMessage {
     pub created_at: Timestamp,
 }
 
+impl OutboxMessage {
+    /// A new message whose body is encrypted at once under `keys`.
+    pub(crate) fn sealed(
+        keys: &crate::keys::ServerKeys,
+        enterprise_id: Option<EnterpriseId>,
+        phone: PhoneNumber,
+        body: String,
+        purpose: SmsPurpose,
+        now: Timestamp,
+    ) -> OutboxMessage {
+        let id = SmsId::generate();
+        let body = SealedBody(keys.seal_sms(id.as_str(), &body));
+        OutboxMessage { id, enterprise_id, phone, body, purpose, created_at: now }
+    }
+}
+
 /// An SMS body as kept in the outbox: encrypted under the SMS key, bound to the message's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBody(String);
@@ -91,9 +107,7 @@ impl Services {
         purpose: SmsPurpose,
         now: Timestamp,
     ) -> OutboxMessage {
-        let id = SmsId::generate();
-        let body = SealedBody(self.keys().seal_sms(id.as_str(), &body));
-        OutboxMessage { id, enterprise_id, phone, body, purpose, created_at: now }
+        OutboxMessage::sealed(self.keys(), enterprise_id, phone, body, purpose, now)
     }
 
     /// Takes up to `batch` due messages, delivers them through `provider`, and records the outcome
