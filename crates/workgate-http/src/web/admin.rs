@@ -680,7 +680,12 @@ async fn import(
                 thead { tr { th { "#" } th { (tr(lang, "Result", "结果")) } th { (tr(lang, "Reason", "原因")) } } }
                 tbody { @for r in &report.rows { tr.(if r.status == RowStatus::Failed { "failed" } else { "ok" }) {
                     td { (r.row) } td { (format!("{:?}", r.status).to_lowercase()) }
-                    td { (r.error.as_ref().map(|e| e.detail.clone()).unwrap_or_default()) }
+                    td {
+                        (r.error.as_ref().map(|e| e.detail.clone()).unwrap_or_default())
+                        @if r.invitation == Some("deferred") {
+                            (tr(lang, "Invitation deferred (hourly budget spent): re-send it later", "邀请已延后（每小时额度已用完）：请稍后重发"))
+                        }
+                    }
                 } } }
             }
             (import_form(lang, &token))
