@@ -14,6 +14,7 @@ mod login;
 mod members;
 mod oidc;
 mod oidc_authlib;
+mod oidc_clients;
 mod phones;
 mod policy;
 mod requests;
