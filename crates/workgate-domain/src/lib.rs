@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod phone;
 pub mod policy;
+pub mod retention;
 pub mod secret;
 pub mod sessions;
 pub mod settings;

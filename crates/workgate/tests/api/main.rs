@@ -18,6 +18,7 @@ mod oidc_clients;
 mod phones;
 mod policy;
 mod requests;
+mod retention;
 mod roles;
 mod smoke;
 mod support;

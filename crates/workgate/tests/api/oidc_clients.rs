@@ -11,16 +11,16 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 const PHONE: &str = "+8613900139077";
-const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
 
-async fn register(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value {
+pub(crate) async fn register(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value {
     let created = app.post("/api/v1/apps", &ent.key, body).await;
     created.assert_status(201);
     created.body
 }
 
 /// A browser holding a member session, made through the JSON login.
-async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> reqwest::Client {
+pub(crate) async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> reqwest::Client {
     let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
     started.assert_status(200);
     let login_id = started.body["login_id"].as_str().unwrap().to_string();
@@ -35,7 +35,7 @@ async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> req
 
 /// Tokens for the member signed in in `b`, through the code flow with PKCE; `secret` is the
 /// app's secret, or `None` for a public app.
-async fn tokens_for(app: &TestApp, b: &reqwest::Client, client_id: &str, secret: Option<&str>) -> Value {
+pub(crate) async fn tokens_for(app: &TestApp, b: &reqwest::Client, client_id: &str, secret: Option<&str>) -> Value {
     let verifier = URL_SAFE_NO_PAD.encode(workgate_domain::secret::random_bytes::<32>());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let path = format!(
