@@ -24,6 +24,7 @@ pub mod passwords;
 pub mod phone;
 pub mod policy;
 pub mod rank;
+pub mod retention;
 pub mod secret;
 pub mod sessions;
 pub mod settings;

@@ -74,7 +74,9 @@ pub struct NewEnterprise<'a> {
 }
 
 #[async_trait]
-pub trait Store: LoginStore + crate::oidc::OidcStore + Send + Sync + 'static {
+pub trait Store:
+    LoginStore + crate::oidc::OidcStore + crate::retention::RetentionStore + Send + Sync + 'static
+{
     /// Answers when the database can serve queries (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 

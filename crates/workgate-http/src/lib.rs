@@ -202,14 +202,43 @@ pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(redacted.join("/"))
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves the application on `listener` until `shutdown` completes; then stops accepting, lets
+/// the requests in flight finish, and returns once every connection is closed. From the moment
+/// `cut_off` holds `true` (the grace period is over), requests still in flight are answered
+/// `503 shutting_down` at once, their handlers dropped, so that their connections close too.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    cut_off: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router(state)
+        .layer(axum::middleware::from_fn_with_state(cut_off, cut_off_layer))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Runs a request until it is done or the server's grace period is over, whichever is first.
+async fn cut_off_layer(
+    axum::extract::State(mut cut_off): axum::extract::State<tokio::sync::watch::Receiver<bool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let over = async {
+        // A dropped sender never cuts off.
+        if cut_off.wait_for(|over| *over).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let response = tokio::select! {
+        biased;
+        () = over => problem::ApiError::ShuttingDown.into_response(),
+        response = next.run(request) => return response,
+    };
+    let mut response = response;
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 #[cfg(test)]

@@ -10,9 +10,13 @@ use workgate_domain::{Error, FieldError};
 pub enum ApiError {
     Domain(Error),
     PayloadTooLarge,
-    UnsupportedMediaType { expected: &'static str },
+    UnsupportedMediaType {
+        expected: &'static str,
+    },
     RouteNotFound,
     MethodNotAllowed,
+    /// The server is stopping and its grace period for requests in flight is over.
+    ShuttingDown,
 }
 
 impl From<Error> for ApiError {
@@ -200,6 +204,13 @@ impl ApiError {
                 "method_not_allowed",
                 "Method not allowed",
                 "This endpoint does not take this method. The API is described at /openapi.json.".into(),
+                None,
+            ),
+            ApiError::ShuttingDown => (
+                S::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "The server is restarting",
+                "The server stopped before it could finish this request; send it again.".into(),
                 None,
             ),
         }

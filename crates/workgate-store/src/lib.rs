@@ -16,6 +16,7 @@ mod errors;
 mod login;
 mod oidc;
 pub mod postgres;
+mod retention;
 mod rows;
 mod sql;
 pub mod sqlite;

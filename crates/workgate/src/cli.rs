@@ -74,6 +74,42 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "WORKGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
+
+    /// Seconds that requests in flight may take to finish after SIGTERM or Ctrl-C [default: 30].
+    #[arg(long, env = "WORKGATE_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// How long rows are kept once they are no longer of use (`[retention]` in the TOML file).
+#[derive(Debug, Args, Default)]
+pub struct RetentionArgs {
+    /// Days login challenges are kept after they expire [default: 1].
+    #[arg(long, env = "WORKGATE_RETENTION_LOGIN_CHALLENGES_DAYS")]
+    pub retention_login_challenges_days: Option<i64>,
+    /// Days login events are kept [default: 90].
+    #[arg(long, env = "WORKGATE_RETENTION_LOGIN_EVENTS_DAYS")]
+    pub retention_login_events_days: Option<i64>,
+    /// Days sent and failed SMS are kept [default: 30].
+    #[arg(long, env = "WORKGATE_RETENTION_SMS_DAYS")]
+    pub retention_sms_days: Option<i64>,
+    /// Days invitations are kept after they expire [default: 30].
+    #[arg(long, env = "WORKGATE_RETENTION_INVITATIONS_DAYS")]
+    pub retention_invitations_days: Option<i64>,
+    /// Days ended sessions and app tokens are kept [default: 30].
+    #[arg(long, env = "WORKGATE_RETENTION_SESSIONS_DAYS")]
+    pub retention_sessions_days: Option<i64>,
+    /// Days OpenID Connect authorization codes are kept after they expire [default: 1].
+    #[arg(long, env = "WORKGATE_RETENTION_OIDC_CODES_DAYS")]
+    pub retention_oidc_codes_days: Option<i64>,
+    /// Days the audit log is kept [default: forever].
+    #[arg(long, env = "WORKGATE_RETENTION_AUDIT_DAYS")]
+    pub retention_audit_days: Option<i64>,
+    /// Seconds between two pruning passes [default: 300].
+    #[arg(long, env = "WORKGATE_RETENTION_INTERVAL_SECS")]
+    pub retention_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use workgate_domain::phone::Region;
+use workgate_domain::retention::RetentionSettings;
 use workgate_domain::settings::LoginSettings;
 
 /// The TOML file's shape. Every key is optional; unknown keys are an error, so a typo is noticed.
@@ -26,6 +28,49 @@ pub struct FileConfig {
     pub outbox: Option<FileOutbox>,
     /// `[oidc]`: the OpenID Connect provider.
     pub oidc: Option<FileOidc>,
+    /// Seconds that requests in flight may take to finish after SIGTERM (default 30).
+    pub shutdown_grace_secs: Option<u64>,
+    /// `[retention]`: how long rows are kept once they are no longer of use.
+    pub retention: Option<FileRetention>,
+}
+
+/// `[retention]` in the TOML file: days each kind of row is kept (see `workgate_domain::retention`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetention {
+    pub login_challenges_days: Option<i64>,
+    pub login_events_days: Option<i64>,
+    pub sms_days: Option<i64>,
+    pub invitations_days: Option<i64>,
+    pub sessions_days: Option<i64>,
+    pub oidc_codes_days: Option<i64>,
+    /// Unset: the audit log is kept forever.
+    pub audit_days: Option<i64>,
+    pub interval_secs: Option<u64>,
+}
+
+/// The retention in effect: flags and environment over the file over the defaults.
+pub fn retention(args: &crate::cli::RetentionArgs, file: Option<&FileRetention>) -> anyhow::Result<RetentionSettings> {
+    let mut r = RetentionSettings::default();
+    let empty = FileRetention::default();
+    let file = file.unwrap_or(&empty);
+    macro_rules! set {
+        ($($field:ident <- $arg:ident),*) => {
+            $( if let Some(v) = args.$arg.or(file.$field) { r.$field = v; } )*
+        };
+    }
+    set!(
+        login_challenges_days <- retention_login_challenges_days,
+        login_events_days <- retention_login_events_days,
+        sms_days <- retention_sms_days,
+        invitations_days <- retention_invitations_days,
+        sessions_days <- retention_sessions_days,
+        oidc_codes_days <- retention_oidc_codes_days,
+        interval_secs <- retention_interval_secs
+    );
+    r.audit_days = args.retention_audit_days.or(file.audit_days);
+    r.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(r)
 }
 
 /// `[oidc]` in the TOML file.
@@ -153,6 +198,8 @@ impl FileConfig {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "sqlite://workgate.db";
+/// How long requests in flight may take to finish after SIGTERM, by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Everything `serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -168,6 +215,9 @@ pub struct ServerConfig {
     pub demo: bool,
     pub login: LoginSettings,
     pub sms: workgate_sms::SmsConfig,
+    /// After SIGTERM: how long requests in flight (and the SMS sender's batch) may take.
+    pub shutdown_grace: Duration,
+    pub retention: RetentionSettings,
 }
 
 impl ServerConfig {
@@ -184,6 +234,8 @@ impl ServerConfig {
             demo: false,
             login: LoginSettings::default(),
             sms: file_sms(default_outbox_file(database)),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            retention: RetentionSettings::default(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Starting the server: open the store, build the services and the router, start the SMS sender,
-//! bind, serve.
+//! Starting the server: open the store, build the services and the router, start the SMS sender
+//! and the pruner, bind, serve; and stopping it (drain, then stop the background tasks).
 
 use crate::config::ServerConfig;
 use std::net::SocketAddr;
@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 use workgate_domain::Services;
 use workgate_domain::clock::{SharedClock, SystemClock};
+use workgate_domain::retention::{PruneReport, RetentionSettings};
 use workgate_domain::settings::LoginSettings;
 use workgate_domain::sms::SmsProvider;
 use workgate_http::{AppState, HttpConfig};
@@ -18,13 +20,31 @@ const SENDER_POLL: Duration = Duration::from_millis(200);
 /// Messages the sender takes at a time.
 const SENDER_BATCH: u32 = 50;
 
+/// How long connections may take to close once the grace period is over and their requests
+/// were answered `503` (a client that does not read its answer is not waited for longer).
+const CUT_OFF_WAIT: Duration = Duration::from_secs(2);
+/// Time the SMS sender and the pruner always get to finish their batch at shutdown, even when
+/// draining requests used up the grace period.
+const BACKGROUND_WAIT: Duration = Duration::from_secs(5);
+/// The first pruning pass runs this long after start (or after the interval, if shorter).
+const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(60);
+
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub services: Services,
-    stop: watch::Sender<bool>,
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    retention: RetentionSettings,
+    grace: Duration,
+    /// Tells the HTTP server to stop accepting and finish what is in flight.
+    stop_http: watch::Sender<bool>,
+    /// Tells the HTTP server that the grace period is over.
+    cut_off: watch::Sender<bool>,
+    /// Tells the SMS sender and the pruner to stop after their current batch.
+    stop_background: watch::Sender<bool>,
+    /// `None` once [`RunningServer::wait_ref`] saw it end.
+    http: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     sender: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -32,17 +52,62 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, finishes requests in flight, stops the sender, and returns.
+    /// Stops the server: stops accepting, lets the requests in flight finish within the grace
+    /// period (those still running after it are answered `503 shutting_down`), then lets the SMS
+    /// sender finish the batch it is delivering (queued messages stay for the next start) and the
+    /// pruner its statement. Returns once every task of the server has ended, so that nothing of
+    /// it still runs while the runtime shuts down.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        let _ = self.stop.send(true);
-        let result = self.http.await.unwrap_or(Ok(()));
-        let _ = self.sender.await;
+        let deadline = Instant::now() + self.grace;
+        let _ = self.stop_http.send(true);
+        let result = match self.http {
+            None => Ok(()),
+            Some(mut http) => match tokio::time::timeout_at(deadline, &mut http).await {
+                Ok(joined) => joined.unwrap_or(Ok(())),
+                Err(_) => {
+                    tracing::warn!(
+                        grace_secs = self.grace.as_secs(),
+                        "requests still in flight after the grace period are cut off"
+                    );
+                    let _ = self.cut_off.send(true);
+                    match tokio::time::timeout(CUT_OFF_WAIT, &mut http).await {
+                        Ok(joined) => joined.unwrap_or(Ok(())),
+                        Err(_) => {
+                            // A client that does not read its answer: its connection is dropped.
+                            http.abort();
+                            http.await.unwrap_or(Ok(()))
+                        }
+                    }
+                }
+            },
+        };
+        // Messages that the last requests queued are delivered before the sender stops, if it
+        // can; the others wait in the outbox for the next start (or another node).
+        let _ = self.stop_background.send(true);
+        let deadline = deadline.max(Instant::now() + BACKGROUND_WAIT);
+        for (name, mut task) in [("SMS sender", self.sender), ("pruner", self.pruner)] {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                // An SMS being sent is sent again after its lease (a crash is no different).
+                tracing::warn!(task = name, "stopped before it finished its batch");
+                task.abort();
+                let _ = task.await;
+            }
+        }
         result
     }
 
     /// Waits until the HTTP server stops by itself (it does not, unless it fails).
     pub async fn wait_ref(&mut self) -> std::io::Result<()> {
-        (&mut self.http).await.unwrap_or(Ok(()))
+        let Some(http) = &mut self.http else { return std::future::pending().await };
+        let result = http.await.unwrap_or(Ok(()));
+        self.http = None;
+        result
+    }
+
+    /// Runs one pruning pass now with the server's retention settings (the server runs one every
+    /// `retention.interval_secs`); `None` when another node is pruning.
+    pub async fn prune_now(&self) -> workgate_domain::Result<Option<PruneReport>> {
+        self.services.prune_expired(&self.retention, &|| false).await
     }
 }
 
@@ -116,13 +181,31 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
     if let (workgate_sms::ProviderKind::File, Some(file)) = (config.sms.provider, &config.sms.file) {
         state = state.with_dev_sms(file.path.clone());
     }
-    let (stop, stopped) = watch::channel(false);
-    let sender = tokio::spawn(run_sender(services.clone(), provider, wakeup, stopped.clone()));
-    let mut http_stopped = stopped;
-    let http = tokio::spawn(workgate_http::serve(listener, state, async move {
-        let _ = http_stopped.wait_for(|stop| *stop).await;
-    }));
-    Ok(RunningServer { addr, services, stop, http, sender })
+    let (stop_background, background_stopped) = watch::channel(false);
+    let sender = tokio::spawn(run_sender(services.clone(), provider, wakeup, background_stopped.clone()));
+    let pruner = tokio::spawn(run_pruner(services.clone(), config.retention.clone(), background_stopped));
+    let (stop_http, mut http_stopped) = watch::channel(false);
+    let (cut_off, cut_off_rx) = watch::channel(false);
+    let http = tokio::spawn(workgate_http::serve(
+        listener,
+        state,
+        async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        },
+        cut_off_rx,
+    ));
+    Ok(RunningServer {
+        addr,
+        services,
+        retention: config.retention.clone(),
+        grace: config.shutdown_grace,
+        stop_http,
+        cut_off,
+        stop_background,
+        http: Some(http),
+        sender,
+        pruner,
+    })
 }
 
 /// Delivers the outbox until stopped: at once when this process wrote a message, else every
@@ -146,7 +229,36 @@ async fn run_sender(
         tokio::select! {
             _ = wakeup.notified() => {}
             _ = tokio::time::sleep(SENDER_POLL) => {}
-            _ = stop.changed() => {}
+            changed = stop.changed() => if changed.is_err() { break },
+        }
+    }
+}
+
+/// Prunes what retention no longer keeps, every `retention.interval_secs`, until stopped. A pass
+/// stops between two statements when the server stops; the next start goes on from there.
+async fn run_pruner(services: Services, retention: RetentionSettings, mut stop: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(retention.interval_secs);
+    let mut wait = FIRST_PRUNE_AFTER.min(interval);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stop| *stop) => break,
+        }
+        wait = interval;
+        let stopping = stop.clone();
+        let started = Instant::now();
+        match services.prune_expired(&retention, &move || *stopping.borrow()).await {
+            Ok(Some(report)) if report.total() > 0 => {
+                tracing::info!(
+                    deleted = report.total(),
+                    rows = ?report.deleted,
+                    ms = started.elapsed().as_millis() as u64,
+                    "pruned rows past their retention"
+                );
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::debug!("another node is pruning"),
+            Err(e) => tracing::error!(error = %e, "pruning failed; the next pass tries again"),
         }
     }
 }

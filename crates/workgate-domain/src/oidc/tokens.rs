@@ -1,7 +1,7 @@
 //! Using and ending app tokens: userinfo, introspection (RFC 7662), revocation (RFC 7009), and
 //! the `id_token_hint` of RP-initiated logout.
 
-use super::apps::{App, ClientAuth};
+use super::apps::{App, ClientAuth, ClientType};
 use super::{ACCESS_PREFIX, AppToken, OAuthError, REFRESH_PREFIX, TokenKind};
 use crate::Services;
 use crate::ids::{AppId, MemberId};
@@ -37,10 +37,15 @@ impl Services {
         Ok(Value::Object(Self::member_claims(&member, &enterprise, &token.scope)))
     }
 
-    /// `POST /oidc/introspect`: any app of the token's enterprise may ask (its resource servers
-    /// are its apps); a token of another enterprise, like an unknown one, is `{"active": false}`.
+    /// `POST /oidc/introspect`: any confidential app of the token's enterprise may ask (its
+    /// resource servers are its apps); a token of another enterprise, like an unknown one, is
+    /// `{"active": false}`. RFC 7662 section 2.1 wants an authenticated caller, so a public app
+    /// (no secret: anyone can present its id) is `invalid_client`.
     pub async fn introspect(&self, token: &str, auth: &ClientAuth) -> std::result::Result<Value, OAuthError> {
         let caller = self.authenticate_client(auth).await?;
+        if caller.client_type != ClientType::Confidential {
+            return Err(OAuthError::invalid_client());
+        }
         let now = self.clock.now();
         let found =
             self.app_token(token).await?.filter(|t| t.enterprise_id == caller.enterprise_id && t.is_active(now));

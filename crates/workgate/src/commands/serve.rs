@@ -2,8 +2,12 @@
 
 use crate::cli::{Cli, ServeArgs};
 use crate::commands::{database_url, demo, key_file};
-use crate::config::{DEFAULT_LISTEN, FileConfig, ServerConfig, default_outbox_file, file_sms, parse_proxies};
+use crate::config::{
+    DEFAULT_LISTEN, DEFAULT_SHUTDOWN_GRACE, FileConfig, ServerConfig, default_outbox_file, file_sms, parse_proxies,
+    retention,
+};
 use crate::server;
+use std::time::Duration;
 use workgate_domain::settings::LoginSettings;
 
 pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ServerConfig> {
@@ -41,6 +45,7 @@ pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result
         sms.file = Some(workgate_sms::FileConfig { path: default_outbox_file(&database) });
     }
     let proxies = args.trusted_proxies.clone().or_else(|| file.trusted_proxies.clone()).unwrap_or_default();
+    let grace = args.shutdown_grace_secs.or(file.shutdown_grace_secs).map(Duration::from_secs);
     Ok(ServerConfig {
         listen,
         key_file: key_file(cli, file, &database),
@@ -52,6 +57,8 @@ pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result
         demo: args.demo,
         login,
         sms,
+        shutdown_grace: grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        retention: retention(&args.retention, file.retention.as_ref())?,
     })
 }
 
@@ -122,10 +129,21 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let _ = ctrl_c.await;
         anyhow::Ok(())
     };
-    tokio::select! {
-        result = shutdown => { result?; tracing::info!("shutting down"); }
-        result = running.wait_ref() => { result?; }
+    let failed = tokio::select! {
+        result = shutdown => { result?; None }
+        result = running.wait_ref() => Some(result),
+    };
+    if let Some(result) = failed {
+        // The HTTP server stopped by itself: stop the rest before the error is reported.
+        running.shutdown().await?;
+        return Ok(result?);
     }
+    tracing::info!(
+        grace_secs = config.shutdown_grace.as_secs(),
+        "shutting down: no new connections; finishing the requests in flight"
+    );
+    running.shutdown().await?;
+    tracing::info!("stopped");
     Ok(())
 }
 

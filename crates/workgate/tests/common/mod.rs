@@ -1,5 +1,6 @@
-//! Shared by the tests that run the `workgate` binary as processes (crash.rs, multinode.rs): a
-//! server process, and a PostgreSQL schema of a test's own. Each test binary uses part of it.
+//! Shared by the tests that run the `workgate` binary as processes (crash.rs, multinode.rs,
+//! shutdown.rs): a server process, and a PostgreSQL schema of a test's own. Each test binary uses
+//! part of it.
 
 #![allow(dead_code)]
 
