@@ -404,7 +404,8 @@ impl Services {
         let mut changes =
             vec![DirectoryChange::UpdateMember { previous: Box::new(current.clone()), member: updated.clone() }];
         changes.extend(
-            phone_change_notices(self.keys(), &enterprise, &current, &updated).map(|m| DirectoryChange::Notify(Box::new(m))),
+            phone_change_notices(self.keys(), &enterprise, &current, &updated)
+                .map(|m| DirectoryChange::Notify(Box::new(m))),
         );
         self.store.apply_directory_changes(&caller.enterprise_id, &changes, &[audit]).await?;
         self.outbox_written();

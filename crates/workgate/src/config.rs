@@ -171,7 +171,9 @@ impl FileLogin {
                 .map_err(|_| anyhow::anyhow!("login.default_region '{region}' is not a region code"))?;
         }
         if !(1..=100).contains(&settings.number_failure_ceiling) {
-            anyhow::bail!("login.number_failure_ceiling must be between 1 and 100 (NIST SP 800-63B allows at most 100)");
+            anyhow::bail!(
+                "login.number_failure_ceiling must be between 1 and 100 (NIST SP 800-63B allows at most 100)"
+            );
         }
         if !(4..=10).contains(&settings.code_length) {
             anyhow::bail!("login.code_length must be between 4 and 10");
