@@ -129,7 +129,11 @@ async fn migrations_run_once_when_nodes_start_together_on_an_empty_database() {
         .await
         .expect("migrations table");
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).expect("migrations");
-    assert_eq!(applied, (1..=files.count() as i64).collect::<Vec<_>>(), "each migration applied once");
+    // The versions of the files (`0009_retention.sql` is 9), which need not be consecutive.
+    let mut versions: Vec<i64> =
+        files.filter_map(|f| f.ok()?.file_name().to_str()?.split('_').next()?.parse().ok()).collect();
+    versions.sort_unstable();
+    assert_eq!(applied, versions, "each migration applied once");
     pool.close().await;
     db.drop_schema().await;
 }
