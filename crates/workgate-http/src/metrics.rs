@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latencies by route, method and status.
+//! Prometheus metrics: request counts and latencies by route, method and status; rows pruned by
+//! retention, by table.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -20,10 +21,16 @@ struct RouteLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RouteLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    pruned: Family<TableLabels, Counter>,
 }
 
 impl Metrics {
@@ -35,7 +42,14 @@ impl Metrics {
         });
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register("http_request_duration_seconds", "Time to answer HTTP requests", latency.clone());
-        Arc::new(Metrics { registry, requests, latency })
+        let pruned = Family::<TableLabels, Counter>::default();
+        registry.register("pruned_rows", "Rows deleted by retention pruning", pruned.clone());
+        Arc::new(Metrics { registry, requests, latency, pruned })
+    }
+
+    /// Counts rows a pruning pass deleted from `table`.
+    pub fn count_pruned(&self, table: &str, rows: u64) {
+        self.pruned.get_or_create(&TableLabels { table: table.to_string() }).inc_by(rows);
     }
 
     pub fn render(&self) -> String {

@@ -34,6 +34,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub services: Services,
     retention: RetentionSettings,
+    metrics: Arc<workgate_http::metrics::Metrics>,
     grace: Duration,
     /// Tells the HTTP server to stop accepting and finish what is in flight.
     stop_http: watch::Sender<bool>,
@@ -107,7 +108,11 @@ impl RunningServer {
     /// Runs one pruning pass now with the server's retention settings (the server runs one every
     /// `retention.interval_secs`); `None` when another node is pruning.
     pub async fn prune_now(&self) -> workgate_domain::Result<Option<PruneReport>> {
-        self.services.prune_expired(&self.retention, &|| false).await
+        let report = self.services.prune_expired(&self.retention, &|| false).await?;
+        if let Some(r) = &report {
+            count_pruned(&self.metrics, r);
+        }
+        Ok(report)
     }
 }
 
@@ -183,7 +188,9 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
     }
     let (stop_background, background_stopped) = watch::channel(false);
     let sender = tokio::spawn(run_sender(services.clone(), provider, wakeup, background_stopped.clone()));
-    let pruner = tokio::spawn(run_pruner(services.clone(), config.retention.clone(), background_stopped));
+    let metrics = state.metrics.clone();
+    let pruner =
+        tokio::spawn(run_pruner(services.clone(), config.retention.clone(), metrics.clone(), background_stopped));
     let (stop_http, mut http_stopped) = watch::channel(false);
     let (cut_off, cut_off_rx) = watch::channel(false);
     let http = tokio::spawn(workgate_http::serve(
@@ -198,6 +205,7 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         addr,
         services,
         retention: config.retention.clone(),
+        metrics,
         grace: config.shutdown_grace,
         stop_http,
         cut_off,
@@ -236,7 +244,12 @@ async fn run_sender(
 
 /// Prunes what retention no longer keeps, every `retention.interval_secs`, until stopped. A pass
 /// stops between two statements when the server stops; the next start goes on from there.
-async fn run_pruner(services: Services, retention: RetentionSettings, mut stop: watch::Receiver<bool>) {
+async fn run_pruner(
+    services: Services,
+    retention: RetentionSettings,
+    metrics: Arc<workgate_http::metrics::Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
     let interval = Duration::from_secs(retention.interval_secs);
     let mut wait = FIRST_PRUNE_AFTER.min(interval);
     loop {
@@ -249,6 +262,7 @@ async fn run_pruner(services: Services, retention: RetentionSettings, mut stop: 
         let started = Instant::now();
         match services.prune_expired(&retention, &move || *stopping.borrow()).await {
             Ok(Some(report)) if report.total() > 0 => {
+                count_pruned(&metrics, &report);
                 tracing::info!(
                     deleted = report.total(),
                     rows = ?report.deleted,
@@ -260,5 +274,11 @@ async fn run_pruner(services: Services, retention: RetentionSettings, mut stop: 
             Ok(None) => tracing::debug!("another node is pruning"),
             Err(e) => tracing::error!(error = %e, "pruning failed; the next pass tries again"),
         }
+    }
+}
+
+fn count_pruned(metrics: &workgate_http::metrics::Metrics, report: &PruneReport) {
+    for (table, rows) in &report.deleted {
+        metrics.count_pruned(table, *rows);
     }
 }

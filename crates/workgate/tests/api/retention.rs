@@ -244,6 +244,8 @@ async fn a_pass_deletes_in_batches_until_nothing_is_old_enough() {
     let report = prune(&app).await;
     assert_eq!(report.of("rate_counters"), 2500, "{report:?}");
     assert_eq!(app.count("rate_counters").await, 1, "the counter of the last hour stays");
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("workgate_pruned_rows_total{table=\"rate_counters\"} 2500"), "{metrics}");
 }
 
 #[tokio::test]
