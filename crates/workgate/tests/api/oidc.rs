@@ -442,7 +442,8 @@ async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
     let b = signed_in_browser(&app, PHONE, 1).await;
     let (verifier, challenge) = pkce();
     let code = code_for(&app, &b, &client_id, &challenge).await;
-    let (_, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
+    let (status, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.status().as_u16(), 200);
 
