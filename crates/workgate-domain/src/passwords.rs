@@ -83,8 +83,9 @@ struct HashingGate {
     running: tokio::sync::Semaphore,
 }
 
-/// Runs waiting per core, beyond the one running.
-const QUEUED_PER_CORE: usize = 2;
+/// Runs waiting per core, beyond the one running. Waiting runs hold no Argon2 memory, so the queue
+/// bounds only how long a check may wait (about a second here) before it is refused.
+const QUEUED_PER_CORE: usize = 32;
 
 static GATE: std::sync::LazyLock<HashingGate> = std::sync::LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
