@@ -115,6 +115,8 @@ pub enum Prune {
     IdempotencyKeys { created_before: Timestamp },
     /// Rate counters whose slot began before this (no window reaches them).
     RateCounters { slot_before: Timestamp },
+    /// Counts of wrong codes whose last failure and lock both ended before this.
+    FailureLocks { quiet_since: Timestamp },
     /// Audit entries written before this.
     AuditLog { before: Timestamp },
 }
@@ -134,10 +136,16 @@ impl Prune {
             Prune::OidcGrants { .. } => "oidc_grants",
             Prune::IdempotencyKeys { .. } => "idempotency_keys",
             Prune::RateCounters { .. } => "rate_counters",
+            Prune::FailureLocks { .. } => "failure_locks",
             Prune::AuditLog { .. } => "audit_log",
         }
     }
 }
+
+/// A count of wrong codes in a row (per number and network, or per number) is forgotten after this
+/// many days without a failure and without a lock holding: longer than the longest lock (a day),
+/// so that waiting for the pruning never shortens a lock or resets a count an attacker is building.
+pub const FAILURE_MEMORY_DAYS: i64 = 7;
 
 /// The deletions of one pass at `now`, in order: invitations before the messages they name,
 /// app tokens before the grants that may then have none left.
@@ -158,6 +166,7 @@ pub fn plan(now: Timestamp, r: &RetentionSettings, settings: &crate::settings::L
         Prune::OidcGrants { ended_before },
         Prune::IdempotencyKeys { created_before: ago(crate::idempotency::KEY_LIFETIME_MS) },
         Prune::RateCounters { slot_before: ago(LONGEST_LIMIT_WINDOW_MS.max(settings.resend_cooldown_secs * 1000)) },
+        Prune::FailureLocks { quiet_since: days(FAILURE_MEMORY_DAYS) },
     ];
     if let Some(d) = r.audit_days {
         plan.push(Prune::AuditLog { before: days(d) });

@@ -706,8 +706,10 @@ impl LoginStore for SqlStore {
             for rule in rules {
                 c.execute(
                     sql(format!(
-                        "INSERT INTO failure_locks (subject, phone, consecutive, locked_until) VALUES ($1, $2, 1, 0) \
+                        "INSERT INTO failure_locks (subject, phone, consecutive, locked_until, last_failure_at) \
+                         VALUES ($1, $2, 1, 0, $4) \
                          ON CONFLICT (subject) DO UPDATE SET consecutive = failure_locks.consecutive + 1, \
+                         last_failure_at = $4, \
                          locked_until = CASE WHEN failure_locks.consecutive + 1 >= $3 THEN {lock} \
                          ELSE failure_locks.locked_until END"
                     ))

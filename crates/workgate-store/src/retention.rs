@@ -61,6 +61,7 @@ fn delete_batch(what: &Prune, skip_locked: &str) -> String {
              FROM rate_counters WHERE window_start < $1 LIMIT $2{skip_locked})"
         ),
         Prune::AuditLog { .. } => one_key("audit_log", "id", "at < $1"),
+        Prune::FailureLocks { .. } => one_key("failure_locks", "subject", "last_failure_at < $1 AND locked_until < $1"),
     }
 }
 
@@ -77,6 +78,7 @@ fn cutoffs(what: &Prune) -> (i64, Option<i64>) {
         | Prune::OidcGrants { ended_before: t }
         | Prune::IdempotencyKeys { created_before: t }
         | Prune::RateCounters { slot_before: t }
+        | Prune::FailureLocks { quiet_since: t }
         | Prune::AuditLog { before: t } => (t.millis(), None),
         Prune::Sessions { ended_before, idle_before } => (ended_before.millis(), Some(idle_before.millis())),
     }

@@ -15,7 +15,8 @@ CREATE TABLE failure_locks (
     subject       TEXT PRIMARY KEY,
     phone         TEXT NOT NULL,
     consecutive   INTEGER NOT NULL,
-    locked_until  INTEGER NOT NULL
+    locked_until  INTEGER NOT NULL,
+    last_failure_at INTEGER NOT NULL    -- kept 7 days after the last failure and the lock's end
 );
 CREATE INDEX failure_locks_phone ON failure_locks (phone);
 DROP TABLE phone_failures;

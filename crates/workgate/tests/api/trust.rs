@@ -437,3 +437,33 @@ async fn a_department_admins_lookup_outside_its_scope_says_nothing() {
 fn enc(phone: &str) -> String {
     crate::helpers::enc(phone)
 }
+
+#[tokio::test]
+async fn failure_counts_are_forgotten_only_a_week_after_the_last_failure() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
+    let code = app.code_for(PHONE, 2).await;
+    app.post_anon(&format!("/api/v1/login/{}/code", login_id(&started)), json!({"code": wrong(&code)}))
+        .await
+        .assert_problem(400, "code_invalid");
+    assert_eq!(app.count("failure_locks").await, 2, "the network's count and the number's");
+    let prune = async || {
+        for _ in 0..100 {
+            if let Some(report) = app.server.prune_now().await.expect("pruning runs") {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the pruning lock stayed taken");
+    };
+    clock.advance(Duration::from_secs(2 * 86_400));
+    prune().await;
+    assert_eq!(app.count("failure_locks").await, 2, "kept while an attacker could still be counting");
+    clock.advance(Duration::from_secs(6 * 86_400));
+    let report = prune().await;
+    assert_eq!(report.of("failure_locks"), 2);
+    assert_eq!(app.count("failure_locks").await, 0);
+}
