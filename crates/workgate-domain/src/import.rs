@@ -454,7 +454,9 @@ impl Services {
         }
         let (services, caller, enterprise) = (self.clone(), caller.clone(), enterprise.clone());
         let handle = runtime.clone();
+        let running = self.background_writes.start();
         InFlight::Apart(runtime.spawn_blocking(move || {
+            let _running = running;
             handle.block_on(async move { services.write_whole(&caller, &enterprise, batch).await })
         }))
     }

@@ -53,6 +53,47 @@ pub struct Services {
     outbox_wakeup: Arc<dyn Fn() + Send + Sync>,
     /// Parsed ID-token signing keys, by kid.
     oidc_keys: oidc::keys::KeyCache,
+    /// Writes running apart from the request that started them.
+    background_writes: Arc<BackgroundWrites>,
+}
+
+/// Writes that run apart from the request that started them (an import's batches, on a blocking
+/// thread): a batch that has started finishes even if its request is given up, and a shutdown
+/// waits for them, so that none is left running while the runtime stops under it.
+#[derive(Default)]
+pub struct BackgroundWrites {
+    running: std::sync::atomic::AtomicUsize,
+    finished: tokio::sync::Notify,
+}
+
+/// Held while one background write runs.
+pub(crate) struct BackgroundWrite(Arc<BackgroundWrites>);
+
+impl Drop for BackgroundWrite {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.finished.notify_waiters();
+    }
+}
+
+impl BackgroundWrites {
+    pub(crate) fn start(self: &Arc<Self>) -> BackgroundWrite {
+        self.running.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        BackgroundWrite(self.clone())
+    }
+
+    /// Returns once no background write runs.
+    pub async fn idle(&self) {
+        loop {
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self.running.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            finished.await;
+        }
+    }
 }
 
 impl Services {
@@ -83,7 +124,13 @@ impl Services {
             keys: Arc::new(keys),
             outbox_wakeup: Arc::new(|| {}),
             oidc_keys: Default::default(),
+            background_writes: Default::default(),
         })
+    }
+
+    /// Returns once no write that runs apart from its request (an import's batch) is running.
+    pub async fn background_writes_done(&self) {
+        self.background_writes.idle().await
     }
 
     /// The keys derived from the key file.

@@ -82,6 +82,14 @@ impl RunningServer {
                 }
             },
         };
+        // An import batch that its request no longer waits for (cut off) still finishes: it is
+        // one atomic write, and the runtime must not stop under it.
+        if tokio::time::timeout(BACKGROUND_WAIT.max(CUT_OFF_WAIT), self.services.background_writes_done())
+            .await
+            .is_err()
+        {
+            tracing::warn!("an import batch is still being written; it is left to finish or roll back");
+        }
         // Messages that the last requests queued are delivered before the sender stops, if it
         // can; the others wait in the outbox for the next start (or another node).
         let _ = self.stop_background.send(true);
