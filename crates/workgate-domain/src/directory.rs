@@ -430,6 +430,13 @@ impl Services {
                 }
             }
             (StatusChange::Depart, status) if status != MemberStatus::Departed => MemberStatus::Departed,
+            // Nothing to change; still, a member above the caller's rank is out of its reach.
+            _ if !caller.outranks(current.role) => {
+                return Err(Error::Forbidden(format!(
+                    "only someone who outranks a member with the role '{}' can change their status",
+                    current.role.as_str()
+                )));
+            }
             _ => return Ok(current),
         };
         let mut updated = current.clone();

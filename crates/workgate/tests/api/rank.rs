@@ -239,6 +239,10 @@ async fn an_admin_cannot_change_the_owners_identity_or_status() {
     o.patch(&o.admin, SALES_MEMBER, json!({"role": "admin"})).await.assert_status(200);
     o.patch(&o.admin, SALES_MEMBER, json!({"phone": "+8613700137005"})).await.assert_problem(403, "forbidden");
     o.patch(&o.admin, SALES_MEMBER, json!({"role": "member"})).await.assert_problem(403, "forbidden");
+
+    // Even where nothing would change, a member above the caller's rank is out of its reach.
+    o.status(&o.owner, OTHER_ADMIN, "disable").await.assert_status(200);
+    o.status(&o.admin, OTHER_ADMIN, "disable").await.assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
