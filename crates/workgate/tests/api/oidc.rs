@@ -18,7 +18,7 @@ use std::time::Duration;
 use workgate_domain::clock::ManualClock;
 
 const PHONE: &str = "+8613900139001";
-const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
 const LOGOUT_BACK: &str = "https://app.example.com/signed-out";
 
 /// A cookie-keeping client that does not follow redirects: the person's browser.
@@ -26,7 +26,7 @@ fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
 }
 
-async fn register_app(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value {
+pub(crate) async fn register_app(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value {
     let created = app.post("/api/v1/apps", &ent.key, body).await;
     created.assert_status(201);
     created.body

@@ -2,37 +2,14 @@
 //! authenticated caller (RFC 7662 section 2.1), so a public app (it has no secret) is refused;
 //! revocation lets a public app revoke its own tokens (RFC 7009 section 2.1).
 
-use crate::helpers::{TestApp, TestEnterprise};
+pub(crate) use super::oidc::{REDIRECT, register_app as register, signed_in_browser};
+use crate::helpers::TestApp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 
 const PHONE: &str = "+8613900139077";
-pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
-
-pub(crate) async fn register(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value {
-    let created = app.post("/api/v1/apps", &ent.key, body).await;
-    created.assert_status(201);
-    created.body
-}
-
-/// A browser holding a member session, made through the JSON login.
-pub(crate) async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> reqwest::Client {
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
-    started.assert_status(200);
-    let login_id = started.body["login_id"].as_str().unwrap().to_string();
-    let code = app.code_for(phone, sms_before + 1).await;
-    let done = app.post_anon(&format!("/api/v1/login/{login_id}/code"), json!({"code": code})).await;
-    assert_eq!(done.body["next"], "done", "{}", done.text);
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let base: url::Url = app.base.parse().unwrap();
-    jar.add_cookie_str(&format!("wg_access={}; Path=/", done.body["session"]["access_token"].as_str().unwrap()), &base);
-    reqwest::Client::builder().cookie_provider(jar).redirect(Policy::none()).build().unwrap()
-}
-
 /// Tokens for the member signed in in `b`, through the code flow with PKCE; `secret` is the
 /// app's secret, or `None` for a public app.
 pub(crate) async fn tokens_for(app: &TestApp, b: &reqwest::Client, client_id: &str, secret: Option<&str>) -> Value {

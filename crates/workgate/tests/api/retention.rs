@@ -62,7 +62,7 @@ async fn rows_around(app: &TestApp, table: &str, t: i64) -> (i64, i64) {
 }
 
 /// One pass with the server's settings; on PostgreSQL another pass may hold the lock a moment.
-async fn prune(app: &TestApp) -> PruneReport {
+pub(crate) async fn prune(app: &TestApp) -> PruneReport {
     for _ in 0..100 {
         if let Some(report) = app.server.prune_now().await.expect("pruning runs") {
             return report;
