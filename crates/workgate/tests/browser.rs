@@ -294,3 +294,137 @@ async fn a_member_signs_in_to_a_company_app_through_the_login_pages() {
     b.shot("admin-apps").await;
     b.close().await;
 }
+
+/// Replaces the text of the input `id` on the page of `b`.
+async fn retype(b: &Browser, id: &str, text: &str) {
+    let field = b.client.find(Locator::Id(id)).await.expect("field");
+    field.clear().await.expect("clear");
+    field.send_keys(text).await.expect("type");
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.expect("click");
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().expect("a list").iter().map(|x| x.as_str().expect("text").to_string()).collect()
+}
+
+#[tokio::test]
+async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let eng = app.add_department(&ent, "Engineering", None).await;
+    let sales = app.add_department(&ent, "Sales", None).await;
+    let ops = app.add_department(&ent, "Operations", None).await;
+    let member = app
+        .add_member_with(
+            &ent,
+            json!({"name": "Zhang Sna", "phone": PHONE, "email": "zs@acme.example", "departments": [eng, sales]}),
+        )
+        .await;
+    let id = member["id"].as_str().unwrap();
+    let Some(b) = Browser::open("en").await else { return };
+    sign_in_page(&app, &b, "+8613800138000", 0).await;
+    let c = &b.client;
+
+    // The name only.
+    c.goto(&format!("{}/admin/members/{id}", app.base)).await.expect("member page");
+    retype(&b, "name", "Zhang San").await;
+    click(&b, "form#edit-member button[type='submit']").await;
+    assert_eq!(b.text(".notice").await, "Saved.");
+    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    assert_eq!(stored["name"], "Zhang San");
+    assert_eq!(strings(&stored["departments"]), vec![eng.clone(), sales.clone()], "both departments stay");
+    assert_eq!(stored["email"], "zs@acme.example");
+
+    // Then the departments: out of Sales, into Operations.
+    click(&b, &format!("#departments-{sales}")).await;
+    click(&b, &format!("#departments-{ops}")).await;
+    click(&b, "form#edit-member button[type='submit']").await;
+    assert_eq!(b.text(".notice").await, "Saved.");
+    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    assert_eq!(strings(&stored["departments"]), vec![eng.clone(), ops.clone()]);
+    assert_eq!(stored["name"], "Zhang San");
+
+    // A new member in two departments from the add form.
+    c.goto(&format!("{}/admin/members", app.base)).await.expect("members page");
+    retype(&b, "new-name", "Li Si").await;
+    retype(&b, "new-phone", "139 0013 9002").await;
+    click(&b, &format!("#new-departments-{}", ent.root_department_id)).await;
+    click(&b, &format!("#new-departments-{eng}")).await;
+    click(&b, &format!("#new-departments-{sales}")).await;
+    click(&b, "form#add-member button[type='submit']").await;
+    assert!(b.text(".notice").await.contains("Member added"));
+    let added = app.get("/api/v1/members?q=li%20si", &ent.key).await.body["items"][0].clone();
+    let mut departments = strings(&added["departments"]);
+    departments.sort();
+    let mut expected = vec![eng.clone(), sales.clone()];
+    expected.sort();
+    assert_eq!(departments, expected, "the root was unticked, Engineering and Sales ticked");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let redirect = company_app().await;
+    let created = app
+        .post(
+            "/api/v1/apps",
+            &ent.key,
+            json!({"name": "Wiki", "redirect_uris": [redirect, "https://wiki.example.com/cb"],
+                   "post_logout_redirect_uris": ["https://wiki.example.com/bye"], "scopes": ["openid", "phone"]}),
+        )
+        .await;
+    created.assert_status(201);
+    let app_id = created.body["id"].as_str().unwrap();
+    let eng = app.add_department(&ent, "Engineering", None).await;
+    let backend = app.add_department(&ent, "Backend", Some(&eng)).await;
+    let Some(b) = Browser::open("en").await else { return };
+    sign_in_page(&app, &b, "+8613800138000", 0).await;
+    // Set after the owner signed in: once new devices wait for approval, this browser would wait too.
+    let mut policy = app.get("/api/v1/policy", &ent.key).await.body;
+    policy.as_object_mut().unwrap().remove("updated_at");
+    policy["allowed_regions"] = json!(["CN", "HK"]);
+    policy["require_device_approval"] = json!(true);
+    app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy)).await.assert_status(200);
+    let c = &b.client;
+
+    // Policy: one number changed; the regions and the ticks stay.
+    c.goto(&format!("{}/admin/policy", app.base)).await.expect("policy page");
+    retype(&b, "max_devices", "3").await;
+    click(&b, "form#policy button[type='submit']").await;
+    assert_eq!(b.text(".notice").await, "Policy saved.");
+    let stored = app.get("/api/v1/policy", &ent.key).await.body;
+    assert_eq!(stored["max_devices"], 3);
+    assert_eq!(stored["allowed_regions"], json!(["CN", "HK"]));
+    assert_eq!(stored["require_device_approval"], true);
+
+    // App: renamed; the URIs and scopes stay; then a scope is ticked.
+    c.goto(&format!("{}/admin/apps/{app_id}", app.base)).await.expect("app page");
+    retype(&b, "name", "Team Wiki").await;
+    click(&b, "form#edit-app button[type='submit']").await;
+    assert_eq!(b.text(".notice").await, "Saved.");
+    let stored = app.get(&format!("/api/v1/apps/{app_id}"), &ent.key).await.body;
+    assert_eq!(stored["name"], "Team Wiki");
+    assert_eq!(stored["redirect_uris"], json!([redirect, "https://wiki.example.com/cb"]));
+    assert_eq!(stored["post_logout_redirect_uris"], json!(["https://wiki.example.com/bye"]));
+    assert_eq!(stored["scopes"], json!(["openid", "phone"]));
+    click(&b, "#scope-profile").await;
+    click(&b, "form#edit-app button[type='submit']").await;
+    assert_eq!(b.text(".notice").await, "Saved.");
+    let stored = app.get(&format!("/api/v1/apps/{app_id}"), &ent.key).await.body;
+    assert_eq!(stored["scopes"], json!(["openid", "profile", "phone"]));
+
+    // Department: renamed, still under Engineering.
+    c.goto(&format!("{}/admin/departments/{backend}", app.base)).await.expect("department page");
+    retype(&b, "name", "Backend & Infra").await;
+    click(&b, "form#edit-department button[type='submit']").await;
+    assert_eq!(b.text(".notice").await, "Saved.");
+    let stored = app.get(&format!("/api/v1/departments/{backend}"), &ent.key).await.body;
+    assert_eq!(stored["name"], "Backend & Infra");
+    assert_eq!(stored["parent_id"], eng.as_str());
+    b.close().await;
+}

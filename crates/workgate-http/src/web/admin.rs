@@ -5,13 +5,14 @@
 //! Pages are server-rendered; every change is a POST with the CSRF token, answered with a redirect
 //! (so a reload never repeats it) carrying a short notice.
 
+use super::edits::{self, AppFields, DepartmentFields, Edit, MemberFields, PolicyFields};
 use super::i18n::Lang;
 use super::pages::layout;
 use super::{browser_session, csrf, csrf_ok};
 use crate::AppState;
 use crate::routes::login::Client;
 use axum::Router;
-use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::extract::{Form, Multipart, Path, Query, RawForm, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -20,14 +21,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use workgate_domain::Error;
 use workgate_domain::audit::{AuditQuery, Caller};
-use workgate_domain::directory::{
-    DepartmentPatch, ListMembersQuery, MemberPatch, NewDepartmentInput, NewMemberInput, StatusChange,
-};
+use workgate_domain::directory::{ListMembersQuery, NewDepartmentInput, NewMemberInput, StatusChange};
 use workgate_domain::enterprises::CreateApiKey;
 use workgate_domain::import::{RowStatus, parse_csv};
 use workgate_domain::model::Department;
 use workgate_domain::oidc::apps::CreateApp;
-use workgate_domain::oidc::{App, ClientType};
+use workgate_domain::oidc::{App, ClientType, SCOPES};
+use workgate_domain::values::Role;
 
 fn tr(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     if lang == Lang::Zh { zh } else { en }
@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/keys", get(keys).post(create_key))
         .route("/admin/keys/{id}/delete", post(delete_key))
         .route("/admin/apps", get(apps).post(create_app))
+        .route("/admin/apps/{id}", get(app_page).post(edit_app))
         .route("/admin/apps/{id}/secret", post(rotate_app_secret))
         .route("/admin/apps/{id}/delete", post(delete_app))
 }
@@ -161,6 +162,86 @@ fn department_options(lang: Lang, tree: &[(usize, &Department)], selected: Optio
     }
 }
 
+/// The roles this caller may set on a member holding `current` (a new member: `Role::Member`);
+/// empty when the caller may not change the member's role at all.
+fn role_choices(caller: &Caller, current: Role) -> Vec<Role> {
+    if caller.department_scope().is_some() || !caller.outranks(current) {
+        return vec![];
+    }
+    [Role::Member, Role::DepartmentAdmin, Role::Admin, Role::Owner]
+        .into_iter()
+        .filter(|r| *r == current || caller.may_grant(*r))
+        .collect()
+}
+
+fn role_name(lang: Lang, role: Role) -> &'static str {
+    match role {
+        Role::Owner => tr(lang, "Owner", "所有者"),
+        Role::Admin => tr(lang, "Admin", "管理员"),
+        Role::DepartmentAdmin => tr(lang, "Department admin", "部门管理员"),
+        Role::Member => tr(lang, "Member", "成员"),
+    }
+}
+
+/// A ticked list of departments in tree order.
+fn department_ticks(name: &str, prefix: &str, tree: &[(usize, &Department)], ticked: &[String]) -> Markup {
+    html! {
+        ul.ticks {
+            @for (depth, d) in tree {
+                @let id = format!("{prefix}{name}-{}", d.id);
+                li data-depth=(depth) {
+                    label.check for=(id) {
+                        input id=(id) type="checkbox" name=(name) value=(d.id) checked[ticked.iter().any(|t| t == d.id.as_str())];
+                        " " (d.name)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fields of a member, for the add form (`prefix` "new-") and the edit form: everything the
+/// API can set that this caller may change. `outside` counts departments the form cannot show.
+fn member_fields(
+    lang: Lang,
+    prefix: &str,
+    tree: &[(usize, &Department)],
+    fields: &MemberFields,
+    roles: &[Role],
+    outside: usize,
+) -> Markup {
+    let optional = html! { " " span.muted { (tr(lang, "(optional)", "（可选）")) } };
+    html! {
+        label for={ (prefix) "name" } { (tr(lang, "Name", "姓名")) }
+        input id={ (prefix) "name" } name="name" value=(fields.name) required;
+        label for={ (prefix) "phone" } { (tr(lang, "Mobile number", "手机号")) }
+        input id={ (prefix) "phone" } name="phone" type="tel" value=(fields.phone) required;
+        label for={ (prefix) "userid" } { "userid" @if prefix == "new-" { (optional) } }
+        input id={ (prefix) "userid" } name="userid" value=(fields.userid);
+        label for={ (prefix) "email" } { (tr(lang, "E-mail", "邮箱")) (optional) }
+        input id={ (prefix) "email" } name="email" type="email" value=(fields.email);
+        label for={ (prefix) "title" } { (tr(lang, "Title", "职务")) (optional) }
+        input id={ (prefix) "title" } name="title" value=(fields.title);
+        fieldset {
+            legend { (tr(lang, "Departments", "所属部门")) }
+            (department_ticks("departments", prefix, tree, &fields.departments))
+            @if outside > 0 {
+                p.muted { (tr(lang, "Also in departments outside the ones you administer: ", "另属于您管理范围之外的部门：")) (outside) (tr(lang, "; saving keeps them.", "个，保存时保留。")) }
+            }
+        }
+        @if !roles.is_empty() {
+            label for={ (prefix) "role" } { (tr(lang, "Role", "角色")) }
+            select id={ (prefix) "role" } name="role" {
+                @for r in roles { option value=(r.as_str()) selected[fields.role == r.as_str()] { (role_name(lang, *r)) } }
+            }
+            fieldset {
+                legend { (tr(lang, "Departments they administer (department admins only)", "管理的部门（仅部门管理员）")) }
+                (department_ticks("admin_departments", prefix, tree, &fields.admin_departments))
+            }
+        }
+    }
+}
+
 async fn members(
     State(s): State<AppState>,
     Client(client): Client,
@@ -198,6 +279,12 @@ async fn members(
         params.append_pair("cursor", &c);
         format!("/admin/members?{}", params.finish())
     });
+    // A new member starts in the first department shown (the root, or the admin's first subtree).
+    let new_member = MemberFields {
+        departments: tree.first().map(|(_, d)| d.id.to_string()).into_iter().collect(),
+        role: Role::Member.as_str().to_string(),
+        ..Default::default()
+    };
     let body = html! {
         h1 { (tr(lang, "Members", "成员")) }
         @if let Some(e) = &error { p.error role="alert" { (e) } }
@@ -233,18 +320,9 @@ async fn members(
         }
         @if let Some(link) = next_link { p { a href=(link) { (tr(lang, "Next page", "下一页")) " →" } } }
         h2 { (tr(lang, "Add a member", "添加成员")) }
-        form method="post" action="/admin/members" {
+        form id="add-member" method="post" action="/admin/members" {
             input type="hidden" name="csrf" value=(token);
-            label for="new-name" { (tr(lang, "Name", "姓名")) }
-            input id="new-name" name="name" required;
-            label for="new-phone" { (tr(lang, "Mobile number", "手机号")) }
-            input id="new-phone" name="phone" type="tel" required;
-            label for="new-userid" { "userid " span.muted { (tr(lang, "(optional)", "（可选）")) } }
-            input id="new-userid" name="userid";
-            label for="new-title" { (tr(lang, "Title", "职务")) " " span.muted { (tr(lang, "(optional)", "（可选）")) } }
-            input id="new-title" name="title";
-            label for="new-department" { (tr(lang, "Department", "部门")) }
-            select id="new-department" name="department" { (department_options(lang, &tree, None, false)) }
+            (member_fields(lang, "new-", &tree, &new_member, &role_choices(&caller, Role::Member), 0))
             button type="submit" { (tr(lang, "Add and send the invitation", "添加并发送邀请")) }
         }
         h2 { (tr(lang, "Departments", "部门")) }
@@ -261,37 +339,37 @@ async fn members(
     (jar, Html(shell(lang, tr(lang, "Members", "成员"), q.notice.as_deref(), body).into_string())).into_response()
 }
 
-#[derive(Deserialize)]
-struct NewMemberForm {
-    csrf: String,
-    name: String,
-    phone: String,
-    userid: Option<String>,
-    title: Option<String>,
-    department: Option<String>,
-}
-
 async fn add_member(
     State(s): State<AppState>,
     Client(client): Client,
     lang: Lang,
     jar: CookieJar,
-    Form(f): Form<NewMemberForm>,
+    RawForm(body): RawForm,
 ) -> Response {
     let (jar, caller, _) = match admin(&s, jar, client).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&s, &jar, &f.csrf) {
+    let form = match Edit::<MemberFields>::parse(&body) {
+        Ok(form) => form,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
+    };
+    if !csrf_ok(&s, &jar, &form.csrf) {
         return (jar, back("/admin/members", lang.error("csrf"))).into_response();
     }
+    let f = form.now;
+    let given = |v: String| (!v.trim().is_empty()).then_some(v);
+    let listed = |v: Vec<String>| (!v.is_empty()).then_some(v);
     let input = NewMemberInput {
         name: f.name,
         phone: f.phone,
-        userid: f.userid.filter(|u| !u.trim().is_empty()),
-        title: f.title.filter(|t| !t.trim().is_empty()),
-        departments: f.department.filter(|d| !d.is_empty()).map(|d| vec![d]),
-        ..Default::default()
+        userid: given(f.userid),
+        email: given(f.email),
+        title: given(f.title),
+        departments: listed(f.departments),
+        role: given(f.role),
+        admin_departments: listed(f.admin_departments),
+        invite: None,
     };
     match s.services.add_member(&caller, input).await {
         Ok(m) => (
@@ -327,20 +405,28 @@ async fn member(
     let sessions = s.services.member_sessions(&caller, &id).await.unwrap_or_default();
     let departments = s.services.list_departments(&caller).await.unwrap_or_default();
     let tree = tree_order(&departments);
-    let first_department = m.departments.first().map(|d| d.as_str().to_string());
+    let roles = role_choices(&caller, m.role);
+    let visible = |ids: &[workgate_domain::ids::DepartmentId]| -> Vec<String> {
+        ids.iter().filter(|d| departments.iter().any(|v| &v.id == *d)).map(|d| d.to_string()).collect()
+    };
+    let fields = MemberFields {
+        name: m.name.to_string(),
+        phone: m.phone.to_string(),
+        userid: m.userid.to_string(),
+        email: m.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        title: m.title.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+        departments: visible(&m.departments),
+        role: if roles.is_empty() { String::new() } else { m.role.as_str().to_string() },
+        admin_departments: if roles.is_empty() { vec![] } else { visible(&m.admin_departments) },
+    };
+    let outside = m.departments.len() - fields.departments.len();
     let body = html! {
         h1 { (m.name) " " span.status { (m.status.as_str()) } }
         p { (m.phone) " · userid " (m.userid) " · " (m.role.as_str()) }
-        form method="post" action={ "/admin/members/" (m.id) } {
+        form id="edit-member" method="post" action={ "/admin/members/" (m.id) } {
             input type="hidden" name="csrf" value=(token);
-            label for="name" { (tr(lang, "Name", "姓名")) }
-            input id="name" name="name" value=(m.name) required;
-            label for="title" { (tr(lang, "Title", "职务")) }
-            input id="title" name="title" value=(m.title.as_ref().map(|t| t.to_string()).unwrap_or_default());
-            label for="phone" { (tr(lang, "Mobile number", "手机号")) }
-            input id="phone" name="phone" type="tel" value=(m.phone);
-            label for="department" { (tr(lang, "Department", "部门")) }
-            select id="department" name="department" { (department_options(lang, &tree, first_department.as_deref(), false)) }
+            input type="hidden" name="was" value=(edits::shown(&fields));
+            (member_fields(lang, "", &tree, &fields, &roles, outside))
             button type="submit" { (tr(lang, "Save", "保存")) }
         }
         h2 { (tr(lang, "Status", "状态")) }
@@ -405,38 +491,36 @@ async fn member(
     (jar, Html(shell(lang, m.name.as_str(), n.notice.as_deref(), body).into_string())).into_response()
 }
 
-#[derive(Deserialize)]
-struct EditForm {
-    csrf: String,
-    name: String,
-    title: Option<String>,
-    phone: String,
-    department: Option<String>,
-}
-
 async fn edit_member(
     State(s): State<AppState>,
     Client(client): Client,
     lang: Lang,
     jar: CookieJar,
     Path(id): Path<String>,
-    Form(f): Form<EditForm>,
+    RawForm(body): RawForm,
 ) -> Response {
     let (jar, caller, _) = match admin(&s, jar, client).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let here = format!("/admin/members/{id}");
-    if !csrf_ok(&s, &jar, &f.csrf) {
+    let edit = match Edit::<MemberFields>::parse(&body) {
+        Ok(edit) => edit,
+        Err(e) => return (jar, back(&here, &failure(lang, &e))).into_response(),
+    };
+    if !csrf_ok(&s, &jar, &edit.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
-    let patch = MemberPatch {
-        name: Some(f.name),
-        phone: Some(f.phone),
-        title: Some(f.title.filter(|t| !t.trim().is_empty())),
-        departments: f.department.filter(|d| !d.is_empty()).map(|d| vec![d]),
-        ..Default::default()
+    // The change applies to the member as stored now, not as the page showed it.
+    let current = match s.services.get_member(&caller, &id).await {
+        Ok(m) => m,
+        Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
     };
+    let strings = |ids: &[workgate_domain::ids::DepartmentId]| ids.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    let patch = edits::member_patch(&edit, &strings(&current.departments), &strings(&current.admin_departments));
+    if edits::member_patch_is_empty(&patch) {
+        return (jar, back(&here, tr(lang, "Nothing changed.", "没有修改。"))).into_response();
+    }
     match s.services.update_member(&caller, &id, patch).await {
         Ok(_) => (jar, back(&here, tr(lang, "Saved.", "已保存。"))).into_response(),
         Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
@@ -714,41 +798,34 @@ async fn policy_page(
         Ok(p) => p.policy,
         Err(e) => return (jar, back("/admin/members", &failure(lang, &e))).into_response(),
     };
-    let regions = p.allowed_regions.clone().map(|r| r.join(",")).unwrap_or_default();
+    let f = PolicyFields::of(&p);
+    let number = |id: &'static str, label: &'static str, min: u32, value: &str| {
+        html! {
+            label for=(id) { (label) }
+            input id=(id) name=(id) type="number" min=(min) value=(value);
+        }
+    };
+    let tick = |id: &'static str, label: &'static str, on: bool| {
+        html! { label.check { input id=(id) type="checkbox" name=(id) value="true" checked[on]; " " (label) } }
+    };
     let body = html! {
         h1 { (tr(lang, "Security policy", "安全策略")) }
-        form method="post" action="/admin/policy" {
+        form id="policy" method="post" action="/admin/policy" {
             input type="hidden" name="csrf" value=(token);
-            label.check { input type="checkbox" name="require_password" value="true" checked[p.require_password]; " " (tr(lang, "Require a password after the SMS code", "短信验证码后还需密码")) }
-            label.check { input type="checkbox" name="require_device_approval" value="true" checked[p.require_device_approval]; " " (tr(lang, "New devices wait for an admin's approval", "新设备需管理员批准")) }
-            label.check { input type="checkbox" name="reverify_on_app_update" value="true" checked[p.reverify_on_app_update]; " " (tr(lang, "Verify again after an app update", "应用更新后重新验证")) }
-            label for="reverify_after_days" { (tr(lang, "Verify devices again after (days)", "设备重新验证周期（天）")) }
-            input id="reverify_after_days" name="reverify_after_days" type="number" min="1" value=(p.reverify_after_days);
-            label for="idle_timeout_days" { (tr(lang, "Idle timeout (days)", "闲置超时（天）")) }
-            input id="idle_timeout_days" name="idle_timeout_days" type="number" min="1" value=(p.idle_timeout_days);
-            label for="max_devices" { (tr(lang, "Devices per member", "每人设备数上限")) }
-            input id="max_devices" name="max_devices" type="number" min="1" value=(p.max_devices);
-            label for="access_token_ttl_seconds" { (tr(lang, "Access token lifetime (seconds)", "访问令牌有效期（秒）")) }
-            input id="access_token_ttl_seconds" name="access_token_ttl_seconds" type="number" min="60" value=(p.access_token_ttl_seconds);
+            input type="hidden" name="was" value=(edits::shown(&f));
+            (tick("require_password", tr(lang, "Require a password after the SMS code", "短信验证码后还需密码"), p.require_password))
+            (tick("require_device_approval", tr(lang, "New devices wait for an admin's approval", "新设备需管理员批准"), p.require_device_approval))
+            (tick("reverify_on_app_update", tr(lang, "Verify again after an app update", "应用更新后重新验证"), p.reverify_on_app_update))
+            (number("reverify_after_days", tr(lang, "Verify devices again after (days)", "设备重新验证周期（天）"), 1, &f.reverify_after_days))
+            (number("idle_timeout_days", tr(lang, "Idle timeout (days)", "闲置超时（天）"), 1, &f.idle_timeout_days))
+            (number("max_devices", tr(lang, "Devices per member", "每人设备数上限"), 1, &f.max_devices))
+            (number("access_token_ttl_seconds", tr(lang, "Access token lifetime (seconds)", "访问令牌有效期（秒）"), 60, &f.access_token_ttl_seconds))
             label for="allowed_regions" { (tr(lang, "Allowed regions (comma-separated, empty for all)", "允许的地区（逗号分隔，留空表示全部）")) }
-            input id="allowed_regions" name="allowed_regions" value=(regions);
+            input id="allowed_regions" name="allowed_regions" value=(f.allowed_regions);
             button type="submit" { (tr(lang, "Save policy", "保存策略")) }
         }
     };
     (jar, Html(shell(lang, tr(lang, "Policy", "安全策略"), n.notice.as_deref(), body).into_string())).into_response()
-}
-
-#[derive(Deserialize)]
-struct PolicyForm {
-    csrf: String,
-    require_password: Option<String>,
-    require_device_approval: Option<String>,
-    reverify_on_app_update: Option<String>,
-    reverify_after_days: u32,
-    idle_timeout_days: u32,
-    max_devices: u32,
-    access_token_ttl_seconds: u32,
-    allowed_regions: Option<String>,
 }
 
 async fn save_policy(
@@ -756,33 +833,29 @@ async fn save_policy(
     Client(client): Client,
     lang: Lang,
     jar: CookieJar,
-    Form(f): Form<PolicyForm>,
+    RawForm(body): RawForm,
 ) -> Response {
     let (jar, caller, _) = match admin(&s, jar, client).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if !csrf_ok(&s, &jar, &f.csrf) {
+    let edit = match Edit::<PolicyFields>::parse(&body) {
+        Ok(edit) => edit,
+        Err(e) => return (jar, back("/admin/policy", &failure(lang, &e))).into_response(),
+    };
+    if !csrf_ok(&s, &jar, &edit.csrf) {
         return (jar, back("/admin/policy", lang.error("csrf"))).into_response();
     }
-    let regions: Vec<String> = f
-        .allowed_regions
-        .unwrap_or_default()
-        .split(',')
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .collect();
-    let policy = workgate_domain::policy::Policy {
-        require_password: f.require_password.is_some(),
-        require_device_approval: f.require_device_approval.is_some(),
-        reverify_on_app_update: f.reverify_on_app_update.is_some(),
-        reverify_after_days: f.reverify_after_days,
-        idle_timeout_days: f.idle_timeout_days,
-        max_devices: f.max_devices,
-        access_token_ttl_seconds: f.access_token_ttl_seconds,
-        allowed_regions: (!regions.is_empty()).then_some(regions),
+    // The fields the admin changed apply to the policy as stored now.
+    let policy = match s.services.get_policy(&caller).await {
+        Ok(current) => edits::policy_update(&edit, &current.policy),
+        Err(e) => Err(e),
     };
-    match s.services.put_policy(&caller, policy).await {
+    let saved = match policy {
+        Ok(policy) => s.services.put_policy(&caller, policy).await,
+        Err(e) => Err(e),
+    };
+    match saved {
         Ok(_) => (jar, back("/admin/policy", tr(lang, "Policy saved.", "策略已保存。"))).into_response(),
         Err(e) => (jar, back("/admin/policy", &failure(lang, &e))).into_response(),
     }
@@ -955,20 +1028,28 @@ async fn department(
     };
     let departments = s.services.list_departments(&caller).await.unwrap_or_default();
     let tree = tree_order(&departments);
-    let parent = d.parent_id.as_ref().map(|p| p.as_str().to_string());
+    // The parent is offered only where this admin sees it: a select whose current value is missing
+    // would silently move the department to its first option.
+    let parent_shown = d.parent_id.as_ref().filter(|p| departments.iter().any(|v| &v.id == *p));
+    let fields = DepartmentFields {
+        name: d.name.to_string(),
+        parent_id: parent_shown.map(|p| p.to_string()).unwrap_or_default(),
+        order: d.order.to_string(),
+    };
     let body = html! {
         h1 { (d.name) }
         p { a href={ "/admin/members?department=" (d.id) } { (tr(lang, "Members of this department", "本部门成员")) } }
-        form method="post" action={ "/admin/departments/" (d.id) } {
+        form id="edit-department" method="post" action={ "/admin/departments/" (d.id) } {
             input type="hidden" name="csrf" value=(token);
+            input type="hidden" name="was" value=(edits::shown(&fields));
             label for="name" { (tr(lang, "Name", "名称")) }
-            input id="name" name="name" value=(d.name) required;
-            @if d.parent_id.is_some() {
+            input id="name" name="name" value=(fields.name) required;
+            @if parent_shown.is_some() {
                 label for="parent_id" { (tr(lang, "Under", "上级部门")) }
-                select id="parent_id" name="parent_id" { (department_options(lang, &tree, parent.as_deref(), false)) }
+                select id="parent_id" name="parent_id" { (department_options(lang, &tree, Some(fields.parent_id.as_str()), false)) }
             }
             label for="order" { (tr(lang, "Position among siblings", "同级排序")) }
-            input id="order" name="order" type="number" value=(d.order);
+            input id="order" name="order" type="number" value=(fields.order);
             button type="submit" { (tr(lang, "Save", "保存")) }
         }
         @if d.parent_id.is_some() {
@@ -982,32 +1063,31 @@ async fn department(
     (jar, Html(shell(lang, d.name.as_str(), n.notice.as_deref(), body).into_string())).into_response()
 }
 
-#[derive(Deserialize)]
-struct DepartmentEditForm {
-    csrf: String,
-    name: String,
-    parent_id: Option<String>,
-    order: Option<i64>,
-}
-
 async fn edit_department(
     State(s): State<AppState>,
     Client(client): Client,
     lang: Lang,
     jar: CookieJar,
     Path(id): Path<String>,
-    Form(f): Form<DepartmentEditForm>,
+    RawForm(body): RawForm,
 ) -> Response {
     let (jar, caller, _) = match admin(&s, jar, client).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let here = format!("/admin/departments/{id}");
-    if !csrf_ok(&s, &jar, &f.csrf) {
+    let edit = match Edit::<DepartmentFields>::parse(&body) {
+        Ok(edit) => edit,
+        Err(e) => return (jar, back(&here, &failure(lang, &e))).into_response(),
+    };
+    if !csrf_ok(&s, &jar, &edit.csrf) {
         return (jar, back(&here, lang.error("csrf"))).into_response();
     }
-    let patch =
-        DepartmentPatch { name: Some(f.name), parent_id: f.parent_id.filter(|p| !p.is_empty()), order: f.order };
+    let patch = match edits::department_patch(&edit) {
+        Ok(Some(patch)) => patch,
+        Ok(None) => return (jar, back(&here, tr(lang, "Nothing changed.", "没有修改。"))).into_response(),
+        Err(e) => return (jar, back(&here, &failure(lang, &e))).into_response(),
+    };
     match s.services.update_department(&caller, &id, patch).await {
         Ok(_) => (jar, back(&here, tr(lang, "Saved.", "已保存。"))).into_response(),
         Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
@@ -1058,7 +1138,7 @@ fn apps_body(lang: Lang, token: &str, list: &[App], created: Option<(&App, &str)
                 th { (tr(lang, "Redirect URIs", "回调地址")) } th {}
             } }
             tbody { @for a in list { tr {
-                td { (a.name) } td { code { (a.id) } } td { (a.client_type.as_str()) }
+                td { a href={ "/admin/apps/" (a.id) } { (a.name) } } td { code { (a.id) } } td { (a.client_type.as_str()) }
                 td { @for u in &a.redirect_uris { code { (u) } br; } }
                 td {
                     @if a.client_type == ClientType::Confidential {
@@ -1088,6 +1168,7 @@ fn apps_body(lang: Lang, token: &str, list: &[App], created: Option<(&App, &str)
             textarea id="app-redirects" name="redirect_uris" rows="3" required {}
             label for="app-logout" { (tr(lang, "After-logout URIs, one per line (optional)", "退出后跳转地址，每行一个（可选）")) }
             textarea id="app-logout" name="post_logout_redirect_uris" rows="2" {}
+            (scope_ticks(lang, "app-", &SCOPES.map(str::to_string)))
             button type="submit" { (tr(lang, "Register", "注册")) }
         }
     }
@@ -1114,15 +1195,110 @@ async fn apps(
 
 #[derive(Deserialize)]
 struct AppForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     name: String,
+    #[serde(default)]
     client_type: String,
+    #[serde(default)]
     redirect_uris: String,
     post_logout_redirect_uris: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
-fn lines(text: &str) -> Vec<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+/// The scopes an app may ask for, as ticks.
+fn scope_ticks(lang: Lang, prefix: &str, ticked: &[String]) -> Markup {
+    html! {
+        fieldset {
+            legend { (tr(lang, "Scopes the app may ask for", "应用可申请的权限范围")) }
+            @for scope in SCOPES {
+                @let id = format!("{prefix}scope-{scope}");
+                label.check for=(id) {
+                    input id=(id) type="checkbox" name="scopes" value=(scope) checked[ticked.iter().any(|t| t == scope)];
+                    " " code { (scope) }
+                }
+            }
+        }
+    }
+}
+
+/// One app's page: its settings, changed by a form that saves only what was changed.
+async fn app_page(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> Response {
+    let (jar, caller, token) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let app = match s.services.get_app(&caller, &id).await {
+        Ok(app) => app,
+        Err(e) => return (jar, back("/admin/apps", &failure(lang, &e))).into_response(),
+    };
+    let fields = AppFields {
+        name: app.name.clone(),
+        redirect_uris: app.redirect_uris.join("\n"),
+        post_logout_redirect_uris: app.post_logout_redirect_uris.join("\n"),
+        scopes: app.scopes.clone(),
+    };
+    let body = html! {
+        h1 { (app.name) }
+        p { "client_id " code { (app.id) } " · " (app.client_type.as_str()) }
+        form id="edit-app" method="post" action={ "/admin/apps/" (app.id) } {
+            input type="hidden" name="csrf" value=(token);
+            input type="hidden" name="was" value=(edits::shown(&fields));
+            label for="name" { (tr(lang, "Name", "名称")) }
+            input id="name" name="name" value=(fields.name) required maxlength="64";
+            label for="redirect_uris" { (tr(lang, "Redirect URIs, one per line", "回调地址，每行一个")) }
+            textarea id="redirect_uris" name="redirect_uris" rows="3" required { (fields.redirect_uris) }
+            label for="post_logout_redirect_uris" { (tr(lang, "After-logout URIs, one per line (optional)", "退出后跳转地址，每行一个（可选）")) }
+            textarea id="post_logout_redirect_uris" name="post_logout_redirect_uris" rows="2" { (fields.post_logout_redirect_uris) }
+            (scope_ticks(lang, "", &fields.scopes))
+            button type="submit" { (tr(lang, "Save", "保存")) }
+        }
+        p { a href="/admin/apps" { "← " (tr(lang, "All apps", "全部应用")) } }
+    };
+    (jar, Html(shell(lang, &app.name, n.notice.as_deref(), body).into_string())).into_response()
+}
+
+async fn edit_app(
+    State(s): State<AppState>,
+    Client(client): Client,
+    lang: Lang,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let (jar, caller, _) = match admin(&s, jar, client).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let here = format!("/admin/apps/{id}");
+    let edit = match Edit::<AppFields>::parse(&body) {
+        Ok(edit) => edit,
+        Err(e) => return (jar, back(&here, &failure(lang, &e))).into_response(),
+    };
+    if !csrf_ok(&s, &jar, &edit.csrf) {
+        return (jar, back(&here, lang.error("csrf"))).into_response();
+    }
+    let update = edits::app_update(&edit);
+    if update.name.is_none()
+        && update.redirect_uris.is_none()
+        && update.post_logout_redirect_uris.is_none()
+        && update.scopes.is_none()
+    {
+        return (jar, back(&here, tr(lang, "Nothing changed.", "没有修改。"))).into_response();
+    }
+    match s.services.update_app(&caller, &id, update).await {
+        Ok(_) => (jar, back(&here, tr(lang, "Saved.", "已保存。"))).into_response(),
+        Err(e) => (jar, back(&here, &failure(lang, &e))).into_response(),
+    }
 }
 
 async fn create_app(
@@ -1130,11 +1306,15 @@ async fn create_app(
     Client(client): Client,
     lang: Lang,
     jar: CookieJar,
-    Form(f): Form<AppForm>,
+    RawForm(body): RawForm,
 ) -> Response {
     let (jar, caller, token) = match admin(&s, jar, client).await {
         Ok(v) => v,
         Err(r) => return r,
+    };
+    let f: AppForm = match edits::form(&body) {
+        Ok(f) => f,
+        Err(e) => return (jar, back("/admin/apps", &failure(lang, &e))).into_response(),
     };
     if !csrf_ok(&s, &jar, &f.csrf) {
         return (jar, back("/admin/apps", lang.error("csrf"))).into_response();
@@ -1142,9 +1322,9 @@ async fn create_app(
     let input = CreateApp {
         name: f.name,
         client_type: Some(f.client_type),
-        redirect_uris: lines(&f.redirect_uris),
-        post_logout_redirect_uris: lines(f.post_logout_redirect_uris.as_deref().unwrap_or_default()),
-        scopes: None,
+        redirect_uris: edits::lines(&f.redirect_uris),
+        post_logout_redirect_uris: edits::lines(f.post_logout_redirect_uris.as_deref().unwrap_or_default()),
+        scopes: Some(f.scopes),
     };
     match s.services.create_app(&caller, input).await {
         Ok(created) => {

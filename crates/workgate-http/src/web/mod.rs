@@ -9,6 +9,7 @@
 //! `Referrer-Policy: no-referrer` keeps that one from leaking to other sites.
 
 pub mod admin;
+mod edits;
 pub mod i18n;
 mod oidc;
 pub mod pages;

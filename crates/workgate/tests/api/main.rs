@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod concurrency;
+mod console;
 mod departments;
 pub(crate) mod helpers;
 mod idempotency;

@@ -5,26 +5,26 @@ use crate::helpers::TestApp;
 use reqwest::redirect::Policy;
 use serde_json::json;
 
-const PHONE: &str = "+8613900139001";
+pub(super) const PHONE: &str = "+8613900139001";
 
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
 }
 
 /// The value of a hidden form field in a page.
-fn field(html: &str, name: &str) -> String {
+pub(super) fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no field {name} in {html}"));
     html[start..].split('"').next().unwrap_or_default().to_string()
 }
 
-async fn text(resp: reqwest::Response) -> (u16, String) {
+pub(super) async fn text(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     (status, resp.text().await.expect("body"))
 }
 
 /// Signs in through the pages; returns the client holding the session cookies.
-async fn sign_in(app: &TestApp, sms_before: usize) -> reqwest::Client {
+pub(super) async fn sign_in(app: &TestApp, sms_before: usize) -> reqwest::Client {
     let b = browser();
     let (_, page) = text(b.get(format!("{}/login", app.base)).send().await.unwrap()).await;
     let csrf = field(&page, "csrf");
@@ -192,7 +192,7 @@ async fn an_admin_manages_departments_from_the_console() {
 
 /// The owner of `ent` (number 13800138000) signed in through the pages; answers the client and
 /// its CSRF token.
-async fn owner_browser(app: &TestApp) -> (reqwest::Client, String) {
+pub(super) async fn owner_browser(app: &TestApp) -> (reqwest::Client, String) {
     let b = browser();
     let (_, page) = text(b.get(format!("{}/login", app.base)).send().await.unwrap()).await;
     let csrf = field(&page, "csrf");
@@ -216,6 +216,8 @@ async fn an_admin_registers_an_app_in_the_console_and_sees_its_secret_once() {
         ("client_type", "confidential"),
         ("redirect_uris", "https://wiki.example.com/cb\r\n\r\nhttps://wiki.example.com/cb2\r\n"),
         ("post_logout_redirect_uris", ""),
+        ("scopes", "openid"),
+        ("scopes", "profile"),
     ];
     let (status, page) = text(b.post(format!("{}/admin/apps", app.base)).form(&form).send().await.unwrap()).await;
     assert_eq!(status, 200);
@@ -225,6 +227,7 @@ async fn an_admin_registers_an_app_in_the_console_and_sees_its_secret_once() {
     let apps = listed.body["items"].as_array().unwrap();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0]["redirect_uris"], json!(["https://wiki.example.com/cb", "https://wiki.example.com/cb2"]));
+    assert_eq!(apps[0]["scopes"], json!(["openid", "profile"]), "the ticked scopes, no more");
     let (_, page) = text(b.get(format!("{}/admin/apps", app.base)).send().await.unwrap()).await;
     assert!(page.contains("Wiki") && !page.contains(secret), "a reload does not show the secret again");
 
