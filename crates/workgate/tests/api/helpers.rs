@@ -196,6 +196,13 @@ impl TestApp {
     /// A server on a fresh database of this run's backend, with the `file` SMS outbox in the
     /// test's directory.
     async fn launch(configure: impl FnOnce(&mut ServerConfig), clock: workgate_domain::clock::SharedClock) -> TestApp {
+        // The server's warnings and errors go to the test's captured output: a failing test shows
+        // why the server answered as it did (an unexpected 500 names its cause).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_max_level(tracing::Level::WARN)
+            .with_target(false)
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let database = TestDatabase::create(dir.path()).await;
         let mut config = ServerConfig::for_database(&database.url);
