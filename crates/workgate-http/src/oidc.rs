@@ -155,13 +155,32 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> OA
     Ok((no_store(), axum::Json(answer)).into_response())
 }
 
-async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> OAuthResult<Response> {
-    let Some(token) = bearer_token(&headers) else {
-        let mut response = (StatusCode::UNAUTHORIZED, no_store()).into_response();
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Ok(response);
+/// `GET|POST /oidc/userinfo`: the access token in the `Authorization` header, or (POST only) as
+/// the `access_token` field of a form body (RFC 6750 section 2.2) — never both.
+async fn userinfo(
+    State(s): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> OAuthResult<Response> {
+    let in_body = if method == axum::http::Method::POST && !body.is_empty() {
+        form(&headers, &body)?.remove("access_token")
+    } else {
+        None
     };
-    let claims: Value = s.services.userinfo(token).await?;
+    let token = match (bearer_token(&headers), in_body) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request("send the access token once: in the header or in the body").into());
+        }
+        (Some(token), None) => token.to_string(),
+        (None, Some(token)) => token,
+        (None, None) => {
+            let mut response = (StatusCode::UNAUTHORIZED, no_store()).into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return Ok(response);
+        }
+    };
+    let claims: Value = s.services.userinfo(&token).await?;
     Ok((no_store(), axum::Json(claims)).into_response())
 }
 

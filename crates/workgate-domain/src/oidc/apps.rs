@@ -143,7 +143,7 @@ fn validate_scopes(scopes: Option<&[String]>, errors: &mut Vec<FieldError>) -> V
     let Some(scopes) = scopes else { return SCOPES.iter().map(|s| s.to_string()).collect() };
     for (i, s) in scopes.iter().enumerate() {
         if !SCOPES.contains(&s.as_str()) {
-            errors.push(FieldError::new(format!("scopes[{i}]"), "must be one of openid, profile, phone"));
+            errors.push(FieldError::new(format!("scopes[{i}]"), "must be one of openid, profile, email, phone"));
         }
     }
     if !scopes.iter().any(|s| s == "openid") {

@@ -36,6 +36,16 @@ pub struct AuthorizeRequest {
     pub code_challenge: String,
     /// `prompt=none`: answer at once, never show a page.
     pub prompt_none: bool,
+    /// `prompt=login`: sign in again even with a session.
+    pub prompt_login: bool,
+    /// `max_age` in seconds: a sign-in older than this must be done again.
+    pub max_age: Option<i64>,
+    /// `id_token_hint`: an ID token this server issued, naming who the app expects.
+    pub id_token_hint: Option<String>,
+    /// `login_hint`: the number to pre-fill on the login page.
+    pub login_hint: Option<String>,
+    /// `ui_locales`: the languages the person prefers, in order.
+    pub ui_locales: Vec<String>,
 }
 
 /// Why a person sees an error page instead of going back to the app.
@@ -68,6 +78,21 @@ pub enum AuthorizeError {
 impl AuthorizeError {
     fn to_app(req: &AuthorizeRequest, error: OAuthError) -> Self {
         AuthorizeError::Redirect { redirect_uri: req.redirect_uri.clone(), error, state: req.state.clone() }
+    }
+}
+
+impl Services {
+    /// Where an error goes back to the app: its verified redirect URI with `error`,
+    /// `error_description`, `state` and `iss` (RFC 9207 asks for `iss` on error responses too, and
+    /// strict clients reject a response without it).
+    pub fn error_redirect(&self, redirect_uri: &str, error: &OAuthError, state: Option<&str>) -> String {
+        let iss = self.issuer();
+        let mut params = vec![("error", error.error), ("error_description", error.description.as_str())];
+        if let Some(state) = state {
+            params.push(("state", state));
+        }
+        params.push(("iss", iss.as_str()));
+        redirect_with(redirect_uri, &params)
     }
 }
 
@@ -151,7 +176,8 @@ impl Services {
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash",
-                "enterprise_id", "userid", "name", "departments", "phone_number", "phone_number_verified"],
+                "enterprise_id", "userid", "name", "departments", "email", "email_verified", "phone_number",
+                "phone_number_verified"],
             "prompt_values_supported": ["none", "login"],
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,
@@ -179,6 +205,11 @@ impl Services {
             nonce: p.get("nonce").cloned(),
             code_challenge: String::new(),
             prompt_none: false,
+            prompt_login: false,
+            max_age: None,
+            id_token_hint: p.get("id_token_hint").cloned(),
+            login_hint: p.get("login_hint").cloned(),
+            ui_locales: p.get("ui_locales").map(|v| v.split(' ').map(str::to_string).collect()).unwrap_or_default(),
             app,
         };
         let fail = |req: &AuthorizeRequest, error: &'static str, d: &str| {
@@ -194,8 +225,10 @@ impl Services {
         if p.get("response_mode").is_some_and(|m| m != "query") {
             return fail(&req, "invalid_request", "only response_mode=query is supported");
         }
+        // Scope values this server does not know (`address`, `offline_access`, …) are ignored, as
+        // OpenID Connect asks; known ones the app may not have are refused.
         let requested: Vec<&str> =
-            p.get("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+            p.get("scope").map(|s| s.split(' ').filter(|s| super::SCOPES.contains(s)).collect()).unwrap_or_default();
         if !requested.contains(&"openid") {
             return fail(&req, "invalid_scope", "the scope must include openid");
         }
@@ -216,7 +249,25 @@ impl Services {
         if req.state.as_ref().is_some_and(|s| s.len() > 1024) || req.nonce.as_ref().is_some_and(|n| n.len() > 1024) {
             return fail(&req, "invalid_request", "state and nonce must be at most 1024 characters");
         }
-        req.prompt_none = p.get("prompt").is_some_and(|v| v.split(' ').any(|v| v == "none"));
+        let prompt: Vec<&str> =
+            p.get("prompt").map(|v| v.split(' ').filter(|v| !v.is_empty()).collect()).unwrap_or_default();
+        req.prompt_none = prompt.contains(&"none");
+        req.prompt_login = prompt.contains(&"login");
+        if req.prompt_none && prompt.len() > 1 {
+            return fail(&req, "invalid_request", "prompt=none cannot be combined with other prompt values");
+        }
+        if let Some(max_age) = p.get("max_age") {
+            match max_age.parse::<i64>() {
+                Ok(seconds) if seconds >= 0 => req.max_age = Some(seconds),
+                _ => return fail(&req, "invalid_request", "max_age must be a whole number of seconds"),
+            }
+        }
+        if let Some(claims) = p.get("claims") {
+            // Not supported (discovery says so); a malformed one is still a malformed request.
+            if serde_json::from_str::<serde_json::Map<String, Value>>(claims).is_err() {
+                return fail(&req, "invalid_request", "claims must be a JSON object");
+            }
+        }
         Ok(req)
     }
 
@@ -404,6 +455,13 @@ impl Services {
             claims.insert("userid".into(), json!(member.userid.as_str()));
             claims.insert("name".into(), json!(member.name.as_str()));
             claims.insert("departments".into(), json!(member.departments));
+        }
+        if scopes.contains(&"email")
+            && let Some(email) = &member.email
+        {
+            claims.insert("email".into(), json!(email.as_str()));
+            // Recorded by an admin, never proved by the member.
+            claims.insert("email_verified".into(), json!(false));
         }
         if scopes.contains(&"phone") {
             claims.insert("phone_number".into(), json!(member.phone.as_str()));

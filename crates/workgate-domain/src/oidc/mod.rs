@@ -37,9 +37,9 @@ pub const ACCESS_PREFIX: &str = "wgoa_";
 pub const REFRESH_PREFIX: &str = "wgor_";
 pub const CLIENT_SECRET_PREFIX: &str = "wgcs_";
 
-/// The scopes an app may ask for: `openid` (required), `profile` (name, userid, departments) and
-/// `phone` (the mobile number).
-pub const SCOPES: [&str; 3] = ["openid", "profile", "phone"];
+/// The scopes an app may ask for: `openid` (required), `profile` (name, userid, departments),
+/// `email` (the e-mail address an admin recorded, when there is one) and `phone` (the mobile number).
+pub const SCOPES: [&str; 4] = ["openid", "profile", "email", "phone"];
 
 /// An error of the OAuth endpoints, answered as RFC 6749's `{error, error_description}` rather
 /// than problem+json: that is what relying-party libraries read.

@@ -26,7 +26,7 @@ impl Lang {
         }
     }
 
-    fn parse(s: &str) -> Option<Lang> {
+    pub(crate) fn parse(s: &str) -> Option<Lang> {
         let s = s.trim().to_ascii_lowercase();
         if s.starts_with("zh") {
             Some(Lang::Zh)

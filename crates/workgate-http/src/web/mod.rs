@@ -82,7 +82,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/i/{token}", get(invitation))
         .route("/dev/sms", get(dev_sms))
-        .route("/oidc/authorize", get(oidc::authorize))
+        .route("/oidc/authorize", get(oidc::authorize).post(oidc::authorize))
         .route("/oidc/logout", get(oidc::logout).post(oidc::logout))
         .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("style.css")) }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("app.js")) }))
@@ -174,6 +174,8 @@ fn code_of(e: &Error) -> &'static str {
 #[derive(Deserialize)]
 struct LoginQuery {
     invitation: Option<String>,
+    /// The number an app's `login_hint` named, pre-filled (never trusted: the code goes to it).
+    login_hint: Option<String>,
     #[allow(dead_code)]
     lang: Option<String>,
 }
@@ -195,9 +197,10 @@ async fn login_page(
         None => None,
     };
     let region = s.services.settings.default_region.as_str().to_string();
+    let login_hint = q.login_hint.as_deref().filter(|h| h.len() <= 32 && q.invitation.is_none()).unwrap_or("");
     let form = pages::PhoneForm {
         csrf: &token,
-        phone: "",
+        phone: login_hint,
         hint: hint.as_deref(),
         region: &region,
         invitation: q.invitation.as_deref(),

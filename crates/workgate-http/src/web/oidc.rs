@@ -11,13 +11,14 @@ use crate::AppState;
 use crate::oidc::unique_params;
 use crate::routes::login::Client;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use maud::html;
 use std::collections::HashMap;
 use workgate_domain::ids::AppId;
-use workgate_domain::oidc::flow::{AuthorizeError, Refusal, redirect_with};
+use workgate_domain::oidc::OAuthError;
+use workgate_domain::oidc::flow::{AuthorizeError, AuthorizeRequest, Refusal, redirect_with};
 
 const AUTHORIZE_PATH: &str = "/oidc/authorize";
 
@@ -88,11 +89,12 @@ fn error_page(lang: Lang, jar: CookieJar, status: StatusCode, refusal: &Refusal,
     page_with(status, jar, pages::layout(lang, title, body))
 }
 
-/// The authorization request's URL with `prompt` and `max_age` removed: after the login they
-/// asked for, the fresh session satisfies them.
+/// The authorization request's URL with `prompt`, `max_age` and `id_token_hint` removed: after
+/// the login they asked for, the fresh session satisfies them (and the person chose who they are).
 fn return_path(params: &HashMap<String, String>) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    let mut names: Vec<&String> = params.keys().filter(|k| *k != "prompt" && *k != "max_age").collect();
+    let mut names: Vec<&String> =
+        params.keys().filter(|k| !matches!(k.as_str(), "prompt" | "max_age" | "id_token_hint")).collect();
     names.sort();
     for name in names {
         query.append_pair(name, &params[name]);
@@ -100,49 +102,89 @@ fn return_path(params: &HashMap<String, String>) -> String {
     format!("{AUTHORIZE_PATH}?{}", query.finish())
 }
 
-/// `GET /oidc/authorize`.
+/// The login page for an authorization request: in the language of `ui_locales` when it names one
+/// the pages speak, with the number of `login_hint` filled in.
+fn login_path(req: &AuthorizeRequest) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(lang) = req.ui_locales.iter().find_map(|l| Lang::parse(l)) {
+        query.append_pair("lang", lang.code());
+    }
+    if let Some(hint) = req.login_hint.as_deref() {
+        query.append_pair("login_hint", hint.strip_prefix("tel:").unwrap_or(hint));
+    }
+    let query = query.finish();
+    if query.is_empty() { "/login".to_string() } else { format!("/login?{query}") }
+}
+
+/// `GET|POST /oidc/authorize` (OpenID Connect Core 3.1.2.1 asks for both; a POST carries the
+/// parameters as a form).
 pub(super) async fn authorize(
     State(s): State<AppState>,
     Client(client): Client,
     lang: Lang,
     jar: CookieJar,
+    method: Method,
     RawQuery(query): RawQuery,
+    body: bytes::Bytes,
 ) -> Response {
-    let params = match unique_params(query.unwrap_or_default().as_bytes()) {
+    let encoded = if method == Method::POST { body.to_vec() } else { query.unwrap_or_default().into_bytes() };
+    let params = match unique_params(&encoded) {
         Ok(p) => p,
         Err(_) => return error_page(lang, jar, StatusCode::BAD_REQUEST, &Refusal::RepeatedParameter, false),
     };
     let req = match s.services.check_authorize(&params).await {
         Ok(req) => req,
-        Err(e) => return refused(lang, jar, e, false),
+        Err(e) => return refused(&s, lang, jar, e, false),
+    };
+    let to_app = |error: &'static str, description: &str| AuthorizeError::Redirect {
+        redirect_uri: req.redirect_uri.clone(),
+        error: OAuthError::new(error, description),
+        state: req.state.clone(),
+    };
+    // The member an `id_token_hint` names: only their session may answer.
+    let hinted = match req.id_token_hint.as_deref() {
+        None => None,
+        Some(token) => match s.services.logout_hint(token).await {
+            Ok(Some(hint)) => Some(hint.member_id),
+            Ok(None) => {
+                let e = to_app("invalid_request", "id_token_hint is not an ID token of this server");
+                return refused(&s, lang, jar, e, false);
+            }
+            Err(_) => return refused(&s, lang, jar, AuthorizeError::Page(Refusal::Unavailable), false),
+        },
     };
     let (jar, session) = browser_session(&s, jar, client).await;
     let now = s.services.clock.now();
-    let too_old = |authenticated: i64| {
-        params
-            .get("max_age")
-            .and_then(|m| m.parse::<i64>().ok())
-            .is_some_and(|max| now.millis() - authenticated > max * 1000)
-    };
-    let must_login = params.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "login"));
-    let session = session.filter(|s| !must_login && !too_old(s.authenticated_at.millis()));
+    let too_old = |authenticated: i64| req.max_age.is_some_and(|max| now.millis() - authenticated > max * 1000);
+    let session = session.filter(|s| {
+        !req.prompt_login
+            && !too_old(s.authenticated_at.millis())
+            && hinted.as_ref().is_none_or(|member| *member == s.member_id)
+    });
     let Some(session) = session else {
         if req.prompt_none {
-            let error = workgate_domain::oidc::OAuthError::new("login_required", "the person is not signed in");
-            let redirect = AuthorizeError::Redirect { redirect_uri: req.redirect_uri, error, state: req.state };
-            return refused(lang, jar, redirect, false);
+            return refused(&s, lang, jar, to_app("login_required", "the person is not signed in"), false);
         }
         let jar = jar.add(cookie(&s, WebCookie::Return, return_path(&params), 600));
-        return (jar, Redirect::to("/login")).into_response();
+        return (jar, Redirect::to(&login_path(&req))).into_response();
     };
     match s.services.authorize(&req, &session).await {
         Ok(location) => (jar, Redirect::to(&location)).into_response(),
+        // prompt=none never shows a page: whatever stops the sign-in goes back to the app.
+        Err(AuthorizeError::Page(Refusal::Unavailable)) if req.prompt_none => {
+            let e = to_app("temporarily_unavailable", "the service is unavailable; try again shortly");
+            refused(&s, lang, jar, e, false)
+        }
+        Err(AuthorizeError::Page(_)) if req.prompt_none => {
+            let e = to_app("login_required", "the person must sign in as a member of this app's organisation");
+            refused(&s, lang, jar, e, false)
+        }
         Err(e @ AuthorizeError::Page(Refusal::OtherEnterprise { .. })) => {
             // Signing in again (choosing the app's enterprise) comes back here.
             let jar = jar.add(cookie(&s, WebCookie::Return, return_path(&params), 600));
-            refused(lang, jar, e, true)
+            refused(&s, lang, jar, e, true)
         }
-        Err(e) => refused(lang, jar, e, false),
+        Err(e) => refused(&s, lang, jar, e, false),
     }
 }
 
@@ -166,7 +208,7 @@ pub(super) fn continue_to(lang: Lang, jar: CookieJar, url: &str) -> Response {
     page_with(StatusCode::OK, jar, markup)
 }
 
-fn refused(lang: Lang, jar: CookieJar, e: AuthorizeError, offer_login: bool) -> Response {
+fn refused(s: &AppState, lang: Lang, jar: CookieJar, e: AuthorizeError, offer_login: bool) -> Response {
     match e {
         AuthorizeError::Page(refusal) => {
             let status = match refusal {
@@ -177,11 +219,7 @@ fn refused(lang: Lang, jar: CookieJar, e: AuthorizeError, offer_login: bool) -> 
             error_page(lang, jar, status, &refusal, offer_login)
         }
         AuthorizeError::Redirect { redirect_uri, error, state } => {
-            let mut params = vec![("error", error.error), ("error_description", error.description.as_str())];
-            if let Some(state) = state.as_deref() {
-                params.push(("state", state));
-            }
-            (jar, Redirect::to(&redirect_with(&redirect_uri, &params))).into_response()
+            (jar, Redirect::to(&s.services.error_redirect(&redirect_uri, &error, state.as_deref()))).into_response()
         }
     }
 }

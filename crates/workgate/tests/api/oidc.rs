@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use workgate_domain::clock::ManualClock;
 
-const PHONE: &str = "+8613900139001";
+pub(crate) const PHONE: &str = "+8613900139001";
 pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
 const LOGOUT_BACK: &str = "https://app.example.com/signed-out";
 
 /// A cookie-keeping client that does not follow redirects: the person's browser.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client")
 }
 
@@ -42,24 +42,29 @@ pub(crate) async fn confidential_app(app: &TestApp, ent: &TestEnterprise) -> (St
     (created["client_id"].as_str().unwrap().to_string(), created["client_secret"].as_str().unwrap().to_string())
 }
 
-fn field(html: &str, name: &str) -> String {
+pub(crate) fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no field {name} in {html}"));
     html[start..].split('"').next().unwrap_or_default().to_string()
 }
 
-fn location(resp: &reqwest::Response) -> String {
+pub(crate) fn location(resp: &reqwest::Response) -> String {
     resp.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
 /// The query parameters of a URL.
-fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(url).expect("absolute URL").query_pairs().into_owned().collect()
 }
 
 /// Follows an authorization URL in `b` through the Enterprise Login pages (code from the SMS
 /// outbox); answers where the browser is finally sent back to.
-async fn browse_to_callback(app: &TestApp, b: &reqwest::Client, authorize_url: &str, sms_before: usize) -> String {
+pub(crate) async fn browse_to_callback(
+    app: &TestApp,
+    b: &reqwest::Client,
+    authorize_url: &str,
+    sms_before: usize,
+) -> String {
     let resp = b.get(authorize_url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "no session yet: to the login");
     assert_eq!(location(&resp), "/login");
@@ -105,7 +110,7 @@ pub(crate) fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-fn authorize_path(client_id: &str, challenge: &str, extra: &str) -> String {
+pub(crate) fn authorize_path(client_id: &str, challenge: &str, extra: &str) -> String {
     format!(
         "/oidc/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile%20phone\
          &state=st4te&nonce=n0nce&code_challenge={challenge}&code_challenge_method=S256{extra}",
@@ -122,7 +127,7 @@ pub(crate) async fn code_for(app: &TestApp, b: &reqwest::Client, client_id: &str
     query_of(&back)["code"].clone()
 }
 
-async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
     let resp = app.client.post(format!("{}/oidc/token", app.base)).form(form).send().await.unwrap();
     let status = resp.status().as_u16();
     assert_eq!(resp.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"));
@@ -165,7 +170,7 @@ async fn userinfo(app: &TestApp, token: &str) -> reqwest::Response {
 }
 
 /// The claims of a JWT, unverified (the verification is the library's, in the first test).
-fn jwt_claims(jwt: &str) -> Value {
+pub(crate) fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
 }
@@ -636,7 +641,7 @@ async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
     let secret = created["client_secret"].as_str().unwrap();
     assert!(secret.starts_with("wgcs_"));
     assert_eq!(created["client_type"], "confidential");
-    assert_eq!(created["scopes"], json!(["openid", "profile", "phone"]));
+    assert_eq!(created["scopes"], json!(["openid", "profile", "email", "phone"]));
     let db = app.db().await;
     let stored: String = sqlx::query_scalar("SELECT secret_hash FROM apps").fetch_one(&db).await.unwrap();
     assert!(!stored.contains(secret) && stored.len() == 64, "only a hash is stored");
@@ -654,7 +659,7 @@ async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
         .post(
             "/api/v1/apps",
             &ent.key,
-            json!({"name": "", "redirect_uris": ["http://app.example.com/cb", "https://x/#f"], "scopes": ["email"]}),
+            json!({"name": "", "redirect_uris": ["http://app.example.com/cb", "https://x/#f"], "scopes": ["address"]}),
         )
         .await;
     bad.assert_problem(422, "validation_failed");
