@@ -9,9 +9,11 @@
 //! database and run transactions their own way: SQLite's through one group-commit writer
 //! (`sqlite_writer.rs`), so no two writes ever interleave; PostgreSQL's as ordinary READ
 //! COMMITTED transactions, where a check that a later write depends on takes a row lock first
-//! (`sql::Dialect`).
+//! (`sql::Dialect`). `durability.rs` checks at start that the database keeps acknowledged writes
+//! through a crash.
 
 mod directory;
+pub mod durability;
 mod errors;
 mod login;
 mod oidc;
@@ -22,6 +24,7 @@ mod sql;
 pub mod sqlite;
 mod sqlite_writer;
 
+pub use durability::{Durability, UnsafeDurability};
 use errors::{SqliteResultExt, SqlxResultExt};
 use sql::Conn;
 use sqlite::ReadPool;
@@ -92,18 +95,40 @@ impl SqlStore {
     }
 }
 
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Its settings could lose acknowledged writes in a crash, and the operator did not accept it.
+    #[error(transparent)]
+    UnsafeDurability(#[from] UnsafeDurability),
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
 /// Opens the database named by `url` (`sqlite://path`, `sqlite::memory:`,
-/// `postgres://user@host/database`), applying migrations.
+/// `postgres://user@host/database`), applying migrations; refuses a database whose settings
+/// could lose acknowledged writes in a crash (see [`open_with`]).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with(url, Durability::Required).await.map_err(|e| match e {
+        OpenError::UnsafeDurability(u) => Error::Internal(u.to_string()),
+        OpenError::Failed(e) => e,
+    })
+}
+
+/// Opens the database named by `url`, applying migrations, after checking the settings that
+/// acknowledged writes rely on to survive a crash (`durability.rs`): with settings that could
+/// lose them, [`OpenError::UnsafeDurability`], unless `durability` accepts it (then a warning).
+pub async fn open_with(url: &str, durability: Durability) -> Result<Arc<dyn Store>, OpenError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::open(url).await?))
+        Ok(Arc::new(sqlite::open(url, durability).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::open(url).await?))
+        Ok(Arc::new(postgres::open(url, durability).await?))
     } else {
         // The scheme only: the rest of a URL may hold a password.
         let scheme = url.split(':').next().unwrap_or_default();
         Err(Error::Internal(format!(
             "unsupported database URL scheme '{scheme}:': use sqlite://PATH or postgres://USER@HOST/DATABASE"
-        )))
+        ))
+        .into())
     }
 }

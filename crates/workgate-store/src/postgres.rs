@@ -1,15 +1,20 @@
 //! The PostgreSQL store: one database that any number of Workgate nodes share.
 //!
 //! Durability: PostgreSQL's own (`fsync` and `synchronous_commit` on, their defaults): a write is
-//! acknowledged once its commit is on disk. Concurrency: each write is one READ COMMITTED
-//! transaction. The queries are SQLite's (`directory.rs`, `login.rs`); what SQLite's single
-//! writer guaranteed, they get here from conditional updates, which PostgreSQL re-checks against
-//! the newest row, and from row locks taken before a check that a write depends on
-//! (`sql::Dialect`). A transaction that PostgreSQL aborts to break a deadlock runs again.
+//! acknowledged once its commit is on disk. At start, before migrating, `fsync`,
+//! `synchronous_commit` and `full_page_writes` are read on a connection of the pool (a role, a
+//! database or the URL's `options` may set `synchronous_commit` for Workgate's connections alone),
+//! and a database that could lose acknowledged writes is refused (`durability.rs`).
+//!
+//! Concurrency: each write is one READ COMMITTED transaction. The queries are SQLite's
+//! (`directory.rs`, `login.rs`); what SQLite's single writer guaranteed, they get here from
+//! conditional updates, which PostgreSQL re-checks against the newest row, and from row locks
+//! taken before a check that a write depends on (`sql::Dialect`). A transaction that PostgreSQL aborts to break a deadlock runs again.
 
+use crate::durability::{self, Durability, PostgresSettings};
 use crate::errors::{SqlxResultExt, from_sqlx};
 use crate::sql::{Conn, is_retryable};
-use crate::{Db, SqlStore};
+use crate::{Db, OpenError, SqlStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
@@ -24,17 +29,38 @@ const POOL_SIZE: u32 = 16;
 const ATTEMPTS: u32 = 3;
 
 /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/database`,
-/// with libpq's parameters such as `sslmode`) and applies the migrations it lacks.
-pub async fn open(url: &str) -> Result<SqlStore> {
+/// with libpq's parameters such as `sslmode`), checks its durability settings (see
+/// `durability.rs` for `durability`) and applies the migrations it lacks.
+pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenError> {
     let options = PgConnectOptions::from_str(url).map_err(|e| Error::Internal(format!("invalid database URL: {e}")))?;
-    migrate(&options).await?;
     let pool = PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .db()?;
+    let checked = match durability_settings(&pool).await {
+        Ok(read) => durability::enforce(durability::check_postgres(&read), durability).map_err(OpenError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = checked {
+        pool.close().await;
+        return Err(e);
+    }
+    migrate(&options).await?;
     Ok(SqlStore { db: Db::Postgres { pool } })
+}
+
+/// Reads the settings that durability depends on, as a connection of the pool sees them.
+async fn durability_settings(pool: &PgPool) -> Result<PostgresSettings> {
+    // `current_setting(name)` is `SHOW name` as a value, all three in one round trip.
+    let (fsync, synchronous_commit, full_page_writes): (String, String, String) = sqlx::query_as(
+        "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')",
+    )
+    .fetch_one(pool)
+    .await
+    .db()?;
+    Ok(PostgresSettings { fsync, synchronous_commit, full_page_writes })
 }
 
 /// Applies the migrations exactly once, however many nodes start together on an empty database:

@@ -1,18 +1,23 @@
 //! The SQLite store: the embedded default.
 //!
 //! Durability: WAL with `synchronous=FULL`, so an acknowledged write survives `kill -9` and power
-//! loss. Concurrency: all writes go through one connection and open with `BEGIN IMMEDIATE`, so
-//! they queue in order instead of failing with `SQLITE_BUSY`; reads use a pool of their own and
-//! never wait for writers (WAL).
+//! loss; both are read back on the writer, the checkpoint and a read connection at start, and
+//! a database that did not take them is refused (`durability.rs`; not an in-memory database,
+//! whose journal is in memory and which outlives no process anyway).
+//!
+//! Concurrency: all writes go through one connection and open with `BEGIN IMMEDIATE`, so they
+//! queue in order instead of failing with `SQLITE_BUSY`; reads use a pool of their own and never
+//! wait for writers (WAL).
 //!
 //! Queries run through `rusqlite` on the calling thread, with each connection's prepared
 //! statements cached: a lookup by key takes a few microseconds, less than handing it to a worker
 //! thread and back would (as `sqlx`'s SQLite driver does for every query). `sqlx` still opens
 //! the database once to apply the migrations.
 
+use crate::durability::{self, Durability, SqliteSettings};
 use crate::errors::{SqliteResultExt, SqlxResultExt};
 use crate::sqlite_writer::{Checkpointer, GroupWriter};
-use crate::{Db, SqlStore};
+use crate::{Db, OpenError, SqlStore};
 use rusqlite::{Connection, OpenFlags};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -101,8 +106,10 @@ impl Drop for Pooled<'_> {
     }
 }
 
-/// Opens (creating if missing) and migrates the SQLite database at `url`.
-pub async fn open(url: &str) -> Result<SqlStore> {
+/// Opens (creating if missing) and migrates the SQLite database at `url`, and checks that its
+/// connections took WAL and `synchronous=FULL` (see `durability.rs` for `durability`).
+pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenError> {
+    let in_memory = url.contains(":memory:");
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| Error::Internal(format!("invalid database URL: {e}")))?
         .create_if_missing(true)
@@ -110,7 +117,7 @@ pub async fn open(url: &str) -> Result<SqlStore> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    let location = if url.contains(":memory:") {
+    let location = if in_memory {
         // An in-memory database lives as long as a connection to it: the writer's, here. Its
         // readers reach it by a name of its own (shared cache).
         let name = format!("file:workgate-{}?mode=memory&cache=shared", uuid_like());
@@ -136,7 +143,9 @@ pub async fn open(url: &str) -> Result<SqlStore> {
     // page, while every other writer waits. In memory instead; it is only ever needed to undo
     // a failed write before the commit, so durability does not depend on it.
     write.pragma_update(None, "temp_store", "MEMORY").lite()?;
-    let checkpoints = if url.contains(":memory:") {
+    // What the connections say about their durability, once set.
+    let mut read_back = vec![("the writer connection", durability_settings(&write).lite()?)];
+    let checkpoints = if in_memory {
         for migration in MIGRATOR.iter() {
             write.execute_batch(&migration.sql).lite()?;
         }
@@ -145,12 +154,27 @@ pub async fn open(url: &str) -> Result<SqlStore> {
         // WAL checkpoints on a thread of their own, not inside commits (`sqlite_writer.rs`).
         write.pragma_update(None, "wal_autocheckpoint", 0).lite()?;
         let conn = location.open(false).lite()?;
+        read_back.push(("the checkpoint connection", durability_settings(&conn).lite()?));
         let checkpointer = Checkpointer::start(conn)
             .map_err(|e| Error::Internal(format!("starting the WAL checkpoint thread failed: {e}")))?;
         Some(checkpointer)
     };
     let read = ReadPool { location, idle: Mutex::new(Vec::new()) };
+    if !in_memory {
+        let mut pooled = read.take();
+        read_back.push(("a read connection", durability_settings(pooled.connection().lite()?).lite()?));
+        drop(pooled);
+        durability::enforce(durability::check_sqlite(&read_back), durability)?;
+    }
     Ok(SqlStore { db: Db::Sqlite { read, writer: GroupWriter::new(write, checkpoints) } })
+}
+
+/// Reads back the settings that durability depends on.
+fn durability_settings(conn: &Connection) -> rusqlite::Result<SqliteSettings> {
+    Ok(SqliteSettings {
+        journal_mode: conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?,
+        synchronous: conn.query_row("PRAGMA synchronous", [], |row| row.get(0))?,
+    })
 }
 
 /// A name unique to this process and moment, for an in-memory database.
@@ -159,4 +183,35 @@ fn uuid_like() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database opened as the server opens it reads back WAL and `synchronous=FULL` on the
+    /// writer connection and on a pooled read connection (and `open` checked the checkpoint
+    /// connection too, or it would have refused).
+    #[tokio::test]
+    async fn a_normal_start_reads_back_wal_and_full() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("workgate.db").display());
+        let store = open(&url, Durability::Required).await.expect("a database on a local disk opens");
+        let Db::Sqlite { read, writer } = &store.db else { panic!("a SQLite store") };
+        let wanted = SqliteSettings { journal_mode: "wal".into(), synchronous: 2 };
+        let on_writer = writer.write(async |conn| durability_settings(conn).lite()).await.expect("writer reads");
+        assert_eq!(on_writer, wanted);
+        let mut pooled = read.take();
+        let on_reader = durability_settings(pooled.connection().expect("read connection")).expect("reader reads");
+        assert_eq!(on_reader, wanted);
+    }
+
+    /// An in-memory database (tests) keeps its journal in memory, and is not checked.
+    #[tokio::test]
+    async fn an_in_memory_database_is_not_checked() {
+        let store = open("sqlite::memory:", Durability::Required).await.expect("in-memory database opens");
+        let Db::Sqlite { writer, .. } = &store.db else { panic!("a SQLite store") };
+        let settings = writer.write(async |conn| durability_settings(conn).lite()).await.expect("writer reads");
+        assert_eq!(settings.journal_mode, "memory");
+    }
 }
