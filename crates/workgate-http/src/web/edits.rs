@@ -15,9 +15,9 @@ use workgate_domain::oidc::apps::UpdateApp;
 use workgate_domain::policy::Policy;
 use workgate_domain::{Error, FieldError};
 
-/// A submitted edit form: its CSRF token, the values it showed and the values sent back.
+/// A submitted edit form: the values it showed and the values sent back. (Its CSRF token is
+/// checked by the console's extractor before the form is read.)
 pub struct Edit<T> {
-    pub csrf: String,
     pub was: T,
     pub now: T,
 }
@@ -25,18 +25,16 @@ pub struct Edit<T> {
 #[derive(Deserialize)]
 struct EditMeta {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     was: String,
 }
 
 impl<T: DeserializeOwned> Edit<T> {
-    /// Reads an `application/x-www-form-urlencoded` body whose fields are `T`'s plus `csrf` and `was`.
+    /// Reads an `application/x-www-form-urlencoded` body whose fields are `T`'s plus `was`.
     pub fn parse(body: &[u8]) -> Result<Edit<T>, Error> {
         let meta: EditMeta = form(body)?;
         let now = form(body)?;
         let was = form(meta.was.as_bytes())?;
-        Ok(Edit { csrf: meta.csrf, was, now })
+        Ok(Edit { was, now })
     }
 }
 
@@ -279,7 +277,7 @@ mod tests {
     }
 
     fn edit<T: Clone>(was: T, now: T) -> Edit<T> {
-        Edit { csrf: String::new(), was, now }
+        Edit { was, now }
     }
 
     #[test]
@@ -336,7 +334,6 @@ mod tests {
             form_urlencoded::byte_serialize(shown(&fields).as_bytes()).collect::<String>()
         );
         let parsed: Edit<MemberFields> = Edit::parse(body.as_bytes()).expect("parsed");
-        assert_eq!(parsed.csrf, "t");
         assert_eq!(parsed.was, fields);
         assert_eq!(parsed.now.departments, strings(&["dep_b"]));
         assert!(parsed.now.admin_departments.is_empty());

@@ -12,6 +12,14 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// The English or the Chinese of a phrase used on one page only.
+    pub fn pick(self, en: &'static str, zh: &'static str) -> &'static str {
+        match self {
+            Lang::En => en,
+            Lang::Zh => zh,
+        }
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Lang::En => "en",

@@ -277,3 +277,28 @@ async fn the_app_form_edits_what_the_api_can_and_keeps_the_rest() {
     assert_eq!(stored["redirect_uris"], json!(["https://wiki.example.com/cb"]));
     assert_eq!(stored["scopes"], json!(["openid", "profile", "phone"]));
 }
+
+#[tokio::test]
+async fn an_unknown_status_action_is_refused_and_never_taken_for_departing() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let member = app.add_member(&ent, "Zhang San", PHONE).await;
+    let id = member["id"].as_str().unwrap();
+    let (b, csrf) = owner_browser(&app).await;
+    let resp = b.get(format!("{}/admin/members/{id}/status?action=archive", app.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "no confirmation page for an action that does not exist");
+    assert!(resp.headers()["location"].to_str().unwrap().starts_with(&format!("/admin/members/{id}?notice=")));
+    let page = page(&b, &app, &format!("/admin/members/{id}/status?action=depart")).await;
+    assert!(page.contains("name=\"action\" value=\"depart\""));
+    let form = vec![("csrf".to_string(), csrf.clone()), ("action".to_string(), "archive".to_string())];
+    submit(&b, &app, &format!("/admin/members/{id}/status"), &form).await;
+    // A device action that does not exist is not a route.
+    let resp = b
+        .post(format!("{}/admin/members/{id}/devices/dev_x/wipe", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["status"], "invited");
+}
