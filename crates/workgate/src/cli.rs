@@ -21,6 +21,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "WORKGATE_KEY_FILE")]
     pub key_file: Option<PathBuf>,
 
+    /// Start even when the database's settings could lose acknowledged writes in a crash (SQLite
+    /// not in WAL or synchronous below FULL; PostgreSQL with fsync, synchronous_commit or
+    /// full_page_writes off): a loud warning instead of the refusal to start.
+    #[arg(long, global = true, env = "WORKGATE_ACCEPT_UNSAFE_DURABILITY")]
+    pub accept_unsafe_durability: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -16,6 +16,9 @@ pub struct FileConfig {
     pub database: Option<String>,
     /// The key file (see `--key-file`).
     pub key_file: Option<PathBuf>,
+    /// Start on database settings that could lose acknowledged writes (see
+    /// `--accept-unsafe-durability`).
+    pub accept_unsafe_durability: Option<bool>,
     pub public_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub log_format: Option<String>,
@@ -210,6 +213,9 @@ pub struct ServerConfig {
     pub database: String,
     /// The key file holding the master key (outside the database).
     pub key_file: PathBuf,
+    /// Start, with a warning, on database settings that could lose acknowledged writes in a
+    /// crash, instead of refusing to.
+    pub accept_unsafe_durability: bool,
     pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpAddr>,
     pub body_limit: usize,
@@ -229,6 +235,7 @@ impl ServerConfig {
             listen: "127.0.0.1:0".into(),
             database: database.into(),
             key_file: default_key_file(database),
+            accept_unsafe_durability: false,
             public_url: None,
             trusted_proxies: vec![],
             body_limit: workgate_http::DEFAULT_BODY_LIMIT,

@@ -2,7 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use workgate::cli::{Cli, Command, EnterpriseCommand, MemberCommand};
-use workgate::commands::{self, database_url, key_file};
+use workgate::commands::{self, database_url, durability, key_file};
 use workgate::config::FileConfig;
 
 fn init_logging(json: bool) {
@@ -38,13 +38,14 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             init_logging(false);
             let database = database_url(&cli, &file);
             let key_file = key_file(&cli, &file, &database);
+            let durability = durability(&cli, &file);
             match cli.command {
                 Command::Enterprise(EnterpriseCommand::Create(args)) => {
-                    commands::enterprise::create(&database, &key_file, args).await?;
+                    commands::enterprise::create(&database, &key_file, durability, args).await?;
                     Ok(true)
                 }
                 Command::Member(MemberCommand::Import(args)) => {
-                    commands::member_import::run(&database, &key_file, args).await
+                    commands::member_import::run(&database, &key_file, durability, args).await
                 }
                 Command::Serve(_) => Ok(true),
             }

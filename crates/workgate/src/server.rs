@@ -14,6 +14,7 @@ use workgate_domain::retention::{PruneReport, RetentionSettings};
 use workgate_domain::settings::LoginSettings;
 use workgate_domain::sms::SmsProvider;
 use workgate_http::{AppState, HttpConfig};
+use workgate_store::{Durability, OpenError};
 
 /// How often the sender looks for due messages that no wake-up announced (retries, other nodes).
 const SENDER_POLL: Duration = Duration::from_millis(200);
@@ -127,24 +128,32 @@ impl RunningServer {
 /// Services over the database at `database`, with default settings and no sender, using the
 /// default key file of that database (see [`crate::config::default_key_file`]).
 pub async fn open_services(database: &str, clock: SharedClock) -> anyhow::Result<Services> {
-    open_services_keyed(database, &crate::config::default_key_file(database), clock).await
+    open_services_keyed(database, &crate::config::default_key_file(database), Durability::Required, clock).await
 }
 
 /// Services over the database at `database` with the keys of `key_file`, with default settings
 /// and no sender (for the CLI).
-pub async fn open_services_keyed(database: &str, key_file: &Path, clock: SharedClock) -> anyhow::Result<Services> {
-    open_services_with(database, key_file, clock, LoginSettings::default()).await
+pub async fn open_services_keyed(
+    database: &str,
+    key_file: &Path,
+    durability: Durability,
+    clock: SharedClock,
+) -> anyhow::Result<Services> {
+    open_services_with(database, key_file, durability, clock, LoginSettings::default()).await
 }
 
 async fn open_services_with(
     database: &str,
     key_file: &Path,
+    durability: Durability,
     clock: SharedClock,
     settings: LoginSettings,
 ) -> anyhow::Result<Services> {
     let keys = crate::keyfile::load_or_create(key_file)?;
-    let store =
-        workgate_store::open(database).await.map_err(|e| anyhow::anyhow!("opening the database failed: {e}"))?;
+    let store = workgate_store::open_with(database, durability).await.map_err(|e| match e {
+        OpenError::UnsafeDurability(found) => anyhow::anyhow!("{}", refusal(&found)),
+        OpenError::Failed(e) => anyhow::anyhow!("opening the database failed: {e}"),
+    })?;
     match Services::with_settings(store, clock, settings, keys.keys).await {
         Ok(services) => Ok(services),
         Err(workgate_domain::Error::Internal(m)) if m == workgate_domain::keys::KEY_MISMATCH && keys.created => {
@@ -161,6 +170,16 @@ async fn open_services_with(
         }
         Err(e) => Err(anyhow::anyhow!("starting the services failed: {e}")),
     }
+}
+
+/// The start-up error for database settings that could lose acknowledged writes in a crash: what
+/// the store found, and how to start anyway.
+fn refusal(found: &workgate_store::UnsafeDurability) -> String {
+    format!(
+        "refusing to start: {found}. To start anyway, accepting that a crash may lose acknowledged writes, set \
+         --accept-unsafe-durability (WORKGATE_ACCEPT_UNSAFE_DURABILITY=true, or accept_unsafe_durability = true in \
+         the configuration file)"
+    )
 }
 
 /// Opens the database (migrating it), starts the SMS sender, and serves on `config.listen`.
@@ -182,7 +201,8 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         // Links and the OpenID Connect issuer name the address actually bound (port 0 picks one).
         settings.public_url = format!("http://{addr}");
     }
-    let services = open_services_with(&config.database, &config.key_file, clock, settings)
+    let durability = if config.accept_unsafe_durability { Durability::AcceptUnsafe } else { Durability::Required };
+    let services = open_services_with(&config.database, &config.key_file, durability, clock, settings)
         .await?
         .on_outbox_write(Arc::new(move || notify.notify_one()));
     let http = HttpConfig {

@@ -7,8 +7,13 @@ use workgate_domain::clock::SystemClock;
 use workgate_domain::enterprises::CreateEnterprise;
 use workgate_domain::model::Actor;
 
-pub async fn create(database: &str, key_file: &std::path::Path, args: EnterpriseCreateArgs) -> anyhow::Result<()> {
-    let services = open_services_keyed(database, key_file, Arc::new(SystemClock)).await?;
+pub async fn create(
+    database: &str,
+    key_file: &std::path::Path,
+    durability: workgate_store::Durability,
+    args: EnterpriseCreateArgs,
+) -> anyhow::Result<()> {
+    let services = open_services_keyed(database, key_file, durability, Arc::new(SystemClock)).await?;
     let created = services
         .create_enterprise(
             CreateEnterprise {

@@ -11,7 +11,12 @@ use workgate_domain::clock::SystemClock;
 use workgate_domain::ids::EnterpriseId;
 use workgate_domain::import::{RowStatus, parse_csv, parse_json};
 
-pub async fn run(database: &str, key_file: &std::path::Path, args: MemberImportArgs) -> anyhow::Result<bool> {
+pub async fn run(
+    database: &str,
+    key_file: &std::path::Path,
+    durability: workgate_store::Durability,
+    args: MemberImportArgs,
+) -> anyhow::Result<bool> {
     let enterprise_id = EnterpriseId::parse(&args.enterprise)
         .ok_or_else(|| anyhow::anyhow!("'{}' is not an enterprise id", args.enterprise))?;
     let data = std::fs::read(&args.file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
@@ -21,7 +26,7 @@ pub async fn run(database: &str, key_file: &std::path::Path, args: MemberImportA
     if args.no_invite {
         records.iter_mut().for_each(|r| r.invite = r.invite.or(Some(false)));
     }
-    let services = open_services_keyed(database, key_file, Arc::new(SystemClock)).await?;
+    let services = open_services_keyed(database, key_file, durability, Arc::new(SystemClock)).await?;
     let caller = Caller::operator(enterprise_id);
     services.enterprise(&caller).await.map_err(|_| anyhow::anyhow!("there is no enterprise {}", args.enterprise))?;
 

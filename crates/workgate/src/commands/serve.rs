@@ -1,7 +1,7 @@
 //! `workgate serve`.
 
 use crate::cli::{Cli, ServeArgs};
-use crate::commands::{database_url, demo, key_file};
+use crate::commands::{database_url, demo, durability, key_file};
 use crate::config::{
     DEFAULT_LISTEN, DEFAULT_SHUTDOWN_GRACE, FileConfig, ServerConfig, default_outbox_file, file_sms, parse_proxies,
     retention,
@@ -49,6 +49,7 @@ pub fn resolve(cli: &Cli, args: &ServeArgs, file: &FileConfig) -> anyhow::Result
     Ok(ServerConfig {
         listen,
         key_file: key_file(cli, file, &database),
+        accept_unsafe_durability: durability(cli, file) == workgate_store::Durability::AcceptUnsafe,
         database,
         public_url,
         trusted_proxies: parse_proxies(&proxies)?,

@@ -25,6 +25,19 @@ impl Node {
     /// Spawns `workgate --database DATABASE [--config CONFIG] serve` with the `file` SMS provider
     /// writing to `sms_file` and its log in `dir/NAME.log`; it is not ready yet.
     pub fn spawn(name: &str, dir: &Path, database: &str, sms_file: &Path, config: Option<&Path>) -> Node {
+        Node::spawn_with(name, dir, database, sms_file, config, |_| {})
+    }
+
+    /// [`Node::spawn`], with `customize` adding to the command (arguments before `serve`'s own are
+    /// global ones, environment variables) before it runs.
+    pub fn spawn_with(
+        name: &str,
+        dir: &Path,
+        database: &str,
+        sms_file: &Path,
+        config: Option<&Path>,
+        customize: impl FnOnce(&mut Command),
+    ) -> Node {
         let log = dir.join(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(BIN);
@@ -33,6 +46,7 @@ impl Node {
         if let Some(config) = config {
             cmd.arg("--config").arg(config);
         }
+        customize(&mut cmd);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--sms-outbox-file"])
             .arg(sms_file)
             .env("RUST_LOG", "info,sqlx=warn")
