@@ -1,0 +1,386 @@
+//! Enterprise Login challenges and their events: start, wrong and right codes, the steps after, finish.
+
+use super::limits::hit_one;
+use super::outbox::insert_outbox;
+use crate::SqlStore;
+use crate::rows::{CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, join_enterprises};
+use crate::sql::{Conn, sql};
+use workgate_domain::Result;
+use workgate_domain::clock::Timestamp;
+use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId};
+use workgate_domain::limits::Limit;
+use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
+use workgate_domain::model::{Enterprise, Member};
+use workgate_domain::outbox::OutboxMessage;
+use workgate_domain::phone::PhoneNumber;
+use workgate_domain::secret::SecretHash;
+use workgate_domain::sessions::NewSession;
+use workgate_domain::store::LoginStore;
+
+/// Writes a login challenge, its SMS (if any) and its login events.
+pub(super) async fn insert_challenge(
+    c: &mut Conn<'_>,
+    ch: &LoginChallenge,
+    sms: Option<&OutboxMessage>,
+    events: &[LoginEvent],
+) -> Result<()> {
+    c.execute(
+        sql(format!(
+            "INSERT INTO login_challenges ({CHALLENGE_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(ch.id.as_str())
+        .bind(ch.phone.as_str())
+        .bind(ch.code_hash.as_str())
+        .bind(ch.code_sent_at.millis())
+        .bind(ch.expires_at.millis())
+        .bind(ch.failed_attempts)
+        .bind(ch.step.as_str())
+        .bind(ch.enterprise_id.as_ref().map(EnterpriseId::as_str))
+        .bind(ch.invitation_id.as_ref().map(|i| i.as_str()))
+        .bind(ch.device_id.as_ref().map(DeviceId::as_str))
+        .bind(ch.device_name.as_deref())
+        .bind(ch.ip.as_deref())
+        .bind(ch.created_at.millis())
+        .bind(ch.member_id.as_ref().map(MemberId::as_str))
+        .bind(join_enterprises(&ch.candidates)),
+    )
+    .await?;
+    if let Some(sms) = sms {
+        insert_outbox(c, sms).await?;
+    }
+    insert_events(c, events).await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_events(c: &mut Conn<'_>, events: &[LoginEvent]) -> Result<()> {
+    for e in events {
+        c.execute(
+            sql(format!("INSERT INTO login_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+                .bind(e.id.as_str())
+                .bind(e.phone.as_str())
+                .bind(e.enterprise_id.as_ref().map(EnterpriseId::as_str))
+                .bind(e.member_id.as_ref().map(MemberId::as_str))
+                .bind(&e.kind)
+                .bind(e.ip.as_deref())
+                .bind(e.at.millis())
+                .bind(e.details.to_string())
+                .bind(join_enterprises(&e.candidates)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn memberships_by_phone(store: &SqlStore, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>> {
+    let mut c = store.reader();
+    let rows = c
+        .fetch_all(
+            sql(format!(
+                "SELECT {MEMBER_COLUMNS} FROM members WHERE phone = $1 AND status <> 'departed' \
+                 ORDER BY created_at, id"
+            ))
+            .bind(phone.as_str()),
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let member = row.member()?;
+        let enterprise = c
+            .fetch_one(
+                sql("SELECT id, name, region, created_at FROM enterprises WHERE id = $1")
+                    .bind(member.enterprise_id.as_str()),
+            )
+            .await?
+            .enterprise()?;
+        out.push((enterprise, member));
+    }
+    Ok(out)
+}
+
+pub(super) async fn start_login_within(
+    store: &SqlStore,
+    limits: &[Limit],
+    now_ms: i64,
+    ch: &LoginChallenge,
+    sms: Option<&OutboxMessage>,
+    events: &[LoginEvent],
+) -> Result<Option<(usize, i64)>> {
+    if let crate::Db::Postgres { .. } = &store.db {
+        // One transaction per limit (see `hit_limits`), then the challenge.
+        if let Some(full) = store.hit_limits(limits, now_ms).await? {
+            return Ok(Some(full));
+        }
+        store.start_login(ch, sms, events).await?;
+        return Ok(None);
+    }
+    // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
+    store
+        .write(async |c| {
+            for (i, l) in limits.iter().enumerate() {
+                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                    return Ok(Some((i, wait_ms)));
+                }
+            }
+            insert_challenge(c, ch, sms, events).await?;
+            Ok(None)
+        })
+        .await
+}
+
+pub(super) async fn start_login(
+    store: &SqlStore,
+    ch: &LoginChallenge,
+    sms: Option<&OutboxMessage>,
+    events: &[LoginEvent],
+) -> Result<()> {
+    store.write(async |c| insert_challenge(c, ch, sms, events).await).await
+}
+
+pub(super) async fn get_login(store: &SqlStore, id: &LoginId) -> Result<Option<LoginChallenge>> {
+    let row = store
+        .reader()
+        .fetch_optional(
+            sql(format!("SELECT {CHALLENGE_COLUMNS} FROM login_challenges WHERE id = $1")).bind(id.as_str()),
+        )
+        .await?;
+    row.map(|r| r.challenge()).transpose()
+}
+
+pub(super) async fn record_wrong_code(
+    store: &SqlStore,
+    id: &LoginId,
+    max: i64,
+    events: &[LoginEvent],
+) -> Result<Option<i64>> {
+    store
+        .write(async |c| {
+            let counted: Option<i64> = c
+                .optional_value(
+                    sql("UPDATE login_challenges SET failed_attempts = failed_attempts + 1, \
+                     step = CASE WHEN failed_attempts + 1 >= $1 THEN 'locked' ELSE step END \
+                     WHERE id = $2 AND step = 'code' AND failed_attempts < $1 RETURNING failed_attempts")
+                    .bind(max)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            if counted.is_some() {
+                insert_events(c, events).await?;
+            }
+            Ok(counted)
+        })
+        .await
+}
+
+pub(super) async fn pass_code(
+    store: &SqlStore,
+    id: &LoginId,
+    code_hash: &SecretHash,
+    expires_at: Timestamp,
+    events: &[LoginEvent],
+) -> Result<bool> {
+    store
+        .write(async |c| {
+            let done = c
+                .execute(
+                    sql("UPDATE login_challenges SET step = 'enterprise', expires_at = $1 \
+                     WHERE id = $2 AND step = 'code' AND code_hash = $3")
+                    .bind(expires_at.millis())
+                    .bind(id.as_str())
+                    .bind(code_hash.as_str()),
+                )
+                .await?;
+            if done == 0 {
+                return Ok(false);
+            }
+            insert_events(c, events).await?;
+            Ok(true)
+        })
+        .await
+}
+
+pub(super) async fn replace_code(
+    store: &SqlStore,
+    id: &LoginId,
+    code_hash: &SecretHash,
+    sent_at: Timestamp,
+    expires_at: Timestamp,
+    sms: Option<&OutboxMessage>,
+    events: &[LoginEvent],
+) -> Result<bool> {
+    store
+        .write(async |c| {
+            let done = c
+                .execute(
+                    sql("UPDATE login_challenges SET code_hash = $1, code_sent_at = $2, expires_at = $3 \
+                     WHERE id = $4 AND step = 'code'")
+                    .bind(code_hash.as_str())
+                    .bind(sent_at.millis())
+                    .bind(expires_at.millis())
+                    .bind(id.as_str()),
+                )
+                .await?;
+            if done == 0 {
+                return Ok(false);
+            }
+            if let Some(sms) = sms {
+                insert_outbox(c, sms).await?;
+            }
+            insert_events(c, events).await?;
+            Ok(true)
+        })
+        .await
+}
+
+pub(super) async fn finish_login(
+    store: &SqlStore,
+    id: &LoginId,
+    from: LoginStep,
+    code_hash: &SecretHash,
+    s: &NewSession,
+    events: &[LoginEvent],
+) -> Result<Option<Member>> {
+    store
+        .write(async |c| {
+            let now = s.now.millis();
+            let moved = c
+                .execute(
+                    sql("UPDATE login_challenges SET step = 'done', enterprise_id = $1 \
+                     WHERE id = $2 AND step = $3 AND code_hash = $4 AND expires_at > $5")
+                    .bind(s.enterprise_id.as_str())
+                    .bind(id.as_str())
+                    .bind(from.as_str())
+                    .bind(code_hash.as_str())
+                    .bind(now),
+                )
+                .await?;
+            if moved == 0 {
+                return Ok(None);
+            }
+            let (ent, mem) = (s.enterprise_id.as_str(), s.member_id.as_str());
+            let activated = c
+                .execute(
+                    sql("UPDATE members SET status = 'active', activated_at = $1, updated_at = $1 \
+                     WHERE enterprise_id = $2 AND id = $3 AND status = 'invited'")
+                    .bind(now)
+                    .bind(ent)
+                    .bind(mem),
+                )
+                .await?;
+            if activated > 0 {
+                c.execute(
+                    sql("UPDATE invitations SET state = 'used' WHERE enterprise_id = $1 AND member_id = $2 \
+                     AND state = 'pending'")
+                    .bind(ent)
+                    .bind(mem),
+                )
+                .await?;
+            }
+            // Shared lock until the commit: a concurrent disable or departure either happened before
+            // (and is seen here) or waits for this session, and then revokes it with the others.
+            let share = c.dialect().share_row;
+            let member = c
+                .fetch_one(
+                    sql(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE enterprise_id = $1 AND id = $2{share}"))
+                        .bind(ent)
+                        .bind(mem),
+                )
+                .await?
+                .member()?;
+            if member.status != workgate_domain::values::MemberStatus::Active {
+                return Ok(None); // disabled or departed meanwhile: no session
+            }
+            c.execute(
+                sql("INSERT INTO devices (id, enterprise_id, member_id, name, platform, ip, state, first_seen_at, \
+                 last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'trusted', $7, $7, $7) \
+                 ON CONFLICT (id) DO UPDATE SET state = 'trusted', last_seen_at = $7, verified_at = $7, ip = $6, \
+                 name = COALESCE($4, devices.name), platform = COALESCE($5, devices.platform) \
+                 WHERE devices.member_id = $3 AND devices.enterprise_id = $2")
+                .bind(s.device_id.as_str())
+                .bind(ent)
+                .bind(mem)
+                .bind(s.device_name.as_deref())
+                .bind(s.platform.as_deref())
+                .bind(s.ip.as_deref())
+                .bind(now),
+            )
+            .await?;
+            c.execute(
+                sql("INSERT INTO sessions (id, enterprise_id, member_id, device_id, access_hash, access_expires_at, \
+                 refresh_hash, created_at, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
+                .bind(s.id.as_str())
+                .bind(ent)
+                .bind(mem)
+                .bind(s.device_id.as_str())
+                .bind(s.access_hash.as_str())
+                .bind(s.access_expires_at.millis())
+                .bind(s.refresh_hash.as_str())
+                .bind(now),
+            )
+            .await?;
+            insert_events(c, events).await?;
+            Ok(Some(member))
+        })
+        .await
+}
+
+pub(super) async fn record_login_events(store: &SqlStore, events: &[LoginEvent]) -> Result<()> {
+    store.write(async |c| insert_events(c, events).await).await
+}
+
+pub(super) async fn login_events_for_phone(
+    store: &SqlStore,
+    phone: &PhoneNumber,
+    viewer: &EnterpriseId,
+    limit: u32,
+) -> Result<Vec<LoginEvent>> {
+    let rows = store
+        .reader()
+        .fetch_all(
+            sql(format!(
+                "SELECT {EVENT_COLUMNS} FROM login_events WHERE phone = $1 \
+                 AND (enterprise_id = $2 OR (enterprise_id IS NULL AND candidates LIKE $3)) \
+                 ORDER BY id DESC LIMIT $4"
+            ))
+            .bind(phone.as_str())
+            .bind(viewer.as_str())
+            .bind(format!("%{viewer}%"))
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    rows.iter().map(|r| r.login_event()).collect()
+}
+
+#[allow(clippy::too_many_arguments)] // the same parameters as the port's method
+pub(super) async fn advance_login(
+    store: &SqlStore,
+    id: &LoginId,
+    from: LoginStep,
+    to: LoginStep,
+    code_hash: &SecretHash,
+    enterprise: &EnterpriseId,
+    member: &MemberId,
+    device: Option<&DeviceId>,
+    expires_at: Timestamp,
+) -> Result<bool> {
+    store
+        .write(async |c| {
+            let done = c
+                .execute(
+                    sql("UPDATE login_challenges SET step = $1, enterprise_id = $2, member_id = $3, \
+                     device_id = COALESCE($4, device_id), expires_at = $5 \
+                     WHERE id = $6 AND step = $7 AND code_hash = $8")
+                    .bind(to.as_str())
+                    .bind(enterprise.as_str())
+                    .bind(member.as_str())
+                    .bind(device.map(DeviceId::as_str))
+                    .bind(expires_at.millis())
+                    .bind(id.as_str())
+                    .bind(from.as_str())
+                    .bind(code_hash.as_str()),
+                )
+                .await?;
+            Ok(done == 1)
+        })
+        .await
+}

@@ -1,0 +1,244 @@
+//! Limits: sliding-window counters (`rate_counters`) and the failure locks of numbers and networks.
+
+use crate::SqlStore;
+use crate::rows::DomainRow;
+use crate::sql::{Conn, sql};
+use workgate_domain::clock::Timestamp;
+use workgate_domain::limits::Limit;
+use workgate_domain::login::FailureRule;
+use workgate_domain::phone::PhoneNumber;
+use workgate_domain::store::LoginStore;
+use workgate_domain::{Error, Result};
+
+/// Counts one hit for `bucket` unless the window is full (then: milliseconds until it has room).
+pub(super) async fn hit_one(
+    c: &mut Conn<'_>,
+    bucket: &str,
+    now_ms: i64,
+    window_ms: i64,
+    max: i64,
+) -> Result<Option<i64>> {
+    // Hits are kept in twelfths of the window; the window is the last twelve of them.
+    let slot_ms = (window_ms / 12).max(1);
+    let slot = now_ms - now_ms.rem_euclid(slot_ms);
+    let oldest_counted = now_ms - window_ms;
+    let d = c.dialect();
+    if let Some(lock) = d.lock_bucket {
+        // The sum the upsert below checks is read before its insert: on PostgreSQL, other
+        // hits on this bucket wait here until this one commits.
+        c.execute(sql(lock).bind(bucket)).await?;
+    }
+    // Count the hit only if the window has room: one conditional upsert (logins hit 7
+    // limits). It also tells whether the bucket holds counts that no window reaches any more.
+    let counted = c
+        .fetch_optional(
+            sql("INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 \
+                     WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE bucket = $1 \
+                     AND window_start > $3) < $4 \
+                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+                     RETURNING count, (SELECT COUNT(*) FROM (SELECT 1 FROM rate_counters AS s \
+                     WHERE s.bucket = $1 AND s.window_start <= $5 LIMIT 1) AS x) AS stale")
+            .bind(bucket)
+            .bind(slot)
+            .bind(oldest_counted)
+            .bind(max)
+            .bind(oldest_counted - slot_ms),
+        )
+        .await?
+        .map(|row| Ok::<_, Error>((row.get::<i64>("count")?, row.get::<i64>("stale")?)))
+        .transpose()?;
+    let Some((count, stale)) = counted else {
+        let oldest: Option<i64> = c
+            .value(
+                sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
+                    .bind(bucket)
+                    .bind(oldest_counted),
+            )
+            .await?;
+        let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
+        return Ok(Some((room_at - now_ms).max(1)));
+    };
+    if count > 1 || stale == 0 {
+        // Not a new slot (the stale ones were pruned when it began), or nothing to prune
+        // (a bucket seen for the first time, such as a number's).
+        return Ok(None);
+    }
+    // A new slot: forget counts that no window reaches any more, a few at a time.
+    c.execute(
+        sql(format!(
+            "DELETE FROM rate_counters WHERE (bucket, window_start) IN (SELECT bucket, window_start \
+                 FROM rate_counters WHERE bucket = $1 AND window_start <= $2 LIMIT 20{})",
+            d.skip_locked
+        ))
+        .bind(bucket)
+        .bind(oldest_counted - slot_ms),
+    )
+    .await?;
+    Ok(None)
+}
+
+/// `locked_until` after one more failure, counted by `count` (the SQL of the new count): from
+/// `$limit` failures on, `$now` + base × 2^(failures − limit), at most a day.
+pub(super) fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, base: &str) -> String {
+    format!("{now} + {least}({base} * (1 << CAST({least}({count} - {limit}, 10) AS INTEGER)), 86400000)")
+}
+
+pub(super) async fn hit_limit(
+    store: &SqlStore,
+    bucket: &str,
+    now_ms: i64,
+    window_ms: i64,
+    max: i64,
+) -> Result<Option<i64>> {
+    store.write(async |c| hit_one(c, bucket, now_ms, window_ms, max).await).await
+}
+
+pub(super) async fn hit_limits(store: &SqlStore, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
+    let one_write = async |c: &mut Conn<'_>| {
+        for (i, l) in limits.iter().enumerate() {
+            if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                return Ok(Some((i, wait_ms)));
+            }
+        }
+        Ok(None)
+    };
+    match &store.db {
+        // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
+        crate::Db::Sqlite { .. } => store.write(one_write).await,
+        // PostgreSQL: one transaction per limit, so that no transaction holds the lock of
+        // one bucket while it waits for another's.
+        crate::Db::Postgres { .. } => {
+            for (i, l) in limits.iter().enumerate() {
+                if let Some(wait_ms) = store.hit_limit(&l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                    return Ok(Some((i, wait_ms)));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+pub(super) async fn take_from_limit(store: &SqlStore, limit: &Limit, n: i64, now_ms: i64) -> Result<i64> {
+    if n <= 0 {
+        return Ok(0);
+    }
+    let window_ms = limit.window_secs * 1000;
+    let slot_ms = (window_ms / 12).max(1);
+    let slot = now_ms - now_ms.rem_euclid(slot_ms);
+    store
+        .write(async |c| {
+            if let Some(lock) = c.dialect().lock_bucket {
+                c.execute(sql(lock).bind(&limit.bucket)).await?;
+            }
+            // The same counters as `hit_one`, in the same twelfths of the window.
+            let used: i64 = c
+                .value(
+                    sql("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM rate_counters WHERE bucket = $1 \
+                     AND window_start > $2")
+                    .bind(&limit.bucket)
+                    .bind(now_ms - window_ms),
+                )
+                .await?;
+            let granted = n.min(limit.max - used).max(0);
+            if granted > 0 {
+                c.execute(
+                    sql("INSERT INTO rate_counters (bucket, window_start, count) VALUES ($1, $2, $3) \
+                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + $3")
+                    .bind(&limit.bucket)
+                    .bind(slot)
+                    .bind(granted),
+                )
+                .await?;
+            }
+            Ok(granted)
+        })
+        .await
+}
+
+pub(super) async fn record_failures(
+    store: &SqlStore,
+    phone: &PhoneNumber,
+    rules: &[FailureRule],
+    now: Timestamp,
+) -> Result<()> {
+    store
+        .write(async |c| {
+            let lock = doubling_lock(c.dialect().least, "failure_locks.consecutive + 1", "$3", "$4", "$5");
+            for rule in rules {
+                c.execute(
+                    sql(format!(
+                        "INSERT INTO failure_locks (subject, phone, consecutive, locked_until, last_failure_at) \
+                     VALUES ($1, $2, 1, 0, $4) \
+                     ON CONFLICT (subject) DO UPDATE SET consecutive = failure_locks.consecutive + 1, \
+                     last_failure_at = $4, \
+                     locked_until = CASE WHEN failure_locks.consecutive + 1 >= $3 THEN {lock} \
+                     ELSE failure_locks.locked_until END"
+                    ))
+                    .bind(&rule.subject)
+                    .bind(phone.as_str())
+                    .bind(rule.limit)
+                    .bind(now.millis())
+                    .bind(rule.base_lock_ms),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn failures_locked_until(store: &SqlStore, subjects: &[String]) -> Result<i64> {
+    // One read at every code step: the latest lock of all the subjects at once.
+    if subjects.is_empty() {
+        return Ok(0);
+    }
+    let placeholders: Vec<String> = (1..=subjects.len()).map(|i| format!("${i}")).collect();
+    let mut query =
+        sql(format!("SELECT MAX(locked_until) FROM failure_locks WHERE subject IN ({})", placeholders.join(", ")));
+    for subject in subjects {
+        query = query.bind(subject.as_str());
+    }
+    let until: Option<Option<i64>> = store.reader().optional_value(query).await?;
+    Ok(until.flatten().unwrap_or(0))
+}
+
+pub(super) async fn phone_locked_until(store: &SqlStore, phone: &PhoneNumber) -> Result<i64> {
+    let until: Option<Option<i64>> = store
+        .reader()
+        .optional_value(sql("SELECT MAX(locked_until) FROM failure_locks WHERE phone = $1").bind(phone.as_str()))
+        .await?;
+    Ok(until.flatten().unwrap_or(0))
+}
+
+pub(super) async fn clear_failures(store: &SqlStore, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()> {
+    // Every successful login clears; most numbers have nothing to clear, and a read costs no
+    // turn on SQLite's one writer. A failure that is not yet committed is concurrent with this
+    // success, so leaving it counted is a valid order (and the stricter one).
+    let recorded: Option<String> = store
+        .reader()
+        .optional_value(sql("SELECT subject FROM failure_locks WHERE phone = $1 LIMIT 1").bind(phone.as_str()))
+        .await?;
+    if recorded.is_none() {
+        return Ok(());
+    }
+    store
+        .write(async |c| {
+            match subjects {
+                None => {
+                    c.execute(sql("DELETE FROM failure_locks WHERE phone = $1").bind(phone.as_str())).await?;
+                }
+                Some(subjects) => {
+                    for subject in subjects {
+                        c.execute(
+                            sql("DELETE FROM failure_locks WHERE subject = $1 AND phone = $2")
+                                .bind(subject.as_str())
+                                .bind(phone.as_str()),
+                        )
+                        .await?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+}

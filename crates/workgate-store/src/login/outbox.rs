@@ -1,0 +1,106 @@
+//! The SMS outbox: messages written with what they belong to, leased to the sender, marked sent or failed.
+
+use crate::SqlStore;
+use crate::rows::{LoginRow, OUTBOX_COLUMNS};
+use crate::sql::{Conn, sql};
+use workgate_domain::Result;
+use workgate_domain::clock::Timestamp;
+use workgate_domain::ids::{EnterpriseId, SmsId};
+use workgate_domain::outbox::OutboxMessage;
+
+pub(crate) async fn insert_outbox(c: &mut Conn<'_>, m: &OutboxMessage) -> Result<()> {
+    c.execute(
+        sql("INSERT INTO sms_outbox (id, enterprise_id, phone, body, purpose, state, attempts, next_attempt_at, \
+             created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)")
+        .bind(m.id.as_str())
+        .bind(m.enterprise_id.as_ref().map(EnterpriseId::as_str))
+        .bind(m.phone.as_str())
+        .bind(m.body.as_stored())
+        .bind(m.purpose.as_str())
+        .bind(m.created_at.millis()),
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn lease_due_sms(
+    store: &SqlStore,
+    now: Timestamp,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<Vec<(OutboxMessage, i64)>> {
+    store
+        .write(async |c| {
+            // Several senders (nodes) may lease at once: each passes over the rows another holds.
+            let rows = c
+                .fetch_all(
+                    sql(format!(
+                        "UPDATE sms_outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM sms_outbox WHERE (state = 'pending' AND next_attempt_at <= $2) \
+                     OR (state = 'sending' AND lease_until <= $2) ORDER BY next_attempt_at LIMIT $3{}) \
+                     RETURNING {OUTBOX_COLUMNS}",
+                        c.dialect().skip_locked
+                    ))
+                    .bind(now.millis() + lease_ms)
+                    .bind(now.millis())
+                    .bind(i64::from(limit)),
+                )
+                .await?;
+            rows.iter().map(|r| r.outbox_message()).collect()
+        })
+        .await
+}
+
+pub(super) async fn mark_sms_sent(store: &SqlStore, ids: &[SmsId], provider: &str, now: Timestamp) -> Result<()> {
+    store
+        .write(async |c| {
+            for id in ids {
+                c.execute(
+                    // The body is erased in the same statement: a delivered message keeps no secret.
+                    sql("UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, \
+                     last_error = NULL, body = '' WHERE id = $3")
+                    .bind(now.millis())
+                    .bind(provider)
+                    .bind(id.as_str()),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn mark_sms_retry(
+    store: &SqlStore,
+    id: &SmsId,
+    error: &str,
+    next_attempt_at: Timestamp,
+) -> Result<()> {
+    store
+        .write(async |c| {
+            c.execute(
+                sql("UPDATE sms_outbox SET state = 'pending', next_attempt_at = $1, last_error = $2, \
+                 lease_until = NULL WHERE id = $3")
+                .bind(next_attempt_at.millis())
+                .bind(error)
+                .bind(id.as_str()),
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn mark_sms_failed(store: &SqlStore, id: &SmsId, error: &str, _now: Timestamp) -> Result<()> {
+    store
+        .write(async |c| {
+            c.execute(
+            sql("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL, body = '' WHERE id = $2")
+                .bind(error)
+                .bind(id.as_str()),
+        )
+        .await?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,55 @@
+//! The enterprise policy as stored.
+
+use crate::SqlStore;
+use crate::directory::insert_audit;
+use crate::rows::DomainRow;
+use crate::sql::sql;
+use workgate_domain::clock::Timestamp;
+use workgate_domain::ids::EnterpriseId;
+use workgate_domain::model::AuditEntry;
+use workgate_domain::policy::StoredPolicy;
+use workgate_domain::{Error, Result};
+
+pub(super) async fn get_policy(store: &SqlStore, enterprise: &EnterpriseId) -> Result<Option<StoredPolicy>> {
+    let row = store
+        .reader()
+        .fetch_optional(
+            sql("SELECT settings, tightened_at, updated_at FROM policies WHERE enterprise_id = $1")
+                .bind(enterprise.as_str()),
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let settings: String = row.get("settings")?;
+    let policy = serde_json::from_str(&settings).map_err(|e| Error::Internal(format!("stored policy: {e}")))?;
+    Ok(Some(StoredPolicy {
+        policy,
+        tightened_at: Timestamp(row.get("tightened_at")?),
+        updated_at: Timestamp(row.get("updated_at")?),
+    }))
+}
+
+pub(super) async fn put_policy(
+    store: &SqlStore,
+    enterprise: &EnterpriseId,
+    policy: &StoredPolicy,
+    audit: &AuditEntry,
+) -> Result<()> {
+    let settings = serde_json::to_string(&policy.policy).map_err(|e| Error::Internal(e.to_string()))?;
+    store
+        .write(async |c| {
+            c.execute(
+                sql(
+                    "INSERT INTO policies (enterprise_id, settings, tightened_at, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (enterprise_id) DO UPDATE SET settings = excluded.settings, \
+                 tightened_at = excluded.tightened_at, updated_at = excluded.updated_at",
+                )
+                .bind(enterprise.as_str())
+                .bind(&settings)
+                .bind(policy.tightened_at.millis())
+                .bind(policy.updated_at.millis()),
+            )
+            .await?;
+            insert_audit(c, std::slice::from_ref(audit)).await
+        })
+        .await
+}
