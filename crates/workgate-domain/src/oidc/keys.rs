@@ -88,7 +88,12 @@ impl Services {
     /// The keys now in use, newest first: the next key when it is already published, the key
     /// that signs, and the one before it. Makes the next key (or the first) when it is due.
     async fn current_keys(&self) -> Result<Vec<SigningKey>> {
-        let now = self.clock.now();
+        self.keys_at(self.clock.now()).await
+    }
+
+    /// [`Self::current_keys`] as of `now`: a caller that signs decides by the same instant that
+    /// made a missing key, so the first key always signs for the request that made it.
+    async fn keys_at(&self, now: Timestamp) -> Result<Vec<SigningKey>> {
         let rotation = self.rotation_ms();
         let prepublish = self.settings.oidc_key_prepublish_secs * 1000;
         for _ in 0..3 {
@@ -130,8 +135,14 @@ impl Services {
     /// Signs `claims` as a JWT with the key that signs now.
     pub(crate) async fn sign_jwt(&self, claims: &Value) -> Result<String> {
         let now = self.clock.now();
-        let keys = self.current_keys().await?;
-        let key = keys.iter().find(|k| k.signs_from <= now).ok_or_else(|| Error::Internal("no signing key".into()))?;
+        let keys = self.keys_at(now).await?;
+        // The first key has no predecessor: when another request made it a moment after this one
+        // began, it signs for this one too.
+        let key = keys
+            .iter()
+            .find(|k| k.signs_from <= now)
+            .or_else(|| keys.iter().find(|k| k.generation == 1))
+            .ok_or_else(|| Error::Internal("no signing key".into()))?;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
         let encoding = self.oidc_keys.encoding_key(key, self.keys())?;

@@ -193,6 +193,11 @@ impl TestApp {
         Self::launch(configure, clock).await
     }
 
+    /// A server on a clock of the test's own making.
+    pub async fn spawn_on(clock: workgate_domain::clock::SharedClock) -> TestApp {
+        Self::launch(|_| {}, clock).await
+    }
+
     /// A server on a fresh database of this run's backend, with the `file` SMS outbox in the
     /// test's directory.
     async fn launch(configure: impl FnOnce(&mut ServerConfig), clock: workgate_domain::clock::SharedClock) -> TestApp {

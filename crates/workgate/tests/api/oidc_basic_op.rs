@@ -358,3 +358,22 @@ async fn the_authorization_endpoint_takes_post_as_well_as_get() {
     let resp = browser().post(format!("{}/oidc/authorize", w.app.base)).form(&form).send().await.unwrap();
     assert_eq!(location(&resp), "/login");
 }
+
+/// A clock a millisecond later at every reading: time moves while the server works, as it does
+/// under load.
+struct TickingClock(std::sync::atomic::AtomicI64);
+
+impl workgate_domain::clock::Clock for TickingClock {
+    fn now(&self) -> workgate_domain::clock::Timestamp {
+        let base = workgate_domain::clock::SystemClock.now().millis();
+        workgate_domain::clock::Timestamp(base + self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[tokio::test]
+async fn the_first_id_token_of_a_new_server_is_signed_while_time_moves_under_it() {
+    // The first code exchange makes the first signing key; it must sign that very ID token.
+    let w = World::on(TestApp::spawn_on(Arc::new(TickingClock(Default::default()))).await).await;
+    let tokens = w.tokens("openid", "").await;
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+}
