@@ -27,17 +27,6 @@ async fn submit(app: &TestApp, login: &str, code: &str) -> Reply {
     app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await
 }
 
-/// Signs `phone` in (it must have exactly `sms_before` messages already), returning the session.
-async fn sign_in(app: &TestApp, phone: &str, sms_before: usize) -> Value {
-    let started = start(app, phone).await;
-    started.assert_status(200);
-    let code = app.code_for(phone, sms_before + 1).await;
-    let done = submit(app, &login_id(&started), &code).await;
-    done.assert_status(200);
-    assert_eq!(done.body["next"], "done", "{}", done.text);
-    done.body
-}
-
 fn wrong(code: &str) -> String {
     let n: u32 = code.parse().expect("digits");
     format!("{:06}", (n + 1) % 1_000_000)
@@ -243,7 +232,7 @@ async fn parallel_right_answers_yield_exactly_one_session() {
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_family() {
     let (app, _, _) = app_with_member().await;
-    let done = sign_in(&app, PHONE, 1).await;
+    let done = app.sign_in(PHONE, 1).await;
     let first_refresh = done["session"]["refresh_token"].as_str().unwrap().to_string();
     let rotated = app.post_anon("/api/v1/token/refresh", json!({"refresh_token": first_refresh})).await;
     rotated.assert_status(200);
@@ -265,7 +254,7 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_family() {
 #[tokio::test]
 async fn parallel_refreshes_of_one_token_rotate_it_once() {
     let (app, _, _) = app_with_member().await;
-    let done = sign_in(&app, PHONE, 1).await;
+    let done = app.sign_in(PHONE, 1).await;
     let refresh = done["session"]["refresh_token"].as_str().unwrap().to_string();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -294,7 +283,7 @@ async fn parallel_refreshes_of_one_token_rotate_it_once() {
 #[tokio::test]
 async fn a_disabled_members_live_token_is_refused_on_the_next_request() {
     let (app, ent, member) = app_with_member().await;
-    let done = sign_in(&app, PHONE, 1).await;
+    let done = app.sign_in(PHONE, 1).await;
     let access = done["session"]["access_token"].as_str().unwrap();
     let refresh = done["session"]["refresh_token"].as_str().unwrap();
     app.get("/api/v1/me", access).await.assert_status(200);
@@ -345,7 +334,7 @@ async fn logout_ends_the_session_and_devices_can_be_signed_out() {
     let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let done = sign_in(&app, PHONE, 1).await;
+    let done = app.sign_in(PHONE, 1).await;
     let access = done["session"]["access_token"].as_str().unwrap();
     let device = done["session"]["device_id"].as_str().unwrap();
     let devices = app.get("/api/v1/me/devices", access).await;

@@ -92,15 +92,10 @@ pub(crate) async fn browse_to_callback(
 
 /// A member session in a browser, made through the JSON login (quicker than the pages).
 pub(crate) async fn signed_in_browser(app: &TestApp, phone: &str, sms_before: usize) -> reqwest::Client {
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
-    started.assert_status(200);
-    let login_id = started.body["login_id"].as_str().unwrap().to_string();
-    let code = app.code_for(phone, sms_before + 1).await;
-    let done = app.post_anon(&format!("/api/v1/login/{login_id}/code"), json!({"code": code})).await;
-    assert_eq!(done.body["next"], "done", "{}", done.text);
+    let done = app.sign_in(phone, sms_before).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let base: url::Url = app.base.parse().unwrap();
-    jar.add_cookie_str(&format!("wg_access={}; Path=/", done.body["session"]["access_token"].as_str().unwrap()), &base);
+    jar.add_cookie_str(&format!("wg_access={}; Path=/", done["session"]["access_token"].as_str().unwrap()), &base);
     reqwest::Client::builder().cookie_provider(jar).redirect(Policy::none()).build().unwrap()
 }
 

@@ -50,19 +50,6 @@ impl Org {
     }
 }
 
-/// Signs a member in over SMS (`sms_before` messages already sent to the number) and returns
-/// the whole login answer.
-async fn sign_in(app: &TestApp, phone: &str, sms_before: usize) -> Value {
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
-    started.assert_status(200);
-    let code = app.code_for(phone, sms_before + 1).await;
-    let login = started.body["login_id"].as_str().unwrap();
-    let done = app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
-    done.assert_status(200);
-    assert_eq!(done.body["next"], "done", "{}", done.text);
-    done.body
-}
-
 fn access(login: &Value) -> String {
     login["session"]["access_token"].as_str().unwrap().to_string()
 }
@@ -90,9 +77,9 @@ async fn org() -> Org {
         let added = app.add_member_with(&ent, body).await;
         ids.insert(phone, added["id"].as_str().unwrap().to_string());
     }
-    let owner = access(&sign_in(&app, OWNER, 0).await);
-    let admin = access(&sign_in(&app, ADMIN, 1).await);
-    let dept_admin = access(&sign_in(&app, DEPT_ADMIN, 1).await);
+    let owner = access(&app.sign_in(OWNER, 0).await);
+    let admin = access(&app.sign_in(ADMIN, 1).await);
+    let dept_admin = access(&app.sign_in(DEPT_ADMIN, 1).await);
     Org { app, ent, ids, owner, admin, dept_admin }
 }
 
@@ -295,7 +282,7 @@ async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers
     let new = "+8613700137001";
     let member = app.add_member(&ent, "Zhang San", old).await;
     let id = member["id"].as_str().unwrap();
-    let login = sign_in(&app, old, 1).await;
+    let login = app.sign_in(old, 1).await;
     let token = access(&login);
     let refresh_token = login["session"]["refresh_token"].as_str().unwrap().to_string();
     app.get("/api/v1/me", &token).await.assert_status(200);
@@ -343,7 +330,7 @@ async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers
 
     // The new number signs in (after the cooldown of its first SMS).
     clock.advance(Duration::from_secs(61));
-    let again = sign_in(&app, new, 1).await;
+    let again = app.sign_in(new, 1).await;
     app.get("/api/v1/me", &access(&again)).await.assert_status(200);
 }
 
@@ -354,7 +341,7 @@ async fn a_number_changed_by_import_signs_the_member_out_too() {
     let old = "+8613900139001";
     let new = "+8613700137001";
     app.add_member_with(&ent, json!({"name": "Zhang San", "phone": old, "userid": "zsan"})).await;
-    let token = access(&sign_in(&app, old, 1).await);
+    let token = access(&app.sign_in(old, 1).await);
     let csv = format!("userid,phone\nzsan,{new}\n");
     let reply = app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv).await;
     assert_eq!(row_codes(&reply), vec![("updated".to_string(), String::new())], "{}", reply.text);

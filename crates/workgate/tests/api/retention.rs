@@ -72,17 +72,6 @@ pub(crate) async fn prune(app: &TestApp) -> PruneReport {
     panic!("the pruning lock stayed taken");
 }
 
-/// A sign-in by SMS code; answers the session (access and refresh tokens).
-async fn sign_in(app: &TestApp, phone: &str, sms_before: usize) -> Value {
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
-    started.assert_status(200);
-    let login_id = started.body["login_id"].as_str().unwrap().to_string();
-    let code = app.code_for(phone, sms_before + 1).await;
-    let done = app.post_anon(&format!("/api/v1/login/{login_id}/code"), json!({"code": code})).await;
-    assert_eq!(done.body["next"], "done", "{}", done.text);
-    done.body["session"].clone()
-}
-
 /// `POST /departments` with an `Idempotency-Key`, twice: the second is a replay.
 async fn idempotent_department(app: &TestApp, ent: &TestEnterprise, n: usize) {
     for _ in 0..2 {
@@ -118,13 +107,13 @@ async fn make_rows(
     sms_before: usize,
     n: usize,
 ) -> (Value, Value) {
-    let first = sign_in(app, PHONE, sms_before).await;
+    let first = app.sign_in(PHONE, sms_before).await["session"].clone();
     let rotated = app.post_anon("/api/v1/token/refresh", json!({"refresh_token": first["refresh_token"]})).await;
     rotated.assert_status(200);
     let access = rotated.body["session"]["access_token"].as_str().unwrap().to_string();
     app.request(reqwest::Method::POST, "/api/v1/me/logout", Some(&access), None).await.assert_status(204);
     clock.advance(Duration::from_secs(61)); // the resend cooldown of the number
-    let live = sign_in(app, PHONE, sms_before + 1).await;
+    let live = app.sign_in(PHONE, sms_before + 1).await["session"].clone();
 
     let b = browser(app, live["access_token"].as_str().unwrap());
     let tokens = tokens_for(app, &b, client.0, Some(client.1)).await;
