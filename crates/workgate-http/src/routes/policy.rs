@@ -8,17 +8,47 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use workgate_domain::policy::{Policy, StoredPolicy};
 
+/// The policy's fields as in `PUT /policy`, and when it last changed. (Written out rather than
+/// `#[serde(flatten)]`ed: `Policy` refuses unknown fields, so a document that flattens it would
+/// say that `updated_at` may not be there.)
 #[derive(Serialize, ToSchema)]
 pub struct PolicyView {
-    #[serde(flatten)]
-    pub policy: Policy,
+    pub require_password: bool,
+    pub reverify_after_days: u32,
+    pub idle_timeout_days: u32,
+    pub reverify_on_app_update: bool,
+    pub max_devices: u32,
+    pub require_device_approval: bool,
+    pub access_token_ttl_seconds: u32,
+    /// Country codes whose numbers may be added and sign in; `null` means all.
+    pub allowed_regions: Option<Vec<String>>,
     /// When the policy last changed (null while the defaults apply).
     pub updated_at: Option<String>,
 }
 
 impl From<StoredPolicy> for PolicyView {
     fn from(p: StoredPolicy) -> Self {
-        PolicyView { updated_at: (p.updated_at.millis() > 0).then(|| p.updated_at.to_rfc3339()), policy: p.policy }
+        let Policy {
+            require_password,
+            reverify_after_days,
+            idle_timeout_days,
+            reverify_on_app_update,
+            max_devices,
+            require_device_approval,
+            access_token_ttl_seconds,
+            allowed_regions,
+        } = p.policy;
+        PolicyView {
+            require_password,
+            reverify_after_days,
+            idle_timeout_days,
+            reverify_on_app_update,
+            max_devices,
+            require_device_approval,
+            access_token_ttl_seconds,
+            allowed_regions,
+            updated_at: (p.updated_at.millis() > 0).then(|| p.updated_at.to_rfc3339()),
+        }
     }
 }
 
