@@ -86,6 +86,8 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub cursor: Option<String>,
+    /// Entries per page (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
 }
 

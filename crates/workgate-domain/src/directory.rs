@@ -20,6 +20,7 @@ pub const MAX_DEPARTMENT_DEPTH: usize = 15;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartmentInput {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
     pub parent_id: Option<String>,
     pub order: Option<i64>,
@@ -29,6 +30,7 @@ pub struct NewDepartmentInput {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentPatch {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: Option<String>,
     pub parent_id: Option<String>,
     pub order: Option<i64>,
@@ -39,6 +41,7 @@ pub struct DepartmentPatch {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMemberInput {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
     pub phone: String,
     pub userid: Option<String>,
@@ -56,6 +59,7 @@ pub struct NewMemberInput {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPatch {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: Option<String>,
     pub phone: Option<String>,
     pub userid: Option<String>,
@@ -84,6 +88,8 @@ pub struct ListMembersQuery {
     pub status: Option<String>,
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Members per page (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
 }
 

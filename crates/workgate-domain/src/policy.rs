@@ -20,17 +20,23 @@ pub struct Policy {
     /// A password is a second step after the SMS code; set at activation.
     pub require_password: bool,
     /// A device must pass an SMS code again after this many days.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
     pub reverify_after_days: u32,
     /// A device unused this many days must verify again.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
     pub idle_timeout_days: u32,
     /// A change of `app_version` asks for verification.
     pub reverify_on_app_update: bool,
     /// Trusted devices per member.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub max_devices: u32,
     /// A new device waits for an admin's approval.
     pub require_device_approval: bool,
+    /// Lifetime of a member's access token.
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 86_400))]
     pub access_token_ttl_seconds: u32,
     /// Country codes whose numbers may be added and sign in; `null` means all.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub allowed_regions: Option<Vec<String>>,
 }
 

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod views;
@@ -15,6 +16,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
+use openapi::ErrorResponses;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -95,7 +97,7 @@ impl AppState {
         routes::apps::list_apps, routes::apps::create_app, routes::apps::get_app, routes::apps::update_app,
         routes::apps::delete_app, routes::apps::rotate_app_secret,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ErrorResponses)
 )]
 pub struct ApiDoc;
 

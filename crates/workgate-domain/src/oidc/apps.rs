@@ -58,9 +58,11 @@ pub struct App {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
     /// `confidential` (default) or `public`.
     pub client_type: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -73,7 +75,9 @@ pub struct CreateApp {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,

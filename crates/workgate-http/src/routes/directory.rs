@@ -166,10 +166,37 @@ pub async fn lookup_member(
     Ok(axum::Json(s.services.lookup_member_by_phone(&caller, &q.phone).await?.into()))
 }
 
+/// `POST /members/import` as JSON, as `workgate_domain::import::parse_json` reads it (this type
+/// only describes it in the OpenAPI document).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ImportJson {
+    members: Vec<ImportJsonRow>,
+}
+
+/// A row: matched to a member by `userid`, else by `phone`; a new member needs `name` and `phone`.
+/// `departments` are department ids.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ImportJsonRow {
+    name: Option<String>,
+    phone: Option<String>,
+    userid: Option<String>,
+    email: Option<String>,
+    title: Option<String>,
+    departments: Option<Vec<String>>,
+    role: Option<String>,
+    admin_departments: Option<Vec<String>>,
+    /// Whether to send a member created by this row the invitation SMS; defaults to true.
+    invite: Option<bool>,
+}
+
 /// Bulk import: `text/csv` or `application/json`, under the import body limit.
 #[utoipa::path(post, path = "/api/v1/members/import", tag = "directory", security(("bearer" = [])),
     request_body(description = "CSV with a header row among userid,name,phone,email,title,departments; or {members: [...]} with the fields of POST /members",
-        content((String = "text/csv"), (Object = "application/json"))),
+        content((String = "text/csv"), (ImportJson = "application/json"))),
     responses((status = 200, body = ImportReport), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
 pub async fn import_members(
     State(s): State<AppState>,

@@ -145,7 +145,8 @@ pub async fn start(
 }
 
 #[utoipa::path(post, path = "/api/v1/login/{login_id}/code", tag = "login", request_body = CodeInput,
-    responses((status = 200, body = StepView), (status = 400, body = Problem), (status = 410, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = StepView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 410, body = Problem), (status = 429, body = Problem)))]
 pub async fn code(
     State(s): State<AppState>,
     Client(client): Client,
@@ -156,7 +157,8 @@ pub async fn code(
 }
 
 #[utoipa::path(post, path = "/api/v1/login/{login_id}/enterprise", tag = "login", request_body = EnterpriseChoice,
-    responses((status = 200, body = StepView), (status = 410, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = StepView), (status = 403, body = Problem), (status = 410, body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn enterprise(
     State(s): State<AppState>,
     Client(client): Client,
@@ -339,7 +341,9 @@ pub async fn unlock_member(
 }
 
 #[utoipa::path(post, path = "/api/v1/login/{login_id}/password", tag = "login", request_body = PasswordInput,
-    responses((status = 200, body = StepView), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = StepView), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 410, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem)))]
 pub async fn password(
     State(s): State<AppState>,
     Client(client): Client,
@@ -351,7 +355,8 @@ pub async fn password(
 
 /// After `pending_approval`: finishes the login once an admin approved the device.
 #[utoipa::path(post, path = "/api/v1/login/{login_id}/continue", tag = "login",
-    responses((status = 200, body = StepView), (status = 403, body = Problem), (status = 410, body = Problem)))]
+    responses((status = 200, body = StepView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 410, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn continue_login(
     State(s): State<AppState>,
     Client(client): Client,

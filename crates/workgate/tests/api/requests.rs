@@ -253,6 +253,47 @@ async fn openapi_json_is_openapi_3_1_and_describes_the_member_endpoints() {
     assert!(reply.body["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// What every operation may answer besides its own results, as the server answers it (the API
+/// contract check, `scripts/api-contract.py`, runs schemathesis against the whole document).
+#[tokio::test]
+async fn openapi_json_documents_the_errors_as_they_are_sent() {
+    let app = TestApp::spawn().await;
+    let doc = app.anon(Method::GET, "/openapi.json").await.body;
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses.iter().filter(|(s, _)| !s.starts_with('2')) {
+                let content = response["content"].as_object().expect("an error has a body");
+                assert!(
+                    content.keys().eq(["application/problem+json"]),
+                    "{method} {path} {status}: errors are problem+json, not {:?}",
+                    content.keys()
+                );
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(responses.contains_key("401"), "{method} {path}: a bearer credential can be missing");
+            }
+            if op["requestBody"].is_object() {
+                for status in ["413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{method} {path}: a body can be refused with {status}");
+                }
+            }
+        }
+    }
+    let add = &paths["/api/v1/members"]["post"]["responses"];
+    assert_eq!(add["403"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem");
+    assert_eq!(add["201"]["links"]["get_member"]["operationId"], "get_member");
+    assert_eq!(add["201"]["links"]["get_member"]["parameters"]["id"], "$response.body#/id");
+    let policy = &doc["components"]["schemas"]["PolicyView"];
+    assert!(policy["properties"]["updated_at"].is_object() && policy["properties"]["max_devices"].is_object());
+
+    // The server sends what the document says.
+    let reply = app.anon(Method::GET, "/api/v1/members").await;
+    reply.assert_problem(401, "unauthorized");
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+}
+
 #[tokio::test]
 async fn health_and_docs_need_no_credentials_but_the_api_does() {
     let app = TestApp::spawn().await;
