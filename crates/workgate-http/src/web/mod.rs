@@ -493,6 +493,12 @@ pub(crate) async fn browser_session(
             ));
             (jar, session)
         }
+        // A failure of the database is not a reason to sign the person out: the cookies stay
+        // for the next request.
+        Err(Error::Internal(cause)) => {
+            tracing::error!(%cause, "refreshing a browser session failed");
+            (jar, None)
+        }
         Err(_) => (jar.remove(WebCookie::Access.removal(s)).remove(WebCookie::Refresh.removal(s)), None),
     }
 }

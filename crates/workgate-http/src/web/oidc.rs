@@ -150,7 +150,10 @@ pub(super) async fn authorize(
                 let e = to_app("invalid_request", "id_token_hint is not an ID token of this server");
                 return refused(&s, lang, jar, e, false);
             }
-            Err(_) => return refused(&s, lang, jar, AuthorizeError::Page(Refusal::Unavailable), false),
+            Err(e) => {
+                tracing::error!(error = %e, "checking an id_token_hint failed");
+                return refused(&s, lang, jar, AuthorizeError::Page(Refusal::Unavailable), false);
+            }
         },
     };
     let (jar, session) = browser_session(&s, jar, client).await;

@@ -73,6 +73,13 @@ impl FromRequestParts<AppState> for Console {
                 let (jar, token) = csrf(s, jar);
                 Ok(Console { jar, caller, token, lang })
             }
+            // Only a refusal says the page is not for this person; a failure says so too.
+            Err(Error::Internal(cause)) => {
+                tracing::error!(%cause, "reading the console's admin failed");
+                let text =
+                    lang.pick("The service is unavailable. Please try again shortly.", "服务暂时不可用，请稍后再试。");
+                Err((StatusCode::SERVICE_UNAVAILABLE, jar, Html(text.to_string())).into_response())
+            }
             Err(_) => Err((
                 StatusCode::FORBIDDEN,
                 jar,
