@@ -19,7 +19,8 @@
 //! After each kill, before the restart: SQLite's `PRAGMA integrity_check` is `ok`, and the outbox
 //! messages still `sending` are noted. After each restart:
 //! - every acknowledged member is there with its phone, name, userid, title and status (a member
-//!   whose login finished is `active`, a disabled one `disabled`);
+//!   whose login finished is `active`, a disabled one `disabled`), and the support view finds one
+//!   by number;
 //! - the sessions of finished logins answer `/me` unless revoked; every token whose end was
 //!   acknowledged (rotated away, logged out, its member disabled, its session ended for refresh
 //!   reuse, its grant revoked) is refused, access and refresh tokens alike; a refresh token that
@@ -32,7 +33,9 @@
 //! At the end the outbox finishes its work and every message went out, each once, except that a
 //! message in flight (`sending`) at a kill may go out once more for each kill that caught it so:
 //! the file provider had written it and the kill came before the sender recorded it sent. That is
-//! the outbox's at-least-once delivery (crash.rs shows it too); the count is printed and bounded.
+//! the outbox's at-least-once delivery (crash.rs shows it too). It is bounded exactly: each copy
+//! after the first must have a kill between it and the copy before, a kill that found the message
+//! `sending`; the number of such copies is printed.
 //!
 //! The normal suite runs 5 rounds per database; `WORKGATE_CRASH_ROUNDS=50` runs the full version
 //! (docs/operators.md, "Crash safety"). `WORKGATE_CRASH_SEED` repeats a run's random choices (the
