@@ -57,9 +57,11 @@ impl PhoneNumber {
                 detail: format!("'{}' is not a phone number: use digits, e.g. +86 138 0013 8000.", shorten(trimmed)),
             });
         }
-        let parsed = phonenumber::parse(Some(region.0), trimmed).map_err(|_| Error::InvalidPhone {
+        let unreadable = || Error::InvalidPhone {
             detail: format!("'{}' could not be read as a phone number in region {region}.", shorten(trimmed)),
-        })?;
+        };
+        let parsed = phonenumber::parse(Some(region.0), trimmed).map_err(|_| unreadable())?;
+        let parsed = by_its_own_country(parsed, trimmed, region).ok_or_else(unreadable)?;
         let e164 = parsed.format().mode(Mode::E164).to_string();
         if !parsed.is_valid() {
             return Err(Error::InvalidPhone {
@@ -99,6 +101,35 @@ impl PhoneNumber {
         let digits = self.0.len();
         self.0.char_indices().map(|(i, c)| if i >= 3 && i + 4 < digits { '*' } else { c }).collect()
     }
+}
+
+/// A number typed with its country code (after `+`, or after `region`'s international prefix
+/// such as `00` or `011`) read by the rules of its own country. The `phonenumber` crate (0.3.10)
+/// reads the digits after a foreign country code by the national rules of the region it is
+/// given: in region US, `+86 138 0013 8000` lost its leading `1` as if it were the US national
+/// prefix, so no Chinese mobile number could be entered in a US enterprise. Such a number is read
+/// again as `+<country code and number>` with no region; `None` when that reading fails.
+fn by_its_own_country(
+    parsed: phonenumber::PhoneNumber,
+    typed: &str,
+    region: Region,
+) -> Option<phonenumber::PhoneNumber> {
+    let own_code = DATABASE.by_id(region.as_str()).map(|m| m.country_code());
+    if own_code == Some(parsed.code().value()) {
+        return Some(parsed);
+    }
+    let international = match parsed.code().source() {
+        country::Source::Plus => typed.to_string(),
+        country::Source::Idd => {
+            // The digits after the region's international prefix, as the parser found them.
+            let digits: String = typed.chars().filter(char::is_ascii_digit).collect();
+            let idd = DATABASE.by_id(region.as_str())?.international_prefix()?;
+            let found = idd.find(&digits).filter(|m| m.start() == 0)?;
+            format!("+{}", &digits[found.end()..])
+        }
+        _ => return Some(parsed),
+    };
+    phonenumber::parse(None, international).ok()
 }
 
 fn shorten(s: &str) -> String {
@@ -161,6 +192,20 @@ mod tests {
         let us = PhoneNumber::parse("+1 (201) 555-0123", cn()).unwrap();
         assert_eq!(us.as_str(), "+12015550123");
         assert_eq!(Region::parse("us").unwrap().as_str(), "US");
+    }
+
+    #[test]
+    fn a_foreign_number_is_read_by_its_own_countrys_rules() {
+        // Found by the `phone` fuzz target: read in region US, the leading 1 of a Chinese mobile
+        // number was taken for the US national prefix (+863800138000, refused as invalid).
+        let us = Region::parse("US").unwrap();
+        for input in ["+86 138 0013 8000", "+8613800138000", "011 86 138 0013 8000"] {
+            assert_eq!(PhoneNumber::parse(input, us).unwrap().as_str(), "+8613800138000", "{input}");
+        }
+        let gb = PhoneNumber::parse("+44 7400 123456", us).unwrap();
+        assert_eq!(gb.as_str(), "+447400123456");
+        assert_eq!(PhoneNumber::parse("(201) 555-0123", us).unwrap().as_str(), "+12015550123");
+        assert_eq!(PhoneNumber::parse("+1 201 555 0123", cn()).unwrap().as_str(), "+12015550123");
     }
 
     #[test]
