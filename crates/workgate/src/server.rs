@@ -201,6 +201,11 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
         // Links and the OpenID Connect issuer name the address actually bound (port 0 picks one).
         settings.public_url = format!("http://{addr}");
     }
+    // The phone-number metadata loads at its first use (about half a second in a debug build):
+    // load it before serving, so the first request that reads a number does not wait for it.
+    let region = settings.default_region;
+    let _ =
+        tokio::task::spawn_blocking(move || workgate_domain::phone::PhoneNumber::parse("+8613800138000", region)).await;
     let durability = if config.accept_unsafe_durability { Durability::AcceptUnsafe } else { Durability::Required };
     let services = open_services_with(&config.database, &config.key_file, durability, clock, settings)
         .await?
