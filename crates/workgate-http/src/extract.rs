@@ -33,14 +33,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Decodes a JSON request body as the `Json` extractor does: unknown fields, wrong types and
+/// repeated keys are `validation_failed` naming the field, and so is anything after the value
+/// but whitespace. Public for the fuzz targets.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let message = e.inner().to_string();
-        // serde's messages end with " at line 1 column 12"; the field name says where.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        ApiError::Domain(Error::field(error_field(&e.path().to_string(), &message, "body"), message))
-    })
+        ApiError::Domain(Error::field(error_field(&e.path().to_string(), &message, "body"), without_position(&message)))
+    })?;
+    // `{"name":"a"}{"name":"b"}` or `{…}garbage` is not one JSON value.
+    de.end().map_err(|e| ApiError::Domain(Error::field("body", without_position(&e.to_string()))))?;
+    Ok(value)
+}
+
+/// serde's messages end with " at line 1 column 12"; the field name says where.
+fn without_position(message: &str) -> String {
+    message.split(" at line ").next().unwrap_or(message).to_string()
 }
 
 /// The field an error is about: serde's path, completed with the field that a "missing field
@@ -164,5 +173,39 @@ impl FromRequestParts<AppState> for MemberCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Domain(Error::Unauthorized))?;
         Ok(MemberCaller(state.services.authenticate_access(token).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    fn refused_field(body: &[u8]) -> String {
+        match parse_json::<Named>(body) {
+            Err(ApiError::Domain(Error::Validation(errors))) => errors[0].field.clone(),
+            other => panic!("{} was not refused as validation_failed: {other:?}", String::from_utf8_lossy(body)),
+        }
+    }
+
+    #[test]
+    fn anything_after_the_value_is_refused() {
+        // Found by the `api_json` fuzz target: `{"name":"ci"}rse' batt` was accepted as
+        // `{"name":"ci"}` (serde_json::from_slice refuses it; the extractor did not).
+        assert_eq!(refused_field(br#"{"name":"ci"}rse' batt"#), "body");
+        assert_eq!(refused_field(br#"{"name":"a"}{"name":"b"}"#), "body");
+        assert!(parse_json::<Named>(b" {\"name\":\"a\"} \r\n").is_ok());
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        assert_eq!(refused_field(br#"{"name":1}"#), "name");
+        assert_eq!(refused_field(br#"{}"#), "name");
     }
 }
