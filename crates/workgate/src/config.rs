@@ -93,11 +93,14 @@ impl FileOidc {
         if let Some(v) = self.code_ttl_secs {
             settings.oidc_code_ttl_secs = v;
         }
+        // A number of days or hours too large to count in seconds is refused, not wrapped around.
         if let Some(days) = self.key_rotation_days {
-            settings.oidc_key_rotation_secs = days * 86_400;
+            settings.oidc_key_rotation_secs =
+                days.checked_mul(86_400).ok_or_else(|| anyhow::anyhow!("oidc.key_rotation_days is too large"))?;
         }
         if let Some(hours) = self.key_prepublish_hours {
-            settings.oidc_key_prepublish_secs = hours * 3600;
+            settings.oidc_key_prepublish_secs =
+                hours.checked_mul(3600).ok_or_else(|| anyhow::anyhow!("oidc.key_prepublish_hours is too large"))?;
         }
         if !(1..=600).contains(&settings.oidc_code_ttl_secs) {
             anyhow::bail!("oidc.code_ttl_secs must be between 1 and 600 (RFC 6749 recommends at most 10 minutes)");
@@ -197,7 +200,13 @@ impl FileConfig {
         let Some(path) = path else { return Ok(FileConfig::default()) };
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read the configuration file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("the configuration file {} is invalid: {e}", path.display()))
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("the configuration file {} is invalid: {e}", path.display()))
+    }
+
+    /// Reads the text of a configuration file (what [`FileConfig::load`] does once it has read
+    /// the file).
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
     }
 }
 
@@ -292,4 +301,27 @@ pub fn parse_proxies(list: &[String]) -> anyhow::Result<Vec<IpAddr>> {
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().parse::<IpAddr>().map_err(|_| anyhow::anyhow!("trusted proxy '{s}' is not an IP address")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oidc_periods_too_large_to_count_in_seconds_are_refused() {
+        // Found while writing the `config_toml` fuzz target (its seed `oidc-overflow.toml`):
+        // `days * 86_400` overflowed (a panic in a debug build, a wrapped-around key rotation
+        // period in a release build).
+        for text in
+            ["[oidc]\nkey_rotation_days = 9223372036854775807", "[oidc]\nkey_prepublish_hours = 9223372036854775807"]
+        {
+            let oidc = FileConfig::parse(text).unwrap().oidc.unwrap();
+            let refused = oidc.apply(&mut LoginSettings::default()).unwrap_err().to_string();
+            assert!(refused.contains("is too large"), "{refused}");
+        }
+        let oidc = FileConfig::parse("[oidc]\nkey_rotation_days = 7\nkey_prepublish_hours = 12").unwrap().oidc.unwrap();
+        let mut settings = LoginSettings::default();
+        oidc.apply(&mut settings).unwrap();
+        assert_eq!((settings.oidc_key_rotation_secs, settings.oidc_key_prepublish_secs), (7 * 86_400, 12 * 3600));
+    }
 }
