@@ -100,7 +100,7 @@ fn validate_name(name: &str, errors: &mut Vec<FieldError>) -> String {
 /// A redirect URI an app may register (RFC 9700 section 2.1, RFC 8252 for native apps): an
 /// absolute URI without a fragment, over https, or http only to this machine's loopback, or a
 /// private-use scheme (`com.example.app:/callback`) for native apps.
-fn valid_redirect_uri(uri: &str) -> std::result::Result<(), &'static str> {
+pub fn valid_redirect_uri(uri: &str) -> std::result::Result<(), &'static str> {
     if uri.len() > 2000 {
         return Err("must be at most 2000 characters");
     }

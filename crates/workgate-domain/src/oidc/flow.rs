@@ -108,12 +108,14 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// The unreserved characters of RFC 7636 section 4.1, 43 to 128 of them.
-fn pkce_shaped(s: &str) -> bool {
+/// Whether `s` can be a PKCE code verifier or S256 challenge: the unreserved characters of
+/// RFC 7636 section 4.1, 43 to 128 of them.
+pub fn pkce_shaped(s: &str) -> bool {
     (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-fn s256(verifier: &str) -> String {
+/// The S256 code challenge of a PKCE code verifier: BASE64URL(SHA-256(verifier)), unpadded.
+pub fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
