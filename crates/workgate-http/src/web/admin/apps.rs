@@ -19,7 +19,7 @@ async fn apps(State(s): State<AppState>, console: Console, Query(n): Query<Notic
     let lang = console.lang;
     let list = match s.services.list_apps(&console.caller).await {
         Ok(l) => l,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     let body = apps_body(lang, &console.token, &list, None);
     console.page(lang.pick("Apps", "应用"), n.notice.as_deref(), body)
@@ -57,7 +57,7 @@ async fn create_app(State(s): State<AppState>, ConsoleForm(console, f): ConsoleF
             let body = apps_body(lang, &console.token, &list, shown);
             console.page(lang.pick("Apps", "应用"), notice, html! { (problems.markup()) (body) })
         }
-        Err(e) => console.back("/admin/apps", &failure(lang, &e)),
+        Err(e) => console.refused("/admin/apps", &e),
     }
 }
 
@@ -71,7 +71,7 @@ async fn app_page(
     let lang = console.lang;
     let app = match s.services.get_app(&console.caller, &id).await {
         Ok(app) => app,
-        Err(e) => return console.back("/admin/apps", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/apps", &e),
     };
     let fields = AppFields {
         name: app.name.clone(),
@@ -114,10 +114,7 @@ async fn edit_app(
     {
         return console.back(&here, lang.pick("Nothing changed.", "没有修改。"));
     }
-    match s.services.update_app(&console.caller, &id, update).await {
-        Ok(_) => console.back(&here, lang.pick("Saved.", "已保存。")),
-        Err(e) => console.back(&here, &failure(lang, &e)),
-    }
+    console.answer(&here, s.services.update_app(&console.caller, &id, update).await, lang.pick("Saved.", "已保存。"))
 }
 
 async fn rotate_app_secret(
@@ -134,7 +131,7 @@ async fn rotate_app_secret(
             let body = apps_body(lang, &console.token, &list, Some((&rotated.app, &secret)));
             console.page(lang.pick("Apps", "应用"), None, html! { (problems.markup()) (body) })
         }
-        Err(e) => console.back("/admin/apps", &failure(lang, &e)),
+        Err(e) => console.refused("/admin/apps", &e),
     }
 }
 

@@ -23,10 +23,11 @@ struct DepartmentForm {
 async fn add_department(State(s): State<AppState>, ConsoleForm(console, f): ConsoleForm<DepartmentForm>) -> Response {
     let lang = console.lang;
     let input = NewDepartmentInput { name: f.name, parent_id: f.parent_id.filter(|p| !p.is_empty()), order: None };
-    match s.services.create_department(&console.caller, input).await {
-        Ok(_) => console.back("/admin/members", lang.pick("Department added.", "已添加部门。")),
-        Err(e) => console.back("/admin/members", &failure(lang, &e)),
-    }
+    console.answer(
+        "/admin/members",
+        s.services.create_department(&console.caller, input).await,
+        lang.pick("Department added.", "已添加部门。"),
+    )
 }
 
 async fn department(
@@ -39,7 +40,7 @@ async fn department(
     let mut problems = Problems::default();
     let d = match s.services.get_department(&console.caller, &id).await {
         Ok(d) => d,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     let departments = problems.keep(lang, s.services.list_departments(&console.caller).await);
     let tree = tree_order(&departments);
@@ -88,12 +89,13 @@ async fn edit_department(
     let patch = match edits::department_patch(&edit) {
         Ok(Some(patch)) => patch,
         Ok(None) => return console.back(&here, lang.pick("Nothing changed.", "没有修改。")),
-        Err(e) => return console.back(&here, &failure(lang, &e)),
+        Err(e) => return console.refused(&here, &e),
     };
-    match s.services.update_department(&console.caller, &id, patch).await {
-        Ok(_) => console.back(&here, lang.pick("Saved.", "已保存。")),
-        Err(e) => console.back(&here, &failure(lang, &e)),
-    }
+    console.answer(
+        &here,
+        s.services.update_department(&console.caller, &id, patch).await,
+        lang.pick("Saved.", "已保存。"),
+    )
 }
 
 async fn delete_department(
@@ -105,6 +107,6 @@ async fn delete_department(
     let here = format!("/admin/departments/{id}");
     match s.services.delete_department(&console.caller, &id).await {
         Ok(()) => console.back("/admin/members", lang.pick("Department deleted.", "部门已删除。")),
-        Err(e) => console.back(&here, &failure(lang, &e)),
+        Err(e) => console.refused(&here, &e),
     }
 }

@@ -13,7 +13,7 @@ async fn keys(State(s): State<AppState>, console: Console, Query(n): Query<Notic
     let lang = console.lang;
     let list = match s.services.list_api_keys(&console.caller).await {
         Ok(l) => l,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     let body = keys_body(lang, &console.token, &list, None);
     console.page(lang.pick("API keys", "API 密钥"), n.notice.as_deref(), body)
@@ -34,7 +34,7 @@ async fn create_key(State(s): State<AppState>, ConsoleForm(console, f): ConsoleF
             let body = keys_body(lang, &console.token, &list, Some(created.secret.expose()));
             console.page(lang.pick("API keys", "API 密钥"), None, html! { (problems.markup()) (body) })
         }
-        Err(e) => console.back("/admin/keys", &failure(lang, &e)),
+        Err(e) => console.refused("/admin/keys", &e),
     }
 }
 

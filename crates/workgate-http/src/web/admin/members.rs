@@ -126,7 +126,7 @@ async fn add_member(State(s): State<AppState>, ConsoleForm(console, f): ConsoleF
             &format!("/admin/members/{}", m.id),
             lang.pick("Member added; the invitation is on its way.", "已添加成员，邀请短信正在发送。"),
         ),
-        Err(e) => console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => console.refused("/admin/members", &e),
     }
 }
 
@@ -140,7 +140,7 @@ async fn member(
     let mut problems = Problems::default();
     let m = match s.services.get_member(&console.caller, &id).await {
         Ok(m) => m,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     let invitations = problems.keep(lang, s.services.list_invitations(&console.caller, &id).await);
     let devices = problems.keep(lang, s.services.member_devices(&console.caller, &id).await);
@@ -243,17 +243,14 @@ async fn edit_member(
     // The change applies to the member as stored now, not as the page showed it.
     let current = match s.services.get_member(&console.caller, &id).await {
         Ok(m) => m,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     let strings = |ids: &[workgate_domain::ids::DepartmentId]| ids.iter().map(|d| d.to_string()).collect::<Vec<_>>();
     let patch = edits::member_patch(&edit, &strings(&current.departments), &strings(&current.admin_departments));
     if edits::member_patch_is_empty(&patch) {
         return console.back(&here, lang.pick("Nothing changed.", "没有修改。"));
     }
-    match s.services.update_member(&console.caller, &id, patch).await {
-        Ok(_) => console.back(&here, lang.pick("Saved.", "已保存。")),
-        Err(e) => console.back(&here, &failure(lang, &e)),
-    }
+    console.answer(&here, s.services.update_member(&console.caller, &id, patch).await, lang.pick("Saved.", "已保存。"))
 }
 
 /// The status changes of a member's page, named as in their paths and forms.
@@ -290,7 +287,7 @@ async fn confirm_status(
     let here = format!("/admin/members/{id}");
     let m = match s.services.get_member(&console.caller, &id).await {
         Ok(m) => m,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     // An unknown action is refused, never taken for one of the known ones.
     let Some(change) = status_change(&q.action) else {
@@ -338,7 +335,7 @@ async fn change_status(
     };
     match s.services.change_member_status(&console.caller, &id, change).await {
         Ok(m) => console.back(&here, &format!("{} {}", lang.pick("Status is now", "当前状态："), m.status.as_str())),
-        Err(e) => console.back(&here, &failure(lang, &e)),
+        Err(e) => console.refused(&here, &e),
     }
 }
 

@@ -172,11 +172,16 @@ impl Console {
         (self.jar.clone(), back(to, notice)).into_response()
     }
 
+    /// A redirect to `to` saying why something was refused.
+    fn refused(&self, to: &str, e: &Error) -> Response {
+        self.back(to, &failure(self.lang, e))
+    }
+
     /// The outcome of a change: `done` as the notice when it worked, the reason when it did not.
     fn answer<T>(&self, to: &str, result: Result<T, Error>, done: &str) -> Response {
         match result {
             Ok(_) => self.back(to, done),
-            Err(e) => self.back(to, &failure(self.lang, &e)),
+            Err(e) => self.refused(to, &e),
         }
     }
 }

@@ -13,7 +13,7 @@ async fn policy_page(State(s): State<AppState>, console: Console, Query(n): Quer
     let lang = console.lang;
     let p = match s.services.get_policy(&console.caller).await {
         Ok(p) => p.policy,
-        Err(e) => return console.back("/admin/members", &failure(lang, &e)),
+        Err(e) => return console.refused("/admin/members", &e),
     };
     let f = PolicyFields::of(&p);
     let number = |id: &'static str, label: &'static str, min: u32, value: &str| {
@@ -58,6 +58,6 @@ async fn save_policy(State(s): State<AppState>, ConsoleEdit(console, edit): Cons
     };
     match saved {
         Ok(_) => console.back("/admin/policy", lang.pick("Policy saved.", "策略已保存。")),
-        Err(e) => console.back("/admin/policy", &failure(lang, &e)),
+        Err(e) => console.refused("/admin/policy", &e),
     }
 }
