@@ -75,6 +75,16 @@ impl Browser {
     /// The text of the first element matching `css`, waiting (up to 10 s) for it to appear: a
     /// click that submits a form returns before the next page has loaded.
     async fn text(&self, css: &str) -> String {
+        // An element of the page being left can go stale between finding and reading it: find again.
+        for _ in 0..20 {
+            let found = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+            if let Ok(element) = found
+                && let Ok(text) = element.text().await
+            {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let found = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
         match found {
             Ok(element) => element.text().await.expect("text"),
@@ -339,6 +349,8 @@ async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
     assert_eq!(stored["email"], "zs@acme.example");
 
     // Then the departments: out of Sales, into Operations.
+    // From a page without the last notice, so that the next one read is the next save's.
+    c.goto(&format!("{}/admin/members/{id}", app.base)).await.expect("member page");
     click(&b, &format!("#departments-{sales}")).await;
     click(&b, &format!("#departments-{ops}")).await;
     click(&b, "form#edit-member button[type='submit']").await;
@@ -412,6 +424,7 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     assert_eq!(stored["redirect_uris"], json!([redirect, "https://wiki.example.com/cb"]));
     assert_eq!(stored["post_logout_redirect_uris"], json!(["https://wiki.example.com/bye"]));
     assert_eq!(stored["scopes"], json!(["openid", "phone"]));
+    c.goto(&format!("{}/admin/apps/{app_id}", app.base)).await.expect("app page");
     click(&b, "#scope-profile").await;
     click(&b, "form#edit-app button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Saved.");
