@@ -384,14 +384,21 @@ impl Services {
         Ok(member)
     }
 
+    /// A patch names only what changes, so a record changed meanwhile by someone else (a sign-in
+    /// activating the member, another admin) is no reason to refuse it: the change is computed
+    /// again from the record as it is now, with every check, and refused only if that keeps failing.
     pub async fn update_member(&self, caller: &Caller, id: &str, patch: MemberPatch) -> Result<Member> {
+        again_if_changed_meanwhile(|| self.update_member_once(caller, id, &patch)).await
+    }
+
+    async fn update_member_once(&self, caller: &Caller, id: &str, patch: &MemberPatch) -> Result<Member> {
         let current = self.get_member(caller, id).await?;
         if current.status == MemberStatus::Departed {
             return Err(Error::Conflict("this member has departed; departed records cannot be changed".into()));
         }
         let enterprise = self.enterprise(caller).await?;
         let tree = self.department_tree(caller).await?;
-        let updated = apply_patch(&enterprise, &tree, &current, &patch, self.clock.now())?;
+        let updated = apply_patch(&enterprise, &tree, &current, patch, self.clock.now())?;
         if updated == current {
             return Ok(current);
         }
@@ -420,6 +427,10 @@ impl Services {
 
     /// Disable, enable or depart. Repeating a change that is already in effect changes nothing.
     pub async fn change_member_status(&self, caller: &Caller, id: &str, change: StatusChange) -> Result<Member> {
+        again_if_changed_meanwhile(|| self.change_member_status_once(caller, id, change)).await
+    }
+
+    async fn change_member_status_once(&self, caller: &Caller, id: &str, change: StatusChange) -> Result<Member> {
         let current = self.get_member(caller, id).await?;
         let target = match (change, current.status) {
             (_, MemberStatus::Departed) if change != StatusChange::Depart => {
@@ -844,4 +855,22 @@ pub fn member_diff(before: &Member, after: &Member) -> serde_json::Value {
     note("role", json!(before.role.as_str()), json!(after.role.as_str()));
     note("admin_departments", json!(before.admin_departments), json!(after.admin_departments));
     serde_json::Value::Object(changes)
+}
+
+/// How many times a change is computed from a freshly read record before a concurrent writer
+/// that keeps changing it wins and the caller is told to reload.
+const ATTEMPTS_WHEN_CHANGED_MEANWHILE: usize = 4;
+
+async fn again_if_changed_meanwhile<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    for _ in 1..ATTEMPTS_WHEN_CHANGED_MEANWHILE {
+        match attempt().await {
+            Err(Error::ChangedMeanwhile(_)) => continue,
+            done => return done,
+        }
+    }
+    attempt().await
 }

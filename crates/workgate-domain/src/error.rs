@@ -30,6 +30,11 @@ pub enum Error {
     /// A uniqueness or state rule would be broken; the message says which and what to do.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The record was changed by someone else between reading it and writing the change (a sign-in
+    /// activating the member, another admin). The domain computes the change again from the record
+    /// as it is now a few times before answering this.
+    #[error("this {0} was changed by someone else at the same time; reload it and try again")]
+    ChangedMeanwhile(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("unauthorized")]
@@ -93,7 +98,7 @@ impl Error {
         match self {
             Error::InvalidPhone { .. } => "invalid_phone",
             Error::NotFound(_) => "not_found",
-            Error::Conflict(_) => "conflict",
+            Error::Conflict(_) | Error::ChangedMeanwhile(_) => "conflict",
             Error::Forbidden(_) => "forbidden",
             Error::Unauthorized => "unauthorized",
             Error::Validation(_) => "validation_failed",

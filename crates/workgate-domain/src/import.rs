@@ -503,7 +503,7 @@ impl Services {
                 }
                 Ok(Written::Whole(rows))
             }
-            Err(Error::Conflict(_) | Error::Validation(_)) => {
+            Err(Error::Conflict(_) | Error::ChangedMeanwhile(_) | Error::Validation(_)) => {
                 Ok(Written::Refused(rows.iter().map(|r| r.row).zip(records).collect()))
             }
             Err(e) => Err(e),

@@ -70,6 +70,7 @@ impl ApiError {
                     None,
                 ),
                 Error::Conflict(detail) => (S::CONFLICT, "conflict", "Conflict", capitalise(detail), None),
+                Error::ChangedMeanwhile(_) => (S::CONFLICT, "conflict", "Conflict", capitalise(&e.to_string()), None),
                 Error::Forbidden(detail) => (S::FORBIDDEN, "forbidden", "Not allowed", capitalise(detail), None),
                 Error::Unauthorized => (
                     S::UNAUTHORIZED,

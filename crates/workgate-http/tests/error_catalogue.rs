@@ -20,7 +20,10 @@ fn meaning(e: &Error) -> &'static str {
         }
         Error::NotFound(_) => "No such record in the caller's enterprise (never \"it exists elsewhere\").",
         Error::Conflict(_) => {
-            "A uniqueness or state rule would be broken (a number or userid already used, a non-empty department, the last owner); `detail` says which."
+            "A uniqueness or state rule would be broken (a number or userid already used, a non-empty department, the last owner), or the record kept changing while the change was made; `detail` says which."
+        }
+        Error::ChangedMeanwhile(_) => {
+            "The record changed while the change was being made, again and again: reload it and try again."
         }
         Error::Forbidden(_) => {
             "The caller may not do this: rank, department scope, or a role that cannot use this endpoint."
@@ -56,6 +59,7 @@ fn examples() -> Vec<(ApiError, &'static str)> {
         Error::InvalidPhone { detail: String::new() },
         Error::NotFound("member"),
         Error::Conflict(String::new()),
+        Error::ChangedMeanwhile("member"),
         Error::Forbidden(String::new()),
         Error::Unauthorized,
         Error::Validation(vec![FieldError::new("name", "must not be empty")]),

@@ -255,9 +255,7 @@ async fn ensure_unchanged(c: &mut Conn<'_>, previous: &Member) -> Result<()> {
     match row.map(|r| r.member()).transpose()? {
         None => Err(Error::NotFound("member")),
         Some(stored) if stored == *previous => Ok(()),
-        Some(_) => Err(Error::Conflict(
-            "this member was changed by someone else at the same time; reload it and try again".into(),
-        )),
+        Some(_) => Err(Error::ChangedMeanwhile("member")),
     }
 }
 

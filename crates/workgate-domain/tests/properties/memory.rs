@@ -230,7 +230,7 @@ impl Store for MemoryStore {
         self.write(|s| {
             let stored = s.member_mut(&member.enterprise_id, &member.id).ok_or(Error::NotFound("member"))?;
             if stored != previous {
-                return Err(Error::Conflict("the member was changed meanwhile".into()));
+                return Err(Error::ChangedMeanwhile("member"));
             }
             *stored = member.clone();
             s.audit.push(audit.clone());
@@ -279,7 +279,7 @@ impl Store for MemoryStore {
                     DirectoryChange::UpdateMember { previous, member } => {
                         let stored = s.member_mut(enterprise, &member.id).ok_or(Error::NotFound("member"))?;
                         if stored != previous.as_ref() {
-                            return Err(Error::Conflict("the member was changed meanwhile".into()));
+                            return Err(Error::ChangedMeanwhile("member"));
                         }
                         *stored = member.clone();
                     }

@@ -232,6 +232,7 @@ fn failure(lang: Lang, e: &Error) -> String {
             format!("{base} ({})", detail.join("; "))
         }
         Error::Conflict(d) | Error::Forbidden(d) => format!("{base} {d}"),
+        Error::ChangedMeanwhile(_) => format!("{base} {e}"),
         Error::InvalidPhone { detail } => detail.clone(),
         _ => base.to_string(),
     }
