@@ -1,5 +1,6 @@
 //! Property tests of the domain's rules, run through the domain's own use cases (`Services`) over
-//! an in-memory store (`properties/memory.rs`), so that no database is needed:
+//! the real SQLite store, a fresh database file per case; what each case checks is read back from
+//! that database:
 //!
 //! - department moves never make a cycle, whatever is moved where;
 //! - importing the same file a second time changes nothing (no member, department, audit entry
@@ -7,10 +8,6 @@
 //! - the login step machine never leaves the code step, and never issues a session, for a login
 //!   whose current code was not given.
 
-#[path = "properties/memory.rs"]
-mod memory;
-
-use memory::{MemoryStore, State};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestRunner;
@@ -23,7 +20,7 @@ use workgate_domain::clock::{ManualClock, Timestamp};
 use workgate_domain::directory::{DepartmentPatch, MAX_DEPARTMENT_DEPTH, NewDepartmentInput, NewMemberInput};
 use workgate_domain::enterprises::{CreateEnterprise, CreatedEnterprise};
 use workgate_domain::error::Error;
-use workgate_domain::ids::{DepartmentId, LoginId};
+use workgate_domain::ids::{DepartmentId, EnterpriseId, LoginId};
 use workgate_domain::import::{ImportReport, RowStatus, parse_csv};
 use workgate_domain::keys::ServerKeys;
 use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, LoginStep, Next, StartLoginInput};
@@ -32,15 +29,18 @@ use workgate_domain::outbox::SmsPurpose;
 use workgate_domain::phone::{PhoneNumber, Region};
 use workgate_domain::policy::Policy;
 use workgate_domain::settings::LoginSettings;
+use workgate_domain::store::Store;
 
-const CASES: u32 = 256;
+/// Cases per property; `PROPTEST_CASES` overrides it (e.g. 2000 for a longer search).
+const CASES: u32 = 128;
 
 /// Runs `test` on `CASES` values of `strategy`, failing with the smallest failing value found.
 fn check<S: Strategy>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
 where
     S::Value: std::fmt::Debug,
 {
-    let mut runner = TestRunner::new(ProptestConfig { cases: CASES, ..ProptestConfig::default() });
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(CASES);
+    let mut runner = TestRunner::new(ProptestConfig { cases, ..ProptestConfig::default() });
     if let Err(e) = runner.run(&strategy, test) {
         panic!("{e}");
     }
@@ -68,19 +68,54 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
+/// One case's world: the domain over a SQLite database of its own, and a second connection to the
+/// same file to read back what the domain wrote.
 struct World {
-    store: Arc<MemoryStore>,
+    store: Arc<dyn Store>,
+    db: sqlx::SqlitePool,
     clock: Arc<ManualClock>,
     services: Services,
+    _dir: tempfile::TempDir,
 }
 
 async fn world(settings: LoginSettings) -> World {
-    let store = Arc::new(MemoryStore::default());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("workgate.db").display());
+    let store = workgate_store::open(&url).await.expect("the SQLite store opens");
+    let db = sqlx::SqlitePool::connect(&url).await.expect("a reading connection");
     let clock = Arc::new(ManualClock::default());
     let services = Services::with_settings(store.clone(), clock.clone(), settings, ServerKeys::ephemeral())
         .await
-        .expect("services over the memory store");
-    World { store, clock, services }
+        .expect("services over the SQLite store");
+    World { store, db, clock, services, _dir: dir }
+}
+
+impl World {
+    async fn count(&self, table: &str) -> usize {
+        let n: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.db).await.expect("a count");
+        usize::try_from(n).expect("a count")
+    }
+
+    async fn departments(&self, enterprise: &EnterpriseId) -> Vec<Department> {
+        departments(self.store.list_departments(enterprise).await.expect("the departments"))
+    }
+
+    async fn members(&self, enterprise: &EnterpriseId) -> Vec<Member> {
+        let (_, mut members) = self.store.load_directory(enterprise).await.expect("the directory");
+        members.sort_by(|a, b| a.id.cmp(&b.id));
+        members
+    }
+
+    /// The newest SMS in the outbox (its position in the order of writing), to read only later ones.
+    async fn newest_sms(&self) -> i64 {
+        sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM sms_outbox").fetch_one(&self.db).await.expect("rowid")
+    }
+
+    fn clock_now(&self) -> Timestamp {
+        use workgate_domain::clock::Clock;
+        self.clock.now()
+    }
 }
 
 async fn enterprise(w: &World, name: &str, owner_phone: &str) -> CreatedEnterprise {
@@ -175,7 +210,7 @@ fn department_moves_never_make_a_cycle() {
             let caller = Caller::operator(created.enterprise.id.clone());
             let names = ["Sales", "East", "R&D", "Ops"];
             for op in ops {
-                let before = departments(w.store.departments());
+                let before = w.departments(&caller.enterprise_id).await;
                 let newest = before.last().unwrap().id.clone();
                 let pick = |i: &Index| before[i.index(before.len())].id.clone();
                 let (result, under_itself) = match &op {
@@ -233,7 +268,7 @@ fn department_moves_never_make_a_cycle() {
                         (w.services.update_department(&caller, d.as_str(), patch).await.map(|_| ()), true)
                     }
                 };
-                let after = departments(w.store.departments());
+                let after = w.departments(&caller.enterprise_id).await;
                 assert_a_tree(&after)?;
                 if under_itself {
                     prop_assert!(
@@ -359,11 +394,15 @@ fn rows_naming_one_member_each(rows: Vec<Row>, members: &[Member]) -> Vec<Row> {
         .collect()
 }
 
-/// What an import can change.
-fn directory(state: &State) -> (Vec<Department>, Vec<Member>, usize, usize, usize) {
-    let mut members = state.members.clone();
-    members.sort_by(|a, b| a.id.cmp(&b.id));
-    (departments(state.departments.clone()), members, state.audit.len(), state.outbox.len(), state.invitations.len())
+/// What an import can change, as stored.
+async fn directory(w: &World, enterprise: &EnterpriseId) -> (Vec<Department>, Vec<Member>, usize, usize, usize) {
+    (
+        w.departments(enterprise).await,
+        w.members(enterprise).await,
+        w.count("audit_log").await,
+        w.count("sms_outbox").await,
+        w.count("invitations").await,
+    )
 }
 
 async fn import(w: &World, caller: &Caller, file: &[u8]) -> ImportReport {
@@ -390,14 +429,15 @@ fn an_import_applied_twice_changes_nothing_the_second_time() {
             let caller = Caller::operator(created.enterprise.id.clone());
             // A directory that already has members (from another file).
             import(&w, &caller, &csv_of(&earlier)).await;
-            let rows = rows_naming_one_member_each(rows, &w.store.snapshot().members);
+            let ent = &caller.enterprise_id;
+            let rows = rows_naming_one_member_each(rows, &w.members(ent).await);
             let file = csv_of(&rows);
 
-            let before = w.store.snapshot();
+            let before = directory(&w, ent).await;
             let first = import(&w, &caller, &file).await;
-            let after_first = directory(&w.store.snapshot());
+            let after_first = directory(&w, ent).await;
             let second = import(&w, &caller, &file).await;
-            let after_second = directory(&w.store.snapshot());
+            let after_second = directory(&w, ent).await;
 
             let file = String::from_utf8_lossy(&file).into_owned();
             prop_assert_eq!((second.created, second.updated), (0, 0), "second import of\n{}\n{:?}", file, second);
@@ -417,7 +457,7 @@ fn an_import_applied_twice_changes_nothing_the_second_time() {
                     seen.note(what);
                 }
             }
-            if after_first.0.len() > directory(&before).0.len() {
+            if after_first.0.len() > before.0.len() {
                 seen.note("an import created departments");
             }
             Ok(())
@@ -503,16 +543,27 @@ struct Login {
     sessions: usize,
 }
 
-/// The code of the newest login SMS to `phone` after the first `seen` messages of the outbox.
-fn new_code(w: &World, seen: usize, phone: &PhoneNumber) -> Option<String> {
-    let state = w.store.snapshot();
-    let sms = state.outbox[seen..].iter().rev().find(|m| m.purpose == SmsPurpose::LoginCode && &m.phone == phone)?;
-    let body = w.services.keys().open_sms(sms.id.as_str(), sms.body.as_stored()).expect("an SMS we sealed");
+/// The code of the newest login SMS to `phone` written after the SMS `seen` (see `newest_sms`).
+async fn new_code(w: &World, seen: i64, phone: &PhoneNumber) -> Option<String> {
+    let (id, body): (String, String) = sqlx::query_as(
+        "SELECT id, body FROM sms_outbox WHERE rowid > $1 AND purpose = $2 AND phone = $3 ORDER BY rowid DESC LIMIT 1",
+    )
+    .bind(seen)
+    .bind(SmsPurpose::LoginCode.as_str())
+    .bind(phone.as_str())
+    .fetch_optional(&w.db)
+    .await
+    .expect("the outbox")?;
+    let body = w.services.keys().open_sms(&id, &body).expect("an SMS we sealed");
     Some(body.split_whitespace().next().unwrap().to_string())
 }
 
-fn step_of(w: &World, login: &Login) -> LoginStep {
-    w.store.snapshot().logins[&login.reference].step
+async fn challenge(w: &World, login: &Login) -> workgate_domain::login::LoginChallenge {
+    w.store.get_login(&login.reference).await.expect("the login").expect("a stored login")
+}
+
+async fn step_of(w: &World, login: &Login) -> LoginStep {
+    challenge(w, login).await.step
 }
 
 #[test]
@@ -533,9 +584,9 @@ fn a_login_never_gets_past_the_code_without_it() {
                     w.services.add_member(&caller, input).await.expect("a member");
                 }
             }
-            let disabled =
-                w.store.snapshot().members.iter().find(|m| m.phone.as_str() == "+8613700137003").unwrap().id.clone();
             let caller = Caller::operator(first.enterprise.id.clone());
+            let members = w.members(&caller.enterprise_id).await;
+            let disabled = members.iter().find(|m| m.phone.as_str() == "+8613700137003").unwrap().id.clone();
             w.services
                 .change_member_status(&caller, disabled.as_str(), workgate_domain::directory::StatusChange::Disable)
                 .await
@@ -549,7 +600,7 @@ fn a_login_never_gets_past_the_code_without_it() {
             let mut logins: Vec<Login> = vec![];
             let mut issued = 0;
             for op in ops {
-                let sent = w.store.snapshot().outbox.len();
+                let sent = w.newest_sms().await;
                 let pick = |i: &Index, n: usize| (n > 0).then(|| i.index(n));
                 // What the call answered, and for which login; whether it gave the right code.
                 let (which, answer, right): (Option<usize>, Option<Result<Next, Error>>, bool) = match &op {
@@ -564,7 +615,7 @@ fn a_login_never_gets_past_the_code_without_it() {
                         if let Ok(started) = w.services.start_login(input, ClientInfo::default()).await {
                             let phone = PhoneNumber::parse(PEOPLE[*who], cn()).unwrap();
                             let reference = workgate_domain::login::login_reference(&started.login_id).unwrap();
-                            let code = new_code(&w, sent, &phone);
+                            let code = new_code(&w, sent, &phone).await;
                             logins.push(Login {
                                 login_id: started.login_id,
                                 reference,
@@ -598,7 +649,7 @@ fn a_login_never_gets_past_the_code_without_it() {
                     LoginOp::Resend { login } => {
                         let Some(i) = pick(login, logins.len()) else { continue };
                         if w.services.resend_code(&logins[i].login_id, ClientInfo::default()).await.is_ok() {
-                            let code = new_code(&w, sent, &logins[i].phone);
+                            let code = new_code(&w, sent, &logins[i].phone).await;
                             logins[i].code = code;
                         }
                         (None, None, false)
@@ -612,7 +663,7 @@ fn a_login_never_gets_past_the_code_without_it() {
                     }
                     LoginOp::Approve { login } => {
                         let Some(i) = pick(login, logins.len()) else { continue };
-                        let challenge = w.store.snapshot().logins[&logins[i].reference].clone();
+                        let challenge = challenge(&w, &logins[i]).await;
                         if let (Some(e), Some(m), Some(d)) =
                             (&challenge.enterprise_id, &challenge.member_id, &challenge.device_id)
                         {
@@ -622,7 +673,6 @@ fn a_login_never_gets_past_the_code_without_it() {
                                 None,
                                 serde_json::json!({}),
                             );
-                            use workgate_domain::store::LoginStore;
                             w.store.approve_device(e, m, d, &audit).await.expect("approval");
                         }
                         (None, None, false)
@@ -648,7 +698,7 @@ fn a_login_never_gets_past_the_code_without_it() {
                 }
 
                 for login in &logins {
-                    let step = step_of(&w, login);
+                    let step = step_of(&w, login).await;
                     let past_the_code = !matches!(step, LoginStep::Code | LoginStep::Locked);
                     prop_assert!(
                         login.verified || !past_the_code,
@@ -661,9 +711,9 @@ fn a_login_never_gets_past_the_code_without_it() {
                     prop_assert!(login.sessions <= 1, "a login issued {} sessions", login.sessions);
                     prop_assert!(login.sessions == 0 || step == LoginStep::Done);
                 }
-                prop_assert_eq!(w.store.snapshot().sessions.len(), issued, "sessions written without a Done answer");
+                prop_assert_eq!(w.count("sessions").await, issued, "sessions written without a Done answer");
                 for login in &logins {
-                    seen.note(match step_of(&w, login) {
+                    seen.note(match step_of(&w, login).await {
                         LoginStep::Code => "code",
                         LoginStep::Enterprise => "enterprise",
                         LoginStep::PendingApproval => "pending_approval",
@@ -680,11 +730,4 @@ fn a_login_never_gets_past_the_code_without_it() {
         })
     });
     seen.assert_met(&["enterprise", "pending_approval", "done", "locked", "the right code, too late"]);
-}
-
-impl World {
-    fn clock_now(&self) -> Timestamp {
-        use workgate_domain::clock::Clock;
-        self.clock.now()
-    }
 }
