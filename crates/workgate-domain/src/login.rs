@@ -13,7 +13,7 @@ use crate::model::{Enterprise, Member};
 use crate::outbox::{OutboxMessage, SmsPurpose};
 use crate::phone::{PhoneNumber, Region};
 use crate::secret::{Secret, SecretHash, has_secret_shape, keyed_hash, random_code, reference_of};
-use crate::sessions::{IssuedSession, NewSession};
+use crate::sessions::{DeviceState, IssuedSession, NewSession};
 use crate::values::MemberStatus;
 use serde::Deserialize;
 use serde_json::json;
@@ -181,6 +181,10 @@ pub struct EnterpriseChoice {
     pub enterprise_id: String,
 }
 
+/// The first limits of [`Services::sending_limits`]: the number's own (the cooldown, per hour,
+/// per day); the budgets follow.
+const PER_NUMBER_LIMITS: usize = 3;
+
 /// The first limits of [`Services::sending_limits`] that every number meets alike (per number and
 /// the server's budget); the enterprises' budgets follow.
 const SERVER_WIDE_LIMITS: usize = 4;
@@ -294,13 +298,18 @@ impl Services {
     }
 
     /// The per-number and budget limits of sending one code.
+    ///
+    /// A number that signs in nowhere (met only with hidden membership, where it takes the path of
+    /// one that does) counts against a server budget of its own: a bot's starts for numbers of
+    /// nobody send nothing, and must not spend the budget that members' codes need.
     pub(crate) fn sending_limits(&self, phone: &PhoneNumber, enterprises: &[EnterpriseId]) -> Vec<Limit> {
         let s = &self.settings;
+        let server_budget = if enterprises.is_empty() { "sms:withheld" } else { "sms:server" };
         let mut limits = vec![
             Limit::new("resend_cooldown", format!("code:cooldown:{phone}"), 1, s.resend_cooldown_secs),
             Limit::new("per_number_hour", format!("code:hour:{phone}"), s.codes_per_number_hour, 3600),
             Limit::new("per_number_day", format!("code:day:{phone}"), s.codes_per_number_day, 86_400),
-            Limit::new("sms_budget_server", "sms:server".into(), s.sms_budget_server_hour, 3600),
+            Limit::new("sms_budget_server", server_budget.into(), s.sms_budget_server_hour, 3600),
         ];
         for e in enterprises {
             limits.push(Limit::new(
@@ -311,6 +320,11 @@ impl Services {
             ));
         }
         limits
+    }
+
+    /// The counters of `phone`'s own sending limits (an admin's unlock empties them).
+    pub(crate) fn per_number_sending_buckets(&self, phone: &PhoneNumber) -> Vec<String> {
+        self.sending_limits(phone, &[]).into_iter().take(PER_NUMBER_LIMITS).map(|l| l.bucket).collect()
     }
 
     /// The failure counters of wrong codes for `phone` from `client`: one per number and client
@@ -457,9 +471,9 @@ impl Services {
         if let Some(full) = self.store.start_login_within(&limits, now_ms, &challenge, sms.as_ref(), &events).await? {
             let e = crate::limits::limit_reached(&limits, full);
             let e = self.refuse(&phone, &client, &enterprises, e).await;
-            // An enterprise's budget is a limit unknown numbers never meet: with hidden membership
-            // its refusal looks like any start (the code is not sent).
-            if s.hide_membership && full.0 >= SERVER_WIDE_LIMITS {
+            // With hidden membership a full budget (the server's or an enterprise's, which numbers
+            // of nobody meet apart or never) looks like any start: the code is not sent.
+            if s.hide_membership && full.0 >= PER_NUMBER_LIMITS {
                 self.store.start_login(&challenge, None, &[]).await?;
                 return Ok(self.started(capability));
             }
@@ -685,7 +699,7 @@ impl Services {
             None => None,
         };
         let device_id = known.as_ref().map_or_else(DeviceId::generate, |d| d.id.clone());
-        let trusted = known.as_ref().is_some_and(|d| d.state == "trusted");
+        let trusted = known.as_ref().is_some_and(|d| d.state == DeviceState::Trusted);
         if !trusted {
             let others = self.store.count_devices(&enterprise.id, &member.id, &device_id).await?;
             if others >= i64::from(policy.max_devices) {
@@ -693,7 +707,7 @@ impl Services {
                 return Err(Error::DeviceLimitReached { max: policy.max_devices });
             }
         }
-        let approved = known.as_ref().is_some_and(|d| d.state == "trusted");
+        let approved = known.as_ref().is_some_and(|d| d.state == DeviceState::Trusted);
         if policy.require_device_approval && !approved {
             self.record_earlier(earlier).await?;
             let device = crate::sessions::Device {
@@ -704,7 +718,7 @@ impl Services {
                 platform: client.user_agent.as_deref().map(crate::sessions::platform_of),
                 app_version: None,
                 ip: client.ip_string(),
-                state: "pending".into(),
+                state: DeviceState::Pending,
                 first_seen_at: now,
                 last_seen_at: now,
                 verified_at: now,
@@ -804,10 +818,10 @@ impl Services {
             return Err(Error::field("login_id", "this login is not waiting for a device approval"));
         };
         let device = self.store.get_device(device_id).await?.ok_or(Error::CodeExpired)?;
-        match device.state.as_str() {
-            "trusted" => {}
-            "pending" => return Err(Error::DevicePendingApproval { device_id: device_id.to_string() }),
-            _ => return Err(Error::Forbidden("an administrator refused this device".into())),
+        match device.state {
+            DeviceState::Trusted => {}
+            DeviceState::Pending => return Err(Error::DevicePendingApproval { device_id: device_id.to_string() }),
+            DeviceState::Revoked => return Err(Error::Forbidden("an administrator refused this device".into())),
         }
         let member = self.store.get_member(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
         let enterprise = self.store.get_enterprise(enterprise_id).await?.ok_or(Error::NotAMember)?;
@@ -893,8 +907,14 @@ impl Services {
         let known = !enterprises.is_empty();
         let limits = self.sending_limits(&challenge.phone, &enterprises);
         let limits = if known { &limits[..] } else { &limits[..SERVER_WIDE_LIMITS] };
-        if let Err(e) = self.hit_limits(limits).await {
-            return Err(self.refuse(&challenge.phone, &client, &challenge.candidates, e).await);
+        if let Some(full) = self.store.hit_limits(limits, self.clock.now().millis()).await? {
+            let e = crate::limits::limit_reached(limits, full);
+            let e = self.refuse(&challenge.phone, &client, &challenge.candidates, e).await;
+            // As at the start: with hidden membership a full budget looks like a resend, unsent.
+            if self.settings.hide_membership && full.0 >= PER_NUMBER_LIMITS {
+                return Ok(self.settings.resend_cooldown_secs);
+            }
+            return Err(e);
         }
         let now = self.clock.now();
         let code = random_code(self.settings.code_length);

@@ -170,12 +170,41 @@ pub struct Device {
     pub platform: Option<String>,
     pub app_version: Option<String>,
     pub ip: Option<String>,
-    /// `trusted`, `pending` or `revoked`.
-    pub state: String,
+    pub state: DeviceState,
     pub first_seen_at: Timestamp,
     pub last_seen_at: Timestamp,
     /// The last SMS-verified login on this device.
     pub verified_at: Timestamp,
+}
+
+/// Where a device stands with its enterprise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Signs in without an admin (it passed an SMS code, and approval when the policy asks).
+    Trusted,
+    /// Waits for an admin's approval.
+    Pending,
+    /// Refused or revoked by an admin or the member: its sessions are over, and it starts again.
+    Revoked,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Trusted => "trusted",
+            DeviceState::Pending => "pending",
+            DeviceState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "trusted" => DeviceState::Trusted,
+            "pending" => DeviceState::Pending,
+            "revoked" => DeviceState::Revoked,
+            _ => return Err(Error::Internal(format!("unknown device state '{s}'"))),
+        })
+    }
 }
 
 /// One of a member's sessions, for admins: a device's session or an app's grant.
@@ -192,7 +221,7 @@ pub struct SessionSummary {
     /// The last refresh (device) or token issued (app).
     pub last_used_at: Timestamp,
     pub ended_at: Option<Timestamp>,
-    pub ended_reason: Option<String>,
+    pub ended_reason: Option<EndReason>,
 }
 
 /// What a refresh is judged on: the session, its device, and why it ended if it did.
@@ -202,7 +231,7 @@ pub struct RefreshContext {
     pub device: Device,
     /// When the session was last refreshed (or created).
     pub refreshed_at: Timestamp,
-    pub revoked_reason: Option<String>,
+    pub revoked_reason: Option<EndReason>,
 }
 
 /// Why a device must pass an SMS code again (SPEC section 2, step 5).
@@ -226,15 +255,91 @@ impl Reverify {
         }
     }
 
-    fn from_revocation(reason: &str) -> Option<Self> {
-        match reason.strip_prefix("reverify:").unwrap_or(reason) {
-            r if r.starts_with("device_revoked") => Some(Reverify::DeviceRevoked),
-            "periodic" => Some(Reverify::Periodic),
-            "idle" => Some(Reverify::Idle),
-            "app_updated" => Some(Reverify::AppUpdated),
-            "policy_changed" => Some(Reverify::PolicyChanged),
+    /// Why a refresh of a session that ended for `reason` asks for an SMS code again; `None`
+    /// when the session ended for good (signed out, replayed, its member disabled).
+    fn after(reason: EndReason) -> Option<Self> {
+        match reason {
+            EndReason::Reverify(why) => Some(why),
+            EndReason::DeviceRevoked(_) => Some(Reverify::DeviceRevoked),
             _ => None,
         }
+    }
+}
+
+/// Who revoked a device's trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedBy {
+    Member,
+    Admin,
+}
+
+/// Why a device's session or an app's grant ended. Stored as text (`as_str`) and read back
+/// exactly (`parse`); admins see it on the member's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The member signed out.
+    Logout,
+    /// A refresh token that had been rotated away was presented again.
+    RefreshReuse,
+    /// The policy asked the device for an SMS code again.
+    Reverify(Reverify),
+    DeviceRevoked(RevokedBy),
+    MemberDisabled,
+    MemberDeparted,
+    /// A new number is a new authenticator: what the old one signed in ends.
+    PhoneChanged,
+    /// The app revoked its refresh token.
+    RevokedByApp,
+    /// An authorization code was presented a second time.
+    CodeReplayed,
+    /// An app's refresh token that had been rotated away was presented again.
+    RefreshReplayed,
+}
+
+impl EndReason {
+    const ALL: [EndReason; 15] = [
+        EndReason::Logout,
+        EndReason::RefreshReuse,
+        EndReason::Reverify(Reverify::Periodic),
+        EndReason::Reverify(Reverify::Idle),
+        EndReason::Reverify(Reverify::AppUpdated),
+        EndReason::Reverify(Reverify::DeviceRevoked),
+        EndReason::Reverify(Reverify::PolicyChanged),
+        EndReason::DeviceRevoked(RevokedBy::Member),
+        EndReason::DeviceRevoked(RevokedBy::Admin),
+        EndReason::MemberDisabled,
+        EndReason::MemberDeparted,
+        EndReason::PhoneChanged,
+        EndReason::RevokedByApp,
+        EndReason::CodeReplayed,
+        EndReason::RefreshReplayed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::RefreshReuse => "refresh_reuse",
+            EndReason::Reverify(Reverify::Periodic) => "reverify:periodic",
+            EndReason::Reverify(Reverify::Idle) => "reverify:idle",
+            EndReason::Reverify(Reverify::AppUpdated) => "reverify:app_updated",
+            EndReason::Reverify(Reverify::DeviceRevoked) => "reverify:device_revoked",
+            EndReason::Reverify(Reverify::PolicyChanged) => "reverify:policy_changed",
+            EndReason::DeviceRevoked(RevokedBy::Member) => "device_revoked:member",
+            EndReason::DeviceRevoked(RevokedBy::Admin) => "device_revoked:admin",
+            EndReason::MemberDisabled => "disabled",
+            EndReason::MemberDeparted => "departed",
+            EndReason::PhoneChanged => "phone_changed",
+            EndReason::RevokedByApp => "revoked_by_app",
+            EndReason::CodeReplayed => "code_replayed",
+            EndReason::RefreshReplayed => "refresh_replayed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| Error::Internal(format!("unknown reason '{s}' for an ended session")))
     }
 }
 
@@ -247,7 +352,7 @@ pub fn judge_refresh(
 ) -> Option<Reverify> {
     const DAY_MS: i64 = 86_400_000;
     let p = &policy.policy;
-    if ctx.device.state == "revoked" {
+    if ctx.device.state == DeviceState::Revoked {
         return Some(Reverify::DeviceRevoked);
     }
     if now.millis() - ctx.device.verified_at.millis() >= i64::from(p.reverify_after_days) * DAY_MS {
@@ -316,7 +421,7 @@ impl Services {
         }
         let mut ttl = self.settings.access_token_ttl_secs;
         if let Some(ctx) = self.store.refresh_context(&presented).await? {
-            if let Some(reason) = ctx.revoked_reason.as_deref().and_then(Reverify::from_revocation) {
+            if let Some(reason) = ctx.revoked_reason.and_then(Reverify::after) {
                 return Err(Error::ReverificationRequired { reason: reason.as_str() });
             }
             let policy = self.policy_of(&ctx.session.enterprise_id).await?;
@@ -324,7 +429,7 @@ impl Services {
             if ctx.session.revoked.not()
                 && let Some(reason) = judge_refresh(&ctx, &policy, app_version, now)
             {
-                self.store.revoke_session(&ctx.session.id, &format!("reverify:{}", reason.as_str()), now).await?;
+                self.store.revoke_session(&ctx.session.id, EndReason::Reverify(reason), now).await?;
                 return Err(Error::ReverificationRequired { reason: reason.as_str() });
             }
         }
@@ -377,7 +482,7 @@ impl Services {
 
     /// `POST /me/logout`: ends this session (the device stays trusted).
     pub async fn logout(&self, session: &MemberSession) -> Result<()> {
-        self.store.revoke_session(&session.session_id, "logout", self.clock.now()).await
+        self.store.revoke_session(&session.session_id, EndReason::Logout, self.clock.now()).await
     }
 
     /// `GET /me/enterprises`: every enterprise where this number can sign in.
@@ -394,7 +499,10 @@ impl Services {
     /// `DELETE /me/devices/{id}`: signs that device out and withdraws its trust.
     pub async fn revoke_my_device(&self, session: &MemberSession, device_id: &str) -> Result<()> {
         let id = DeviceId::parse(device_id).ok_or(Error::NotFound("device"))?;
-        if self.store.revoke_device(&session.enterprise_id, &session.member_id, &id, "member", self.clock.now()).await?
+        if self
+            .store
+            .revoke_device(&session.enterprise_id, &session.member_id, &id, RevokedBy::Member, self.clock.now())
+            .await?
         {
             Ok(())
         } else {
@@ -408,6 +516,9 @@ impl Services {
     pub async fn unlock_member(&self, caller: &crate::audit::Caller, member_id: &str) -> Result<()> {
         let member = self.get_member(caller, member_id).await?;
         self.store.clear_failures(&member.phone, None).await?;
+        // Codes someone else had sent to the number (a bot that knows it) must not keep its
+        // member waiting once an admin has looked: the number's own sending limits start over.
+        self.store.reset_limits(&self.per_number_sending_buckets(&member.phone)).await?;
         let audit = caller.entry(self.clock.now(), "member.unlock", Some(member.id.as_str()), json!({}));
         self.store.apply_directory_changes(&caller.enterprise_id, &[], &[audit]).await
     }
@@ -431,7 +542,7 @@ impl Services {
         let member = self.get_member(caller, member_id).await?;
         let id = DeviceId::parse(device_id).ok_or(Error::NotFound("device"))?;
         let now = self.clock.now();
-        if !self.store.revoke_device(&caller.enterprise_id, &member.id, &id, "admin", now).await? {
+        if !self.store.revoke_device(&caller.enterprise_id, &member.id, &id, RevokedBy::Admin, now).await? {
             return Err(Error::NotFound("device"));
         }
         let audit = caller.entry(now, "device.revoke", Some(id.as_str()), json!({"member_id": member.id}));
@@ -467,5 +578,32 @@ impl Services {
         let member = self.get_member(caller, member_id).await?;
         let audit = caller.entry(self.clock.now(), "member.password_reset", Some(member.id.as_str()), json!({}));
         self.store.require_password_reset(&caller.enterprise_id, &member.id, &audit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_end_reason_reads_back_as_itself_and_nothing_else_reads() {
+        for reason in EndReason::ALL {
+            assert_eq!(EndReason::parse(reason.as_str()).ok(), Some(reason));
+        }
+        for stored in ["", "device_revoked", "reverify:", "device_revoked:someone", "Logout"] {
+            assert!(EndReason::parse(stored).is_err(), "{stored}");
+        }
+        for state in [DeviceState::Trusted, DeviceState::Pending, DeviceState::Revoked] {
+            assert_eq!(DeviceState::parse(state.as_str()).ok(), Some(state));
+        }
+    }
+
+    #[test]
+    fn only_a_policy_or_a_revoked_device_asks_a_refresh_for_a_code_again() {
+        assert_eq!(Reverify::after(EndReason::DeviceRevoked(RevokedBy::Admin)), Some(Reverify::DeviceRevoked));
+        assert_eq!(Reverify::after(EndReason::Reverify(Reverify::Idle)), Some(Reverify::Idle));
+        for ended in [EndReason::Logout, EndReason::RefreshReuse, EndReason::MemberDisabled, EndReason::PhoneChanged] {
+            assert_eq!(Reverify::after(ended), None);
+        }
     }
 }

@@ -19,6 +19,7 @@ use crate::outbox::OutboxMessage;
 use crate::phone::PhoneNumber;
 use crate::secret::SecretHash;
 use crate::sessions::{AccessRecord, Device, NewSession, Rotation, RotationOutcome};
+use crate::sessions::{EndReason, RevokedBy};
 use crate::values::MemberStatus;
 use async_trait::async_trait;
 
@@ -263,6 +264,8 @@ pub trait LoginStore: Send + Sync + 'static {
     async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64>;
     /// Clears these subjects' counts of `phone`, or all of its counts (`None`).
     async fn clear_failures(&self, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()>;
+    /// Empties the counters of these limits (`Limit::bucket`), as if nothing had been counted.
+    async fn reset_limits(&self, buckets: &[String]) -> Result<()>;
 
     // ---- sessions and devices ----
     /// The session of an access token, with its member and enterprise (read together).
@@ -271,7 +274,7 @@ pub trait LoginStore: Send + Sync + 'static {
     /// if it is not revoked, not idle past `refreshed_after`, and its member is active. A token
     /// that was already rotated away revokes its session.
     async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome>;
-    async fn revoke_session(&self, id: &SessionId, reason: &str, now: Timestamp) -> Result<()>;
+    async fn revoke_session(&self, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()>;
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>>;
     async fn list_devices(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Device>>;
     /// Withdraws a device's trust and ends its sessions; `false` if the member has no such device.
@@ -280,7 +283,7 @@ pub trait LoginStore: Send + Sync + 'static {
         enterprise: &EnterpriseId,
         member: &MemberId,
         device: &DeviceId,
-        reason: &str,
+        by: RevokedBy,
         now: Timestamp,
     ) -> Result<bool>;
 

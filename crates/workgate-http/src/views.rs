@@ -213,7 +213,7 @@ impl From<Device> for DeviceView {
             platform: d.platform,
             app_version: d.app_version,
             ip: d.ip,
-            state: d.state,
+            state: d.state.as_str().into(),
             first_seen_at: d.first_seen_at.to_rfc3339(),
             last_seen_at: d.last_seen_at.to_rfc3339(),
             current: None,
@@ -320,7 +320,7 @@ impl From<workgate_domain::sessions::SessionSummary> for SessionView {
             created_at: s.created_at.to_rfc3339(),
             last_used_at: s.last_used_at.to_rfc3339(),
             ended_at: s.ended_at.map(|t| t.to_rfc3339()),
-            ended_reason: s.ended_reason,
+            ended_reason: s.ended_reason.map(|r| r.as_str().to_string()),
         }
     }
 }

@@ -18,6 +18,7 @@ use workgate_domain::invitations::NewInvitation;
 use workgate_domain::model::{ApiKey, AuditEntry, Department, Enterprise, Member};
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::secret::SecretHash;
+use workgate_domain::sessions::EndReason;
 use workgate_domain::store::{AuditFilter, DirectoryChange, MemberFilter, NewEnterprise, Store};
 use workgate_domain::values::MemberStatus;
 use workgate_domain::{Error, Result};
@@ -87,10 +88,9 @@ async fn insert_invitations(c: &mut Conn<'_>, invitations: &[&NewInvitation]) ->
 /// went to the old number and is cancelled too).
 async fn revoke_what_changed(c: &mut Conn<'_>, previous: &Member, member: &Member) -> Result<()> {
     let (reason, cancel_invitations) = match member.status {
-        MemberStatus::Disabled | MemberStatus::Departed => {
-            (member.status.as_str(), member.status == MemberStatus::Departed)
-        }
-        _ if previous.phone != member.phone => ("phone_changed", true),
+        MemberStatus::Disabled => (EndReason::MemberDisabled, false),
+        MemberStatus::Departed => (EndReason::MemberDeparted, true),
+        _ if previous.phone != member.phone => (EndReason::PhoneChanged, true),
         _ => return Ok(()),
     };
     crate::login::revoke_member_access(

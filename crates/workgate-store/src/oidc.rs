@@ -17,6 +17,7 @@ use workgate_domain::oidc::{
     TokenKind,
 };
 use workgate_domain::secret::SecretHash;
+use workgate_domain::sessions::EndReason;
 use workgate_domain::values::MemberStatus;
 
 const APP_COLUMNS: &str = "id, enterprise_id, name, client_type, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, created_at, \
@@ -123,11 +124,11 @@ async fn insert_tokens(c: &mut Conn<'_>, grant: &GrantId, t: &NewTokens) -> Resu
 }
 
 /// Revokes one grant (its tokens are judged by it).
-async fn revoke_grant(c: &mut Conn<'_>, grant: &str, reason: &str, now: Timestamp) -> Result<()> {
+async fn revoke_grant(c: &mut Conn<'_>, grant: &str, reason: EndReason, now: Timestamp) -> Result<()> {
     c.execute(
         sql("UPDATE oidc_grants SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
             .bind(now.millis())
-            .bind(reason)
+            .bind(reason.as_str())
             .bind(grant),
     )
     .await?;
@@ -139,14 +140,14 @@ pub(crate) async fn revoke_member_grants(
     c: &mut Conn<'_>,
     enterprise: &EnterpriseId,
     member: &MemberId,
-    reason: &str,
+    reason: EndReason,
     now: Timestamp,
 ) -> Result<()> {
     c.execute(
         sql("UPDATE oidc_grants SET revoked_at = $1, revoked_reason = $2 \
              WHERE enterprise_id = $3 AND member_id = $4 AND revoked_at IS NULL")
         .bind(now.millis())
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(enterprise.as_str())
         .bind(member.as_str()),
     )
@@ -387,7 +388,7 @@ impl OidcStore for SqlStore {
                 .transpose()?;
             match earlier {
                 Some(Some(earlier_grant)) => {
-                    revoke_grant(c, &earlier_grant, "code_replayed", now).await?;
+                    revoke_grant(c, &earlier_grant, EndReason::CodeReplayed, now).await?;
                     Ok(Redeemed::Replayed)
                 }
                 _ => Ok(Redeemed::Refused),
@@ -445,7 +446,7 @@ impl OidcStore for SqlStore {
                 .await?;
             match spent {
                 Some(grant) => {
-                    revoke_grant(c, &grant, "refresh_replayed", tokens.now).await?;
+                    revoke_grant(c, &grant, EndReason::RefreshReplayed, tokens.now).await?;
                     Ok(Refreshed::Replayed)
                 }
                 None => Ok(Refreshed::Refused),
@@ -454,7 +455,7 @@ impl OidcStore for SqlStore {
         .await
     }
 
-    async fn revoke_grant(&self, grant: &GrantId, reason: &str, now: Timestamp) -> Result<()> {
+    async fn revoke_grant(&self, grant: &GrantId, reason: EndReason, now: Timestamp) -> Result<()> {
         self.write(async |c| revoke_grant(c, grant.as_str(), reason, now).await).await
     }
 

@@ -167,7 +167,7 @@ pub(crate) trait LoginRow: DomainRow {
             platform: self.get("platform")?,
             app_version: self.get("app_version")?,
             ip: self.get("ip")?,
-            state: self.get("state")?,
+            state: workgate_domain::sessions::DeviceState::parse(&self.get::<String>("state")?)?,
             first_seen_at: Timestamp(self.get("first_seen_at")?),
             last_seen_at: Timestamp(self.get("last_seen_at")?),
             verified_at: Timestamp(self.get("verified_at")?),

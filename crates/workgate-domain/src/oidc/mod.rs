@@ -25,6 +25,7 @@ use crate::error::Result;
 use crate::ids::{AppId, EnterpriseId, GrantId, MemberId, SessionId};
 use crate::model::AuditEntry;
 use crate::secret::SecretHash;
+use crate::sessions::EndReason;
 use crate::values::MemberStatus;
 use async_trait::async_trait;
 
@@ -247,7 +248,7 @@ pub trait OidcStore: Send + Sync + 'static {
     /// Spends `presented` if it is the current refresh token of a live grant of `app` whose member
     /// is active, writing `tokens` in the grant; a spent token revokes its grant.
     async fn rotate_app_refresh(&self, presented: &SecretHash, app: &AppId, tokens: &NewTokens) -> Result<Refreshed>;
-    async fn revoke_grant(&self, grant: &GrantId, reason: &str, now: Timestamp) -> Result<()>;
+    async fn revoke_grant(&self, grant: &GrantId, reason: EndReason, now: Timestamp) -> Result<()>;
     /// Spends one access token (RFC 7009 revocation of an access token).
     async fn revoke_app_access_token(&self, token_hash: &SecretHash, now: Timestamp) -> Result<()>;
 }

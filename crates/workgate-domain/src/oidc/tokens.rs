@@ -6,6 +6,7 @@ use super::{ACCESS_PREFIX, AppToken, OAuthError, REFRESH_PREFIX, TokenKind};
 use crate::Services;
 use crate::ids::{AppId, MemberId};
 use crate::secret::SecretHash;
+use crate::sessions::EndReason;
 use serde_json::{Value, json};
 
 /// What an `id_token_hint` says, once verified as ours.
@@ -71,7 +72,7 @@ impl Services {
         let Some(found) = self.app_token(token).await?.filter(|t| t.app_id == app.id) else { return Ok(()) };
         let now = self.clock.now();
         match found.kind {
-            TokenKind::Refresh => self.store.revoke_grant(&found.grant_id, "revoked_by_app", now).await?,
+            TokenKind::Refresh => self.store.revoke_grant(&found.grant_id, EndReason::RevokedByApp, now).await?,
             TokenKind::Access => self.store.revoke_app_access_token(&SecretHash::of(token), now).await?,
         }
         Ok(())

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use workgate_domain::Error;
 use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, PasswordInput, StartLoginInput};
-use workgate_domain::sessions::{IssuedSession, MemberSession, RefreshInput};
+use workgate_domain::sessions::{DeviceState, IssuedSession, MemberSession, RefreshInput};
 
 const LANG_COOKIE: &str = "wg_lang";
 
@@ -518,7 +518,7 @@ async fn home(State(s): State<AppState>, Client(client): Client, lang: Lang, jar
         enterprise: enterprise.name.as_str(),
         devices: devices
             .into_iter()
-            .filter(|d| d.state != "revoked")
+            .filter(|d| d.state != DeviceState::Revoked)
             .map(|d| {
                 let label = d.name.or(d.platform).unwrap_or_else(|| d.id.to_string());
                 (label, d.last_seen_at.to_rfc3339(), d.id == session.device_id)

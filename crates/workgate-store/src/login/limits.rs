@@ -210,6 +210,17 @@ pub(super) async fn phone_locked_until(store: &SqlStore, phone: &PhoneNumber) ->
     Ok(until.flatten().unwrap_or(0))
 }
 
+pub(super) async fn reset_limits(store: &SqlStore, buckets: &[String]) -> Result<()> {
+    store
+        .write(async |c| {
+            for bucket in buckets {
+                c.execute(sql("DELETE FROM rate_counters WHERE bucket = $1").bind(bucket.as_str())).await?;
+            }
+            Ok(())
+        })
+        .await
+}
+
 pub(super) async fn clear_failures(store: &SqlStore, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()> {
     // Every successful login clears; most numbers have nothing to clear, and a read costs no
     // turn on SQLite's one writer. A failure that is not yet committed is concurrent with this

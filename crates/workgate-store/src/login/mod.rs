@@ -36,6 +36,7 @@ use workgate_domain::phone::PhoneNumber;
 use workgate_domain::policy::StoredPolicy;
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::{AccessRecord, Device, NewSession, RefreshContext, Rotation, RotationOutcome};
+use workgate_domain::sessions::{EndReason, RevokedBy};
 use workgate_domain::store::LoginStore;
 
 pub(crate) use invitations::insert_invitation;
@@ -188,6 +189,10 @@ impl LoginStore for SqlStore {
         limits::clear_failures(self, phone, subjects).await
     }
 
+    async fn reset_limits(&self, buckets: &[String]) -> Result<()> {
+        limits::reset_limits(self, buckets).await
+    }
+
     async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<AccessRecord>> {
         sessions::session_by_access(self, access_hash).await
     }
@@ -196,7 +201,7 @@ impl LoginStore for SqlStore {
         sessions::rotate_refresh(self, r).await
     }
 
-    async fn revoke_session(&self, id: &SessionId, reason: &str, now: Timestamp) -> Result<()> {
+    async fn revoke_session(&self, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()> {
         sessions::revoke_session(self, id, reason, now).await
     }
 
@@ -213,10 +218,10 @@ impl LoginStore for SqlStore {
         enterprise: &EnterpriseId,
         member: &MemberId,
         device: &DeviceId,
-        reason: &str,
+        by: RevokedBy,
         now: Timestamp,
     ) -> Result<bool> {
-        sessions::revoke_device(self, enterprise, member, device, reason, now).await
+        sessions::revoke_device(self, enterprise, member, device, by, now).await
     }
 
     async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<StoredPolicy>> {

@@ -9,7 +9,9 @@ use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, MemberId, SessionId};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::secret::SecretHash;
-use workgate_domain::sessions::{AccessRecord, Device, RefreshContext, Rotation, RotationOutcome};
+use workgate_domain::sessions::{
+    AccessRecord, Device, EndReason, RefreshContext, RevokedBy, Rotation, RotationOutcome,
+};
 
 pub(super) const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
      s.created_at, m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
@@ -19,7 +21,7 @@ pub(crate) async fn revoke_member_access(
     c: &mut Conn<'_>,
     enterprise: &EnterpriseId,
     member: &MemberId,
-    reason: &str,
+    reason: EndReason,
     cancel_invitations: bool,
     now: Timestamp,
 ) -> Result<()> {
@@ -27,7 +29,7 @@ pub(crate) async fn revoke_member_access(
         sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
              WHERE enterprise_id = $3 AND member_id = $4 AND revoked_at IS NULL")
         .bind(now.millis())
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(enterprise.as_str())
         .bind(member.as_str()),
     )
@@ -134,13 +136,13 @@ pub(super) async fn rotate_refresh(store: &SqlStore, r: &Rotation) -> Result<Rot
         .await
 }
 
-pub(super) async fn revoke_session(store: &SqlStore, id: &SessionId, reason: &str, now: Timestamp) -> Result<()> {
+pub(super) async fn revoke_session(store: &SqlStore, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()> {
     store
         .write(async |c| {
             c.execute(
                 sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
                     .bind(now.millis())
-                    .bind(reason)
+                    .bind(reason.as_str())
                     .bind(id.as_str()),
             )
             .await?;
@@ -181,7 +183,7 @@ pub(super) async fn revoke_device(
     enterprise: &EnterpriseId,
     member: &MemberId,
     device: &DeviceId,
-    reason: &str,
+    by: RevokedBy,
     now: Timestamp,
 ) -> Result<bool> {
     store
@@ -203,7 +205,7 @@ pub(super) async fn revoke_device(
                 sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE device_id = $3 \
                  AND enterprise_id = $4 AND revoked_at IS NULL")
                 .bind(now.millis())
-                .bind(format!("device_revoked:{reason}"))
+                .bind(EndReason::DeviceRevoked(by).as_str())
                 .bind(device.as_str())
                 .bind(enterprise.as_str()),
             )
@@ -239,7 +241,7 @@ pub(super) async fn refresh_context(store: &SqlStore, refresh_hash: &SecretHash)
         .device()?;
     Ok(Some(RefreshContext {
         refreshed_at: Timestamp(row.get("refreshed_at")?),
-        revoked_reason: row.get("revoked_reason")?,
+        revoked_reason: row.get::<Option<String>>("revoked_reason")?.as_deref().map(EndReason::parse).transpose()?,
         session,
         device,
     }))
@@ -350,7 +352,7 @@ pub(super) async fn list_member_sessions(
             created_at: Timestamp(created),
             last_used_at: Timestamp(r.get::<Option<i64>>("last_used_at")?.unwrap_or(created)),
             ended_at: r.get::<Option<i64>>("ended_at")?.map(Timestamp),
-            ended_reason: r.get("ended_reason")?,
+            ended_reason: r.get::<Option<String>>("ended_reason")?.as_deref().map(EndReason::parse).transpose()?,
         })
     };
     let mut all = devices

@@ -319,6 +319,45 @@ async fn with_hidden_membership_every_state_gets_the_same_whole_answer() {
 }
 
 #[tokio::test]
+async fn with_hidden_membership_starts_for_numbers_of_nobody_leave_the_server_budget_to_members() {
+    let app = TestApp::spawn_configured(
+        |c| {
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            c.login.hide_membership = true;
+            c.login.sms_budget_server_hour = 3;
+        },
+        Arc::new(ManualClock::default()),
+    )
+    .await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let members = ["+8613900139001", "+8613900139002", "+8613900139003", "+8613900139004"];
+    for phone in members {
+        app.add_member_with(&ent, json!({"name": "Member", "phone": phone, "invite": false})).await;
+    }
+    // A bot's starts for numbers of nobody, three times the budget, from many addresses.
+    for n in 0..9 {
+        start_from(&app, &format!("+861370013700{n}"), &format!("192.0.2.{}", n + 1)).await.assert_status(200);
+    }
+    // The budget is the members': three of them get their code.
+    for phone in &members[..3] {
+        start_from(&app, phone, "198.51.100.7").await.assert_status(200);
+        app.wait_for_sms(phone, 1).await;
+    }
+    // Once it is spent, a member's start answers like anyone's, and no code goes out.
+    let over = comparable(&start_from(&app, members[3], "198.51.100.7").await);
+    let nobody = comparable(&start_from(&app, "+8613700137010", "198.51.100.7").await);
+    assert_eq!(over.0, 200);
+    assert_eq!(over, nobody, "a spent budget tells nobody who is a member");
+    let db = app.db().await;
+    let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE purpose = 'login_code'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(codes, 3, "the budget's three codes, no more");
+    assert!(app.sms_to(members[3]).is_empty());
+}
+
+#[tokio::test]
 async fn the_invited_number_is_shown_masked_on_the_login_page_and_still_used() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;

@@ -6,6 +6,7 @@ use super::*;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use workgate_domain::directory::{ListMembersQuery, NewMemberInput, StatusChange};
+use workgate_domain::sessions::DeviceState;
 use workgate_domain::values::Role;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -194,15 +195,15 @@ async fn member(
             thead { tr { th { (lang.pick("Device", "设备")) } th { (lang.pick("State", "状态")) } th { (lang.pick("Last seen", "最近使用")) } th {} } }
             tbody { @for d in &devices { tr {
                 td { (d.name.clone().or(d.platform.clone()).unwrap_or_else(|| d.id.to_string())) }
-                td { (d.state) } td { (d.last_seen_at.to_rfc3339()) }
+                td { (d.state.as_str()) } td { (d.last_seen_at.to_rfc3339()) }
                 td {
-                    @if d.state == "pending" {
+                    @if d.state == DeviceState::Pending {
                         form.inline method="post" action={ "/admin/members/" (m.id) "/devices/" (d.id) "/approve" } {
                             input type="hidden" name="csrf" value=(console.token);
                             button type="submit" { (lang.pick("Approve", "批准")) }
                         }
                     }
-                    @if d.state != "revoked" {
+                    @if d.state != DeviceState::Revoked {
                         form.inline method="post" action={ "/admin/members/" (m.id) "/devices/" (d.id) "/revoke" } {
                             input type="hidden" name="csrf" value=(console.token);
                             button.secondary type="submit" { (lang.pick("Sign out", "移除")) }
@@ -225,7 +226,7 @@ async fn member(
                 td { (x.created_at.to_rfc3339()) } td { (x.last_used_at.to_rfc3339()) }
                 td { @match (&x.ended_at, &x.ended_reason) {
                     (None, _) => (lang.pick("active", "有效")),
-                    (Some(_), reason) => { (lang.pick("ended", "已结束")) @if let Some(r) = reason { " (" (r) ")" } }
+                    (Some(_), reason) => { (lang.pick("ended", "已结束")) @if let Some(r) = reason { " (" (r.as_str()) ")" } }
                 } }
             } } }
         }
