@@ -7,7 +7,7 @@
 use crate::Services;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, EnterpriseId, EventId, InvitationId, LoginId};
+use crate::ids::{DeviceId, EnterpriseId, EventId, InvitationId, LoginId, MemberId};
 use crate::limits::{Limit, network_of};
 use crate::model::{Enterprise, Member};
 use crate::outbox::{OutboxMessage, SmsPurpose};
@@ -189,13 +189,43 @@ const PER_NUMBER_LIMITS: usize = 3;
 /// the server's budget); the enterprises' budgets follow.
 const SERVER_WIDE_LIMITS: usize = 4;
 
-/// Where a new login's enterprise may come from.
+/// A login once its number is proven and its member known: what every later step works from.
+struct Identified<'a> {
+    challenge: &'a LoginChallenge,
+    /// The step the challenge is at; it moves on only from there.
+    from: LoginStep,
+    enterprise: Enterprise,
+    member: Member,
+    /// Events not yet written: with the session if the login ends here, else before returning.
+    earlier: &'a [LoginEvent],
+    client: &'a ClientInfo,
+}
+
+/// A challenge's move to its next step, made by the store only if the challenge is still at
+/// `from` with `code_hash` (nobody else moved it meanwhile), fixing its enterprise and member.
+#[derive(Clone, Copy)]
+pub struct StepMove<'a> {
+    pub id: &'a LoginId,
+    pub from: LoginStep,
+    pub code_hash: &'a SecretHash,
+    pub to: LoginStep,
+    pub enterprise: &'a EnterpriseId,
+    pub member: &'a MemberId,
+    /// The device the login will use, when known at this step.
+    pub device: Option<&'a DeviceId>,
+    pub expires_at: Timestamp,
+}
+
+/// Where a new login comes from: the device it is made on, and where its enterprise may come from.
 struct ChallengeOrigin {
     /// Fixed by an invitation.
     enterprise_id: Option<EnterpriseId>,
     invitation_id: Option<InvitationId>,
     /// The enterprises the number may sign in to.
     candidates: Vec<EnterpriseId>,
+    /// The device id the client presented (kept only if it is the member's) and the device's name.
+    device_id: Option<DeviceId>,
+    device_name: Option<String>,
 }
 
 /// A counter of consecutive wrong codes: `subject` locks after `limit` failures in a row, for
@@ -451,9 +481,9 @@ impl Services {
                 enterprise_id: invited_enterprise.clone(),
                 invitation_id,
                 candidates: enterprises.clone(),
+                device_id,
+                device_name,
             },
-            device_id,
-            device_name,
             &client,
             now,
         );
@@ -494,15 +524,12 @@ impl Services {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new_challenge(
         &self,
         login_id: &LoginId,
         phone: &PhoneNumber,
         code: &str,
         origin: ChallengeOrigin,
-        device_id: Option<DeviceId>,
-        device_name: Option<String>,
         client: &ClientInfo,
         now: Timestamp,
     ) -> LoginChallenge {
@@ -517,8 +544,8 @@ impl Services {
             enterprise_id: origin.enterprise_id,
             member_id: None,
             invitation_id: origin.invitation_id,
-            device_id,
-            device_name,
+            device_id: origin.device_id,
+            device_name: origin.device_name,
             ip: client.ip_string(),
             created_at: now,
             candidates: origin.candidates,
@@ -591,7 +618,15 @@ impl Services {
                 // Written with the session when the login ends here (one write fewer on the way).
                 let event =
                     self.event(&challenge.phone, "code_ok", Some(&member), &client, json!({"login": challenge.id}));
-                self.after_identity(&challenge, LoginStep::Code, enterprise, member, false, &[event], &client).await
+                let who = Identified {
+                    challenge: &challenge,
+                    from: LoginStep::Code,
+                    enterprise,
+                    member,
+                    earlier: &[event],
+                    client: &client,
+                };
+                self.after_identity(who, false).await
             }
             _ => {
                 let until = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
@@ -646,23 +681,22 @@ impl Services {
                 Some(&e.id) == chosen.as_ref() && matches!(m.status, MemberStatus::Invited | MemberStatus::Active)
             })
             .ok_or_else(|| Error::field("enterprise_id", "not one of the enterprises offered to this number"))?;
-        self.after_identity(&challenge, LoginStep::Enterprise, enterprise, member, false, &[], &client).await
+        let who = Identified {
+            challenge: &challenge,
+            from: LoginStep::Enterprise,
+            enterprise,
+            member,
+            earlier: &[],
+            client: &client,
+        };
+        self.after_identity(who, false).await
     }
 
     /// What follows once the number is proven and the member known: a password where the policy
-    /// asks for one, then the device (its limit, its approval), then the session. `earlier` are
-    /// events not yet written: with the session if the login ends here, else before returning.
-    #[allow(clippy::too_many_arguments)]
-    async fn after_identity(
-        &self,
-        challenge: &LoginChallenge,
-        from: LoginStep,
-        enterprise: Enterprise,
-        member: Member,
-        password_done: bool,
-        earlier: &[LoginEvent],
-        client: &ClientInfo,
-    ) -> Result<Next> {
+    /// asks for one (unless `password_done`), then the device (its limit, its approval), then the
+    /// session.
+    async fn after_identity(&self, who: Identified<'_>, password_done: bool) -> Result<Next> {
+        let Identified { challenge, from, ref enterprise, ref member, earlier, client } = who;
         let policy = self.policy_of(&enterprise.id).await?.policy;
         let now = self.clock.now();
         let step_deadline = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
@@ -673,16 +707,16 @@ impl Services {
                 if state.hash.is_none() || state.must_reset { LoginStep::SetPassword } else { LoginStep::Password };
             let moved = self
                 .store
-                .advance_login(
-                    &challenge.id,
+                .advance_login(&StepMove {
+                    id: &challenge.id,
                     from,
+                    code_hash: &challenge.code_hash,
                     to,
-                    &challenge.code_hash,
-                    &enterprise.id,
-                    &member.id,
-                    None,
-                    step_deadline,
-                )
+                    enterprise: &enterprise.id,
+                    member: &member.id,
+                    device: None,
+                    expires_at: step_deadline,
+                })
                 .await?;
             if !moved {
                 return Err(Error::CodeExpired);
@@ -728,28 +762,27 @@ impl Services {
             let until = Timestamp(now.millis() + 86_400_000);
             let moved = self
                 .store
-                .advance_login(
-                    &challenge.id,
+                .advance_login(&StepMove {
+                    id: &challenge.id,
                     from,
-                    LoginStep::PendingApproval,
-                    &challenge.code_hash,
-                    &enterprise.id,
-                    &member.id,
-                    Some(&device_id),
-                    until,
-                )
+                    code_hash: &challenge.code_hash,
+                    to: LoginStep::PendingApproval,
+                    enterprise: &enterprise.id,
+                    member: &member.id,
+                    device: Some(&device_id),
+                    expires_at: until,
+                })
                 .await?;
             if !moved {
                 return Err(Error::CodeExpired);
             }
             let event =
-                self.event(&challenge.phone, "device_pending", Some(&member), client, json!({"device_id": device_id}));
+                self.event(&challenge.phone, "device_pending", Some(member), client, json!({"device_id": device_id}));
             self.store.record_login_events(&[event]).await?;
             return Ok(Next::PendingApproval(device_id));
         }
-        let session = self
-            .finish(challenge, from, enterprise, member, device_id, known.is_none(), &policy, earlier, client)
-            .await?;
+        let new_device = known.is_none();
+        let session = self.finish(who, device_id, new_device, &policy).await?;
         Ok(Next::Done(Box::new(session)))
     }
 
@@ -806,7 +839,15 @@ impl Services {
             }
             self.store.clear_password_failures(enterprise_id, member_id).await?;
         }
-        self.after_identity(&challenge, challenge.step, enterprise, member, true, &[], &client).await
+        let who = Identified {
+            challenge: &challenge,
+            from: challenge.step,
+            enterprise,
+            member,
+            earlier: &[],
+            client: &client,
+        };
+        self.after_identity(who, true).await
     }
 
     /// `POST /login/{id}/continue`: after an admin approved the device, finishes the login.
@@ -827,27 +868,28 @@ impl Services {
         let enterprise = self.store.get_enterprise(enterprise_id).await?.ok_or(Error::NotAMember)?;
         let policy = self.policy_of(enterprise_id).await?.policy;
         let device_id = device_id.clone();
-        let session = self
-            .finish(&challenge, LoginStep::PendingApproval, enterprise, member, device_id, false, &policy, &[], &client)
-            .await?;
+        let who = Identified {
+            challenge: &challenge,
+            from: LoginStep::PendingApproval,
+            enterprise,
+            member,
+            earlier: &[],
+            client: &client,
+        };
+        let session = self.finish(who, device_id, false, &policy).await?;
         Ok(Next::Done(Box::new(session)))
     }
 
     /// Ends a login with a session, exactly once: the store moves the challenge from `from` to
     /// `done` only if nobody else did.
-    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
-        challenge: &LoginChallenge,
-        from: LoginStep,
-        enterprise: Enterprise,
-        member: Member,
+        who: Identified<'_>,
         device_id: DeviceId,
         new_device: bool,
         policy: &crate::policy::Policy,
-        earlier: &[LoginEvent],
-        client: &ClientInfo,
     ) -> Result<IssuedSession> {
+        let Identified { challenge, from, enterprise, member, earlier, client } = who;
         let now = self.clock.now();
         let ttl = i64::from(policy.access_token_ttl_seconds);
         let new = NewSession::for_login(challenge, &member, device_id, new_device, ttl, client, now);

@@ -333,20 +333,8 @@ pub trait LoginStore: Send + Sync + 'static {
     ) -> Result<()>;
 
     // ---- login steps after the code, and devices ----
-    /// Moves a challenge from `from` to `to` (with its enterprise and member fixed, and the device
-    /// it will use) if it is still at `from` with `code_hash`.
-    #[allow(clippy::too_many_arguments)]
-    async fn advance_login(
-        &self,
-        id: &LoginId,
-        from: crate::login::LoginStep,
-        to: crate::login::LoginStep,
-        code_hash: &SecretHash,
-        enterprise: &EnterpriseId,
-        member: &MemberId,
-        device: Option<&DeviceId>,
-        expires_at: Timestamp,
-    ) -> Result<bool>;
+    /// Makes the move if the challenge is still where the mover saw it; answers whether it did.
+    async fn advance_login(&self, step: &crate::login::StepMove<'_>) -> Result<bool>;
     /// Registers (or re-registers) a device as waiting for approval.
     async fn hold_device(&self, device: &crate::sessions::Device) -> Result<()>;
     /// Devices of a member that are trusted or pending, other than `except`.

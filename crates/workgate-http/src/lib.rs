@@ -54,14 +54,25 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The OpenAPI document, rendered once.
     pub openapi: bytes::Bytes,
-    /// The `file` SMS provider's file, shown at `/dev/sms` (development only).
-    pub dev_sms_file: Option<std::path::PathBuf>,
+    /// The development SMS provider's messages, shown at `/dev/sms` (development only).
+    pub dev_sms: Option<DevSmsReader>,
 }
 
+/// A message the development SMS provider delivered, as `/dev/sms` shows it.
+pub struct DevMessage {
+    pub to: String,
+    pub body: String,
+    pub sent_at: String,
+}
+
+/// Reads the newest `n` messages the development SMS provider delivered, oldest first. The server
+/// gives it (it knows the provider); the HTTP layer only shows them.
+pub type DevSmsReader = Arc<dyn Fn(usize) -> Vec<DevMessage> + Send + Sync>;
+
 impl AppState {
-    /// Shows the `file` SMS provider's messages at `/dev/sms`.
-    pub fn with_dev_sms(mut self, path: std::path::PathBuf) -> Self {
-        self.dev_sms_file = Some(path);
+    /// Shows the development SMS provider's messages at `/dev/sms`.
+    pub fn with_dev_sms(mut self, reader: DevSmsReader) -> Self {
+        self.dev_sms = Some(reader);
         self
     }
 
@@ -72,7 +83,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: metrics::Metrics::new(),
             openapi: bytes::Bytes::from(openapi),
-            dev_sms_file: None,
+            dev_sms: None,
         }
     }
 }

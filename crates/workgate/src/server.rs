@@ -217,7 +217,13 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
     };
     let mut state = AppState::new(services.clone(), http);
     if let (workgate_sms::ProviderKind::File, Some(file)) = (config.sms.provider, &config.sms.file) {
-        state = state.with_dev_sms(file.path.clone());
+        let path = file.path.clone();
+        state = state.with_dev_sms(Arc::new(move |n| {
+            let messages = workgate_sms::read_messages(&path);
+            let older = messages.len().saturating_sub(n);
+            let newest = messages.into_iter().skip(older);
+            newest.map(|m| workgate_http::DevMessage { to: m.to, body: m.body, sent_at: m.sent_at }).collect()
+        }));
     }
     let (stop_background, background_stopped) = watch::channel(false);
     let sender = tokio::spawn(run_sender(services.clone(), provider, wakeup, background_stopped.clone()));

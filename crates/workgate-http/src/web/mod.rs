@@ -561,13 +561,11 @@ async fn invitation(State(s): State<AppState>, lang: Lang, Path(token): Path<Str
 
 /// The `file` provider's latest messages: login codes, so only for this machine's own browser.
 async fn dev_sms(State(s): State<AppState>, Client(client): Client, lang: Lang) -> Response {
-    let Some(path) = s.dev_sms_file.as_deref() else {
+    let Some(read_newest) = s.dev_sms.as_deref() else {
         return (StatusCode::NOT_FOUND, "Not found: /dev/sms exists only with the file SMS provider.").into_response();
     };
     if !client.ip.is_some_and(|ip| ip.is_loopback()) {
         return (StatusCode::FORBIDDEN, "/dev/sms answers only on this machine (loopback).").into_response();
     }
-    let messages = workgate_sms::read_messages(path);
-    let newest: Vec<_> = messages.into_iter().rev().take(50).collect::<Vec<_>>().into_iter().rev().collect();
-    page(pages::dev_sms(lang, &newest)).into_response()
+    page(pages::dev_sms(lang, &read_newest(50))).into_response()
 }

@@ -239,7 +239,7 @@ pub fn invitation_expired(lang: Lang) -> Markup {
     )
 }
 
-pub fn dev_sms(lang: Lang, messages: &[workgate_sms::FileMessage]) -> Markup {
+pub fn dev_sms(lang: Lang, messages: &[crate::DevMessage]) -> Markup {
     layout(
         lang,
         lang.t(Key::DevSms),

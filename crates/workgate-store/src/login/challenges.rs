@@ -9,7 +9,7 @@ use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId};
 use workgate_domain::limits::Limit;
-use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep};
+use workgate_domain::login::{LoginChallenge, LoginEvent, LoginStep, StepMove};
 use workgate_domain::model::{Enterprise, Member};
 use workgate_domain::outbox::OutboxMessage;
 use workgate_domain::phone::PhoneNumber;
@@ -351,18 +351,8 @@ pub(super) async fn login_events_for_phone(
     rows.iter().map(|r| r.login_event()).collect()
 }
 
-#[allow(clippy::too_many_arguments)] // the same parameters as the port's method
-pub(super) async fn advance_login(
-    store: &SqlStore,
-    id: &LoginId,
-    from: LoginStep,
-    to: LoginStep,
-    code_hash: &SecretHash,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-    device: Option<&DeviceId>,
-    expires_at: Timestamp,
-) -> Result<bool> {
+pub(super) async fn advance_login(store: &SqlStore, step: &StepMove<'_>) -> Result<bool> {
+    let StepMove { id, from, code_hash, to, enterprise, member, device, expires_at } = *step;
     store
         .write(async |c| {
             let done = c

@@ -27,7 +27,7 @@ use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId, SessionId, SmsId};
 use workgate_domain::invitations::{Invitation, NewInvitation};
 use workgate_domain::limits::Limit;
-use workgate_domain::login::{FailureRule, LoginChallenge, LoginEvent, LoginStep};
+use workgate_domain::login::{FailureRule, LoginChallenge, LoginEvent, LoginStep, StepMove};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::model::{Enterprise, Member};
 use workgate_domain::outbox::OutboxMessage;
@@ -274,18 +274,8 @@ impl LoginStore for SqlStore {
         passwords::require_password_reset(self, enterprise, member, audit).await
     }
 
-    async fn advance_login(
-        &self,
-        id: &LoginId,
-        from: LoginStep,
-        to: LoginStep,
-        code_hash: &SecretHash,
-        enterprise: &EnterpriseId,
-        member: &MemberId,
-        device: Option<&DeviceId>,
-        expires_at: Timestamp,
-    ) -> Result<bool> {
-        challenges::advance_login(self, id, from, to, code_hash, enterprise, member, device, expires_at).await
+    async fn advance_login(&self, step: &StepMove<'_>) -> Result<bool> {
+        challenges::advance_login(self, step).await
     }
 
     async fn hold_device(&self, d: &Device) -> Result<()> {
