@@ -36,6 +36,8 @@ pub struct Server {
     pub pids: Vec<u32>,
     /// `SQLite` or `PostgreSQL`.
     pub database_kind: &'static str,
+    /// The nodes' `--database` URL (`sqlite://…` or `postgres://…`), for the soak's size queries.
+    pub database: String,
     http: reqwest::Client,
 }
 
@@ -132,6 +134,7 @@ impl Server {
             children: vec![],
             pids: vec![],
             database_kind: if opts.postgres.is_some() { "PostgreSQL" } else { "SQLite" },
+            database: database.clone(),
             http,
         };
         for node in 0..opts.nodes.max(1) {

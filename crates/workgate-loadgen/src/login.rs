@@ -32,6 +32,10 @@ pub enum Password<'a> {
 pub struct LoggedIn {
     pub timings: Timings,
     pub access_token: String,
+    pub refresh_token: String,
+    /// Sent with the number's next login, as a real client does, so that the server keeps one
+    /// device per member instead of counting a new one (towards `max_devices`) each time.
+    pub device_id: String,
 }
 
 /// A client with one keep-alive connection to the server, as one user's device would have.
@@ -48,19 +52,25 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_else(|e| panic!("building an HTTP client failed: {e}"))
 }
 
-/// Logs in with `phone`; the error is a short key for counting (`start 429 rate_limited`, …).
+/// Logs in with `phone` on the device `device_id` of an earlier login (as a new device where
+/// `None`); the error is a short key for counting (`start 429 rate_limited`, …).
 pub async fn login(
     http: &reqwest::Client,
     base: &str,
     inbox: &Inbox,
     phone: &str,
     password: Password<'_>,
+    device_id: Option<&str>,
 ) -> Result<LoggedIn, String> {
+    let mut body = json!({ "phone": phone });
+    if let Some(id) = device_id {
+        body["device_id"] = json!(id);
+    }
     let code_rx = inbox.expect(phone);
     let t0 = Instant::now();
     let response = http
         .post(format!("{base}/api/v1/login/start"))
-        .json(&json!({ "phone": phone }))
+        .json(&body)
         .send()
         .await
         .map_err(|e| format!("start transport {}", kind(&e)));
@@ -108,12 +118,19 @@ pub async fn login(
     if step["next"] != "done" {
         return Err(format!("{last}: next = {}", step["next"]));
     }
-    let access_token = step["session"]["access_token"].as_str().ok_or("no access_token")?.to_string();
+    let (access_token, refresh_token) = session_tokens(&step)?;
+    let device_id = step["session"]["device_id"].as_str().ok_or("no device_id")?.to_string();
     let timings = Timings { start: t1 - t0, sms: t2 - t1, code: t3 - t2, password: password_time, total: t4 - t0 };
-    Ok(LoggedIn { timings, access_token })
+    Ok(LoggedIn { timings, access_token, refresh_token, device_id })
 }
 
-async fn read(response: reqwest::Response, step: &str) -> Result<Value, String> {
+/// The access and refresh tokens of a `next: "done"` answer (a login's or a refresh's).
+pub fn session_tokens(step: &Value) -> Result<(String, String), String> {
+    let token = |name: &str| step["session"][name].as_str().map(str::to_string).ok_or_else(|| format!("no {name}"));
+    Ok((token("access_token")?, token("refresh_token")?))
+}
+
+pub async fn read(response: reqwest::Response, step: &str) -> Result<Value, String> {
     let status = response.status();
     let body: Value = response.json().await.map_err(|e| format!("{step} {status} unreadable body: {}", kind(&e)))?;
     if !status.is_success() {
@@ -122,7 +139,7 @@ async fn read(response: reqwest::Response, step: &str) -> Result<Value, String> 
     Ok(body)
 }
 
-fn kind(e: &reqwest::Error) -> &'static str {
+pub fn kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {

@@ -9,6 +9,8 @@
 //! cargo run --release -p workgate-loadgen -- me --clients 32 --seconds 10
 //! cargo run --release -p workgate-loadgen -- hidden --clients 8 --starts 2000
 //! cargo run --release -p workgate-loadgen -- password-burst --members 200
+//! cargo run --release -p workgate-loadgen -- soak --minutes 30 --rate 150 --out soak.svg
+//! cargo run --release -p workgate-loadgen -- soak --seconds 20 --sample-seconds 5   # a quick check
 //! ```
 //!
 //! `hidden` and `password-burst` measure the trust model (see `trust.rs`): the time of
@@ -29,6 +31,7 @@ mod harness;
 mod login;
 mod oidc;
 mod sms;
+mod soak;
 mod stats;
 mod trust;
 
@@ -76,6 +79,10 @@ enum Scenario {
     Hidden(trust::HiddenArgs),
     /// One wrong password per member from many members at once: answers and the server's memory.
     PasswordBurst(trust::BurstArgs),
+    /// A steady mixed load for a long while (30 minutes) with retention shortened: throughput,
+    /// p99, the server's memory and open files and the database's size every minute, a CSV, an
+    /// SVG plot, and whether anything keeps growing.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Args)]
@@ -125,14 +132,22 @@ struct MeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let reuses_numbers =
-        matches!(&cli.command, Scenario::Login(a) if a.password) || matches!(cli.command, Scenario::PasswordBurst(_));
+    let reuses_numbers = matches!(&cli.command, Scenario::Login(a) if a.password)
+        || matches!(cli.command, Scenario::PasswordBurst(_) | Scenario::Soak(_));
     let opts = Options {
         server_bin: &cli.server_bin,
         keep: cli.keep,
         resend_cooldown_secs: reuses_numbers.then_some(1),
-        extra_config: if matches!(cli.command, Scenario::Oidc(_)) { oidc::SERVER_CONFIG } else { "" },
-        login_config: if matches!(cli.command, Scenario::Hidden(_)) { trust::HIDDEN_LOGIN_CONFIG } else { "" },
+        extra_config: match cli.command {
+            Scenario::Oidc(_) => oidc::SERVER_CONFIG,
+            Scenario::Soak(_) => soak::SERVER_CONFIG,
+            _ => "",
+        },
+        login_config: match cli.command {
+            Scenario::Hidden(_) => trust::HIDDEN_LOGIN_CONFIG,
+            Scenario::Soak(_) => soak::LOGIN_CONFIG,
+            _ => "",
+        },
         postgres: cli.postgres.as_deref(),
         nodes: cli.nodes,
     };
@@ -141,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Me(a) => (2 * a.seconds, 2 * a.warmup),
         Scenario::Oidc(a) => (4 * a.seconds, 4 * a.warmup),
         Scenario::Hidden(_) | Scenario::PasswordBurst(_) => (120, 0),
+        Scenario::Soak(a) => (a.duration().as_secs(), 0),
     };
     // Bounded in time whatever happens: seeding, the run, and a margin.
     let bound = Duration::from_secs(seconds + warmup + 600);
@@ -152,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Oidc(a) => oidc::run(&server, a).await,
             Scenario::Hidden(a) => trust::run_hidden(&server, a).await,
             Scenario::PasswordBurst(a) => trust::run_burst(&server, a).await,
+            Scenario::Soak(a) => soak::run(&server, a).await,
         }
     })
     .await;
@@ -231,7 +248,7 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
                 if i >= members {
                     break;
                 }
-                let outcome = login::login(&http, &base, &inbox, &phone(i), password).await;
+                let outcome = login::login(&http, &base, &inbox, &phone(i), password, None).await;
                 let done = Instant::now();
                 if done < measure_from || done > until {
                     continue;
@@ -330,7 +347,7 @@ pub(crate) async fn login_all(
                 if i >= count {
                     break;
                 }
-                match login::login(&http, &base, &inbox, &phone(i), password).await {
+                match login::login(&http, &base, &inbox, &phone(i), password, None).await {
                     Ok(ok) => tokens.push(ok.access_token),
                     Err(e) => return Err(anyhow::anyhow!("login {i} failed: {e}")),
                 }

@@ -20,7 +20,7 @@ use std::time::Instant;
 /// Codes wait while the pool is made and used: give them ten minutes instead of one.
 pub const SERVER_CONFIG: &str = "[oidc]\ncode_ttl_secs = 600\n";
 
-const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
 /// One PKCE verifier for every code of the run (each code is still single-use).
 const VERIFIER: &str = "loadgen-pkce-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 
@@ -41,12 +41,17 @@ pub struct OidcArgs {
     codes: usize,
 }
 
-fn exchange_form(code: &str) -> [(&'static str, &str); 4] {
+pub(crate) fn exchange_form(code: &str) -> [(&'static str, &str); 4] {
     [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)]
 }
 
 /// `GET /oidc/authorize` with the member's session cookie; the code from the redirect.
-async fn authorize(http: &reqwest::Client, base: &str, client_id: &str, session: &str) -> anyhow::Result<String> {
+pub(crate) async fn authorize(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    session: &str,
+) -> anyhow::Result<String> {
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
     let url = format!(
         "{base}/oidc/authorize?response_type=code&client_id={client_id}&redirect_uri={REDIRECT}\
