@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 use workgate_domain::Error;
 use workgate_domain::audit::Caller;
+use workgate_domain::login::ClientInfo;
 
 /// A JSON body, read under the body limit; unknown fields, wrong types and repeated keys are
 /// `validation_failed` naming the field.
@@ -173,6 +174,20 @@ impl FromRequestParts<AppState> for MemberCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Domain(Error::Unauthorized))?;
         Ok(MemberCaller(state.services.authenticate_access(token).await?))
+    }
+}
+
+/// The client's address and User-Agent, for limits, events and the devices list.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = crate::problem::ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let user_agent =
+            parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+        Ok(Client(ClientInfo { ip, user_agent }))
     }
 }
 

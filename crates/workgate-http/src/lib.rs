@@ -15,13 +15,13 @@ pub mod web;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post};
-use openapi::ErrorResponses;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::Modify;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use workgate_domain::Services;
 
 /// Default limit on request bodies (SPEC section 3: 1 MiB).
@@ -77,7 +77,7 @@ impl AppState {
     }
 
     pub fn new(services: Services, config: HttpConfig) -> Self {
-        let openapi = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into());
+        let openapi = openapi_document().to_pretty_json().unwrap_or_else(|_| "{}".into());
         AppState {
             services,
             config: Arc::new(config),
@@ -89,28 +89,39 @@ impl AppState {
 }
 
 #[derive(OpenApi)]
-#[openapi(
-    info(title = "Workgate", description = "Enterprise directory and login server. Errors are application/problem+json with a stable `code`."),
-    paths(
-        routes::ops::healthz, routes::ops::readyz, routes::ops::metrics, routes::ops::openapi,
-        routes::directory::list_departments, routes::directory::create_department, routes::directory::get_department,
-        routes::directory::update_department, routes::directory::delete_department,
-        routes::directory::list_members, routes::directory::add_member, routes::directory::get_member,
-        routes::directory::update_member, routes::directory::disable_member, routes::directory::enable_member,
-        routes::directory::depart_member, routes::directory::lookup_member, routes::directory::import_members,
-        routes::admin::list_api_keys, routes::admin::create_api_key, routes::admin::delete_api_key, routes::admin::list_audit,
-        routes::login::start, routes::login::code, routes::login::enterprise, routes::login::resend, routes::login::refresh,
-        routes::login::preview_invitation, routes::login::me, routes::login::logout, routes::login::my_enterprises,
-        routes::login::my_devices, routes::login::revoke_my_device, routes::login::resend_invitation,
-        routes::login::list_invitations, routes::login::unlock_member, routes::policy::get_policy, routes::policy::put_policy,
-        routes::login::password, routes::login::continue_login, routes::login::member_devices, routes::login::member_sessions,
-        routes::login::revoke_member_device, routes::login::approve_member_device, routes::login::require_password_reset,
-        routes::apps::list_apps, routes::apps::create_app, routes::apps::get_app, routes::apps::update_app,
-        routes::apps::delete_app, routes::apps::rotate_app_secret,
-    ),
-    modifiers(&BearerAuth, &ErrorResponses)
-)]
-pub struct ApiDoc;
+#[openapi(info(
+    title = "Workgate",
+    description = "Enterprise directory and login server. Errors are application/problem+json with a stable `code`."
+))]
+struct ApiInfo;
+
+/// `/api/v1`. The router serves these routes and the OpenAPI document lists them (with the
+/// operations endpoints), both from the handlers' own `#[utoipa::path]`.
+fn api_routes(config: &HttpConfig) -> OpenApiRouter<AppState> {
+    use routes::{access, admin, apps, directory, login, me, policy};
+    let import = directory::import_routes().layer(DefaultBodyLimit::max(config.import_body_limit));
+    OpenApiRouter::new()
+        .merge(directory::routes())
+        .merge(access::routes())
+        .merge(admin::routes())
+        .merge(apps::routes())
+        .merge(policy::routes())
+        .merge(login::routes())
+        .merge(me::routes())
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .merge(import)
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let described = OpenApiRouter::with_openapi(ApiInfo::openapi())
+        .merge(routes::ops::routes())
+        .merge(api_routes(&HttpConfig::default()));
+    let (_, mut doc) = described.split_for_parts();
+    BearerAuth.modify(&mut doc);
+    openapi::ErrorResponses.modify(&mut doc);
+    doc
+}
 
 struct BearerAuth;
 
@@ -132,60 +143,13 @@ impl utoipa::Modify for BearerAuth {
 
 /// The whole application: `/api/v1`, the operations endpoints, and the layers around them.
 pub fn router(state: AppState) -> Router {
-    use routes::{admin, apps, directory, login, ops, policy};
-    let import = Router::new()
-        .route("/members/import", post(directory::import_members))
-        .layer(DefaultBodyLimit::max(state.config.import_body_limit));
-    let api = Router::new()
-        .route("/departments", get(directory::list_departments).post(directory::create_department))
-        .route(
-            "/departments/{id}",
-            get(directory::get_department).patch(directory::update_department).delete(directory::delete_department),
-        )
-        .route("/members", get(directory::list_members).post(directory::add_member))
-        .route("/members/lookup", get(directory::lookup_member))
-        .route("/members/{id}", get(directory::get_member).patch(directory::update_member))
-        .route("/members/{id}/disable", post(directory::disable_member))
-        .route("/members/{id}/enable", post(directory::enable_member))
-        .route("/members/{id}/depart", post(directory::depart_member))
-        .route("/api-keys", get(admin::list_api_keys).post(admin::create_api_key))
-        .route("/api-keys/{id}", axum::routing::delete(admin::delete_api_key))
-        .route("/audit", get(admin::list_audit))
-        .route("/apps", get(apps::list_apps).post(apps::create_app))
-        .route("/apps/{id}", get(apps::get_app).patch(apps::update_app).delete(apps::delete_app))
-        .route("/apps/{id}/secret", post(apps::rotate_app_secret))
-        .route("/members/{id}/invitation", post(login::resend_invitation))
-        .route("/members/{id}/invitations", get(login::list_invitations))
-        .route("/members/{id}/unlock", post(login::unlock_member))
-        .route("/policy", get(policy::get_policy).put(policy::put_policy))
-        .route("/login/{login_id}/password", post(login::password))
-        .route("/login/{login_id}/continue", post(login::continue_login))
-        .route("/members/{id}/devices", get(login::member_devices))
-        .route("/members/{id}/sessions", get(login::member_sessions))
-        .route("/members/{id}/devices/{device_id}", axum::routing::delete(login::revoke_member_device))
-        .route("/members/{id}/devices/{device_id}/approve", post(login::approve_member_device))
-        .route("/members/{id}/password-reset", post(login::require_password_reset))
-        .route("/login/start", post(login::start))
-        .route("/login/{login_id}/code", post(login::code))
-        .route("/login/{login_id}/enterprise", post(login::enterprise))
-        .route("/login/{login_id}/resend", post(login::resend))
-        .route("/token/refresh", post(login::refresh))
-        .route("/invitations/{token}", get(login::preview_invitation))
-        .route("/me", get(login::me))
-        .route("/me/logout", post(login::logout))
-        .route("/me/enterprises", get(login::my_enterprises))
-        .route("/me/devices", get(login::my_devices))
-        .route("/me/devices/{id}", axum::routing::delete(login::revoke_my_device))
-        .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .merge(import)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer));
+    let (api, _) = api_routes(&state.config).split_for_parts();
+    let api = api.layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer));
+    let (ops, _) = routes::ops::routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .nest("/api/v1", api)
+        .merge(ops)
+        .merge(api)
         .merge(oidc::routes())
         .merge(web::routes())
         .fallback(|| async { problem::ApiError::RouteNotFound })

@@ -6,8 +6,16 @@ use crate::problem::{ApiResult, Problem};
 use crate::views::{ApiKeyView, AuditView, ListOf};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use workgate_domain::audit::AuditQuery;
 use workgate_domain::enterprises::CreateApiKey;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(delete_api_key))
+        .routes(routes!(list_audit))
+}
 
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ListOf<ApiKeyView>), (status = 401, body = Problem)))]

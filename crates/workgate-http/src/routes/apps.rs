@@ -6,7 +6,15 @@ use crate::problem::{ApiResult, Problem};
 use crate::views::{AppView, ListOf};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use workgate_domain::oidc::apps::{CreateApp, UpdateApp};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(get_app, update_app, delete_app))
+        .routes(routes!(rotate_app_secret))
+}
 
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", security(("bearer" = [])),
     responses((status = 200, body = ListOf<AppView>), (status = 403, body = Problem)))]

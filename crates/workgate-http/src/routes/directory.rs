@@ -8,11 +8,29 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use workgate_domain::Error;
 use workgate_domain::directory::{
     DepartmentPatch, ListMembersQuery, MemberPatch, NewDepartmentInput, NewMemberInput, StatusChange,
 };
 use workgate_domain::import::{ImportReport, parse_csv, parse_json};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_departments, create_department))
+        .routes(routes!(get_department, update_department, delete_department))
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(lookup_member))
+        .routes(routes!(get_member, update_member))
+        .routes(routes!(disable_member))
+        .routes(routes!(enable_member))
+        .routes(routes!(depart_member))
+}
+
+/// The import, apart: it takes bodies up to the import's own limit.
+pub fn import_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(import_members))
+}
 
 #[utoipa::path(get, path = "/api/v1/departments", tag = "directory", security(("bearer" = [])),
     responses((status = 200, body = ListOf<DepartmentView>), (status = 401, body = Problem)))]

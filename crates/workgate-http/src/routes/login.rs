@@ -1,30 +1,28 @@
-//! Enterprise Login, token refresh, invitations and the member's own endpoints (SPEC section 4).
+//! Enterprise Login, step by step (anonymous: the `login_id` is the capability), token refresh,
+//! and the preview of an invitation.
 
 use crate::AppState;
-use crate::extract::{AdminCaller, ClientIp, Json, MemberCaller};
+use crate::extract::{Client, Json};
 use crate::problem::{ApiResult, Problem};
-use crate::views::{DeviceView, InvitationView, MemberView};
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use crate::views::MemberView;
+use axum::extract::{Path, State};
 use serde::Serialize;
 use utoipa::ToSchema;
-use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, Next, PasswordInput, StartLoginInput, Started};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use workgate_domain::login::{CodeInput, EnterpriseChoice, Next, PasswordInput, StartLoginInput, Started};
 use workgate_domain::model::Enterprise;
 use workgate_domain::sessions::{IssuedSession, RefreshInput};
 
-/// The client's address and User-Agent, for limits, events and the devices list.
-pub struct Client(pub ClientInfo);
-
-impl FromRequestParts<AppState> for Client {
-    type Rejection = crate::problem::ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
-        let user_agent =
-            parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
-        Ok(Client(ClientInfo { ip, user_agent }))
-    }
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(code))
+        .routes(routes!(enterprise))
+        .routes(routes!(resend))
+        .routes(routes!(password))
+        .routes(routes!(continue_login))
+        .routes(routes!(refresh))
+        .routes(routes!(preview_invitation))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -219,127 +217,6 @@ pub async fn preview_invitation(
     }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct MeView {
-    pub member: MemberView,
-    pub enterprise: EnterpriseRef,
-    pub device_id: String,
-}
-
-#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = MeView), (status = 401, body = Problem)))]
-pub async fn me(State(s): State<AppState>, MemberCaller(session): MemberCaller) -> ApiResult<axum::Json<MeView>> {
-    let (member, enterprise) = s.services.me(&session).await?;
-    Ok(axum::Json(MeView {
-        member: member.into(),
-        enterprise: (&enterprise).into(),
-        device_id: session.device_id.to_string(),
-    }))
-}
-
-#[utoipa::path(post, path = "/api/v1/me/logout", tag = "me", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem)))]
-pub async fn logout(State(s): State<AppState>, MemberCaller(session): MemberCaller) -> ApiResult<StatusCode> {
-    s.services.logout(&session).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MyEnterpriseView {
-    pub id: String,
-    pub name: String,
-    pub member_id: String,
-    pub status: String,
-    /// This session's enterprise.
-    pub current: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Items<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/me/enterprises", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = Items<MyEnterpriseView>), (status = 401, body = Problem)))]
-pub async fn my_enterprises(
-    State(s): State<AppState>,
-    MemberCaller(session): MemberCaller,
-) -> ApiResult<axum::Json<Items<MyEnterpriseView>>> {
-    let list = s.services.my_enterprises(&session).await?;
-    let items = list
-        .into_iter()
-        .map(|(e, m)| MyEnterpriseView {
-            current: e.id == session.enterprise_id,
-            id: e.id.to_string(),
-            name: e.name.to_string(),
-            member_id: m.id.to_string(),
-            status: m.status.as_str().into(),
-        })
-        .collect();
-    Ok(axum::Json(Items { items, next_cursor: None }))
-}
-
-#[utoipa::path(get, path = "/api/v1/me/devices", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = Items<DeviceView>), (status = 401, body = Problem)))]
-pub async fn my_devices(
-    State(s): State<AppState>,
-    MemberCaller(session): MemberCaller,
-) -> ApiResult<axum::Json<Items<DeviceView>>> {
-    let devices = s.services.my_devices(&session).await?;
-    let items = devices
-        .into_iter()
-        .map(|d| {
-            let current = d.id == session.device_id;
-            DeviceView { current: Some(current), ..d.into() }
-        })
-        .collect();
-    Ok(axum::Json(Items { items, next_cursor: None }))
-}
-
-#[utoipa::path(delete, path = "/api/v1/me/devices/{id}", tag = "me", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn revoke_my_device(
-    State(s): State<AppState>,
-    MemberCaller(session): MemberCaller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    s.services.revoke_my_device(&session, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(post, path = "/api/v1/members/{id}/invitation", tag = "directory", security(("bearer" = [])),
-    responses((status = 201, body = InvitationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn resend_invitation(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<InvitationView>)> {
-    Ok((StatusCode::CREATED, axum::Json(s.services.resend_invitation(&caller, &id).await?.into())))
-}
-
-#[utoipa::path(get, path = "/api/v1/members/{id}/invitations", tag = "directory", security(("bearer" = [])),
-    responses((status = 200, body = Items<InvitationView>), (status = 404, body = Problem)))]
-pub async fn list_invitations(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Items<InvitationView>>> {
-    let items = s.services.list_invitations(&caller, &id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(Items { items, next_cursor: None }))
-}
-
-#[utoipa::path(post, path = "/api/v1/members/{id}/unlock", tag = "directory", security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = Problem)))]
-pub async fn unlock_member(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    s.services.unlock_member(&caller, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 #[utoipa::path(post, path = "/api/v1/login/{login_id}/password", tag = "login", request_body = PasswordInput,
     responses((status = 200, body = StepView), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 410, body = Problem), (status = 422, body = Problem),
@@ -363,61 +240,4 @@ pub async fn continue_login(
     Path(login_id): Path<String>,
 ) -> ApiResult<axum::Json<StepView>> {
     Ok(axum::Json(s.services.continue_login(&login_id, client).await?.into()))
-}
-
-#[utoipa::path(get, path = "/api/v1/members/{id}/devices", tag = "directory", security(("bearer" = [])),
-    responses((status = 200, body = Items<DeviceView>), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn member_devices(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Items<DeviceView>>> {
-    let items = s.services.member_devices(&caller, &id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(Items { items, next_cursor: None }))
-}
-
-/// The member's device sessions and app grants, newest first, live and ended.
-#[utoipa::path(get, path = "/api/v1/members/{id}/sessions", tag = "directory", security(("bearer" = [])),
-    responses((status = 200, body = Items<crate::views::SessionView>), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn member_sessions(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
-) -> ApiResult<axum::Json<Items<crate::views::SessionView>>> {
-    let items = s.services.member_sessions(&caller, &id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(Items { items, next_cursor: None }))
-}
-
-#[utoipa::path(delete, path = "/api/v1/members/{id}/devices/{device_id}", tag = "directory", security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn revoke_member_device(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path((id, device_id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    s.services.revoke_member_device(&caller, &id, &device_id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(post, path = "/api/v1/members/{id}/devices/{device_id}/approve", tag = "directory", security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn approve_member_device(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path((id, device_id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    s.services.approve_member_device(&caller, &id, &device_id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Asks the member to choose a new password at their next login.
-#[utoipa::path(post, path = "/api/v1/members/{id}/password-reset", tag = "directory", security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn require_password_reset(
-    State(s): State<AppState>,
-    AdminCaller(caller): AdminCaller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    s.services.require_password_reset(&caller, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

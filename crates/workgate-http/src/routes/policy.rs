@@ -6,7 +6,12 @@ use crate::problem::{ApiResult, Problem};
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use workgate_domain::policy::{Policy, StoredPolicy};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_policy, put_policy))
+}
 
 /// The policy's fields as in `PUT /policy`, and when it last changed. (Written out rather than
 /// `#[serde(flatten)]`ed: `Policy` refuses unknown fields, so a document that flattens it would

@@ -15,7 +15,7 @@ mod oidc;
 pub mod pages;
 
 use crate::AppState;
-use crate::routes::login::Client;
+use crate::extract::Client;
 use axum::Router;
 use axum::extract::{Form, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};

@@ -8,8 +8,8 @@
 use super::i18n::{Key, Lang};
 use super::{WebCookie, browser_session, cookie, csrf, csrf_ok, page_with, pages};
 use crate::AppState;
+use crate::extract::Client;
 use crate::oidc::unique_params;
-use crate::routes::login::Client;
 use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};

@@ -21,7 +21,7 @@ use super::i18n::Lang;
 use super::pages::layout;
 use super::{browser_session, csrf, csrf_ok};
 use crate::AppState;
-use crate::routes::login::Client;
+use crate::extract::Client;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
