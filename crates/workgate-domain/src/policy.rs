@@ -8,7 +8,7 @@
 use crate::Services;
 use crate::audit::Caller;
 use crate::clock::Timestamp;
-use crate::error::{Result, Validator};
+use crate::error::{Error, Result, Validator};
 use crate::phone::Region;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -61,6 +61,13 @@ pub struct StoredPolicy {
     pub policy: Policy,
     pub tightened_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl StoredPolicy {
+    /// When the policy last changed, as `GET /policy` shows it; `None` while the defaults apply.
+    pub fn updated_at_text(&self) -> Option<String> {
+        (self.updated_at.millis() > 0).then(|| self.updated_at.to_rfc3339())
+    }
 }
 
 impl Policy {
@@ -143,10 +150,21 @@ impl Services {
     }
 
     /// `PUT /policy`: replaces the policy; a tightening marks existing devices for re-verification.
-    pub async fn put_policy(&self, caller: &Caller, new: Policy) -> Result<StoredPolicy> {
+    /// Replaces the policy. `read_at` is the `updated_at` the caller read with the policy it
+    /// changed (a read-modify-write): if the policy changed since, the change is refused rather
+    /// than undoing the other one.
+    pub async fn put_policy(&self, caller: &Caller, new: Policy, read_at: Option<&str>) -> Result<StoredPolicy> {
         caller.require_settings_rights()?;
         let new = new.validated()?;
         let current = self.policy_of(&caller.enterprise_id).await?;
+        if let Some(read_at) = read_at
+            && read_at != current.updated_at_text().as_deref().unwrap_or("")
+        {
+            return Err(Error::Conflict(format!(
+                "the policy changed at {} after it was read (updated_at {read_at}); read it again and make the change on what it is now",
+                current.updated_at_text().unwrap_or_else(|| "an unknown time".into())
+            )));
+        }
         let now = self.clock.now();
         let tightened = current.policy.is_tightened_by(&new);
         let stored = StoredPolicy {

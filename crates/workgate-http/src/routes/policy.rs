@@ -1,12 +1,13 @@
 //! The enterprise's security policy (SPEC section 5).
 
 use crate::AppState;
-use crate::extract::{AdminCaller, Json};
+use crate::extract::{AdminCaller, Json, parse_json};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use workgate_domain::Error;
 use workgate_domain::policy::{Policy, StoredPolicy};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -33,6 +34,7 @@ pub struct PolicyView {
 
 impl From<StoredPolicy> for PolicyView {
     fn from(p: StoredPolicy) -> Self {
+        let updated_at = p.updated_at_text();
         let Policy {
             require_password,
             reverify_after_days,
@@ -52,7 +54,7 @@ impl From<StoredPolicy> for PolicyView {
             require_device_approval,
             access_token_ttl_seconds,
             allowed_regions,
-            updated_at: (p.updated_at.millis() > 0).then(|| p.updated_at.to_rfc3339()),
+            updated_at,
         }
     }
 }
@@ -68,12 +70,33 @@ pub async fn get_policy(
 
 /// Replaces the whole policy. A change that tightens it asks devices verified before to verify
 /// again at their next refresh (`policy_changed`).
-#[utoipa::path(put, path = "/api/v1/policy", tag = "admin", security(("bearer" = [])), request_body = Policy,
-    responses((status = 200, body = PolicyView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+/// The body of `PUT /policy` as the document describes it: the policy, with the `updated_at` that
+/// `GET /policy` answered when the change is made on what was read. (The handler takes the policy
+/// apart from `updated_at`, as `Policy` refuses fields it does not know.)
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct PolicyDocument {
+    #[serde(flatten)]
+    policy: Policy,
+    /// As `GET /policy` answered it: the change is refused (`409`) if the policy changed since.
+    updated_at: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/policy", tag = "admin", security(("bearer" = [])), request_body = PolicyDocument,
+    responses((status = 200, body = PolicyView), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
 pub async fn put_policy(
     State(s): State<AppState>,
     AdminCaller(caller): AdminCaller,
-    Json(policy): Json<Policy>,
+    Json(mut document): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<axum::Json<PolicyView>> {
-    Ok(axum::Json(s.services.put_policy(&caller, policy).await?.into()))
+    // The document `GET /policy` answered is accepted as it is: its `updated_at`, when given,
+    // must still be the policy's (nobody changed it since it was read).
+    let read_at = match document.remove("updated_at") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(at)) => Some(at),
+        Some(_) => return Err(Error::field("updated_at", "must be the string GET /policy answered, or null").into()),
+    };
+    let policy: Policy = parse_json(&serde_json::to_vec(&document).unwrap_or_default())?;
+    Ok(axum::Json(s.services.put_policy(&caller, policy, read_at.as_deref()).await?.into()))
 }

@@ -31,7 +31,6 @@ impl World {
 
     async fn put_policy(&self, changes: Value) {
         let mut policy = self.app.get("/api/v1/policy", &self.ent.key).await.body;
-        policy.as_object_mut().unwrap().remove("updated_at");
         for (k, v) in changes.as_object().unwrap() {
             policy[k] = v.clone();
         }
@@ -339,4 +338,37 @@ async fn a_policy_with_bad_numbers_is_refused_and_changes_nothing() {
     let fields = reply.error_fields();
     assert!(fields.contains(&"max_devices".to_string()) && fields.contains(&"allowed_regions[0]".to_string()));
     assert_eq!(w.app.get("/api/v1/policy", &w.ent.key).await.body, before);
+}
+
+#[tokio::test]
+async fn the_policy_get_answers_can_be_put_back_changed_unless_someone_changed_it_since() {
+    let w = World::new().await;
+    let put = |body: Value| w.app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&w.ent.key), Some(body));
+    // Read while the defaults apply (`updated_at` null), change, put back whole.
+    let mut read = w.app.get("/api/v1/policy", &w.ent.key).await.body;
+    assert!(read["updated_at"].is_null(), "{read}");
+    read["max_devices"] = json!(3);
+    let first = put(read).await;
+    first.assert_status(200);
+    assert!(first.body["updated_at"].is_string(), "{}", first.text);
+
+    // Two admins read the same policy; the first one's change goes through ...
+    let (mut alice, mut bob) = (first.body.clone(), first.body.clone());
+    w.clock.advance(Duration::from_secs(5));
+    alice["require_password"] = json!(true);
+    put(alice).await.assert_status(200);
+    // ... and the second one's, made on what it read before, is refused rather than undoing it.
+    bob["max_devices"] = json!(4);
+    put(bob.clone()).await.assert_problem(409, "conflict");
+    let now = w.app.get("/api/v1/policy", &w.ent.key).await.body;
+    assert_eq!((now["require_password"].clone(), now["max_devices"].clone()), (json!(true), json!(3)));
+    // Without `updated_at` the document simply replaces the policy, as before.
+    bob.as_object_mut().unwrap().remove("updated_at");
+    put(bob).await.assert_status(200);
+    // `updated_at` of another type is a field error.
+    let mut odd = now.clone();
+    odd["updated_at"] = json!(17);
+    let refused = put(odd).await;
+    refused.assert_problem(422, "validation_failed");
+    assert_eq!(refused.error_fields(), vec!["updated_at"]);
 }

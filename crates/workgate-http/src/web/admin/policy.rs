@@ -53,7 +53,7 @@ async fn save_policy(State(s): State<AppState>, ConsoleEdit(console, edit): Cons
         Err(e) => Err(e),
     };
     let saved = match policy {
-        Ok(policy) => s.services.put_policy(&console.caller, policy).await,
+        Ok(policy) => s.services.put_policy(&console.caller, policy, None).await,
         Err(e) => Err(e),
     };
     match saved {
