@@ -302,3 +302,34 @@ async fn an_unknown_status_action_is_refused_and_never_taken_for_departing() {
     assert!(resp.status().is_client_error(), "{}", resp.status());
     assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["status"], "invited");
 }
+
+#[tokio::test]
+async fn the_department_tree_beside_the_members_lists_a_department_with_its_sub_departments() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let eng = app.add_department(&ent, "Engineering", None).await;
+    let backend = app.add_department(&ent, "Backend", Some(&eng)).await;
+    let sales = app.add_department(&ent, "Sales", None).await;
+    for (name, phone, department) in [
+        ("Eng Lead", "+8613900139001", &eng),
+        ("Backend Dev", "+8613900139002", &backend),
+        ("Sales Rep", "+8613900139003", &sales),
+    ] {
+        app.add_member_with(&ent, json!({"name": name, "phone": phone, "departments": [department]})).await;
+    }
+    let (b, _) = owner_browser(&app).await;
+    let everyone = page(&b, &app, "/admin/members").await;
+    let tree = everyone.split("<nav class=\"departments\"").nth(1).expect("the tree beside the list");
+    for id in [&eng, &backend, &sales] {
+        assert!(tree.contains(&format!("href=\"/admin/members?department={id}\"")), "{id} in the tree");
+    }
+    assert!(everyone.contains("Sales Rep") && everyone.contains("Backend Dev"));
+
+    // A click on Engineering lists it and its sub-department, and marks it as the one shown.
+    let engineering = page(&b, &app, &format!("/admin/members?department={eng}")).await;
+    assert!(engineering.contains("Eng Lead") && engineering.contains("Backend Dev"), "{engineering}");
+    assert!(!engineering.contains("Sales Rep"), "another department's member is not listed");
+    assert!(engineering.contains(&format!("href=\"/admin/members?department={eng}\" aria-current=\"page\"")));
+    let backend_only = page(&b, &app, &format!("/admin/members?department={backend}")).await;
+    assert!(backend_only.contains("Backend Dev") && !backend_only.contains("Eng Lead"));
+}

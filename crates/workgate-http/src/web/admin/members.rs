@@ -53,8 +53,27 @@ async fn members(State(s): State<AppState>, console: Console, Query(q): Query<Me
         role: Role::Member.as_str().to_string(),
         ..Default::default()
     };
+    let shown = q.department.as_deref().filter(|d| !d.is_empty());
+    let shown_name = shown.and_then(|id| departments.iter().find(|d| d.id.as_str() == id)).map(|d| d.name.to_string());
     let body = html! {
         h1 { (lang.pick("Members", "成员")) }
+        div.directory {
+        // The tree beside the list, as directory consoles have it: a department lists its members
+        // and those of its sub-departments.
+        nav.departments aria-label=(lang.pick("Departments", "部门")) {
+            ul.tree {
+                li { a href="/admin/members" aria-current=[shown.is_none().then_some("page")] { (lang.pick("Everyone", "全部成员")) } }
+                @for (depth, d) in &tree {
+                    li data-depth=(depth) {
+                        a href={ "/admin/members?department=" (d.id) }
+                            aria-current=[(shown == Some(d.id.as_str())).then_some("page")] { (d.name) }
+                        " " a.edit href={ "/admin/departments/" (d.id) } title=(lang.pick("Edit the department", "编辑部门")) { "✎" }
+                    }
+                }
+            }
+        }
+        section.listing {
+        @if let Some(name) = &shown_name { h2 { (name) " " span.muted { (lang.pick("with sub-departments", "含下级部门")) } } }
         @if let Some(e) = &error { p.error role="alert" { (e) } }
         form.filters method="get" action="/admin/members" {
             label for="q" { (lang.pick("Search name, userid or number", "搜索姓名、账号或手机号")) }
@@ -87,14 +106,15 @@ async fn members(State(s): State<AppState>, console: Console, Query(q): Query<Me
             }
         }
         @if let Some(link) = next_link { p { a href=(link) { (lang.pick("Next page", "下一页")) " →" } } }
+        }
+        }
         h2 { (lang.pick("Add a member", "添加成员")) }
         form id="add-member" method="post" action="/admin/members" {
             input type="hidden" name="csrf" value=(console.token);
             (member_fields(lang, "new-", &tree, &new_member, &role_choices(&console.caller, Role::Member), 0))
             button type="submit" { (lang.pick("Add and send the invitation", "添加并发送邀请")) }
         }
-        h2 { (lang.pick("Departments", "部门")) }
-        ul.tree { @for (depth, d) in &tree { li { (" ".repeat(depth * 2)) a href={ "/admin/departments/" (d.id) } { (d.name) } } } }
+        h2 { (lang.pick("Add a department", "添加部门")) }
         form method="post" action="/admin/departments" {
             input type="hidden" name="csrf" value=(console.token);
             label for="dep-name" { (lang.pick("New department", "新部门")) }
