@@ -161,3 +161,46 @@ async fn member_import_invites_the_members_it_creates_unless_told_not_to() {
         assert_eq!(count, (invited, invited), "{extra:?}");
     }
 }
+
+#[test]
+fn serve_demo_prints_the_web_addresses_before_the_curl_lines() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_workgate"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", dir.path().join("demo.db").display()))
+        .arg("--key-file")
+        .arg(dir.path().join("workgate.key"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--sms-outbox-file"])
+        .arg(dir.path().join("sms.jsonl"))
+        .env_remove("WORKGATE_CONFIG")
+        .env_remove("WORKGATE_DATABASE")
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("workgate serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // Read until the last line the demo prints (the process keeps serving; it is killed after).
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let last = line.contains("/openapi.json");
+            if lines_tx.send(line).is_err() || last {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    while let Ok(line) = lines_rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        printed.push(line);
+    }
+    child.kill().ok();
+    child.wait().ok();
+    let at = |needle: &str| printed.iter().position(|l| l.contains(needle));
+    let first_curl = at("curl ").unwrap_or_else(|| panic!("no curl line in {printed:#?}"));
+    for address in ["/login", "/dev/sms", "/admin"] {
+        let line = at(&format!("{address} ")).unwrap_or_else(|| panic!("{address} not printed: {printed:#?}"));
+        assert!(line < first_curl, "{address} comes before the curl lines: {printed:#?}");
+    }
+}

@@ -94,6 +94,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 println!("  Owner's number: {}", d.owner_phone);
                 println!("  Admin API key (shown once): {}", d.api_key);
                 println!();
+                let file_provider =
+                    matches!((&config.sms.provider, &config.sms.file), (workgate_sms::ProviderKind::File, Some(_)));
+                println!("  In a browser on this machine:");
+                println!("    {base}/login      sign in with the owner's number");
+                if file_provider {
+                    println!("    {base}/dev/sms    the SMS codes and invitations sent");
+                }
+                println!("    {base}/admin      the console, once signed in");
+                println!();
                 let codes_at = match (&config.sms.provider, &config.sms.file) {
                     (workgate_sms::ProviderKind::File, Some(f)) => format!("the file {}", f.path.display()),
                     (kind, _) => format!("the '{kind}' SMS provider"),
