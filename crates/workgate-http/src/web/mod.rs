@@ -299,7 +299,7 @@ fn mask(typed: &str) -> String {
     digits.iter().enumerate().map(|(i, c)| if i < keep { '*' } else { *c }).collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct StepSubmit {
     csrf: String,
     login_id: String,
@@ -334,6 +334,68 @@ fn signed_in(state: &AppState, lang: Lang, jar: CookieJar, session: IssuedSessio
     }
 }
 
+/// The form a refused step shows again.
+#[derive(Clone, Copy)]
+enum StepPage {
+    Code,
+    Password,
+    /// Waiting for an admin's approval of the device.
+    Pending,
+}
+
+/// A login step's form as every step handler takes it: the client, the language, the cookie jar
+/// with its CSRF token, the fields, and whether the form's token matched the cookie's.
+struct StepPost {
+    state: AppState,
+    client: ClientInfo,
+    lang: Lang,
+    jar: CookieJar,
+    token: String,
+    form: StepSubmit,
+    csrf_ok: bool,
+}
+
+impl axum::extract::FromRequest<AppState> for StepPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let Client(client) =
+            Client::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let lang = Lang::of(&parts);
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Form(form) = Form::<StepSubmit>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (jar, token) = csrf(state, jar);
+        let csrf_ok = csrf_ok(state, &jar, &form.csrf);
+        Ok(StepPost { state: state.clone(), client, lang, jar, token, form, csrf_ok })
+    }
+}
+
+impl StepPost {
+    /// Takes the step when the form's CSRF token matched: answers with what comes next, or with
+    /// `page` again and the reason the step was refused.
+    async fn take<F>(
+        self,
+        page: StepPage,
+        step: impl FnOnce(workgate_domain::Services, ClientInfo, StepSubmit) -> F,
+    ) -> Response
+    where
+        F: std::future::Future<Output = Result<Next, Error>>,
+    {
+        let StepPost { state, client, lang, jar, token, form, csrf_ok } = self;
+        if !csrf_ok {
+            return step_error(&state, lang, jar, &token, &form, &Error::field("csrf", "expired"), page);
+        }
+        match step(state.services.clone(), client, form.clone()).await {
+            Ok(next) => after_step(&state, lang, jar, &token, &form.login_id, next),
+            Err(e) => step_error(&state, lang, jar, &token, &form, &e, page),
+        }
+    }
+}
+
 /// A step refused: the same form again with the reason, or the start when the login is over.
 fn step_error(
     state: &AppState,
@@ -342,7 +404,7 @@ fn step_error(
     token: &str,
     f: &StepSubmit,
     e: &Error,
-    form: &str,
+    page: StepPage,
 ) -> Response {
     let message = lang.error(code_of(e));
     let over = matches!(e, Error::CodeExpired | Error::TooManyAttempts | Error::InvitationExpired);
@@ -352,12 +414,12 @@ fn step_error(
             pages::PhoneForm { csrf: token, phone: "", hint: None, region, invitation: None, error: Some(message) };
         return page_with(StatusCode::OK, jar, pages::phone_form(lang, &phone_form));
     }
-    let markup = match form {
-        "password" => {
+    let markup = match page {
+        StepPage::Password => {
             pages::password_form(lang, token, &f.login_id, matches!(e, Error::PasswordTooWeak { .. }), Some(message))
         }
-        "continue" => pages::pending_page(lang, token, &f.login_id, Some(message)),
-        _ => {
+        StepPage::Pending => pages::pending_page(lang, token, &f.login_id, Some(message)),
+        StepPage::Code => {
             let code_form = pages::CodeForm {
                 csrf: token,
                 login_id: &f.login_id,
@@ -372,34 +434,18 @@ fn step_error(
     page_with(StatusCode::OK, jar, markup)
 }
 
-async fn code_submit(
-    State(s): State<AppState>,
-    Client(client): Client,
-    lang: Lang,
-    jar: CookieJar,
-    Form(f): Form<StepSubmit>,
-) -> Response {
-    let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&s, &jar, &f.csrf) {
-        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
-    }
-    let input = CodeInput { code: f.code.clone().unwrap_or_default() };
-    match s.services.submit_code(&f.login_id, input, client).await {
-        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "code"),
-    }
+async fn code_submit(post: StepPost) -> Response {
+    post.take(StepPage::Code, |services, client, f| async move {
+        let input = CodeInput { code: f.code.unwrap_or_default() };
+        services.submit_code(&f.login_id, input, client).await
+    })
+    .await
 }
 
-async fn resend_submit(
-    State(s): State<AppState>,
-    Client(client): Client,
-    lang: Lang,
-    jar: CookieJar,
-    Form(f): Form<StepSubmit>,
-) -> Response {
-    let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&s, &jar, &f.csrf) {
-        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
+async fn resend_submit(post: StepPost) -> Response {
+    let StepPost { state: s, client, lang, jar, token, form: f, csrf_ok } = post;
+    if !csrf_ok {
+        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), StepPage::Code);
     }
     match s.services.resend_code(&f.login_id, client).await {
         Ok(resend_after) => {
@@ -413,61 +459,32 @@ async fn resend_submit(
             };
             page_with(StatusCode::OK, jar, pages::code_form(lang, &form))
         }
-        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "code"),
+        Err(e) => step_error(&s, lang, jar, &token, &f, &e, StepPage::Code),
     }
 }
 
-async fn enterprise_submit(
-    State(s): State<AppState>,
-    Client(client): Client,
-    lang: Lang,
-    jar: CookieJar,
-    Form(f): Form<StepSubmit>,
-) -> Response {
-    let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&s, &jar, &f.csrf) {
-        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "code");
-    }
-    let input = EnterpriseChoice { enterprise_id: f.enterprise_id.clone().unwrap_or_default() };
-    match s.services.choose_enterprise(&f.login_id, input, client).await {
-        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "code"),
-    }
+async fn enterprise_submit(post: StepPost) -> Response {
+    post.take(StepPage::Code, |services, client, f| async move {
+        let input = EnterpriseChoice { enterprise_id: f.enterprise_id.unwrap_or_default() };
+        services.choose_enterprise(&f.login_id, input, client).await
+    })
+    .await
 }
 
-async fn password_submit(
-    State(s): State<AppState>,
-    Client(client): Client,
-    lang: Lang,
-    jar: CookieJar,
-    Form(f): Form<StepSubmit>,
-) -> Response {
-    let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&s, &jar, &f.csrf) {
-        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "password");
-    }
-    let input = PasswordInput { password: f.password.clone().unwrap_or_default() };
-    match s.services.submit_password(&f.login_id, input, client).await {
-        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "password"),
-    }
+async fn password_submit(post: StepPost) -> Response {
+    post.take(StepPage::Password, |services, client, f| async move {
+        let input = PasswordInput { password: f.password.unwrap_or_default() };
+        services.submit_password(&f.login_id, input, client).await
+    })
+    .await
 }
 
-async fn continue_submit(
-    State(s): State<AppState>,
-    Client(client): Client,
-    lang: Lang,
-    jar: CookieJar,
-    Form(f): Form<StepSubmit>,
-) -> Response {
-    let (jar, token) = csrf(&s, jar);
-    if !csrf_ok(&s, &jar, &f.csrf) {
-        return step_error(&s, lang, jar, &token, &f, &Error::field("csrf", "expired"), "continue");
-    }
-    match s.services.continue_login(&f.login_id, client).await {
-        Ok(next) => after_step(&s, lang, jar, &token, &f.login_id, next),
-        Err(e) => step_error(&s, lang, jar, &token, &f, &e, "continue"),
-    }
+async fn continue_submit(post: StepPost) -> Response {
+    post.take(
+        StepPage::Pending,
+        |services, client, f| async move { services.continue_login(&f.login_id, client).await },
+    )
+    .await
 }
 
 /// The browser's member session: the access cookie, or a refresh with the refresh cookie.
