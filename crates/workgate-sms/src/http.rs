@@ -7,7 +7,6 @@ use sha2::Sha256;
 use std::error::Error as _;
 use std::time::Duration;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use workgate_domain::sms::SendError;
 
 /// The timeout of a whole HTTP exchange (connect, send, response) unless configured.
@@ -48,12 +47,28 @@ pub(crate) fn required(key: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() { Err(format!("{key} must not be empty")) } else { Ok(()) }
 }
 
-/// Now, to the millisecond (the precision Workgate stores), and as RFC 3339.
+/// Now, to the millisecond (the precision Workgate stores), and as RFC 3339 text.
 pub(crate) fn now() -> (OffsetDateTime, String) {
     let now = OffsetDateTime::now_utc();
     let now = now.replace_millisecond(now.millisecond()).unwrap_or(now);
-    let text = now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string());
-    (now, text)
+    (now, rfc3339_millis(now))
+}
+
+/// RFC 3339 in UTC with exactly three digits of fraction (`2026-11-26T08:05:09.120Z`): one width
+/// for every time, so that readers of the file and the webhook can parse it with one pattern.
+/// (`time`'s own RFC 3339 drops trailing zeros of the fraction, and the fraction when it is 0.)
+pub(crate) fn rfc3339_millis(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }
 
 pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -129,6 +144,17 @@ mod tests {
         assert!(is_retryable_status(StatusCode::REQUEST_TIMEOUT));
         assert!(!is_retryable_status(StatusCode::BAD_REQUEST));
         assert!(!is_retryable_status(StatusCode::UNAUTHORIZED));
+    }
+
+    #[test]
+    fn times_are_written_with_three_digits_of_fraction_always() {
+        use time::macros::datetime;
+        assert_eq!(rfc3339_millis(datetime!(2026-11-26 08:05:09 UTC)), "2026-11-26T08:05:09.000Z");
+        assert_eq!(rfc3339_millis(datetime!(2026-11-26 08:05:09.12 UTC)), "2026-11-26T08:05:09.120Z");
+        assert_eq!(rfc3339_millis(datetime!(2026-01-02 23:59:59.999 +08:00)), "2026-01-02T15:59:59.999Z");
+        let (now, text) = now();
+        assert_eq!(text, rfc3339_millis(now));
+        assert_eq!(text.len(), "2026-11-26T08:05:09.120Z".len());
     }
 
     #[test]
