@@ -36,13 +36,16 @@
 //!
 //! # Errors
 //!
-//! Tencent answers HTTP 200 for API errors too. `Response.Error` with a code under
-//! `InternalError`, `RequestLimitExceeded` or `LimitExceeded` is retryable; any other (`AuthFailure.*`,
-//! `InvalidParameter*`, `FailedOperation.*`, `UnauthorizedOperation.*`, …) is permanent. The
-//! message's own status (`SendStatusSet[0].Code`) other than `Ok` is permanent, except the
-//! `LimitExceeded.*` codes (per-number and per-app frequency limits) and `InternalError.*`,
-//! which are retryable. A non-2xx HTTP status is mapped like every HTTP provider (408/429/5xx
-//! retryable), as are timeouts and connection failures.
+//! Tencent answers HTTP 200 for API errors too, and reports the message's own status in
+//! `SendStatusSet[0].Code`. Retryable are only what a later attempt can get past: the gateway's
+//! own trouble (`InternalError.*`), the API's request rate (`RequestLimitExceeded`) and the
+//! 30-second windows per number (`LimitExceeded.PhoneNumberThirtySecondLimit`,
+//! `LimitExceeded.DeliveryFrequencyLimit`), which the outbox's backoff outlasts. Everything else
+//! is final, the message failed and the reason kept where admins see it (an invitation's
+//! delivery): the hourly and daily limits per number and per application, blacklists, a wrong
+//! signature, template or parameter, a clock the signature says is off (`AuthFailure.*`), an empty
+//! balance. A non-2xx HTTP status is mapped like every HTTP provider (408/429/5xx retryable), as
+//! are timeouts and connection failures.
 
 use crate::Secret;
 use crate::http;
@@ -275,12 +278,15 @@ fn interpret(text: &str) -> Result<(), SendError> {
     Err(if is_retryable_code(&status.code) { SendError::Retryable(message) } else { SendError::Permanent(message) })
 }
 
-/// Tencent error codes are dotted (`LimitExceeded.PhoneNumberDailyLimit`); these families are
-/// temporary: the gateway's own trouble, and frequency limits.
+/// Tencent error codes are dotted (`LimitExceeded.PhoneNumberDailyLimit`); these are temporary:
+/// the gateway's own trouble, the API's request rate, and the limits of a 30-second window.
 fn is_retryable_code(code: &str) -> bool {
-    ["InternalError", "RequestLimitExceeded", "LimitExceeded"]
+    const SHORT_WINDOWS: [&str; 2] =
+        ["LimitExceeded.PhoneNumberThirtySecondLimit", "LimitExceeded.DeliveryFrequencyLimit"];
+    ["InternalError", "RequestLimitExceeded"]
         .iter()
         .any(|family| code == *family || code.strip_prefix(family).is_some_and(|rest| rest.starts_with('.')))
+        || SHORT_WINDOWS.contains(&code)
 }
 
 /// The first run of exactly 6 ASCII digits (not part of a longer number).
@@ -428,6 +434,12 @@ mod tests {
         assert!(is_retryable_code("InternalError.Timeout"));
         assert!(is_retryable_code("RequestLimitExceeded"));
         assert!(is_retryable_code("LimitExceeded.PhoneNumberThirtySecondLimit"));
+        assert!(is_retryable_code("LimitExceeded.DeliveryFrequencyLimit"));
+        for limit in ["PhoneNumberOneHourLimit", "PhoneNumberDailyLimit", "AppDailyLimit", "DailyLimit"] {
+            assert!(!is_retryable_code(&format!("LimitExceeded.{limit}")), "{limit} does not pass by retrying");
+        }
+        assert!(!is_retryable_code("AuthFailure.SignatureExpire"), "a clock that is off stays off");
+        assert!(!is_retryable_code("FailedOperation.TemplateIncorrectOrUnapproved"));
         assert!(!is_retryable_code("InternalErrorish"));
         assert!(!is_retryable_code("AuthFailure.SignatureFailure"));
         assert!(!is_retryable_code("InvalidParameterValue.IncorrectPhoneNumber"));
@@ -448,7 +460,10 @@ mod tests {
         assert!(matches!(interpret(bad_number), Err(SendError::Permanent(_))));
         let limited = r#"{"Response":{"SendStatusSet":[{"Code":"LimitExceeded.PhoneNumberOneHourLimit",
             "Message":"limit"}],"RequestId":"r5"}}"#;
-        assert!(matches!(interpret(limited), Err(SendError::Retryable(_))));
+        assert!(matches!(interpret(limited), Err(SendError::Permanent(_))), "an hour's limit is not outlasted");
+        let briefly = r#"{"Response":{"SendStatusSet":[{"Code":"LimitExceeded.PhoneNumberThirtySecondLimit",
+            "Message":"limit"}],"RequestId":"r6"}}"#;
+        assert!(matches!(interpret(briefly), Err(SendError::Retryable(_))));
         assert!(matches!(interpret("<html>"), Err(SendError::Retryable(_))));
     }
 }

@@ -5,7 +5,8 @@
 //! or alphanumeric sender) or `MessagingServiceSid`.
 //!
 //! Twilio answers `201 Created` when it has queued the message (any 2xx is taken as success).
-//! 408, 429 and 5xx, timeouts and connection failures are retryable; any other status is
+//! 408, 429 and 5xx, timeouts and connection failures are retryable, and so is a 400 with an error
+//! `code` that a later attempt gets past (21611, the sender's queue is full); any other status is
 //! permanent, with Twilio's error `code` and `message` (from its JSON error body) in the error.
 
 use crate::Secret;
@@ -87,6 +88,10 @@ impl TwilioProvider {
     }
 }
 
+/// Errors Twilio answers with a 400 that a later attempt gets past: 21611, the sender's queue of
+/// messages is full.
+const TEMPORARY_ERRORS: [i64; 1] = [21611];
+
 /// Twilio's error body: `{"code": 21211, "message": "…", "more_info": "…", "status": 400}`.
 #[derive(Deserialize)]
 struct TwilioError {
@@ -122,7 +127,11 @@ impl SmsProvider for TwilioProvider {
         let text = response.text().await.unwrap_or_default();
         let detail = match serde_json::from_str::<TwilioError>(&text) {
             Ok(TwilioError { code: Some(code), message }) => {
-                format!("error {code}: {}", message.as_deref().unwrap_or("no message"))
+                let detail = format!("error {code}: {}", message.as_deref().unwrap_or("no message"));
+                if TEMPORARY_ERRORS.contains(&code) {
+                    return Err(SendError::Retryable(format!("twilio: HTTP {}: {detail}", status.as_u16())));
+                }
+                detail
             }
             Ok(TwilioError { code: None, message: Some(message) }) => message,
             _ => http::excerpt(&text, 200),

@@ -170,7 +170,10 @@ async fn tencent_signs_sends_the_code_and_maps_answers() {
         (send_status("InvalidParameterValue.IncorrectPhoneNumber"), false),
         (send_status("FailedOperation.PhoneNumberInBlacklist"), false),
         (send_status("LimitExceeded.PhoneNumberThirtySecondLimit"), true),
-        (send_status("LimitExceeded.PhoneNumberDailyLimit"), true),
+        (send_status("LimitExceeded.PhoneNumberDailyLimit"), false),
+        (send_status("LimitExceeded.PhoneNumberOneHourLimit"), false),
+        (api_error("AuthFailure.SignatureExpire"), false),
+        (send_status("FailedOperation.SignatureIncorrectOrUnapproved"), false),
     ];
     for (reply, retryable) in &cases {
         server.set(Scenario::Reply(StatusCode::OK, reply.clone()));

@@ -106,6 +106,14 @@ async fn twilio_authenticates_posts_the_form_and_maps_answers() {
     ));
     assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("20429")));
 
+    // A full queue of the sender's messages passes: retried although it is a 400.
+    server.set(Scenario::Reply(
+        StatusCode::BAD_REQUEST,
+        json!({"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages", "status": 400})
+            .to_string(),
+    ));
+    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("21611")));
+
     server.set(Scenario::Reply(
         StatusCode::UNAUTHORIZED,
         json!({"code": 20003, "message": "Authenticate", "status": 401}).to_string(),
@@ -116,7 +124,7 @@ async fn twilio_authenticates_posts_the_form_and_maps_answers() {
     let started = std::time::Instant::now();
     assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("300 ms")));
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
-    server.assert_checked(6);
+    server.assert_checked(7);
 }
 
 #[tokio::test]
