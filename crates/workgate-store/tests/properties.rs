@@ -593,7 +593,7 @@ fn a_login_never_gets_past_the_code_without_it() {
                 .expect("disabled");
             if device_approval {
                 let policy = Policy { require_device_approval: true, ..Policy::default() };
-                w.services.put_policy(&caller, policy).await.expect("a policy");
+                w.services.put_policy(&caller, policy, None).await.expect("a policy");
             }
             let enterprises = [first.enterprise.id.to_string(), second.enterprise.id.to_string(), "ent_nope".into()];
 
