@@ -157,12 +157,13 @@ impl Services {
         caller.require_settings_rights()?;
         let new = new.validated()?;
         let current = self.policy_of(&caller.enterprise_id).await?;
+        let stored_at = current.updated_at_text();
         if let Some(read_at) = read_at
-            && read_at != current.updated_at_text().as_deref().unwrap_or("")
+            && Some(read_at) != stored_at.as_deref()
         {
             return Err(Error::Conflict(format!(
                 "the policy changed at {} after it was read (updated_at {read_at}); read it again and make the change on what it is now",
-                current.updated_at_text().unwrap_or_else(|| "an unknown time".into())
+                stored_at.as_deref().unwrap_or("an unknown time")
             )));
         }
         let now = self.clock.now();

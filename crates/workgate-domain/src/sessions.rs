@@ -266,6 +266,9 @@ impl Reverify {
     }
 }
 
+/// How many times a day an admin's unlock may start a number's sending limits over.
+const UNLOCK_RESETS_PER_NUMBER_DAY: i64 = 3;
+
 /// Who revoked a device's trust.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokedBy {
@@ -518,8 +521,20 @@ impl Services {
         self.store.clear_failures(&member.phone, None).await?;
         // Codes someone else had sent to the number (a bot that knows it) must not keep its
         // member waiting once an admin has looked: the number's own sending limits start over.
-        self.store.reset_limits(&self.per_number_sending_buckets(&member.phone)).await?;
-        let audit = caller.entry(self.clock.now(), "member.unlock", Some(member.id.as_str()), json!({}));
+        // Only a few times a day per number, counted in the database: those limits also protect
+        // the phone, and any enterprise's admin can add a number and unlock it.
+        let resets = crate::limits::Limit::new(
+            "unlock_resets",
+            format!("unlock:{}", member.phone),
+            UNLOCK_RESETS_PER_NUMBER_DAY,
+            86_400,
+        );
+        let reset = self.store.hit_limits(&[resets], self.clock.now().millis()).await?.is_none();
+        if reset {
+            self.store.reset_limits(&self.per_number_sending_buckets(&member.phone)).await?;
+        }
+        let details = json!({"sending_limits_reset": reset});
+        let audit = caller.entry(self.clock.now(), "member.unlock", Some(member.id.as_str()), details);
         self.store.apply_directory_changes(&caller.enterprise_id, &[], &[audit]).await
     }
 }

@@ -460,3 +460,31 @@ async fn failure_counts_are_forgotten_only_a_week_after_the_last_failure() {
     assert_eq!(report.of("failure_locks"), 2);
     assert_eq!(app.count("failure_locks").await, 0);
 }
+
+#[tokio::test]
+async fn an_unlock_starts_a_numbers_sending_limits_over_only_three_times_a_day() {
+    let app = TestApp::spawn_configured(
+        |c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()],
+        Arc::new(ManualClock::default()),
+    )
+    .await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let member = app.add_member_with(&ent, json!({"name": "Member", "phone": PHONE, "invite": false})).await;
+    let unlock = format!("/api/v1/members/{}/unlock", member["id"].as_str().unwrap());
+    start_from(&app, PHONE, "192.0.2.1").await.assert_status(200);
+    for round in 1..=4 {
+        // The clock stands still: the number's one-a-minute cooldown refuses the next code ...
+        start_from(&app, PHONE, "192.0.2.1").await.assert_problem(429, "rate_limited");
+        app.post(&unlock, &ent.key, json!({})).await.assert_status(204);
+        // ... until an admin's unlock starts it over, three times a day and no more.
+        let after = start_from(&app, PHONE, "192.0.2.1").await;
+        if round <= 3 {
+            after.assert_status(200);
+        } else {
+            after.assert_problem(429, "rate_limited");
+        }
+    }
+    let unlocks = app.audit(&ent, "action=member.unlock").await;
+    let resets: Vec<bool> = unlocks.iter().rev().map(|e| e["details"]["sending_limits_reset"] == true).collect();
+    assert_eq!(resets, [true, true, true, false], "{unlocks:?}");
+}
