@@ -5,8 +5,9 @@ use crate::audit::{Caller, Page, page_limit};
 use crate::error::{Error, Result, Validator};
 use crate::ids::{DepartmentId, MemberId};
 use crate::model::{Department, Enterprise, Member};
-use crate::outbox::{OutboxMessage, SmsPurpose};
+use crate::outbox::OutboxMessage;
 use crate::phone::PhoneNumber;
+use crate::sms::SmsContent;
 use crate::store::{DirectoryChange, MemberFilter};
 use crate::values::{DepartmentName, Email, MemberStatus, PersonName, Role, Title, UserId};
 use serde::{Deserialize, Deserializer};
@@ -636,30 +637,16 @@ pub(crate) fn phone_change_notices(
     before: &Member,
     after: &Member,
 ) -> [OutboxMessage; 2] {
-    let to_old = format!(
-        "[{}] The sign-in number of {}'s Workgate account was changed to {}, and its sign-ins were ended. \
-         If you did not ask for this, contact your admin.",
-        enterprise.name,
-        before.name,
-        after.phone.masked()
-    );
-    let to_new = format!(
-        "[{}] This number is now the sign-in number of {}'s Workgate account (it was {}). Sign in again with it.",
-        enterprise.name,
-        after.name,
-        before.phone.masked()
-    );
-    let message = |phone: &PhoneNumber, body: String| {
-        OutboxMessage::sealed(
-            keys,
-            Some(enterprise.id.clone()),
-            phone.clone(),
-            body,
-            SmsPurpose::PhoneChanged,
-            after.updated_at,
-        )
+    let content = SmsContent::PhoneChanged {
+        enterprise: enterprise.name.to_string(),
+        member: after.name.to_string(),
+        old_number: before.phone.masked(),
+        new_number: after.phone.masked(),
     };
-    [message(&before.phone, to_old), message(&after.phone, to_new)]
+    let message = |phone: &PhoneNumber| {
+        OutboxMessage::sealed(keys, Some(enterprise.id.clone()), phone.clone(), &content, after.updated_at)
+    };
+    [message(&before.phone), message(&after.phone)]
 }
 
 /// The answer to a department admin reaching outside their subtrees.

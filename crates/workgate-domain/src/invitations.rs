@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::ids::{EnterpriseId, InvitationId, MemberId};
 use crate::limits::Limit;
 use crate::model::{Enterprise, Member};
-use crate::outbox::{Delivery, OutboxMessage, SmsPurpose};
+use crate::outbox::{Delivery, OutboxMessage};
 use crate::phone::PhoneNumber;
 use crate::secret::{Secret, SecretHash};
+use crate::sms::SmsContent;
 use crate::values::MemberStatus;
 use serde_json::json;
 
@@ -83,16 +84,19 @@ pub const INVITATION_PREFIX: &str = "wgi_";
 impl Services {
     /// Builds an invitation for `member`, with the SMS carrying its link.
     pub fn new_invitation(&self, enterprise: &Enterprise, member: &Member, now: Timestamp) -> NewInvitation {
-        let token = Secret::generate(INVITATION_PREFIX);
-        let link = format!("{}/i/{}", self.settings.public_url.trim_end_matches('/'), token.expose());
-        let days = self.settings.invitation_ttl_secs / 86_400;
-        let body = format!(
-            "[{}] {}, you are invited to join {} on Workgate. Open {link} to sign in (valid {} days).",
-            enterprise.name,
-            member.name,
-            enterprise.name,
-            days.max(1)
-        );
+        // 128 bits: guessing one among a million pending invitations takes 2^108 tries, and the
+        // path (`i/wgi_` + 22 characters) fits in the link variable of a gateway's template.
+        let token = Secret::generate_short(INVITATION_PREFIX);
+        let path = format!("i/{}", token.expose());
+        let link = format!("{}/{path}", self.settings.public_url.trim_end_matches('/'));
+        let days = u32::try_from((self.settings.invitation_ttl_secs / 86_400).max(1)).unwrap_or(u32::MAX);
+        let content = SmsContent::Invitation {
+            enterprise: enterprise.name.to_string(),
+            member: member.name.to_string(),
+            link,
+            path,
+            days,
+        };
         NewInvitation {
             invitation: Invitation {
                 id: InvitationId::generate(),
@@ -104,13 +108,7 @@ impl Services {
                 delivery: None,
             },
             token_hash: token.hash(),
-            sms: self.outbox_message(
-                Some(enterprise.id.clone()),
-                member.phone.clone(),
-                body,
-                SmsPurpose::Invitation,
-                now,
-            ),
+            sms: self.outbox_message(Some(enterprise.id.clone()), member.phone.clone(), &content, now),
         }
     }
 

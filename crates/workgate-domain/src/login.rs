@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, EnterpriseId, EventId, InvitationId, LoginId, MemberId};
 use crate::limits::{Limit, network_of};
 use crate::model::{Enterprise, Member};
-use crate::outbox::{OutboxMessage, SmsPurpose};
+use crate::outbox::OutboxMessage;
 use crate::phone::{PhoneNumber, Region};
 use crate::secret::{Secret, SecretHash, has_secret_shape, keyed_hash, random_code, reference_of};
 use crate::sessions::{DeviceState, IssuedSession, NewSession};
+use crate::sms::SmsContent;
 use crate::values::MemberStatus;
 use serde::Deserialize;
 use serde_json::json;
@@ -559,11 +560,9 @@ impl Services {
         enterprise: Option<EnterpriseId>,
         now: Timestamp,
     ) -> OutboxMessage {
-        let minutes = (self.settings.code_ttl_secs / 60).max(1);
-        let body = format!(
-            "{code} is your Workgate verification code. It expires in {minutes} minutes. Never share it with anyone."
-        );
-        self.outbox_message(enterprise, phone.clone(), body, SmsPurpose::LoginCode, now)
+        let minutes = u32::try_from((self.settings.code_ttl_secs / 60).max(1)).unwrap_or(u32::MAX);
+        let content = SmsContent::LoginCode { code: code.to_owned(), minutes };
+        self.outbox_message(enterprise, phone.clone(), &content, now)
     }
 
     async fn live_challenge(&self, login_id: &str) -> Result<LoginChallenge> {

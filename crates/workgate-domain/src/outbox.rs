@@ -7,7 +7,7 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::{EnterpriseId, SmsId};
 use crate::phone::PhoneNumber;
-use crate::sms::{SendError, SmsProvider};
+use crate::sms::{SendError, SmsContent, SmsMessage, SmsProvider};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsPurpose {
@@ -26,6 +26,17 @@ impl SmsPurpose {
         }
     }
 
+    /// The parameters a message of this kind carries (see [`SmsContent::param`]), for templates.
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            SmsPurpose::LoginCode => &["code", "minutes"],
+            SmsPurpose::Invitation => &["enterprise", "member", "link", "path", "days"],
+            SmsPurpose::PhoneChanged => &["enterprise", "member", "old_number", "new_number"],
+        }
+    }
+
+    pub const ALL: [SmsPurpose; 3] = [SmsPurpose::LoginCode, SmsPurpose::Invitation, SmsPurpose::PhoneChanged];
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "invitation" => Some(SmsPurpose::Invitation),
@@ -36,7 +47,7 @@ impl SmsPurpose {
     }
 }
 
-/// One message in the outbox. Its body is encrypted (see [`crate::keys`]) from the moment it is
+/// One message in the outbox. Its body (the [`SmsContent`], kind and parameters) is encrypted (see [`crate::keys`]) from the moment it is
 /// made until the sender opens it to hand it to the provider; the store erases it once the message
 /// is sent or has failed for good.
 #[derive(Debug, Clone)]
@@ -55,13 +66,12 @@ impl OutboxMessage {
         keys: &crate::keys::ServerKeys,
         enterprise_id: Option<EnterpriseId>,
         phone: PhoneNumber,
-        body: String,
-        purpose: SmsPurpose,
+        content: &SmsContent,
         now: Timestamp,
     ) -> OutboxMessage {
         let id = SmsId::generate();
-        let body = SealedBody(keys.seal_sms(id.as_str(), &body));
-        OutboxMessage { id, enterprise_id, phone, body, purpose, created_at: now }
+        let body = SealedBody(keys.seal_sms(id.as_str(), &content.to_stored()));
+        OutboxMessage { id, enterprise_id, phone, body, purpose: content.purpose(), created_at: now }
     }
 }
 
@@ -103,11 +113,10 @@ impl Services {
         &self,
         enterprise_id: Option<EnterpriseId>,
         phone: PhoneNumber,
-        body: String,
-        purpose: SmsPurpose,
+        content: &SmsContent,
         now: Timestamp,
     ) -> OutboxMessage {
-        OutboxMessage::sealed(self.keys(), enterprise_id, phone, body, purpose, now)
+        OutboxMessage::sealed(self.keys(), enterprise_id, phone, content, now)
     }
 
     /// Takes up to `batch` due messages, delivers them through `provider`, and records the outcome
@@ -122,7 +131,7 @@ impl Services {
         let mut ready = Vec::with_capacity(taken);
         for (message, attempts) in due {
             match self.keys().open_sms(message.id.as_str(), message.body.as_stored()) {
-                Ok(text) => ready.push((message, attempts, text)),
+                Ok(stored) => ready.push((message, attempts, SmsMessage::from_stored(&stored))),
                 Err(e) => {
                     tracing::error!(sms = %message.id, error = %e, "sms cannot be decrypted; not sent");
                     self.store

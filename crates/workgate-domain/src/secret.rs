@@ -20,9 +20,13 @@ impl Secret {
     /// `prefix` + 43 characters of base64url (256 bits). The prefix tells people (and secret
     /// scanners) what kind of credential a leaked string is.
     pub fn generate(prefix: &str) -> Self {
-        let mut bytes = [0u8; 32];
-        fill_random(&mut bytes);
-        Secret(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        Secret(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>())))
+    }
+
+    /// A secret of 128 random bits (22 characters after the prefix): for a capability that must fit
+    /// in an SMS template's variable (an invitation's link), is used once and expires within days.
+    pub fn generate_short(prefix: &str) -> Self {
+        Secret(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<16>())))
     }
 
     pub fn expose(&self) -> &str {
@@ -144,5 +148,8 @@ mod tests {
         assert!(a.hash().matches(&SecretHash::of(a.expose())));
         assert!(!a.hash().matches(&b.hash()));
         assert_eq!(format!("{:?}", a.hash()), "SecretHash(…)");
+        let short = Secret::generate_short("wgi_");
+        assert_eq!(short.expose().len(), 4 + 22, "128 bits");
+        assert_ne!(short.expose(), Secret::generate_short("wgi_").expose());
     }
 }

@@ -1,8 +1,12 @@
 //! The `file` provider, for development and tests: each message becomes one JSON line
 //!
 //! ```json
-//! {"to":"+8613800138000","body":"Your Workgate code is 123456","sent_at":"2026-11-25T09:24:06.123Z","id":"sms_…"}
+//! {"to":"+8613800138000","body":"123456 is your Workgate verification code. …","sent_at":"2026-11-25T09:24:06.123Z",
+//!  "id":"sms_…","kind":"login_code","params":{"code":"123456","minutes":"10"}}
 //! ```
+//!
+//! (one line in the file). `kind` and `params` are what a template gateway would send: the kind
+//! of message and its parameters.
 //!
 //! appended to a file. Each line is written with one `write` call on a file opened in append
 //! mode, under a mutex, then flushed to disk (`sync_data`) before `send` returns: concurrent sends
@@ -12,11 +16,12 @@
 use crate::http;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use workgate_domain::sms::{SendError, SmsProvider};
+use workgate_domain::sms::{SendError, SmsMessage, SmsProvider};
 
 /// `[sms.file]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +40,30 @@ pub struct FileMessage {
     pub sent_at: String,
     /// The outbox id (`message_id` of [`SmsProvider::send`]).
     pub id: String,
+    /// The kind of message (`login_code`, `invitation`, `phone_changed`); absent for a message
+    /// queued as bare text by an earlier version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The message's parameters, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+impl FileMessage {
+    /// The line for `message` to `to`, sent now.
+    pub fn new(message_id: &str, to: &str, message: &SmsMessage) -> FileMessage {
+        let content = message.content.as_ref();
+        FileMessage {
+            to: to.into(),
+            body: message.text.clone(),
+            sent_at: http::now().1,
+            id: message_id.into(),
+            kind: content.map(|c| c.purpose().as_str().to_owned()),
+            params: content
+                .map(|c| c.params().into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 pub struct FileProvider {
@@ -64,9 +93,8 @@ impl SmsProvider for FileProvider {
         "file"
     }
 
-    async fn send(&self, message_id: &str, to: &str, body: &str) -> Result<(), SendError> {
-        let message = FileMessage { to: to.into(), body: body.into(), sent_at: http::now().1, id: message_id.into() };
-        let mut line = serde_json::to_vec(&message)
+    async fn send(&self, message_id: &str, to: &str, message: &SmsMessage) -> Result<(), SendError> {
+        let mut line = serde_json::to_vec(&FileMessage::new(message_id, to, message))
             .map_err(|e| SendError::Permanent(format!("file: cannot encode the message: {e}")))?;
         line.push(b'\n');
         let path = self.path.clone();

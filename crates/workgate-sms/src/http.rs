@@ -42,6 +42,16 @@ pub(crate) fn parse_url(key: &str, value: &str) -> Result<reqwest::Url, String> 
     Ok(url)
 }
 
+/// The `host[:port]` of an endpoint, lowercase: the value of the `host` header that is signed and sent.
+pub(crate) fn host_header(key: &str, endpoint: &str, url: &reqwest::Url) -> Result<String, String> {
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => return Err(format!("{key} '{endpoint}' has no host")),
+    };
+    Ok(host.to_ascii_lowercase())
+}
+
 /// Fails when a required setting is empty.
 pub(crate) fn required(key: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() { Err(format!("{key} must not be empty")) } else { Ok(()) }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use workgate_domain::sms::{SendError, SmsProvider};
+use workgate_domain::sms::{SendError, SmsMessage, SmsProvider};
 
 /// `[sms.log]`: no settings; the section may be left out.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,12 +25,12 @@ impl SmsProvider for LogProvider {
         "log"
     }
 
-    async fn send(&self, message_id: &str, to: &str, body: &str) -> Result<(), SendError> {
+    async fn send(&self, message_id: &str, to: &str, message: &SmsMessage) -> Result<(), SendError> {
         tracing::warn!(
             sms.provider = "log",
             sms.id = message_id,
             sms.to = to,
-            sms.body = body,
+            sms.body = message.text.as_str(),
             "SMS NOT SENT: the `log` provider only logs messages (development only)"
         );
         Ok(())

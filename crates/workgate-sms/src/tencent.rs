@@ -4,15 +4,12 @@
 //!
 //! # Templates
 //!
-//! Tencent Cloud does not send free text: it sends an approved template, filled with parameters.
-//! Workgate's messages carry their verification code as 6 consecutive digits (SPEC section 7), so
-//! by default (`template_params = "code"`) the provider finds the first run of exactly 6 digits in
-//! the body and sends it as the only parameter: the template is yours, with one variable for the
-//! code, for example `Your Workgate verification code is {1}. It expires in 10 minutes.` A message
-//! without such a code (an invitation link, say) fails permanently with this provider in this mode.
-//!
-//! With `template_params = "body"` the whole body is the only parameter, for a template that is
-//! exactly `{1}` (where Tencent approves one; mainland China templates usually are not).
+//! Tencent Cloud does not send free text: it sends an approved template, filled with parameters
+//! (`{1}`, `{2}`, …). Each kind of message has its own template, and numbers of mainland China
+//! and other numbers have their own (`[sms.tencent.templates.mainland]`,
+//! `[sms.tencent.templates.international]`), each naming the message's parameters it takes in
+//! order: see [`crate::templates`]. Tencent's verification-code templates take codes of 4 to 8
+//! digits, so a `code_length` outside that range stops the start.
 //!
 //! # Signing (TC3-HMAC-SHA256)
 //!
@@ -49,13 +46,14 @@
 
 use crate::Secret;
 use crate::http;
+use crate::templates::{TemplateSet, Templates};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::format_description;
-use workgate_domain::sms::{SendError, SmsProvider};
+use workgate_domain::sms::{SendError, SmsMessage, SmsProvider};
 
 pub const DEFAULT_ENDPOINT: &str = "https://sms.tencentcloudapi.com";
 pub const DEFAULT_REGION: &str = "ap-guangzhou";
@@ -65,17 +63,8 @@ const VERSION: &str = "2021-01-11";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const ALGORITHM: &str = "TC3-HMAC-SHA256";
 const SIGNED_HEADERS: &str = "content-type;host";
-
-/// How the message body becomes the template's parameters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TemplateParams {
-    /// The first run of exactly 6 digits in the body is the only parameter.
-    #[default]
-    Code,
-    /// The whole body is the only parameter (a template that is exactly `{1}`).
-    Body,
-}
+/// The lengths of code a verification-code template takes.
+const CODE_DIGITS: std::ops::RangeInclusive<u32> = 4..=8;
 
 /// `[sms.tencent]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,11 +82,8 @@ pub struct TencentConfig {
     /// The approved signature (`SignName`); required for mainland China numbers.
     #[serde(default)]
     pub sign_name: Option<String>,
-    /// The approved template (`TemplateId`).
-    pub template_id: String,
-    /// `code` (default) or `body`: see the module documentation.
-    #[serde(default)]
-    pub template_params: TemplateParams,
+    /// The approved templates, per region class and kind of message (see [`crate::templates`]).
+    pub templates: Templates,
     /// The API's base URL; `https://sms.tencentcloudapi.com` when absent (tests point it elsewhere).
     #[serde(default)]
     pub endpoint: Option<String>,
@@ -112,6 +98,7 @@ fn default_region() -> String {
 
 pub struct TencentProvider {
     config: TencentConfig,
+    templates: TemplateSet,
     url: reqwest::Url,
     /// `host[:port]` of the endpoint, lowercase: the signed `host` header and the one sent.
     host: String,
@@ -120,12 +107,20 @@ pub struct TencentProvider {
 }
 
 impl TencentProvider {
-    pub fn new(config: TencentConfig) -> Result<Self, String> {
+    /// `code_length` is the number of digits of the login codes the server sends.
+    pub fn new(config: TencentConfig, code_length: u32) -> Result<Self, String> {
         http::required("sms.tencent.secret_id", &config.secret_id)?;
         http::required("sms.tencent.secret_key", config.secret_key.expose())?;
         http::required("sms.tencent.region", &config.region)?;
         http::required("sms.tencent.sms_sdk_app_id", &config.sms_sdk_app_id)?;
-        http::required("sms.tencent.template_id", &config.template_id)?;
+        let templates = TemplateSet::new("tencent", config.templates.clone())?;
+        if templates.sends_codes() && !CODE_DIGITS.contains(&code_length) {
+            return Err(format!(
+                "login.code_length is {code_length}, but Tencent Cloud's verification-code templates take {} to {} digits",
+                CODE_DIGITS.start(),
+                CODE_DIGITS.end()
+            ));
+        }
         if let Some(sign_name) = &config.sign_name {
             http::required("sms.tencent.sign_name", sign_name)?;
         }
@@ -134,14 +129,9 @@ impl TencentProvider {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(format!("sms.tencent.endpoint '{endpoint}' must not have a query or a fragment"));
         }
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(format!("sms.tencent.endpoint '{endpoint}' has no host")),
-        }
-        .to_ascii_lowercase();
+        let host = http::host_header("sms.tencent.endpoint", endpoint, &url)?;
         let timeout = http::timeout("tencent", config.timeout_ms)?;
-        Ok(TencentProvider { url, host, timeout, client: http::client(timeout)?, config })
+        Ok(TencentProvider { url, host, timeout, client: http::client(timeout)?, config, templates })
     }
 }
 
@@ -153,7 +143,7 @@ struct SendSmsRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sign_name: Option<&'a str>,
     template_id: &'a str,
-    template_param_set: [&'a str; 1],
+    template_param_set: Vec<&'a str>,
     /// Returned as is in the answer and in delivery receipts: the outbox id.
     session_context: &'a str,
 }
@@ -197,22 +187,14 @@ impl SmsProvider for TencentProvider {
         "tencent"
     }
 
-    async fn send(&self, message_id: &str, to: &str, body: &str) -> Result<(), SendError> {
-        let parameter = match self.config.template_params {
-            TemplateParams::Body => body,
-            TemplateParams::Code => six_digit_code(body).ok_or_else(|| {
-                SendError::Permanent(
-                    "tencent: the message has no 6-digit code to fill the template with (template_params = \"code\")"
-                        .into(),
-                )
-            })?,
-        };
+    async fn send(&self, message_id: &str, to: &str, message: &SmsMessage) -> Result<(), SendError> {
+        let filled = self.templates.fill(to, message)?;
         let payload = serde_json::to_vec(&SendSmsRequest {
             phone_number_set: [to],
             sms_sdk_app_id: &self.config.sms_sdk_app_id,
             sign_name: self.config.sign_name.as_deref(),
-            template_id: &self.config.template_id,
-            template_param_set: [parameter],
+            template_id: filled.template_id,
+            template_param_set: filled.params.iter().map(|(_, value)| value.as_str()).collect(),
             session_context: message_id,
         })
         .map_err(|e| SendError::Permanent(format!("tencent: cannot encode the request: {e}")))?;
@@ -287,25 +269,6 @@ fn is_retryable_code(code: &str) -> bool {
         .iter()
         .any(|family| code == *family || code.strip_prefix(family).is_some_and(|rest| rest.starts_with('.')))
         || SHORT_WINDOWS.contains(&code)
-}
-
-/// The first run of exactly 6 ASCII digits (not part of a longer number).
-fn six_digit_code(body: &str) -> Option<&str> {
-    let bytes = body.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        if !bytes[start].is_ascii_digit() {
-            start += 1;
-            continue;
-        }
-        let end = bytes[start..].iter().position(|b| !b.is_ascii_digit()).map_or(bytes.len(), |n| start + n);
-        if end - start == 6 {
-            // Digits are ASCII, so both ends are character boundaries.
-            return body.get(start..end);
-        }
-        start = end;
-    }
-    None
 }
 
 /// What TC3-HMAC-SHA256 signs, for a POST without a query string. Only `content-type` and
@@ -416,16 +379,6 @@ mod tests {
         // Earlier editions of the same page used the key "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE".
         let signed = sign(&doc_input("Gu5t9xGARNpq86cd98joQYCN3EXAMPLE")).expect("signs");
         assert_eq!(signed.signature, "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168");
-    }
-
-    #[test]
-    fn finds_the_six_digit_code() {
-        assert_eq!(six_digit_code("Your Workgate code is 123456."), Some("123456"));
-        assert_eq!(six_digit_code("验证码：654321，10分钟内有效"), Some("654321"));
-        assert_eq!(six_digit_code("Order 1234567, code 000042"), Some("000042"));
-        assert_eq!(six_digit_code("12345 and 1234567"), None);
-        assert_eq!(six_digit_code("https://example.com/i/abc"), None);
-        assert_eq!(six_digit_code("999999"), Some("999999"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::http;
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::time::Duration;
-use workgate_domain::sms::{SendError, SmsProvider};
+use workgate_domain::sms::{SendError, SmsMessage, SmsProvider};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 
@@ -107,7 +107,7 @@ impl SmsProvider for TwilioProvider {
         "twilio"
     }
 
-    async fn send(&self, _message_id: &str, to: &str, body: &str) -> Result<(), SendError> {
+    async fn send(&self, _message_id: &str, to: &str, message: &SmsMessage) -> Result<(), SendError> {
         let sender = match &self.sender {
             Sender::From(from) => ("From", from.as_str()),
             Sender::MessagingService(sid) => ("MessagingServiceSid", sid.as_str()),
@@ -116,7 +116,7 @@ impl SmsProvider for TwilioProvider {
             .client
             .post(self.url.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .form(&[("To", to), sender, ("Body", body)])
+            .form(&[("To", to), sender, ("Body", message.text.as_str())])
             .send()
             .await
             .map_err(|e| http::transport_error("twilio", e, self.timeout))?;

@@ -7,8 +7,14 @@
 //! Content-Type: application/json
 //! X-Workgate-Signature: t=1764062646,v1=<64 lowercase hex digits>
 //!
-//! {"id":"sms_…","to":"+8613800138000","body":"Your Workgate code is 123456","sent_at":"2026-11-25T09:24:06.123Z"}
+//! {"id":"sms_…","to":"+8613800138000","body":"123456 is your Workgate verification code. …",
+//!  "sent_at":"2026-11-25T09:24:06.123Z","kind":"login_code","params":{"code":"123456","minutes":"10"}}
 //! ```
+//!
+//! (on one line). `kind` and `params` let a gateway of your own send templates: the kind of
+//! message (`login_code`, `invitation`, `phone_changed`) and its parameters by name (see
+//! [`crate::templates`] for the list); both are left out for a message queued as bare text by an
+//! earlier version.
 //!
 //! `id` is the outbox id: it stays the same when a message is retried, so the receiver can drop
 //! duplicates. `sent_at` is the time of this attempt (RFC 3339, UTC).
@@ -40,8 +46,9 @@ use crate::Secret;
 use crate::http;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
-use workgate_domain::sms::{SendError, SmsProvider};
+use workgate_domain::sms::{SendError, SmsMessage, SmsProvider};
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "X-Workgate-Signature";
@@ -72,6 +79,10 @@ struct Payload<'a> {
     to: &'a str,
     body: &'a str,
     sent_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    params: BTreeMap<&'static str, String>,
 }
 
 impl WebhookProvider {
@@ -96,10 +107,18 @@ impl SmsProvider for WebhookProvider {
         "webhook"
     }
 
-    async fn send(&self, message_id: &str, to: &str, body: &str) -> Result<(), SendError> {
+    async fn send(&self, message_id: &str, to: &str, message: &SmsMessage) -> Result<(), SendError> {
         let (now, sent_at) = http::now();
-        let payload = serde_json::to_vec(&Payload { id: message_id, to, body, sent_at: &sent_at })
-            .map_err(|e| SendError::Permanent(format!("webhook: cannot encode the message: {e}")))?;
+        let content = message.content.as_ref();
+        let payload = serde_json::to_vec(&Payload {
+            id: message_id,
+            to,
+            body: &message.text,
+            sent_at: &sent_at,
+            kind: content.map(|c| c.purpose().as_str()),
+            params: content.map(|c| c.params().into_iter().collect()).unwrap_or_default(),
+        })
+        .map_err(|e| SendError::Permanent(format!("webhook: cannot encode the message: {e}")))?;
         let signature = signature_header(self.secret.expose(), now.unix_timestamp(), &payload);
         let response = self
             .client

@@ -554,8 +554,9 @@ async fn new_code(w: &World, seen: i64, phone: &PhoneNumber) -> Option<String> {
     .fetch_optional(&w.db)
     .await
     .expect("the outbox")?;
-    let body = w.services.keys().open_sms(&id, &body).expect("an SMS we sealed");
-    Some(body.split_whitespace().next().unwrap().to_string())
+    let stored = w.services.keys().open_sms(&id, &body).expect("an SMS we sealed");
+    let message = workgate_domain::sms::SmsMessage::from_stored(&stored);
+    message.content.and_then(|content| content.param("code"))
 }
 
 async fn challenge(w: &World, login: &Login) -> workgate_domain::login::LoginChallenge {

@@ -261,12 +261,8 @@ impl ServerConfig {
 /// The `file` SMS provider writing to `path`.
 pub fn file_sms(path: PathBuf) -> workgate_sms::SmsConfig {
     workgate_sms::SmsConfig {
-        provider: workgate_sms::ProviderKind::File,
         file: Some(workgate_sms::FileConfig { path }),
-        log: None,
-        webhook: None,
-        tencent: None,
-        twilio: None,
+        ..workgate_sms::SmsConfig::new(workgate_sms::ProviderKind::File)
     }
 }
 

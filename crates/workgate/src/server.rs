@@ -188,8 +188,8 @@ pub async fn start(config: &ServerConfig) -> anyhow::Result<RunningServer> {
 }
 
 pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyhow::Result<RunningServer> {
-    let provider =
-        workgate_sms::build(&config.sms).map_err(|e| anyhow::anyhow!("the SMS provider cannot start: {e}"))?;
+    let provider = workgate_sms::build(&config.sms, config.login.code_length)
+        .map_err(|e| anyhow::anyhow!("the SMS provider cannot start: {e}"))?;
     let wakeup = Arc::new(Notify::new());
     let notify = wakeup.clone();
     let listener = tokio::net::TcpListener::bind(&config.listen)

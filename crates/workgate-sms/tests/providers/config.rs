@@ -1,5 +1,17 @@
 use crate::mock::sms_config;
-use workgate_sms::{ProviderKind, SmsConfig, build};
+use std::sync::Arc;
+use workgate_domain::sms::SmsProvider;
+use workgate_sms::{ProviderKind, SmsConfig};
+
+/// Builds as the server does, with 6-digit codes.
+fn build(config: &SmsConfig) -> Result<Arc<dyn SmsProvider>, String> {
+    workgate_sms::build(config, 6)
+}
+
+/// A complete `[sms.<provider>.templates.mainland]` section.
+pub const MAINLAND_TEMPLATES: &str = "login_code = { id = \"1\", params = [\"code\"] }\n\
+     invitation = { id = \"2\", params = [\"enterprise\", \"path\"] }\n\
+     phone_changed = { id = \"3\", params = [\"enterprise\"] }\n";
 
 #[derive(Debug, serde::Deserialize)]
 #[allow(dead_code)]
@@ -73,32 +85,70 @@ fn invalid_settings_are_explained() {
     );
 
     assert!(
-        build_error(
+        build_error(&format!(
             "[sms]\nprovider = \"tencent\"\n[sms.tencent]\nsecret_id = \"id\"\nsecret_key = \"\"\n\
-             sms_sdk_app_id = \"1400006666\"\ntemplate_id = \"1\"\n"
-        )
+             sms_sdk_app_id = \"1400006666\"\n[sms.tencent.templates.mainland]\n{MAINLAND_TEMPLATES}"
+        ))
         .contains("secret_key")
     );
 }
 
-#[test]
-fn tencent_defaults_and_template_modes() {
-    let config = sms_config(
+fn tencent(extra: &str, templates: &str) -> String {
+    format!(
         "[sms]\nprovider = \"tencent\"\n[sms.tencent]\nsecret_id = \"id\"\nsecret_key = \"key\"\n\
-         sms_sdk_app_id = \"1400006666\"\ntemplate_id = \"1\"\n",
-    );
-    let tencent = config.tencent.clone().expect("section");
-    assert_eq!(tencent.region, "ap-guangzhou");
-    assert_eq!(tencent.template_params, workgate_sms::TemplateParams::Code);
-    assert_eq!(tencent.endpoint, None);
+         sms_sdk_app_id = \"1400006666\"\n{extra}[sms.tencent.templates.mainland]\n{templates}"
+    )
+}
+
+#[test]
+fn tencent_defaults_and_templates() {
+    let config = sms_config(&tencent("", MAINLAND_TEMPLATES));
+    let section = config.tencent.clone().expect("section");
+    assert_eq!(section.region, "ap-guangzhou");
+    assert_eq!(section.endpoint, None);
     assert_eq!(build(&config).expect("tencent").name(), "tencent");
-    assert!(
-        parse(
-            "[sms]\nprovider = \"tencent\"\n[sms.tencent]\nsecret_id = \"id\"\nsecret_key = \"key\"\n\
-         sms_sdk_app_id = \"1\"\ntemplate_id = \"1\"\ntemplate_params = \"all\"\n"
-        )
-        .is_err()
+    // The single template of earlier versions is refused by name.
+    assert!(parse(&tencent("template_id = \"1\"\n", MAINLAND_TEMPLATES)).unwrap_err().contains("template_id"));
+    // A kind without its template, an unknown parameter, a template without an id.
+    let missing = MAINLAND_TEMPLATES.replace("phone_changed = { id = \"3\", params = [\"enterprise\"] }\n", "");
+    let error = build_error(&tencent("", &missing));
+    assert!(error.contains("sms.tencent.templates.mainland.phone_changed is missing"), "{error}");
+    let error = build_error(&tencent("", &MAINLAND_TEMPLATES.replace("[\"code\"]", "[\"code\", \"name\"]")));
+    assert!(error.contains("'name'") && error.contains("code, minutes"), "{error}");
+    let error = build_error(&tencent("", &MAINLAND_TEMPLATES.replace("id = \"2\"", "id = \" \"")));
+    assert!(error.contains("invitation.id"), "{error}");
+    let error = build_error(
+        "[sms]\nprovider = \"tencent\"\n[sms.tencent]\nsecret_id = \"id\"\nsecret_key = \"key\"\n\
+         sms_sdk_app_id = \"1\"\n[sms.tencent.templates]\n",
     );
+    assert!(error.contains("has no templates"), "{error}");
+}
+
+#[test]
+fn tencent_follows_the_code_length_it_can_send() {
+    let config = sms_config(&tencent("", MAINLAND_TEMPLATES));
+    for digits in [4, 6, 8] {
+        assert!(workgate_sms::build(&config, digits).is_ok(), "{digits} digits");
+    }
+    for digits in [3, 9, 10] {
+        let error = workgate_sms::build(&config, digits).err().expect("refused");
+        assert!(error.contains("code_length") && error.contains("4 to 8"), "{error}");
+    }
+}
+
+#[test]
+fn alibaba_needs_its_keys_signature_and_templates() {
+    let alibaba = |lines: &str| {
+        format!(
+            "[sms]\nprovider = \"alibaba\"\n[sms.alibaba]\n{lines}[sms.alibaba.templates.international]\n{MAINLAND_TEMPLATES}"
+        )
+    };
+    let config = sms_config(&alibaba("access_key_id = \"LTAI\"\naccess_key_secret = \"s\"\nsign_name = \"阿里\"\n"));
+    assert_eq!(build(&config).expect("alibaba").name(), "alibaba");
+    let error = build_error(&alibaba("access_key_id = \"LTAI\"\naccess_key_secret = \"\"\nsign_name = \"阿里\"\n"));
+    assert!(error.contains("access_key_secret"), "{error}");
+    let error = build_error(&alibaba("access_key_id = \"LTAI\"\naccess_key_secret = \"s\"\nsign_name = \"\"\n"));
+    assert!(error.contains("sign_name"), "{error}");
 }
 
 #[test]
@@ -106,11 +156,14 @@ fn secrets_stay_out_of_debug_output() {
     let config = sms_config(
         "[sms]\nprovider = \"twilio\"\n\
          [sms.twilio]\naccount_sid = \"AC1\"\nauth_token = \"twilio-token-value\"\nfrom = \"+15005550006\"\n\
-         [sms.tencent]\nsecret_id = \"id\"\nsecret_key = \"tencent-key-value\"\nsms_sdk_app_id = \"1\"\ntemplate_id = \"1\"\n\
+         [sms.tencent]\nsecret_id = \"id\"\nsecret_key = \"tencent-key-value\"\nsms_sdk_app_id = \"1\"\n\
+         [sms.tencent.templates]\n\
+         [sms.alibaba]\naccess_key_id = \"id\"\naccess_key_secret = \"alibaba-key-value\"\nsign_name = \"s\"\n\
+         [sms.alibaba.templates]\n\
          [sms.webhook]\nurl = \"https://example.com/\"\nsecret = \"webhook-secret-value\"\n",
     );
     let debug = format!("{config:?}");
-    for secret in ["twilio-token-value", "tencent-key-value", "webhook-secret-value"] {
+    for secret in ["twilio-token-value", "tencent-key-value", "alibaba-key-value", "webhook-secret-value"] {
         assert!(!debug.contains(secret), "{debug}");
     }
 }

@@ -11,7 +11,7 @@ async fn twenty_concurrent_sends_give_twenty_whole_lines() {
         "[sms]\nprovider = \"file\"\n[sms.file]\npath = {}\n",
         toml::Value::String(path.display().to_string())
     ));
-    let sms = workgate_sms::build(&config).expect("file provider");
+    let sms = workgate_sms::build(&config, 6).expect("file provider");
     assert_eq!(sms.name(), "file");
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -19,7 +19,9 @@ async fn twenty_concurrent_sends_give_twenty_whole_lines() {
         let sms = sms.clone();
         // Long bodies make interleaving visible if it happened.
         let body = format!("Workgate 验证码 {:06}。{}", i * 1111, "x".repeat(4000 + i));
-        tasks.spawn(async move { sms.send(&format!("sms_{i:02}"), &format!("+861380013{i:04}"), &body).await });
+        tasks.spawn(async move {
+            sms.send(&format!("sms_{i:02}"), &format!("+861380013{i:04}"), &crate::text(&body)).await
+        });
     }
     while let Some(result) = tasks.join_next().await {
         assert_eq!(result.expect("task"), Ok(()));
@@ -58,14 +60,17 @@ async fn the_file_may_be_removed_between_sends() {
         Arc::new(FileProvider::new(FileConfig { path: path.clone() }).expect("file provider"));
     assert_eq!(read_messages(&path), vec![], "a missing file has no messages");
 
-    sms.send("sms_a", "+8613800138000", "code 111111").await.expect("sent");
+    sms.send("sms_a", "+8613800138000", &crate::code("111111")).await.expect("sent");
     std::fs::remove_file(&path).expect("removed");
-    sms.send("sms_b", "+8613800138000", "code 222222").await.expect("sent");
+    sms.send("sms_b", "+8613800138000", &crate::code("222222")).await.expect("sent");
     let messages = read_messages(&path);
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].id, "sms_b");
     assert_eq!(messages[0].to, "+8613800138000");
-    assert_eq!(messages[0].body, "code 222222");
+    assert!(messages[0].body.starts_with("222222 is your Workgate verification code."), "{}", messages[0].body);
+    assert_eq!(messages[0].kind.as_deref(), Some("login_code"));
+    assert_eq!(messages[0].params.get("code").map(String::as_str), Some("222222"));
+    assert_eq!(messages[0].params.get("minutes").map(String::as_str), Some("10"));
 }
 
 #[test]

@@ -121,7 +121,7 @@ fn answer(scenario: &Scenario) -> (StatusCode, String) {
     }
 }
 
-fn provider(endpoint: &str, template_params: &str) -> Arc<dyn SmsProvider> {
+fn provider(endpoint: &str) -> Arc<dyn SmsProvider> {
     let config = mock::sms_config(&format!(
         r#"
         [sms]
@@ -132,33 +132,36 @@ fn provider(endpoint: &str, template_params: &str) -> Arc<dyn SmsProvider> {
         region = "ap-beijing"
         sms_sdk_app_id = "1400006666"
         sign_name = "Workgate"
-        template_id = "1234567"
-        template_params = "{template_params}"
         endpoint = "{endpoint}"
         timeout_ms = 300
+        [sms.tencent.templates.mainland]
+        login_code = {{ id = "1234567", params = ["code"] }}
+        invitation = {{ id = "1234568", params = ["enterprise", "member", "path", "days"] }}
+        phone_changed = {{ id = "1234569", params = ["new_number"] }}
         "#
     ));
-    workgate_sms::build(&config).expect("tencent provider")
+    workgate_sms::build(&config, 6).expect("tencent provider")
 }
 
 #[tokio::test]
 async fn tencent_signs_sends_the_code_and_maps_answers() {
     let server = MockServer::start(check, answer).await;
-    let sms = provider(&server.base_url, "code");
+    let sms = provider(&server.base_url);
     assert_eq!(sms.name(), "tencent");
+    let code = crate::code("123456");
 
-    assert_eq!(sms.send(ID, TO, BODY).await, Ok(()));
+    assert_eq!(sms.send(ID, TO, &code).await, Ok(()));
     server.assert_checked(1);
 
     server.set(Scenario::ClientError);
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Permanent(m)) if m.contains("400")));
+    assert!(matches!(sms.send(ID, TO, &code).await, Err(SendError::Permanent(m)) if m.contains("400")));
 
     server.set(Scenario::ServerError);
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("500")));
+    assert!(matches!(sms.send(ID, TO, &code).await, Err(SendError::Retryable(m)) if m.contains("500")));
 
     server.set(Scenario::Hang);
     let started = std::time::Instant::now();
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("300 ms")));
+    assert!(matches!(sms.send(ID, TO, &code).await, Err(SendError::Retryable(m)) if m.contains("300 ms")));
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 
     // Tencent reports API errors with HTTP 200.
@@ -177,7 +180,7 @@ async fn tencent_signs_sends_the_code_and_maps_answers() {
     ];
     for (reply, retryable) in &cases {
         server.set(Scenario::Reply(StatusCode::OK, reply.clone()));
-        let result = sms.send(ID, TO, BODY).await;
+        let result = sms.send(ID, TO, &code).await;
         match (retryable, &result) {
             (true, Err(SendError::Retryable(_))) | (false, Err(SendError::Permanent(_))) => {}
             _ => panic!("{reply} gave {result:?}"),
@@ -186,21 +189,31 @@ async fn tencent_signs_sends_the_code_and_maps_answers() {
     server.assert_checked(4 + cases.len());
 }
 
-#[tokio::test]
-async fn tencent_refuses_a_message_without_a_code() {
-    let server = MockServer::start(check, answer).await;
-    let sms = provider(&server.base_url, "code");
-    let result = sms.send(ID, TO, "Join Acme on Workgate: https://id.example.com/i/abcdef").await;
-    assert!(matches!(result, Err(SendError::Permanent(m)) if m.contains("6-digit")));
-    server.assert_checked(0);
+fn sent_body(server: &MockServer, n: usize) -> serde_json::Value {
+    serde_json::from_slice(&server.requests()[n].body).expect("json")
 }
 
 #[tokio::test]
-async fn tencent_body_mode_sends_the_whole_body() {
+async fn tencent_sends_each_kind_with_its_own_template_and_parameters() {
     let server = MockServer::start(|_| Ok(()), answer).await;
-    let sms = provider(&server.base_url, "body");
-    assert_eq!(sms.send(ID, TO, BODY).await, Ok(()));
-    let requests = server.requests();
-    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).expect("json");
-    assert_eq!(body["TemplateParamSet"], json!([BODY]));
+    let sms = provider(&server.base_url);
+    // An invitation whose enterprise name holds six digits sends no code: its own parameters.
+    assert_eq!(sms.send(ID, TO, &crate::invitation()).await, Ok(()));
+    let body = sent_body(&server, 0);
+    assert_eq!(body["TemplateId"], "1234568");
+    assert_eq!(body["TemplateParamSet"], json!(["Acme 123456", "李雷", "i/wgi_abc", "7"]));
+    // Codes of other lengths are sent as they are.
+    assert_eq!(sms.send(ID, TO, &crate::code("04219876")).await, Ok(()));
+    assert_eq!(sent_body(&server, 1)["TemplateParamSet"], json!(["04219876"]));
+}
+
+#[tokio::test]
+async fn tencent_refuses_what_it_has_no_template_for_without_a_request() {
+    let server = MockServer::start(check, answer).await;
+    let sms = provider(&server.base_url);
+    let result = sms.send(ID, "+14155550100", &crate::code("123456")).await;
+    assert!(matches!(result, Err(SendError::Permanent(m)) if m.contains("international")));
+    let result = sms.send(ID, TO, &crate::text(BODY)).await;
+    assert!(matches!(result, Err(SendError::Permanent(m)) if m.contains("bare text")));
+    server.assert_checked(0);
 }

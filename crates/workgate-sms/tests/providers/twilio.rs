@@ -78,7 +78,7 @@ fn provider(base_url: &str, sender_line: &str) -> Arc<dyn SmsProvider> {
         timeout_ms = 300
         "#
     ));
-    workgate_sms::build(&config).expect("twilio provider")
+    workgate_sms::build(&config, 6).expect("twilio provider")
 }
 
 #[tokio::test]
@@ -87,24 +87,24 @@ async fn twilio_authenticates_posts_the_form_and_maps_answers() {
     let sms = provider(&server.base_url, &format!(r#"from = "{FROM}""#));
     assert_eq!(sms.name(), "twilio");
 
-    assert_eq!(sms.send(ID, TO, BODY).await, Ok(()));
+    assert_eq!(sms.send(ID, TO, &crate::text(BODY)).await, Ok(()));
     server.assert_checked(1);
 
     server.set(Scenario::ClientError);
-    let error = sms.send(ID, TO, BODY).await;
+    let error = sms.send(ID, TO, &crate::text(BODY)).await;
     assert!(
         matches!(&error, Err(SendError::Permanent(m)) if m.contains("21211") && m.contains("not a valid phone number")),
         "{error:?}"
     );
 
     server.set(Scenario::ServerError);
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("503")));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(m)) if m.contains("503")));
 
     server.set(Scenario::Reply(
         StatusCode::TOO_MANY_REQUESTS,
         json!({"code": 20429, "message": "Too Many Requests", "status": 429}).to_string(),
     ));
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("20429")));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(m)) if m.contains("20429")));
 
     // A full queue of the sender's messages passes: retried although it is a 400.
     server.set(Scenario::Reply(
@@ -112,17 +112,17 @@ async fn twilio_authenticates_posts_the_form_and_maps_answers() {
         json!({"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages", "status": 400})
             .to_string(),
     ));
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("21611")));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(m)) if m.contains("21611")));
 
     server.set(Scenario::Reply(
         StatusCode::UNAUTHORIZED,
         json!({"code": 20003, "message": "Authenticate", "status": 401}).to_string(),
     ));
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Permanent(m)) if m.contains("20003")));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Permanent(m)) if m.contains("20003")));
 
     server.set(Scenario::Hang);
     let started = std::time::Instant::now();
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("300 ms")));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(m)) if m.contains("300 ms")));
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
     server.assert_checked(7);
 }
@@ -131,6 +131,6 @@ async fn twilio_authenticates_posts_the_form_and_maps_answers() {
 async fn twilio_can_send_through_a_messaging_service() {
     let server = MockServer::start(check_with(("MessagingServiceSid", SERVICE)), answer).await;
     let sms = provider(&server.base_url, &format!(r#"messaging_service_sid = "{SERVICE}""#));
-    assert_eq!(sms.send(ID, TO, BODY).await, Ok(()));
+    assert_eq!(sms.send(ID, TO, &crate::text(BODY)).await, Ok(()));
     server.assert_checked(1);
 }

@@ -79,7 +79,7 @@ fn provider(base_url: &str, timeout_ms: u64) -> Arc<dyn SmsProvider> {
         timeout_ms = {timeout_ms}
         "#
     ));
-    workgate_sms::build(&config).expect("webhook provider")
+    workgate_sms::build(&config, 6).expect("webhook provider")
 }
 
 #[tokio::test]
@@ -88,28 +88,31 @@ async fn webhook_signs_and_maps_answers() {
     let sms = provider(&server.base_url, 300);
     assert_eq!(sms.name(), "webhook");
 
-    assert_eq!(sms.send(ID, TO, BODY).await, Ok(()));
+    assert_eq!(sms.send(ID, TO, &crate::text(BODY)).await, Ok(()));
     server.assert_checked(1);
 
     server.set(Scenario::ClientError);
-    let error = sms.send(ID, TO, BODY).await;
+    let error = sms.send(ID, TO, &crate::text(BODY)).await;
     assert!(
         matches!(&error, Err(SendError::Permanent(m)) if m.contains("422") && m.contains("unknown number")),
         "{error:?}"
     );
 
     server.set(Scenario::ServerError);
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(m)) if m.contains("502")));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(m)) if m.contains("502")));
 
     server.set(Scenario::Reply(StatusCode::TOO_MANY_REQUESTS, "{}".into()));
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(_))));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(_))));
 
     server.set(Scenario::Reply(StatusCode::FOUND, "{}".into()));
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Permanent(_))), "redirects are not followed");
+    assert!(
+        matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Permanent(_))),
+        "redirects are not followed"
+    );
 
     server.set(Scenario::Hang);
     let started = std::time::Instant::now();
-    let error = sms.send(ID, TO, BODY).await;
+    let error = sms.send(ID, TO, &crate::text(BODY)).await;
     assert!(matches!(&error, Err(SendError::Retryable(m)) if m.contains("300 ms")), "{error:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "the timeout applies");
     server.assert_checked(6);
@@ -118,5 +121,5 @@ async fn webhook_signs_and_maps_answers() {
 #[tokio::test]
 async fn webhook_connection_refused_is_retryable() {
     let sms = provider(&mock::closed_port_url().await, 300);
-    assert!(matches!(sms.send(ID, TO, BODY).await, Err(SendError::Retryable(_))));
+    assert!(matches!(sms.send(ID, TO, &crate::text(BODY)).await, Err(SendError::Retryable(_))));
 }

@@ -26,6 +26,7 @@ mod retention;
 mod roles;
 mod secrets_at_rest;
 mod smoke;
+mod sms_gateways;
 mod support;
 mod tenancy;
 mod trust;
