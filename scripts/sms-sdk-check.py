@@ -4,9 +4,10 @@
 Usage:  python3 scripts/sms-sdk-check.py CAPTURE.jsonl
 
 Each line of CAPTURE.jsonl is one request our server sent:
-  {"provider": "tencent" | "alibaba", "method": "POST", "uri": "/?A=b&...",
+  {"provider": "tencent" | "alibaba" | "twilio", "method": "POST", "uri": "/?A=b&...",
    "headers": {"lowercase-name": "value", ...}, "body": "<body text>",
    "secret_id": "...", "secret_key": "..."}
+(for twilio, secret_id is the Account SID and secret_key the Auth Token).
 
 The point of this script is to be an independent oracle for our Rust signer:
 it never re-implements TC3 or ACS3, it feeds the captured request into the
@@ -17,33 +18,77 @@ re-serialises the logical SendSms request through the SDK request models so
 that a misspelled or unknown parameter name shows up even when the
 signature is consistent.
 
+Twilio has no request signature, so there the SDK is the oracle for the whole
+request: the form fields of our body are fed to twilio.rest.Client(...,
+http_client=<recorder>).messages.create(), and the method, URL path, Basic
+credentials and body the SDK hands its transport (body encoded as
+TwilioHttpClient's requests.Request(data=dict) would put it on the wire) must
+equal ours byte for byte. SDKs are imported only for providers present in
+the file.
+
 Prints one line per request; exit 0 = all ok, 1 = any mismatch or unreadable
 line, 2 = an SDK is not installed.
 """
+import base64
 import contextlib
 import json
+import logging
 import sys
 import urllib.parse
 import warnings
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-PIP = ("pip install alibabacloud-dysmsapi20170525 alibabacloud-tea-openapi "
-       "tencentcloud-sdk-python-sms")
-try:
+# The SDKs are imported only for the providers a capture file uses (see
+# load_sdks), so a file with no twilio lines does not need twilio installed.
+PIP = {
+    "tencent": "pip install tencentcloud-sdk-python-sms",
+    "alibaba": "pip install alibabacloud-dysmsapi20170525 alibabacloud-tea-openapi",
+    "twilio": "pip install twilio==9.13.0",
+}
+
+
+def import_tencent():
+    global tc_abstract, tc_models, SmsClient, TC_SERVICE, TC_VERSION
     import tencentcloud.common.abstract_client as tc_abstract
     from tencentcloud.sms.v20210111 import models as tc_models
     from tencentcloud.sms.v20210111.sms_client import SmsClient
+    # API identity as the generated SDK client hard-codes it.
+    TC_SERVICE, TC_VERSION = SmsClient._service, SmsClient._apiVersion
+
+
+def import_alibaba():
+    global AliUtils, ali_models, DysmsClient, DaraRequest
     from alibabacloud_tea_openapi.utils import Utils as AliUtils
     from alibabacloud_dysmsapi20170525 import models as ali_models
     from alibabacloud_dysmsapi20170525.client import Client as DysmsClient
     from darabonba.request import DaraRequest
-except ImportError as e:
-    print(f"SDK not installed ({e}): {PIP}", file=sys.stderr)
-    sys.exit(2)
 
-# API identity as the generated SDK clients hard-code it.
-TC_SERVICE, TC_VERSION = SmsClient._service, SmsClient._apiVersion
+
+def import_twilio():
+    global twilio, TwilioClient, TwilioHttpClientBase, TwilioResponse, requests
+    import requests
+    import twilio
+    import twilio.base.exceptions
+    from twilio.rest import Client as TwilioClient
+    from twilio.http import HttpClient as TwilioHttpClientBase
+    from twilio.http.response import Response as TwilioResponse
+
+
+IMPORTERS = {"tencent": import_tencent, "alibaba": import_alibaba, "twilio": import_twilio}
+
+
+def load_sdks(providers):
+    """Import the SDKs for these providers; False (after saying so) if one is missing."""
+    for prov in sorted(p for p in providers if p in IMPORTERS):
+        try:
+            IMPORTERS[prov]()
+        except ImportError as e:
+            print(f"SDK not installed ({e}): {PIP[prov]}", file=sys.stderr)
+            return False
+    return True
+
+
 ALI_VERSION = "2017-05-25"
 # Headers the ACS3 docs require in SignedHeaders; the SDK signs all of them
 # (plus accept, user-agent, x-acs-credentials-provider, which are optional).
@@ -193,35 +238,142 @@ def check_alibaba(r):
     return expected, got, canonical, problems, summary
 
 
+# ----------------------------------------------------------------- Twilio --
+
+TWILIO_FIELDS = ("To", "Body", "From", "MessagingServiceSid")
+
+
+def twilio_recorder():
+    """A twilio.http.HttpClient that records what the SDK hands its transport
+    and answers 201 without touching the network."""
+    class Recorder(TwilioHttpClientBase):
+        def __init__(self):
+            super().__init__(logging.getLogger("sms-sdk-check.twilio"), False)
+            self.calls = []
+
+        def request(self, method, url, params=None, data=None, headers=None,
+                    auth=None, timeout=None, allow_redirects=False):
+            self.calls.append(SimpleNamespace(method=method, url=url, params=params, data=data,
+                                              headers=dict(headers or {}), auth=auth))
+            return TwilioResponse(201, '{"sid": "SM00000000000000000000000000000000", '
+                                       '"status": "queued"}')
+    return Recorder()
+
+
+def twilio_wire_body(call):
+    """The body TwilioHttpClient.request would put on the wire: it passes the
+    data dict to requests.Request(data=...) unless the content type is JSON."""
+    return requests.Request(call.method.upper(), call.url, params=call.params, data=call.data,
+                            headers=call.headers, auth=call.auth).prepare().body or ""
+
+
+def check_twilio(r):
+    h, problems = r["headers"], []
+    path, query = split_uri(r["uri"])
+    # Our Basic credentials, decoded.
+    scheme, _, b64 = h.get("authorization", "").partition(" ")
+    try:
+        user, sep, password = base64.b64decode(b64, validate=True).decode().partition(":")
+        got_auth = f"{user}:{password}" if scheme.lower() == "basic" and sep else None
+    except (ValueError, UnicodeDecodeError):
+        got_auth = None
+    if got_auth is None:
+        problems.append(f"authorization {h.get('authorization', '')!r} is not HTTP Basic user:password")
+        got_auth = "?"
+
+    # What the message is, read from our form body the way Twilio's server reads it.
+    pairs = urllib.parse.parse_qsl(r["body"], keep_blank_values=True)
+    form = dict(pairs)
+    dup = sorted({k for k, _ in pairs if sum(1 for k2, _ in pairs if k2 == k) > 1})
+    if dup:
+        problems.append(f"form fields sent more than once: {', '.join(dup)}")
+    unknown = sorted(set(form) - set(TWILIO_FIELDS))
+    if unknown:
+        problems.append(f"form fields the SDK does not send for this message: {', '.join(unknown)}")
+    if "To" not in form:
+        problems.append("required To missing")
+    if ("From" in form) == ("MessagingServiceSid" in form):
+        problems.append("exactly one of From / MessagingServiceSid expected")
+    if "Body" not in form:
+        problems.append("Body missing")
+    for key in ("To", "From"):
+        # A raw '+' in the body is a space to Twilio (and re-encodes to the
+        # same bytes), so the byte comparison alone cannot see it.
+        if key in form and form[key] != form[key].strip():
+            problems.append(f"{key} decodes to {form[key]!r}: unescaped '+' (send %2B)?")
+
+    # The request the SDK itself builds for the same message.
+    rec = twilio_recorder()
+    try:
+        client = TwilioClient(r["secret_id"], r["secret_key"], http_client=rec)
+    except twilio.base.exceptions.TwilioException as e:
+        raise ValueError(f"twilio Client rejected the credentials: {e}") from e
+    kwargs = {"to": form.get("To"), "body": form.get("Body")}
+    if "MessagingServiceSid" in form:
+        kwargs["messaging_service_sid"] = form["MessagingServiceSid"]
+    if "From" in form:
+        kwargs["from_"] = form["From"]
+    client.messages.create(**kwargs)
+    call = rec.calls[-1]
+    sdk_path = urllib.parse.urlsplit(call.url).path
+    sdk_query = urllib.parse.urlencode(call.params or {})
+    sdk_auth = ":".join(call.auth) if call.auth else "?"
+    sdk_body = twilio_wire_body(call)
+
+    expected = f"{call.method} {sdk_path}{'?' + sdk_query if sdk_query else ''} auth={sdk_auth} body={sdk_body}"
+    got = f"{r['method']} {path}{'?' + query if query else ''} auth={got_auth} body={r['body']}"
+    canonical = "\n".join([f"{call.method} {call.url}", f"params={call.params!r}",
+                           f"auth={sdk_auth}", f"data={call.data!r}",
+                           f"headers={call.headers!r}", f"wire body={sdk_body}"])
+    if sdk_body != r["body"] and sorted(urllib.parse.parse_qsl(sdk_body, keep_blank_values=True)) \
+            == sorted(pairs):
+        problems.append("same form fields as the SDK but different bytes (field order or escaping)")
+    sdk_ct = call.headers.get("Content-Type", "")
+    if h.get("content-type", "").split(";")[0].strip().lower() != sdk_ct:
+        problems.append(f"content-type {h.get('content-type')!r}, SDK sends {sdk_ct!r}")
+    summary = f"{sdk_auth.split(':')[0]} {call.method} {sdk_path} ({', '.join(k for k, _ in pairs)})"
+    return expected, got, canonical, problems, summary
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     failed = False
     with open(argv[1], encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                r["headers"] = {k.lower(): v for k, v in r["headers"].items()}
-                check = {"tencent": check_tencent, "alibaba": check_alibaba}[r["provider"]]
-                expected, got, canonical, problems, summary = check(r)
-            except (ValueError, KeyError, TypeError) as e:
-                print(f"UNREADABLE line {n}: {type(e).__name__}: {e}")
-                failed = True
-                continue
-            prov = r["provider"]
-            if expected != got:
-                failed = True
-                print(f"MISMATCH {prov} line {n}: expected {expected!r}, got {got!r}")
-                print("  canonical request the SDK built:")
-                print("\n".join("    | " + l for l in canonical.split("\n")))
-            else:
-                print(f"ok {prov} line {n}: {summary}")
-            for p in problems:
-                failed = True
-                print(f"  DIFF {prov} line {n}: {p}")
+        lines = f.readlines()
+    providers = set()
+    for line in lines:  # import only the SDKs this file needs
+        try:
+            providers.add(json.loads(line)["provider"])
+        except (ValueError, KeyError, TypeError):
+            pass  # reported as UNREADABLE below
+    if not load_sdks(providers):
+        return 2
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            r["headers"] = {k.lower(): v for k, v in r["headers"].items()}
+            check = {"tencent": check_tencent, "alibaba": check_alibaba,
+                     "twilio": check_twilio}[r["provider"]]
+            expected, got, canonical, problems, summary = check(r)
+        except (ValueError, KeyError, TypeError) as e:
+            print(f"UNREADABLE line {n}: {type(e).__name__}: {e}")
+            failed = True
+            continue
+        prov = r["provider"]
+        if expected != got:
+            failed = True
+            print(f"MISMATCH {prov} line {n}: expected {expected!r}, got {got!r}")
+            print("  canonical request the SDK built:")
+            print("\n".join("    | " + l for l in canonical.split("\n")))
+        else:
+            print(f"ok {prov} line {n}: {summary}")
+        for p in problems:
+            failed = True
+            print(f"  DIFF {prov} line {n}: {p}")
     return 1 if failed else 0
 
 

@@ -116,7 +116,8 @@ impl SmsProvider for TwilioProvider {
             .client
             .post(self.url.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .form(&[("To", to), sender, ("Body", message.text.as_str())])
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(http::form_body(&[("To", to), sender, ("Body", message.text.as_str())]))
             .send()
             .await
             .map_err(|e| http::transport_error("twilio", e, self.timeout))?;

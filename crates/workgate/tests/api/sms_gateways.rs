@@ -41,6 +41,7 @@ async fn capture_server(gateway: &'static str) -> (String, Arc<Mutex<Vec<Capture
             match gateway {
                 "tencent" => json!({"Response": {"SendStatusSet": [{"Code": "Ok", "Message": "send success"}],
                                     "RequestId": "capture"}}),
+                "twilio" => json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"}),
                 _ => json!({"Code": "OK", "Message": "OK", "BizId": "1", "RequestId": "capture"}),
             }
             .to_string()
@@ -52,7 +53,7 @@ async fn capture_server(gateway: &'static str) -> (String, Arc<Mutex<Vec<Capture
     (format!("http://{address}"), captured)
 }
 
-const SECRET_ID: &str = "AKIDcaptureTest0123456789";
+const SECRET_ID: &str = "ACcaptureTest0123456789abcdef0123";
 const SECRET_KEY: &str = "captureSecretKey0123456789abcdef";
 
 /// The `[sms]` section for `gateway` at `endpoint`, as an operator writes it.
@@ -75,11 +76,16 @@ fn sms_config(gateway: &str, endpoint: &str) -> workgate_sms::SmsConfig {
          invitation = {{ id = \"I-INVITE\", params = [\"member\", \"link\"] }}\n\
          phone_changed = {{ id = \"I-CHANGED\", params = [\"member\", \"old_number\", \"new_number\"] }}\n"
     );
+    parse_sms(&text)
+}
+
+/// The `[sms]` section of a configuration file's text, read as the server reads it.
+fn parse_sms(text: &str) -> workgate_sms::SmsConfig {
     #[derive(serde::Deserialize)]
     struct File {
         sms: workgate_sms::SmsConfig,
     }
-    toml::from_str::<File>(&text).expect("a valid [sms] section").sms
+    toml::from_str::<File>(text).expect("a valid [sms] section").sms
 }
 
 /// A request's number, template and parameters (by name for Alibaba, in order for Tencent).
@@ -212,6 +218,39 @@ async fn every_kind_reaches_the_gateway_as_its_template(gateway: &'static str) {
     assert!(masked_new.as_str().expect("masked").contains('*'), "numbers are masked: {masked_new}");
 
     check_with_official_sdks(gateway, &wait_for(&captured, 5).await);
+}
+
+/// Twilio takes text: every kind reaches it as the text made from its parameters, sent as
+/// twilio-python would send it.
+#[tokio::test]
+async fn twilio_gets_every_kind_of_message_as_its_sdk_would_send_it() {
+    let (endpoint, captured) = capture_server("twilio").await;
+    let text = format!(
+        "[sms]\nprovider = \"twilio\"\n[sms.twilio]\naccount_sid = \"{SECRET_ID}\"\nauth_token = \"{SECRET_KEY}\"\n\
+         from = \"+15005550006\"\nbase_url = \"{endpoint}\"\n"
+    );
+    let sms = parse_sms(&text);
+    let app = TestApp::spawn_configured(
+        |config| config.sms = sms,
+        std::sync::Arc::new(workgate_domain::clock::ManualClock::default()),
+    )
+    .await;
+    let ent = app.enterprise("Acme & Co 100%", "+8613800138000").await;
+    let li = app.add_member(&ent, "李雷", "+8613900139000").await;
+    let started = app.post_anon("/api/v1/login/start", json!({"phone": "+8613800138000"})).await;
+    started.assert_status(200);
+    wait_for(&captured, 2).await;
+    let id = li["id"].as_str().expect("id");
+    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"phone": "+8613700137000"})).await.assert_status(200);
+    let requests = wait_for(&captured, 4).await;
+    let bodies: Vec<BTreeMap<String, String>> =
+        requests.iter().map(|r| url::form_urlencoded::parse(r.body.as_bytes()).into_owned().collect()).collect();
+    let texts: Vec<&str> = bodies.iter().map(|b| b["Body"].as_str()).collect();
+    assert!(texts.iter().any(|t| t.contains("/i/wgi_") && t.contains("Acme & Co 100%")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("verification code")), "{texts:?}");
+    assert_eq!(texts.iter().filter(|t| t.contains("138****")).count(), 0, "the owner's number is not in a notice");
+    assert_eq!(texts.iter().filter(|t| t.contains("was changed from")).count(), 2, "{texts:?}");
+    check_with_official_sdks("twilio", &requests);
 }
 
 #[tokio::test]
