@@ -56,6 +56,29 @@ pub struct Options<'a> {
     pub postgres: Option<&'a str>,
     /// Server processes on the one database.
     pub nodes: usize,
+    /// Pin the server to cores `0..n` and this program to the rest.
+    pub server_cores: Option<usize>,
+}
+
+/// With `--server-cores n`: the `taskset` core list of the server (`0-(n-1)`), after pinning this
+/// program (every thread) to the other cores. Fails when the machine has no core left over.
+fn pin(server_cores: Option<usize>) -> anyhow::Result<Option<String>> {
+    let Some(n) = server_cores else { return Ok(None) };
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if n == 0 || n >= cores {
+        bail!("--server-cores {n}: this machine has {cores} cores; the server needs 1 to {} of them", cores - 1);
+    }
+    let own = format!("{n}-{}", cores - 1);
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &own, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset (util-linux) to pin the load generator")?;
+    if !status.success() {
+        bail!("taskset could not pin the load generator to cores {own}");
+    }
+    eprintln!("server pinned to cores 0-{}, load generator to cores {own}", n - 1);
+    Ok(Some(format!("0-{}", n - 1)))
 }
 
 /// Drops and creates the database `workgate_loadgen` on the server of `admin_url`; its URL.
@@ -137,10 +160,19 @@ impl Server {
             database: database.clone(),
             http,
         };
+        let server_cores = pin(opts.server_cores)?;
         for node in 0..opts.nodes.max(1) {
             let port = free_port()?;
             let log = std::fs::File::create(server.root.join(format!("server-{node}.log")))?;
-            let child = Command::new(bin)
+            let mut command = match &server_cores {
+                Some(cores) => {
+                    let mut taskset = Command::new("taskset");
+                    taskset.args(["-c", cores]).arg(bin);
+                    taskset
+                }
+                None => Command::new(bin),
+            };
+            let child = command
                 .args(["--config", &config.to_string_lossy(), "--database", &database, "serve"])
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .stdin(Stdio::null())

@@ -13,6 +13,12 @@
 //! cargo run --release -p workgate-loadgen -- soak --seconds 20 --sample-seconds 5   # a quick check
 //! ```
 //!
+//! Every rate is printed beside the same server's `GET /healthz` in the same run (its ceiling on
+//! this machine today: the machine's speed varies from day to day, ratios much less), with the
+//! milliseconds of server CPU each operation cost. `--server-cores N` pins the server to the first
+//! N cores and the load generator to the others (`taskset`), for a scaling table on a bigger
+//! machine: `for n in 2 4 8; do workgate-loadgen --server-cores $n login; done`.
+//!
 //! `hidden` and `password-burst` measure the trust model (see `trust.rs`): the time of
 //! `login/start` for members' and unknown numbers with hidden membership, and the server's memory
 //! under a burst of wrong passwords.
@@ -38,7 +44,7 @@ mod trust;
 use clap::{Args, Parser, Subcommand};
 use harness::{Options, Server, phone};
 use login::Password;
-use stats::{CpuUse, CpuWindow, Latencies, Row, print_table};
+use stats::{CpuUse, CpuWindow, Latencies, Row, print_table, relative_line};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,6 +68,10 @@ struct Cli {
     /// Server processes (nodes) on the one database; requests go to them round robin.
     #[arg(long, global = true, default_value_t = 1)]
     nodes: usize,
+    /// Pin the server to the first N cores and this load generator to the others (`taskset`),
+    /// for a scaling table on a machine with more than N cores. Without it both share every core.
+    #[arg(long, global = true)]
+    server_cores: Option<usize>,
     #[command(subcommand)]
     command: Scenario,
 }
@@ -150,9 +160,10 @@ async fn main() -> anyhow::Result<()> {
         },
         postgres: cli.postgres.as_deref(),
         nodes: cli.nodes,
+        server_cores: cli.server_cores,
     };
     let (seconds, warmup) = match &cli.command {
-        Scenario::Login(a) => (a.seconds, a.warmup),
+        Scenario::Login(a) => (a.seconds + a.seconds.min(10), 2 * a.warmup),
         Scenario::Me(a) => (2 * a.seconds, 2 * a.warmup),
         Scenario::Oidc(a) => (4 * a.seconds, 4 * a.warmup),
         Scenario::Hidden(_) | Scenario::PasswordBurst(_) => (120, 0),
@@ -325,6 +336,12 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
             if rate >= 2000.0 { "met" } else { "NOT met" }
         );
     }
+    // The same server's ceiling, right after, with as many clients.
+    let load = Load { clients: a.clients, warmup: a.warmup, seconds: a.seconds.min(10) };
+    let (health, health_cpu) = hammer(server, load, get_with_tokens(server, "/healthz", None)).await;
+    let health_rate = health.lat.len() as f64 / load.seconds as f64;
+    println!("{}", relative_line("GET /healthz", health_rate, &health_cpu, health_rate));
+    println!("{}", relative_line("complete login", rate, &cpu, health_rate));
     Ok(())
 }
 
@@ -415,6 +432,8 @@ async fn run_me(server: &Server, a: &MeArgs) -> anyhow::Result<()> {
             println!("  {what} errors: {v:>7}  {k}");
         }
     }
+    println!("{}", relative_line("GET /healthz", health_rate, &health_cpu, health_rate));
+    println!("{}", relative_line("GET /api/v1/me", me_rate, &me_cpu, health_rate));
     let pct = if health_rate > 0.0 { 100.0 * me_rate / health_rate } else { 0.0 };
     let p99 = me.lat.quantile_ms(0.99);
     println!(

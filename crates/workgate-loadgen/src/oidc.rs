@@ -5,7 +5,7 @@
 
 use crate::harness::Server;
 use crate::login::{self, Password};
-use crate::stats::{Row, print_table};
+use crate::stats::{Row, print_table, relative_line};
 use crate::{Load, MakeRequest, hammer, login_all, print_setup};
 use anyhow::Context;
 use base64::Engine;
@@ -175,7 +175,13 @@ pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
             println!("  {what} errors: {v:>7}  {k}");
         }
     }
-    let pct = |t: &crate::Tally| if rate(&health) > 0.0 { 100.0 * rate(t) / rate(&health) } else { 0.0 };
-    println!("userinfo is {:.0}% and introspection {:.0}% of /healthz", pct(&info), pct(&intro));
+    for (what, t, cpu) in [
+        ("GET /healthz", &health, &health_cpu),
+        ("code exchange", &exchanged, &exchange_cpu),
+        ("userinfo", &info, &info_cpu),
+        ("introspection", &intro, &intro_cpu),
+    ] {
+        println!("{}", relative_line(what, rate(t), cpu, rate(&health)));
+    }
     Ok(())
 }

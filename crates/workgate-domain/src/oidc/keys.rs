@@ -13,8 +13,9 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use rsa::pkcs1::EncodeRsaPrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -36,24 +37,41 @@ pub struct SigningKey {
     pub signs_from: Timestamp,
 }
 
-/// Parsed private keys, by kid (parsing a PEM costs more than signing with it).
+/// Parsed private keys, by kid (parsing a PEM and checking the key costs more than signing with
+/// it). ring signs: about four times faster than the pure-Rust `rsa` crate for RS256.
 #[derive(Default, Clone)]
-pub(crate) struct KeyCache(Arc<Mutex<HashMap<String, Arc<EncodingKey>>>>);
+pub(crate) struct KeyCache(Arc<Mutex<HashMap<String, Arc<RsaKeyPair>>>>);
 
 impl KeyCache {
-    fn encoding_key(&self, key: &SigningKey, keys: &crate::keys::ServerKeys) -> Result<Arc<EncodingKey>> {
+    fn key_pair(&self, key: &SigningKey, keys: &crate::keys::ServerKeys) -> Result<Arc<RsaKeyPair>> {
         let mut cache = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(found) = cache.get(&key.kid) {
             return Ok(found.clone());
         }
+        let unusable = |e: String| Error::Internal(format!("signing key {}: {e}", key.kid));
         let pem = keys.open_signing_key(&key.kid, &key.private_pem)?;
-        let parsed = Arc::new(
-            EncodingKey::from_rsa_pem(pem.as_bytes())
-                .map_err(|e| Error::Internal(format!("signing key {}: {e}", key.kid)))?,
-        );
+        let der = rsa::RsaPrivateKey::from_pkcs1_pem(&pem)
+            .and_then(|private| private.to_pkcs1_der())
+            .map_err(|e| unusable(e.to_string()))?;
+        let parsed = Arc::new(RsaKeyPair::from_der(der.as_bytes()).map_err(|e| unusable(e.to_string()))?);
         cache.insert(key.kid.clone(), parsed.clone());
         Ok(parsed)
     }
+}
+
+/// A compact JWS (RFC 7515) of `claims`, signed RS256 by `pair` and naming `kid`.
+fn sign_rs256(pair: &RsaKeyPair, kid: &str, claims: &Value) -> Result<String> {
+    let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
+    let encode = |value: &Value| {
+        serde_json::to_vec(value)
+            .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
+            .map_err(|e| Error::Internal(format!("encoding a JWT: {e}")))
+    };
+    let signing_input = format!("{}.{}", encode(&header)?, encode(claims)?);
+    let mut signature = vec![0; pair.public().modulus_len()];
+    pair.sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), signing_input.as_bytes(), &mut signature)
+        .map_err(|_| Error::Internal("signing a JWT failed".into()))?;
+    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
 /// Makes a new RSA key of `generation`, signing from `signs_from`.
@@ -143,10 +161,8 @@ impl Services {
             .find(|k| k.signs_from <= now)
             .or_else(|| keys.iter().find(|k| k.generation == 1))
             .ok_or_else(|| Error::Internal("no signing key".into()))?;
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(key.kid.clone());
-        let encoding = self.oidc_keys.encoding_key(key, self.keys())?;
-        jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| Error::Internal(format!("signing a JWT: {e}")))
+        let pair = self.oidc_keys.key_pair(key, self.keys())?;
+        sign_rs256(&pair, &key.kid, claims)
     }
 
     /// The claims of a JWT that one of our published keys signed, whatever its expiry (for an
@@ -166,5 +182,36 @@ impl Services {
         validation.required_spec_claims.clear();
         validation.set_issuer(&[self.issuer()]);
         Ok(jsonwebtoken::decode::<Value>(token, &decoding, &validation).ok().map(|data| data.claims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_signed_with_ring_verifies_with_the_published_key() {
+        let now = Timestamp(1_700_000_000_000);
+        let key = generate_key(1, now, now).expect("a key");
+        let keys = crate::keys::ServerKeys::ephemeral();
+        let sealed = SigningKey { private_pem: keys.seal_signing_key(&key.kid, &key.private_pem), ..key.clone() };
+        let pair = KeyCache::default().key_pair(&sealed, &keys).expect("the sealed key opens and parses");
+        let claims = json!({"iss": "https://id.example.com", "sub": "mem_1", "name": "李雷"});
+        let token = sign_rs256(&pair, &key.kid, &claims).expect("signed");
+        let header = jsonwebtoken::decode_header(&token).expect("a header");
+        assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::RS256, Some(key.kid.as_str())));
+        let decoding = DecodingKey::from_rsa_components(
+            key.public_jwk["n"].as_str().expect("n"),
+            key.public_jwk["e"].as_str().expect("e"),
+        )
+        .expect("the published key");
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        let verified = jsonwebtoken::decode::<Value>(&token, &decoding, &validation).expect("verifies");
+        assert_eq!(verified.claims, claims);
+        let mut forged = token.clone();
+        forged.replace_range(forged.len() - 4.., "AAAA");
+        assert!(jsonwebtoken::decode::<Value>(&forged, &decoding, &validation).is_err());
     }
 }
