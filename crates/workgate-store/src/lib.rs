@@ -12,6 +12,7 @@
 //! (`sql::Dialect`). `durability.rs` checks at start that the database keeps acknowledged writes
 //! through a crash.
 
+mod cache;
 mod directory;
 pub mod durability;
 mod errors;
@@ -37,6 +38,10 @@ use workgate_domain::{Error, Result};
 /// The store over either database.
 pub struct SqlStore {
     db: Db,
+    /// What token checks read, kept exact under writes (`cache.rs`).
+    cache: Arc<cache::ReadCache>,
+    /// Dropped with the store: stops its background tasks (PostgreSQL's listener and announcer).
+    _stop: Option<tokio::sync::watch::Sender<()>>,
 }
 
 enum Db {
@@ -47,6 +52,8 @@ enum Db {
     },
     Postgres {
         pool: PgPool,
+        /// Wakes the task that tells the other nodes a write happened (`NOTIFY`, coalesced).
+        announce: Arc<tokio::sync::Notify>,
     },
 }
 
@@ -55,7 +62,7 @@ impl SqlStore {
     fn reader(&self) -> Conn<'_> {
         match &self.db {
             Db::Sqlite { read, .. } => Conn::sqlite_pool(read),
-            Db::Postgres { pool } => Conn::pg_pool(pool),
+            Db::Postgres { pool, .. } => Conn::pg_pool(pool),
         }
     }
 
@@ -71,7 +78,7 @@ impl SqlStore {
                 conn.execute_batch("ROLLBACK").lite()?;
                 outcome
             }
-            Db::Postgres { pool } => {
+            Db::Postgres { pool, .. } => {
                 let mut tx = pool.begin().await.db()?;
                 let mut c = Conn::pg(&mut tx);
                 // READ COMMITTED would give each query a snapshot of its own.
@@ -87,11 +94,20 @@ impl SqlStore {
     /// Runs `work` as one transaction and returns once it is durable. On PostgreSQL a copy of
     /// `work` runs again if the database broke a deadlock by aborting it (hence `Clone`; it
     /// borrows what it needs).
+    ///
+    /// Once it has committed (or failed), and before it returns, every cached read is made stale,
+    /// and on PostgreSQL the other nodes are told to do the same (`cache.rs`).
     async fn write<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone) -> Result<T> {
-        match &self.db {
+        let outcome = match &self.db {
             Db::Sqlite { writer, .. } => writer.write(async |c| work(&mut Conn::sqlite(c)).await).await,
-            Db::Postgres { pool } => postgres::write(pool, work).await,
-        }
+            Db::Postgres { pool, announce } => {
+                let outcome = postgres::write(pool, work).await;
+                announce.notify_one();
+                outcome
+            }
+        };
+        self.cache.invalidate();
+        outcome
     }
 }
 

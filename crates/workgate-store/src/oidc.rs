@@ -4,6 +4,7 @@
 //! succeeds; the others find it spent, which revokes the grant (a replay).
 
 use crate::SqlStore;
+use crate::cache::read_through;
 use crate::directory::{audit_if_changed, insert_audit};
 use crate::rows::DomainRow;
 use crate::sql::{Conn, sql};
@@ -262,11 +263,15 @@ impl OidcStore for SqlStore {
     }
 
     async fn find_client(&self, id: &AppId) -> Result<Option<(App, Option<SecretHash>)>> {
-        let row = self
-            .reader()
-            .fetch_optional(sql(format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1")).bind(id.as_str()))
-            .await?;
-        row.map(|r| Ok((app(&r)?, r.get::<Option<String>>("secret_hash")?.map(SecretHash::from_trusted)))).transpose()
+        let load = async {
+            let row = self
+                .reader()
+                .fetch_optional(sql(format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1")).bind(id.as_str()))
+                .await?;
+            row.map(|r| Ok((app(&r)?, r.get::<Option<String>>("secret_hash")?.map(SecretHash::from_trusted))))
+                .transpose()
+        };
+        read_through(&self.cache, &self.cache.clients, id.as_str().to_owned(), load).await
     }
 
     async fn list_apps(&self, enterprise: &EnterpriseId) -> Result<Vec<App>> {
@@ -398,11 +403,14 @@ impl OidcStore for SqlStore {
     }
 
     async fn find_app_token(&self, token_hash: &SecretHash) -> Result<Option<AppToken>> {
-        let row = self
-            .reader()
-            .fetch_optional(sql(format!("{TOKEN_RECORD} WHERE t.token_hash = $1")).bind(token_hash.as_str()))
-            .await?;
-        row.map(|r| app_token(&r)).transpose()
+        let load = async {
+            let row = self
+                .reader()
+                .fetch_optional(sql(format!("{TOKEN_RECORD} WHERE t.token_hash = $1")).bind(token_hash.as_str()))
+                .await?;
+            row.map(|r| app_token(&r)).transpose()
+        };
+        read_through(&self.cache, &self.cache.app_tokens, token_hash.as_str().to_owned(), load).await
     }
 
     async fn rotate_app_refresh(

@@ -11,20 +11,23 @@
 //! conditional updates, which PostgreSQL re-checks against the newest row, and from row locks
 //! taken before a check that a write depends on (`sql::Dialect`). A transaction that PostgreSQL aborts to break a deadlock runs again.
 
+use crate::cache::ReadCache;
 use crate::durability::{self, Durability, PostgresSettings};
 use crate::errors::{SqlxResultExt, from_sqlx};
 use crate::sql::{Conn, is_retryable};
 use crate::{Db, OpenError, SqlStore};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Notify, watch};
 use workgate_domain::{Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections each node keeps to the database at most.
-const POOL_SIZE: u32 = 16;
+/// Connections each node keeps to the database at most (one of them listens for other nodes' writes).
+const POOL_SIZE: u32 = 17;
 /// Runs of a transaction that PostgreSQL keeps aborting to break deadlocks, before giving up.
 const ATTEMPTS: u32 = 3;
 
@@ -48,7 +51,78 @@ pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenErr
         return Err(e);
     }
     migrate(&options).await?;
-    Ok(SqlStore { db: Db::Postgres { pool } })
+    let channel = writes_channel(&pool).await?;
+    let cache = Arc::new(ReadCache::new(false));
+    let announce = Arc::new(Notify::new());
+    let (stop, stopped) = watch::channel(());
+    tokio::spawn(listen(pool.clone(), channel.clone(), cache.clone(), stopped.clone()));
+    tokio::spawn(announce_writes(pool.clone(), channel, announce.clone(), stopped));
+    Ok(SqlStore { db: Db::Postgres { pool, announce }, cache, _stop: Some(stop) })
+}
+
+/// The channel on which the nodes of one database and schema announce their writes.
+async fn writes_channel(pool: &PgPool) -> Result<String> {
+    let schema: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(pool).await.db()?;
+    // A channel name is an identifier: at most 63 bytes.
+    let mut channel = format!("workgate_writes_{schema}");
+    while channel.len() > 63 {
+        channel.pop();
+    }
+    Ok(channel)
+}
+
+/// Listens for the writes of every node (this one's too) and makes the cache stale at each; while
+/// not listening, the cache is off (`cache.rs`). Reconnects every second after a failure; ends
+/// when the store is dropped.
+async fn listen(pool: PgPool, channel: String, cache: Arc<ReadCache>, mut stopped: watch::Receiver<()>) {
+    loop {
+        let connect = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let connected = tokio::select! {
+            connected = connect => connected,
+            _ = stopped.changed() => return,
+        };
+        match connected {
+            Ok(mut listener) => {
+                cache.set_live(true);
+                loop {
+                    tokio::select! {
+                        heard = listener.try_recv() => match heard {
+                            Ok(Some(_)) => cache.invalidate(),
+                            Ok(None) | Err(_) => break,
+                        },
+                        _ = stopped.changed() => return,
+                    }
+                }
+                cache.set_live(false);
+                tracing::warn!(
+                    "lost the connection that hears other nodes' writes; the token cache is off until it is back"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for other nodes' writes; the token cache stays off"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Tells the other nodes that this one wrote: one `NOTIFY` per wake-up, so writes that come while
+/// one is on its way are announced together by the next. Ends when the store is dropped.
+async fn announce_writes(pool: PgPool, channel: String, announce: Arc<Notify>, mut stopped: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = announce.notified() => {}
+            _ = stopped.changed() => return,
+        }
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await {
+            tracing::warn!(error = %e, "cannot tell the other nodes of a write; their cached token checks expire within a second");
+        }
+    }
 }
 
 /// Reads the settings that durability depends on, as a connection of the pool sees them.

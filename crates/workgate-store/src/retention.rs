@@ -119,7 +119,7 @@ impl RetentionStore for SqlStore {
     async fn pruning_lock(&self) -> Result<Option<Box<dyn PruningLock>>> {
         match &self.db {
             Db::Sqlite { .. } => Ok(Some(Box::new(NoLock))),
-            Db::Postgres { pool } => {
+            Db::Postgres { pool, .. } => {
                 let mut conn = pool.acquire().await.db()?.detach();
                 let locked: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_ARGS})"))
                     .bind(LOCK_CLASS)

@@ -23,7 +23,7 @@ use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use workgate_domain::{Error, Result};
 
@@ -166,7 +166,13 @@ pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenErr
         drop(pooled);
         durability::enforce(durability::check_sqlite(&read_back), durability)?;
     }
-    Ok(SqlStore { db: Db::Sqlite { read, writer: GroupWriter::new(write, checkpoints) } })
+    Ok(SqlStore {
+        db: Db::Sqlite { read, writer: GroupWriter::new(write, checkpoints) },
+        // One process writes through this store's writer; other writers (a command-line tool on
+        // the same file) are bounded by the cache's maximum age.
+        cache: Arc::new(crate::cache::ReadCache::new(true)),
+        _stop: None,
+    })
 }
 
 /// Reads back the settings that durability depends on.

@@ -1,6 +1,7 @@
 //! Sessions and devices: access-token checks, refresh rotation, revocation, device trust and approval.
 
 use crate::SqlStore;
+use crate::cache::read_through;
 use crate::directory::audit_if_changed;
 use crate::rows::{DEVICE_COLUMNS, DomainRow, LoginRow, MEMBER_COLUMNS};
 use crate::sql::{Conn, Prefixed, sql};
@@ -66,13 +67,16 @@ pub(super) async fn session_by_access(store: &SqlStore, access_hash: &SecretHash
             member.join(", ")
         )
     });
-    let row = store.reader().fetch_optional(sql(QUERY.as_str()).bind(access_hash.as_str())).await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(AccessRecord {
-        session: row.session_record()?,
-        member: Prefixed(&row, "m_").member()?,
-        enterprise: Prefixed(&row, "e_").enterprise()?,
-    }))
+    let load = async {
+        let row = store.reader().fetch_optional(sql(QUERY.as_str()).bind(access_hash.as_str())).await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AccessRecord {
+            session: row.session_record()?,
+            member: Prefixed(&row, "m_").member()?,
+            enterprise: Prefixed(&row, "e_").enterprise()?,
+        }))
+    };
+    read_through(&store.cache, &store.cache.access, access_hash.as_str().to_owned(), load).await
 }
 
 pub(super) async fn rotate_refresh(store: &SqlStore, r: &Rotation) -> Result<RotationOutcome> {

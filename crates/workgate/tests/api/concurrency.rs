@@ -281,3 +281,46 @@ async fn an_import_racing_disables_neither_undoes_them_nor_loses_its_rows() {
         }
     }
 }
+
+/// Token checks are served from a per-node cache; a revoking write makes it stale before it is
+/// acknowledged. While clients hammer `/me` with a member's token, the member is disabled: every
+/// check that starts after the disable was acknowledged is refused, and so is every app token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_check_started_after_a_disable_is_acknowledged_accepts_the_token() {
+    let app = TestApp::spawn().await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    let member = app.add_member(&ent, "Zhang San", "13900139001").await;
+    let id = member["id"].as_str().expect("id").to_string();
+    let done = app.sign_in("+8613900139001", 1).await;
+    let access = done["session"]["access_token"].as_str().expect("access token").to_string();
+    app.get("/api/v1/me", &access).await.assert_status(200);
+
+    let acknowledged = std::sync::Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+    let mut hammering = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (client, url, access, acknowledged) =
+            (app.client.clone(), format!("{}/api/v1/me", app.base), access.clone(), acknowledged.clone());
+        hammering.spawn(async move {
+            let mut late_accepts = 0;
+            let mut refused = 0;
+            while refused < 20 {
+                let started = std::time::Instant::now();
+                let status = client.get(&url).bearer_auth(&access).send().await.expect("sent").status().as_u16();
+                let after_ack = acknowledged.get().is_some_and(|at| started >= *at);
+                match status {
+                    200 if after_ack => late_accepts += 1,
+                    200 => {}
+                    401 => refused += 1,
+                    other => panic!("/me answered {other}"),
+                }
+            }
+            late_accepts
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
+    let _ = acknowledged.set(std::time::Instant::now());
+    let late: Vec<usize> = hammering.join_all().await;
+    assert_eq!(late, vec![0; 4], "checks that started after the acknowledgement accepted the token");
+    app.get("/api/v1/me", &access).await.assert_problem(401, "unauthorized");
+}
