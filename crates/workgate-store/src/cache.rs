@@ -1,6 +1,6 @@
 //! A per-node cache of what token checks read: the session, member and enterprise behind an access
-//! token (every signed-in request), an app's token (userinfo, introspection) and an app with its
-//! secret's hash (client authentication). Exact under writes, so revocation stays exact:
+//! token (every signed-in request), an app's token (introspection) and with its member and
+//! enterprise (userinfo), and an app with its secret's hash (client authentication). Exact under writes, so revocation stays exact:
 //!
 //! - Every entry carries the *epoch* read before the database was: any write of this node moves the
 //!   epoch on after its commit and before it is acknowledged, so an entry read before or during a
@@ -20,8 +20,8 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use workgate_domain::oidc::AppToken;
 use workgate_domain::oidc::apps::App;
+use workgate_domain::oidc::{AppToken, AppTokenHolder};
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::AccessRecord;
 
@@ -37,6 +37,7 @@ pub(crate) struct ReadCache {
     live: AtomicBool,
     pub(crate) access: Shelf<String, AccessRecord>,
     pub(crate) app_tokens: Shelf<String, AppToken>,
+    pub(crate) holders: Shelf<String, AppTokenHolder>,
     pub(crate) clients: Shelf<String, (App, Option<SecretHash>)>,
 }
 
@@ -53,6 +54,7 @@ impl ReadCache {
             live: AtomicBool::new(live),
             access: Shelf::default(),
             app_tokens: Shelf::default(),
+            holders: Shelf::default(),
             clients: Shelf::default(),
         }
     }

@@ -6,16 +6,16 @@
 use crate::SqlStore;
 use crate::cache::read_through;
 use crate::directory::{audit_if_changed, insert_audit};
-use crate::rows::DomainRow;
-use crate::sql::{Conn, sql};
+use crate::rows::{DomainRow, MEMBER_COLUMNS};
+use crate::sql::{Conn, Prefixed, sql};
 use async_trait::async_trait;
 use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{AppId, EnterpriseId, GrantId, MemberId, SessionId};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::oidc::{
-    App, AppToken, AuthorizationCode, ClientType, NewGrant, NewTokens, OidcStore, Redeemed, Refreshed, SigningKey,
-    TokenKind,
+    App, AppToken, AppTokenHolder, AuthorizationCode, ClientType, NewGrant, NewTokens, OidcStore, Redeemed, Refreshed,
+    SigningKey, TokenKind,
 };
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::EndReason;
@@ -411,6 +411,30 @@ impl OidcStore for SqlStore {
             row.map(|r| app_token(&r)).transpose()
         };
         read_through(&self.cache, &self.cache.app_tokens, token_hash.as_str().to_owned(), load).await
+    }
+
+    async fn app_token_holder(&self, token_hash: &SecretHash) -> Result<Option<AppTokenHolder>> {
+        // Userinfo: the token, its member and enterprise in one query.
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let member: Vec<String> =
+                MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
+            let (columns, tables) = TOKEN_RECORD.split_once(" FROM ").unwrap_or((TOKEN_RECORD, ""));
+            format!(
+                "{columns}, {}, e.id AS e_id, e.name AS e_name, e.region AS e_region, e.created_at AS e_created_at \
+                 FROM {tables} JOIN enterprises e ON e.id = g.enterprise_id WHERE t.token_hash = $1",
+                member.join(", ")
+            )
+        });
+        let load = async {
+            let row = self.reader().fetch_optional(sql(QUERY.as_str()).bind(token_hash.as_str())).await?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(AppTokenHolder {
+                token: app_token(&row)?,
+                member: Prefixed(&row, "m_").member()?,
+                enterprise: Prefixed(&row, "e_").enterprise()?,
+            }))
+        };
+        read_through(&self.cache, &self.cache.holders, token_hash.as_str().to_owned(), load).await
     }
 
     async fn rotate_app_refresh(

@@ -182,6 +182,14 @@ pub struct AppToken {
     pub member_status: MemberStatus,
 }
 
+/// An app token with the member it was issued for and their enterprise.
+#[derive(Debug, Clone)]
+pub struct AppTokenHolder {
+    pub token: AppToken,
+    pub member: crate::model::Member,
+    pub enterprise: crate::model::Enterprise,
+}
+
 impl AppToken {
     pub fn is_active(&self, now: Timestamp) -> bool {
         !self.spent && !self.grant_revoked && self.member_status == MemberStatus::Active && now < self.expires_at
@@ -245,6 +253,8 @@ pub trait OidcStore: Send + Sync + 'static {
     /// member active, writing the grant and its tokens; a code spent before revokes its grant.
     async fn redeem_authorization_code(&self, code_hash: &SecretHash, grant: &NewGrant) -> Result<Redeemed>;
     async fn find_app_token(&self, token_hash: &SecretHash) -> Result<Option<AppToken>>;
+    /// An app token with its member and enterprise, in one read (userinfo).
+    async fn app_token_holder(&self, token_hash: &SecretHash) -> Result<Option<AppTokenHolder>>;
     /// Spends `presented` if it is the current refresh token of a live grant of `app` whose member
     /// is active, writing `tokens` in the grant; a spent token revokes its grant.
     async fn rotate_app_refresh(&self, presented: &SecretHash, app: &AppId, tokens: &NewTokens) -> Result<Refreshed>;

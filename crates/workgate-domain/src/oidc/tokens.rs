@@ -2,7 +2,7 @@
 //! the `id_token_hint` of RP-initiated logout.
 
 use super::apps::{App, ClientAuth, ClientType};
-use super::{ACCESS_PREFIX, AppToken, OAuthError, REFRESH_PREFIX, TokenKind};
+use super::{ACCESS_PREFIX, AppToken, AppTokenHolder, OAuthError, REFRESH_PREFIX, TokenKind};
 use crate::Services;
 use crate::ids::{AppId, MemberId};
 use crate::secret::SecretHash;
@@ -27,14 +27,15 @@ impl Services {
     /// `GET|POST /oidc/userinfo` with an app's access token.
     pub async fn userinfo(&self, access_token: &str) -> std::result::Result<Value, OAuthError> {
         let now = self.clock.now();
-        let token = self
-            .app_token(access_token)
+        if !access_token.starts_with(ACCESS_PREFIX) {
+            return Err(OAuthError::invalid_token());
+        }
+        let AppTokenHolder { token, member, enterprise } = self
+            .store
+            .app_token_holder(&SecretHash::of(access_token))
             .await?
-            .filter(|t| t.kind == TokenKind::Access && t.is_active(now))
+            .filter(|h| h.token.kind == TokenKind::Access && h.token.is_active(now))
             .ok_or_else(OAuthError::invalid_token)?;
-        let member = self.store.get_member(&token.enterprise_id, &token.member_id).await?;
-        let enterprise = self.store.get_enterprise(&token.enterprise_id).await?;
-        let (Some(member), Some(enterprise)) = (member, enterprise) else { return Err(OAuthError::invalid_token()) };
         Ok(Value::Object(Self::member_claims(&member, &enterprise, &token.scope)))
     }
 
