@@ -36,6 +36,7 @@
 mod harness;
 mod login;
 mod oidc;
+mod peer;
 mod sms;
 mod soak;
 mod stats;
@@ -85,6 +86,8 @@ enum Scenario {
     /// OpenID Connect: code exchanges at the token endpoint per second, then userinfo and
     /// introspection per second against `GET /healthz` on the same server.
     Oidc(oidc::OidcArgs),
+    /// The `oidc` measures beside the same on oidc-provider (Node.js, in memory) in one run.
+    OidcPeer(peer::PeerArgs),
     /// With hidden membership: the time of `login/start` for members' and unknown numbers.
     Hidden(trust::HiddenArgs),
     /// One wrong password per member from many members at once: answers and the server's memory.
@@ -149,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         keep: cli.keep,
         resend_cooldown_secs: reuses_numbers.then_some(1),
         extra_config: match cli.command {
-            Scenario::Oidc(_) => oidc::SERVER_CONFIG,
+            Scenario::Oidc(_) | Scenario::OidcPeer(_) => oidc::SERVER_CONFIG,
             Scenario::Soak(_) => soak::SERVER_CONFIG,
             _ => "",
         },
@@ -166,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Login(a) => (a.seconds + a.seconds.min(10), 2 * a.warmup),
         Scenario::Me(a) => (2 * a.seconds, 2 * a.warmup),
         Scenario::Oidc(a) => (4 * a.seconds, 4 * a.warmup),
+        Scenario::OidcPeer(a) => (8 * a.oidc.seconds, 8 * a.oidc.warmup),
         Scenario::Hidden(_) | Scenario::PasswordBurst(_) => (120, 0),
         Scenario::Soak(a) => (a.duration().as_secs(), 0),
     };
@@ -177,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Login(a) => run_login(&server, a).await,
             Scenario::Me(a) => run_me(&server, a).await,
             Scenario::Oidc(a) => oidc::run(&server, a).await,
+            Scenario::OidcPeer(a) => peer::run(&server, a).await,
             Scenario::Hidden(a) => trust::run_hidden(&server, a).await,
             Scenario::PasswordBurst(a) => trust::run_burst(&server, a).await,
             Scenario::Soak(a) => soak::run(&server, a).await,

@@ -5,7 +5,7 @@
 
 use crate::harness::Server;
 use crate::login::{self, Password};
-use crate::stats::{Row, print_table, relative_line};
+use crate::stats::{CpuUse, Row, print_table, relative_line};
 use crate::{Load, MakeRequest, hammer, login_all, print_setup};
 use anyhow::Context;
 use base64::Engine;
@@ -22,12 +22,12 @@ pub const SERVER_CONFIG: &str = "[oidc]\ncode_ttl_secs = 600\n";
 
 pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
 /// One PKCE verifier for every code of the run (each code is still single-use).
-const VERIFIER: &str = "loadgen-pkce-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub(crate) const VERIFIER: &str = "loadgen-pkce-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 #[derive(Args)]
 pub struct OidcArgs {
     #[arg(long, default_value_t = 32)]
-    clients: usize,
+    pub(crate) clients: usize,
     /// Measured seconds of each of: code exchange, userinfo, introspection, /healthz.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
@@ -35,10 +35,10 @@ pub struct OidcArgs {
     pub warmup: u64,
     /// Members who sign in; their browser sessions authorize the app, round robin.
     #[arg(long, default_value_t = 100)]
-    logins: usize,
+    pub(crate) logins: usize,
     /// Authorization codes made before the exchange is measured; the run says so if they run out.
     #[arg(long, default_value_t = 30_000)]
-    codes: usize,
+    pub(crate) codes: usize,
 }
 
 pub(crate) fn exchange_form(code: &str) -> [(&'static str, &str); 4] {
@@ -69,6 +69,11 @@ pub(crate) async fn authorize(
 }
 
 pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
+    measure(server, a).await.map(|_| ())
+}
+
+/// `run`, answering the rate and the server's CPU of: code exchange, userinfo, introspection, /healthz.
+pub(crate) async fn measure(server: &Server, a: &OidcArgs) -> anyhow::Result<[(f64, CpuUse); 4]> {
     server.seed(a.logins).await?;
     let sessions = Arc::new(login_all(server, a.logins, a.clients, Password::None).await?);
     let app = server.admin_post("/api/v1/apps", json!({"name": "Loadgen app", "redirect_uris": [REDIRECT]})).await?;
@@ -183,5 +188,10 @@ pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
     ] {
         println!("{}", relative_line(what, rate(t), cpu, rate(&health)));
     }
-    Ok(())
+    Ok([
+        (rate(&exchanged), exchange_cpu),
+        (rate(&info), info_cpu),
+        (rate(&intro), intro_cpu),
+        (rate(&health), health_cpu),
+    ])
 }
