@@ -2,12 +2,16 @@
 //! token (every signed-in request), an app's token (introspection) and with its member and
 //! enterprise (userinfo), and an app with its secret's hash (client authentication). Exact under writes, so revocation stays exact:
 //!
-//! - Every entry carries the *epoch* read before the database was: any write of this node moves the
-//!   epoch on after its commit and before it is acknowledged, so an entry read before or during a
-//!   write never answers after it. (A reader that read the epoch before a write and the database
-//!   after it stores a correct entry under the old epoch: it is merely not used.)
-//! - On PostgreSQL, other nodes' writes: each node announces its writes (`NOTIFY`, coalesced) and
-//!   listens for the others' (`LISTEN`), moving its epoch on when one arrives, within milliseconds.
+//! - Each table an entry is read from has an *epoch*; every entry carries the epochs of its tables
+//!   as read before the database was. A write moves on the epochs of the tables its statements
+//!   wrote (`INSERT INTO`, `UPDATE`, `DELETE FROM`, read from each statement's text; a writing
+//!   statement whose table cannot be read moves them all) after its commit and before it is
+//!   acknowledged, so an entry read before or during a write never answers after it. (A reader
+//!   that read the epochs before a write and the database after it stores a correct entry under
+//!   old epochs: it is merely not used.)
+//! - On PostgreSQL, other nodes' writes: each node announces the tables it wrote (`NOTIFY`,
+//!   coalesced) and listens for the others' (`LISTEN`), moving those epochs on when one arrives,
+//!   within milliseconds.
 //!   While the listening connection is down, nothing is cached or served from the cache.
 //! - Whatever else writes to the database (a command-line tool on the same SQLite file, a node
 //!   that crashed before announcing), no entry is served more than [`MAX_AGE`] after it was read.
@@ -25,6 +29,67 @@ use workgate_domain::oidc::{AppToken, AppTokenHolder};
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::AccessRecord;
 
+/// A set of the tables entries are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tables(u64);
+
+/// The tables entries are read from, in the order of their bits.
+const TABLES: [&str; 6] = ["SESSIONS", "MEMBERS", "ENTERPRISES", "OIDC_TOKENS", "OIDC_GRANTS", "APPS"];
+
+impl Tables {
+    pub(crate) const NONE: Tables = Tables(0);
+    pub(crate) const ALL: Tables = Tables((1 << TABLES.len()) - 1);
+
+    fn named(upper: &str) -> Tables {
+        TABLES.iter().position(|t| *t == upper).map_or(Tables::NONE, |i| Tables(1 << i))
+    }
+
+    fn of(names: &[&str]) -> Tables {
+        Tables(names.iter().fold(0, |bits, name| bits | Tables::named(name).0))
+    }
+
+    pub(crate) fn insert(&mut self, other: Tables) {
+        self.0 |= other.0;
+    }
+
+    pub(crate) fn bits(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn from_bits(bits: u64) -> Tables {
+        Tables(bits & Tables::ALL.0)
+    }
+
+    /// The tables of ours a statement writes: the name after `INTO`, after `UPDATE` (not the
+    /// `FOR UPDATE` of a lock, nor `DO UPDATE` of an upsert, which writes the `INTO` table) and
+    /// after `DELETE FROM`. A statement that writes (it starts with `INSERT`, `UPDATE`, `DELETE`,
+    /// `REPLACE` or `WITH`) but names no table that way counts as writing them all.
+    pub(crate) fn written_by(sql: &str) -> Tables {
+        let upper = sql.to_ascii_uppercase();
+        let words: Vec<&str> = upper
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let writes = matches!(words.first(), Some(&("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "WITH")));
+        let mut tables = Tables::NONE;
+        let mut named = false;
+        for (i, word) in words.iter().enumerate() {
+            let before = i.checked_sub(1).and_then(|j| words.get(j)).copied();
+            let target = match *word {
+                "INTO" => words.get(i + 1),
+                "UPDATE" if !matches!(before, Some("FOR" | "DO")) => words.get(i + 1),
+                "FROM" if before == Some("DELETE") => words.get(i + 1),
+                _ => None,
+            };
+            if let Some(target) = target {
+                named = true;
+                tables.insert(Tables::named(target.trim_matches('"')));
+            }
+        }
+        if writes && !named { Tables::ALL } else { tables }
+    }
+}
+
 /// The longest an entry answers, whatever the epochs say.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
 /// Entries per kind before a shelf is emptied.
@@ -32,7 +97,8 @@ const CAPACITY: usize = 100_000;
 
 /// The cache of one store.
 pub(crate) struct ReadCache {
-    epoch: AtomicU64,
+    /// One per table of [`TABLES`].
+    epochs: [AtomicU64; TABLES.len()],
     /// Whether this node hears every write that matters (false on PostgreSQL while not listening).
     live: AtomicBool,
     pub(crate) access: Shelf<String, AccessRecord>,
@@ -41,7 +107,8 @@ pub(crate) struct ReadCache {
     pub(crate) clients: Shelf<String, (App, Option<SecretHash>)>,
 }
 
-/// The epoch read before a database read, to file what it found under.
+/// The epochs of a shelf's tables (their sum: epochs only grow) read before a database read, to
+/// file what it found under.
 #[derive(Clone, Copy)]
 pub(crate) struct Ticket(u64);
 
@@ -50,54 +117,62 @@ impl ReadCache {
     /// starts not live, until its listener is connected.
     pub(crate) fn new(live: bool) -> Self {
         ReadCache {
-            epoch: AtomicU64::new(0),
+            epochs: Default::default(),
             live: AtomicBool::new(live),
-            access: Shelf::default(),
-            app_tokens: Shelf::default(),
-            holders: Shelf::default(),
-            clients: Shelf::default(),
+            access: Shelf::on(&["SESSIONS", "MEMBERS", "ENTERPRISES"]),
+            app_tokens: Shelf::on(&["OIDC_TOKENS", "OIDC_GRANTS", "MEMBERS", "ENTERPRISES"]),
+            holders: Shelf::on(&["OIDC_TOKENS", "OIDC_GRANTS", "MEMBERS", "ENTERPRISES"]),
+            clients: Shelf::on(&["APPS", "ENTERPRISES"]),
         }
     }
 
-    /// Makes every entry stale: called after each write commits, before it is acknowledged, and
-    /// when another node announces one.
-    pub(crate) fn invalidate(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+    /// Makes stale every entry read from `tables`: called after each write commits, before it is
+    /// acknowledged, and when another node announces one.
+    pub(crate) fn invalidate(&self, tables: Tables) {
+        for (i, epoch) in self.epochs.iter().enumerate() {
+            if tables.0 & (1 << i) != 0 {
+                epoch.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 
-    /// Whether other nodes' writes are heard now; every change also invalidates.
+    /// Whether other nodes' writes are heard now; every change also invalidates everything.
     pub(crate) fn set_live(&self, live: bool) {
         self.live.store(live, Ordering::SeqCst);
-        self.invalidate();
+        self.invalidate(Tables::ALL);
     }
 
-    /// The ticket for a read about to start; `None` while entries may not be kept.
-    pub(crate) fn ticket(&self) -> Option<Ticket> {
-        self.live.load(Ordering::SeqCst).then(|| Ticket(self.epoch.load(Ordering::SeqCst)))
+    fn epochs_of(&self, tables: Tables) -> u64 {
+        let of = |(i, epoch): (usize, &AtomicU64)| (tables.0 & (1 << i) != 0).then(|| epoch.load(Ordering::SeqCst));
+        self.epochs.iter().enumerate().filter_map(of).sum()
     }
 
-    fn current(&self, epoch: u64, read_at: Instant) -> bool {
-        self.live.load(Ordering::SeqCst) && self.epoch.load(Ordering::SeqCst) == epoch && read_at.elapsed() < MAX_AGE
+    /// The ticket for a read from `tables` about to start; `None` while entries may not be kept.
+    fn ticket(&self, tables: Tables) -> Option<Ticket> {
+        self.live.load(Ordering::SeqCst).then(|| Ticket(self.epochs_of(tables)))
+    }
+
+    fn current(&self, tables: Tables, epochs: u64, read_at: Instant) -> bool {
+        self.live.load(Ordering::SeqCst) && self.epochs_of(tables) == epochs && read_at.elapsed() < MAX_AGE
     }
 }
 
-/// The entries of one kind.
+/// The entries of one kind, read from `tables`.
 pub(crate) struct Shelf<K, V> {
+    tables: Tables,
     entries: Mutex<HashMap<K, (u64, Instant, V)>>,
 }
 
-impl<K, V> Default for Shelf<K, V> {
-    fn default() -> Self {
-        Shelf { entries: Mutex::new(HashMap::new()) }
-    }
-}
-
 impl<K: Hash + Eq, V: Clone> Shelf<K, V> {
+    fn on(tables: &[&str]) -> Self {
+        Shelf { tables: Tables::of(tables), entries: Mutex::new(HashMap::new()) }
+    }
+
     /// The entry for `key`, if it is still current.
     pub(crate) fn get(&self, cache: &ReadCache, key: &K) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (epoch, read_at, value) = entries.get(key)?;
-        cache.current(*epoch, *read_at).then(|| value.clone())
+        let (epochs, read_at, value) = entries.get(key)?;
+        cache.current(self.tables, *epochs, *read_at).then(|| value.clone())
     }
 
     /// Keeps what a read under `ticket` found.
@@ -120,8 +195,8 @@ pub(crate) async fn read_through<K: Hash + Eq, V: Clone>(
     if let Some(found) = shelf.get(cache, &key) {
         return Ok(Some(found));
     }
-    // Before the read: a write that commits from here on moves the epoch past this ticket.
-    let ticket = cache.ticket();
+    // Before the read: a write that commits from here on moves the epochs past this ticket.
+    let ticket = cache.ticket(shelf.tables);
     let loaded = load.await?;
     if let (Some(ticket), Some(value)) = (ticket, &loaded) {
         shelf.put(ticket, key, value.clone());
@@ -133,30 +208,60 @@ pub(crate) async fn read_through<K: Hash + Eq, V: Clone>(
 mod tests {
     use super::*;
 
+    fn shelf() -> Shelf<String, i32> {
+        Shelf::on(&["SESSIONS", "MEMBERS"])
+    }
+
     #[test]
     fn a_write_after_the_ticket_makes_the_entry_unused() {
         let cache = ReadCache::new(true);
-        let shelf: Shelf<String, i32> = Shelf::default();
-        let ticket = cache.ticket().expect("live");
-        cache.invalidate(); // a write commits while the read runs
+        let shelf = shelf();
+        let ticket = cache.ticket(shelf.tables).expect("live");
+        cache.invalidate(Tables::of(&["MEMBERS"])); // a write commits while the read runs
         shelf.put(ticket, "a".into(), 1);
         assert_eq!(shelf.get(&cache, &"a".into()), None, "read before the write: never served after it");
-        let ticket = cache.ticket().expect("live");
-        shelf.put(ticket, "a".into(), 2);
+        shelf.put(cache.ticket(shelf.tables).expect("live"), "a".into(), 2);
         assert_eq!(shelf.get(&cache, &"a".into()), Some(2));
-        cache.invalidate();
+        cache.invalidate(Tables::of(&["APPS", "OIDC_TOKENS"]));
+        assert_eq!(shelf.get(&cache, &"a".into()), Some(2), "a write to other tables leaves it");
+        cache.invalidate(Tables::of(&["SESSIONS"]));
         assert_eq!(shelf.get(&cache, &"a".into()), None);
     }
 
     #[test]
     fn nothing_is_kept_or_served_while_not_live() {
         let cache = ReadCache::new(false);
-        assert!(cache.ticket().is_none());
+        let shelf = shelf();
+        assert!(cache.ticket(shelf.tables).is_none());
         cache.set_live(true);
-        let shelf: Shelf<String, i32> = Shelf::default();
-        shelf.put(cache.ticket().expect("live"), "a".into(), 1);
+        shelf.put(cache.ticket(shelf.tables).expect("live"), "a".into(), 1);
         assert_eq!(shelf.get(&cache, &"a".into()), Some(1));
         cache.set_live(false);
         assert_eq!(shelf.get(&cache, &"a".into()), None);
+    }
+
+    #[test]
+    fn the_tables_a_statement_writes_are_read_from_its_text() {
+        let of = Tables::of;
+        assert_eq!(Tables::written_by("UPDATE sessions SET revoked_at = $1 WHERE id = $2"), of(&["SESSIONS"]));
+        assert_eq!(Tables::written_by("insert into members (id) values ($1)"), of(&["MEMBERS"]));
+        assert_eq!(Tables::written_by("INSERT OR IGNORE INTO apps(id) VALUES ($1)"), of(&["APPS"]));
+        assert_eq!(
+            Tables::written_by("INSERT INTO rate_counters (k) VALUES ($1) ON CONFLICT (k) DO UPDATE SET n = n + 1"),
+            Tables::NONE
+        );
+        assert_eq!(Tables::written_by("DELETE FROM oidc_tokens WHERE grant_id = $1"), of(&["OIDC_TOKENS"]));
+        assert_eq!(
+            Tables::written_by("UPDATE oidc_grants SET revoked_at = $1 WHERE member_id IN (SELECT id FROM members)"),
+            of(&["OIDC_GRANTS"])
+        );
+        assert_eq!(Tables::written_by("SELECT id FROM sessions WHERE id = $1 FOR UPDATE"), Tables::NONE);
+        assert_eq!(Tables::written_by("SELECT 1"), Tables::NONE);
+        assert_eq!(
+            Tables::written_by("WITH gone AS (DELETE FROM sessions WHERE x RETURNING id) SELECT count(*) FROM gone"),
+            of(&["SESSIONS"])
+        );
+        assert_eq!(Tables::written_by("WITH x AS (SELECT 1) SELECT * FROM x"), Tables::ALL, "unreadable: all");
+        assert_eq!(Tables::written_by("UPDATE\n  members\n SET name = $1"), of(&["MEMBERS"]));
     }
 }

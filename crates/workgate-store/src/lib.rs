@@ -52,8 +52,8 @@ enum Db {
     },
     Postgres {
         pool: PgPool,
-        /// Wakes the task that tells the other nodes a write happened (`NOTIFY`, coalesced).
-        announce: Arc<tokio::sync::Notify>,
+        /// Hands the tables of each write to the task that tells the other nodes (`NOTIFY`, coalesced).
+        announce: Arc<postgres::Announcements>,
     },
 }
 
@@ -95,19 +95,28 @@ impl SqlStore {
     /// `work` runs again if the database broke a deadlock by aborting it (hence `Clone`; it
     /// borrows what it needs).
     ///
-    /// Once it has committed (or failed), and before it returns, every cached read is made stale,
-    /// and on PostgreSQL the other nodes are told to do the same (`cache.rs`).
+    /// Once it has committed (or failed), and before it returns, the cached reads of the tables it
+    /// wrote are made stale, and on PostgreSQL the other nodes are told to do the same (`cache.rs`).
     async fn write<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone) -> Result<T> {
         let outcome = match &self.db {
-            Db::Sqlite { writer, .. } => writer.write(async |c| work(&mut Conn::sqlite(c)).await).await,
+            Db::Sqlite { writer, .. } => {
+                writer
+                    .write(async |c| {
+                        let mut conn = Conn::sqlite(c);
+                        let value = work(&mut conn).await?;
+                        Ok((value, conn.written))
+                    })
+                    .await
+            }
             Db::Postgres { pool, announce } => {
                 let outcome = postgres::write(pool, work).await;
-                announce.notify_one();
+                // A failed write changed nothing; announcing it anyway is harmless.
+                announce.tables(outcome.as_ref().map_or(cache::Tables::ALL, |(_, written)| *written));
                 outcome
             }
         };
-        self.cache.invalidate();
-        outcome
+        self.cache.invalidate(outcome.as_ref().map_or(cache::Tables::ALL, |(_, written)| *written));
+        outcome.map(|(value, _)| value)
     }
 }
 

@@ -11,7 +11,7 @@
 //! conditional updates, which PostgreSQL re-checks against the newest row, and from row locks
 //! taken before a check that a write depends on (`sql::Dialect`). A transaction that PostgreSQL aborts to break a deadlock runs again.
 
-use crate::cache::ReadCache;
+use crate::cache::{ReadCache, Tables};
 use crate::durability::{self, Durability, PostgresSettings};
 use crate::errors::{SqlxResultExt, from_sqlx};
 use crate::sql::{Conn, is_retryable};
@@ -20,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use workgate_domain::{Error, Result};
@@ -53,7 +54,7 @@ pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenErr
     migrate(&options).await?;
     let channel = writes_channel(&pool).await?;
     let cache = Arc::new(ReadCache::new(false));
-    let announce = Arc::new(Notify::new());
+    let announce = Arc::new(Announcements::default());
     let (stop, stopped) = watch::channel(());
     tokio::spawn(listen(pool.clone(), channel.clone(), cache.clone(), stopped.clone()));
     tokio::spawn(announce_writes(pool.clone(), channel, announce.clone(), stopped));
@@ -91,7 +92,10 @@ async fn listen(pool: PgPool, channel: String, cache: Arc<ReadCache>, mut stoppe
                 loop {
                     tokio::select! {
                         heard = listener.try_recv() => match heard {
-                            Ok(Some(_)) => cache.invalidate(),
+                            Ok(Some(heard)) => {
+                                let bits = heard.payload().parse().unwrap_or(Tables::ALL.bits());
+                                cache.invalidate(Tables::from_bits(bits));
+                            }
                             Ok(None) | Err(_) => break,
                         },
                         _ = stopped.changed() => return,
@@ -111,15 +115,44 @@ async fn listen(pool: PgPool, channel: String, cache: Arc<ReadCache>, mut stoppe
     }
 }
 
-/// Tells the other nodes that this one wrote: one `NOTIFY` per wake-up, so writes that come while
-/// one is on its way are announced together by the next. Ends when the store is dropped.
-async fn announce_writes(pool: PgPool, channel: String, announce: Arc<Notify>, mut stopped: watch::Receiver<()>) {
+/// The tables written since the last announcement, and the wake-up of the task that announces.
+#[derive(Default)]
+pub(crate) struct Announcements {
+    pending: AtomicU64,
+    wake: Notify,
+}
+
+impl Announcements {
+    /// Queues `tables` for the next announcement (nothing when empty).
+    pub(crate) fn tables(&self, tables: Tables) {
+        if tables != Tables::NONE {
+            self.pending.fetch_or(tables.bits(), Ordering::SeqCst);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Tells the other nodes which tables this one wrote: one `NOTIFY` per wake-up, so writes that
+/// come while one is on its way are announced together by the next. Ends when the store is
+/// dropped.
+async fn announce_writes(
+    pool: PgPool,
+    channel: String,
+    announce: Arc<Announcements>,
+    mut stopped: watch::Receiver<()>,
+) {
     loop {
         tokio::select! {
-            _ = announce.notified() => {}
+            _ = announce.wake.notified() => {}
             _ = stopped.changed() => return,
         }
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await {
+        let bits = announce.pending.swap(0, Ordering::SeqCst);
+        if bits == 0 {
+            continue;
+        }
+        if let Err(e) =
+            sqlx::query("SELECT pg_notify($1, $2)").bind(&channel).bind(bits.to_string()).execute(&pool).await
+        {
             tracing::warn!(error = %e, "cannot tell the other nodes of a write; their cached token checks expire within a second");
         }
     }
@@ -150,18 +183,22 @@ async fn migrate(options: &PgConnectOptions) -> Result<()> {
     conn.close().await.db()
 }
 
-/// Runs `work` in one transaction, again if PostgreSQL aborted it to break a deadlock.
-pub(crate) async fn write<T>(pool: &PgPool, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone) -> Result<T> {
+/// Runs `work` in one transaction, again if PostgreSQL aborted it to break a deadlock; with the
+/// tables it wrote.
+pub(crate) async fn write<T>(
+    pool: &PgPool,
+    work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone,
+) -> Result<(T, Tables)> {
     let mut attempt = 1;
     loop {
         let mut tx = pool.begin().await.db()?;
         let mut conn = Conn::pg(&mut tx);
         let outcome = work.clone()(&mut conn).await;
-        let mut retryable = conn.retryable;
+        let (mut retryable, written) = (conn.retryable, conn.written);
         drop(conn);
         let outcome = match outcome {
             Ok(value) => match tx.commit().await {
-                Ok(()) => return Ok(value),
+                Ok(()) => return Ok((value, written)),
                 Err(e) => {
                     retryable = is_retryable(&e);
                     Err(from_sqlx(e))

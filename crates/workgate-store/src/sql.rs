@@ -6,6 +6,7 @@
 //! differently is in [`Dialect`]: two function names, and the row locks that PostgreSQL needs
 //! because it has concurrent writers, where SQLite has one (see `sqlite_writer.rs`).
 
+use crate::cache::Tables;
 use crate::errors::{from_sqlite, from_sqlx};
 use crate::rows::{ColumnValue, DomainRow};
 use crate::sqlite::{Pooled, ReadPool};
@@ -415,6 +416,8 @@ pub(crate) struct Conn<'c> {
     /// A query failed in a way that running the whole transaction again may cure (a deadlock
     /// broken by PostgreSQL, a serialization failure).
     pub(crate) retryable: bool,
+    /// The tables its statements wrote, as far as the token-check cache cares (`cache.rs`).
+    pub(crate) written: Tables,
 }
 
 /// Runs `q` on SQLite with `run_sqlite` (`$limit` rows at most, mapped by `|$rows| $body` from
@@ -455,19 +458,19 @@ macro_rules! on_target {
 
 impl<'c> Conn<'c> {
     pub(crate) fn sqlite(conn: &'c mut rusqlite::Connection) -> Self {
-        Conn { target: Target::Sqlite(conn), retryable: false }
+        Conn { target: Target::Sqlite(conn), retryable: false, written: Tables::NONE }
     }
 
     pub(crate) fn sqlite_pool(pool: &'c ReadPool) -> Self {
-        Conn { target: Target::SqlitePool(pool.take()), retryable: false }
+        Conn { target: Target::SqlitePool(pool.take()), retryable: false, written: Tables::NONE }
     }
 
     pub(crate) fn pg(conn: &'c mut PgConnection) -> Self {
-        Conn { target: Target::Pg(conn), retryable: false }
+        Conn { target: Target::Pg(conn), retryable: false, written: Tables::NONE }
     }
 
     pub(crate) fn pg_pool(pool: &'c PgPool) -> Self {
-        Conn { target: Target::PgPool(pool), retryable: false }
+        Conn { target: Target::PgPool(pool), retryable: false, written: Tables::NONE }
     }
 
     pub(crate) fn dialect(&self) -> &'static Dialect {
@@ -490,14 +493,17 @@ impl<'c> Conn<'c> {
 
     /// Runs a statement; answers how many rows it changed.
     pub(crate) async fn execute(&mut self, q: Sql<'_>) -> Result<u64> {
+        self.written.insert(Tables::written_by(&q.text));
         on_target!(self, q, None, |_rows, changed| changed, execute, |done, _wrap| done.rows_affected())
     }
 
     pub(crate) async fn fetch_optional(&mut self, q: Sql<'_>) -> Result<Option<Row>> {
+        self.written.insert(Tables::written_by(&q.text));
         on_target!(self, q, Some(1), |rows, _changed| rows.pop(), fetch_optional, |row, wrap| row.map(wrap))
     }
 
     pub(crate) async fn fetch_all(&mut self, q: Sql<'_>) -> Result<Vec<Row>> {
+        self.written.insert(Tables::written_by(&q.text));
         on_target!(self, q, None, |rows, _changed| rows, fetch_all, |rows, wrap| rows.into_iter().map(wrap).collect())
     }
 
