@@ -71,6 +71,16 @@ impl PhoneNumber {
                 ),
             });
         }
+        if parsed.country().id().is_none() {
+            // +881 (satellite), +882/+883 (international networks), …: no country's number, so no
+            // region policy could place it, and no SMS gateway of ours sends to it.
+            return Err(Error::InvalidPhone {
+                detail: format!(
+                    "{e164} is an international service number (satellite or a global network), not a \
+                     country's mobile number; enter a number that can receive SMS."
+                ),
+            });
+        }
         match parsed.number_type(&DATABASE) {
             Type::Mobile | Type::FixedLineOrMobile => Ok(PhoneNumber(e164)),
             other => Err(Error::InvalidPhone {
@@ -169,6 +179,16 @@ mod tests {
 
     fn cn() -> Region {
         Region::parse("CN").unwrap()
+    }
+
+    #[test]
+    fn numbers_of_no_country_are_refused() {
+        // Found by fuzzing: an Iridium satellite number parsed, but belonged to no region.
+        let refused = PhoneNumber::parse("+8816 3-0013-8000", Region::parse("CN").unwrap());
+        assert!(
+            matches!(&refused, Err(Error::InvalidPhone { detail }) if detail.contains("international service")),
+            "{refused:?}"
+        );
     }
 
     #[test]
