@@ -1,6 +1,7 @@
 //! A per-node cache of what token checks read: the session, member and enterprise behind an access
 //! token (every signed-in request), an app's token (introspection) and with its member and
-//! enterprise (userinfo), and an app with its secret's hash (client authentication). Exact under writes, so revocation stays exact:
+//! enterprise (userinfo), an app with its secret's hash (client authentication), and the ID-token
+//! signing keys. Exact under writes, so revocation stays exact:
 //!
 //! - Each table an entry is read from has an *epoch*; every entry carries the epochs of its tables
 //!   as read before the database was. A write moves on the epochs of the tables its statements
@@ -25,7 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use workgate_domain::oidc::apps::App;
-use workgate_domain::oidc::{AppToken, AppTokenHolder};
+use workgate_domain::oidc::{AppToken, AppTokenHolder, SigningKey};
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::AccessRecord;
 
@@ -34,7 +35,7 @@ use workgate_domain::sessions::AccessRecord;
 pub(crate) struct Tables(u64);
 
 /// The tables entries are read from, in the order of their bits.
-const TABLES: [&str; 6] = ["SESSIONS", "MEMBERS", "ENTERPRISES", "OIDC_TOKENS", "OIDC_GRANTS", "APPS"];
+const TABLES: [&str; 7] = ["SESSIONS", "MEMBERS", "ENTERPRISES", "OIDC_TOKENS", "OIDC_GRANTS", "APPS", "SIGNING_KEYS"];
 
 impl Tables {
     pub(crate) const NONE: Tables = Tables(0);
@@ -105,6 +106,8 @@ pub(crate) struct ReadCache {
     pub(crate) app_tokens: Shelf<String, AppToken>,
     pub(crate) holders: Shelf<String, AppTokenHolder>,
     pub(crate) clients: Shelf<String, (App, Option<SecretHash>)>,
+    /// The newest ID-token signing keys, by how many were asked for.
+    pub(crate) signing_keys: Shelf<u32, Vec<SigningKey>>,
 }
 
 /// The epochs of a shelf's tables (their sum: epochs only grow) read before a database read, to
@@ -123,6 +126,7 @@ impl ReadCache {
             app_tokens: Shelf::on(&["OIDC_TOKENS", "OIDC_GRANTS", "MEMBERS", "ENTERPRISES"]),
             holders: Shelf::on(&["OIDC_TOKENS", "OIDC_GRANTS", "MEMBERS", "ENTERPRISES"]),
             clients: Shelf::on(&["APPS", "ENTERPRISES"]),
+            signing_keys: Shelf::on(&["SIGNING_KEYS"]),
         }
     }
 

@@ -286,15 +286,19 @@ impl OidcStore for SqlStore {
     }
 
     async fn signing_keys(&self, limit: u32) -> Result<Vec<SigningKey>> {
-        let rows = self
-            .reader()
-            .fetch_all(
-                sql("SELECT generation, kid, alg, private_pem, public_jwk, created_at, signs_from FROM signing_keys \
-                     ORDER BY generation DESC LIMIT $1")
-                .bind(i64::from(limit)),
-            )
-            .await?;
-        rows.iter().map(signing_key).collect()
+        // Every ID token reads them: kept in the cache until a key is written.
+        let load = async {
+            let rows = self
+                .reader()
+                .fetch_all(
+                    sql("SELECT generation, kid, alg, private_pem, public_jwk, created_at, signs_from \
+                         FROM signing_keys ORDER BY generation DESC LIMIT $1")
+                    .bind(i64::from(limit)),
+                )
+                .await?;
+            rows.iter().map(signing_key).collect::<Result<Vec<_>>>().map(Some)
+        };
+        Ok(read_through(&self.cache, &self.cache.signing_keys, limit, load).await?.unwrap_or_default())
     }
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<bool> {
