@@ -36,8 +36,12 @@ const REDIRECT_URI = 'https://app.example.com/callback';
 const SCOPE = 'openid profile phone';
 const DAY = 24 * 60 * 60;
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'bench-rs256', alg: 'RS256', use: 'sig' };
+// The ID tokens' algorithm, as the Workgate app of the same run uses: RS256 (default) or ES256.
+const ALG = process.argv[3] ?? 'RS256';
+const { privateKey } = ALG === 'ES256'
+  ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  : generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `bench-${ALG.toLowerCase()}`, alg: ALG, use: 'sig' };
 
 const store = new LRU({ maxSize: 50_000_000 });
 
@@ -51,7 +55,7 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: 'RS256',
+      id_token_signed_response_alg: ALG,
     },
   ],
   jwks: { keys: [signingKey] },

@@ -262,6 +262,8 @@ pub struct AppView {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
+    /// `RS256` or `ES256`: how its ID tokens are signed.
+    pub id_token_signed_response_alg: &'static str,
     pub created_at: String,
     pub updated_at: String,
     /// The client secret: present only in the answer that made it, never again.
@@ -279,6 +281,7 @@ impl From<workgate_domain::oidc::App> for AppView {
             redirect_uris: a.redirect_uris,
             post_logout_redirect_uris: a.post_logout_redirect_uris,
             scopes: a.scopes,
+            id_token_signed_response_alg: a.id_token_alg.as_str(),
             created_at: a.created_at.to_rfc3339(),
             updated_at: a.updated_at.to_rfc3339(),
             client_secret: None,

@@ -26,6 +26,9 @@ pub(crate) const VERIFIER: &str = "loadgen-pkce-verifier-0123456789-abcdefghijkl
 
 #[derive(Args)]
 pub struct OidcArgs {
+    /// How the app's ID tokens are signed: RS256 or ES256 (`id_token_signed_response_alg`).
+    #[arg(long, default_value = "RS256")]
+    pub(crate) alg: String,
     #[arg(long, default_value_t = 32)]
     pub(crate) clients: usize,
     /// Measured seconds of each of: code exchange, userinfo, introspection, /healthz.
@@ -76,7 +79,12 @@ pub async fn run(server: &Server, a: &OidcArgs) -> anyhow::Result<()> {
 pub(crate) async fn measure(server: &Server, a: &OidcArgs) -> anyhow::Result<[(f64, CpuUse); 4]> {
     server.seed(a.logins).await?;
     let sessions = Arc::new(login_all(server, a.logins, a.clients, Password::None).await?);
-    let app = server.admin_post("/api/v1/apps", json!({"name": "Loadgen app", "redirect_uris": [REDIRECT]})).await?;
+    let app = server
+        .admin_post(
+            "/api/v1/apps",
+            json!({"name": "Loadgen app", "redirect_uris": [REDIRECT], "id_token_signed_response_alg": a.alg}),
+        )
+        .await?;
     let client_id = app["client_id"].as_str().unwrap_or_default().to_string();
     let secret = app["client_secret"].as_str().unwrap_or_default().to_string();
 

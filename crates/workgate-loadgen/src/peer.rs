@@ -44,7 +44,7 @@ struct Peer {
 }
 
 impl Peer {
-    async fn start(dir: &Path, log: PathBuf) -> anyhow::Result<Peer> {
+    async fn start(dir: &Path, log: PathBuf, alg: &str) -> anyhow::Result<Peer> {
         if !dir.join("server.mjs").exists() {
             bail!("{}: no server.mjs there (run from the workspace root, or give --peer-dir)", dir.display());
         }
@@ -68,6 +68,7 @@ impl Peer {
         let child = Command::new("node")
             .arg("server.mjs")
             .arg(port.to_string())
+            .arg(alg)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -154,7 +155,7 @@ struct Figure {
 }
 
 pub async fn run(server: &Server, a: &PeerArgs) -> anyhow::Result<()> {
-    let peer = Peer::start(&a.peer_dir, server.root.join("oidc-peer.log")).await?;
+    let peer = Peer::start(&a.peer_dir, server.root.join("oidc-peer.log"), &a.oidc.alg).await?;
     let measured = measure_peer(server, &peer, &a.oidc).await;
     let log = peer.log.clone();
     peer.stop().await;

@@ -13,16 +13,17 @@ use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{AppId, EnterpriseId, GrantId, MemberId, SessionId};
 use workgate_domain::model::AuditEntry;
+use workgate_domain::oidc::apps::IdTokenAlg;
 use workgate_domain::oidc::{
-    App, AppToken, AppTokenHolder, AuthorizationCode, ClientType, NewGrant, NewTokens, OidcStore, Redeemed, Refreshed,
-    SigningKey, TokenKind,
+    App, AppToken, AppTokenHolder, AuthorizationCode, ClientType, EcKey, NewGrant, NewTokens, OidcStore, Redeemed,
+    Refreshed, SigningKey, TokenKind,
 };
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::EndReason;
 use workgate_domain::values::MemberStatus;
 
 const APP_COLUMNS: &str = "id, enterprise_id, name, client_type, secret_hash, redirect_uris, post_logout_redirect_uris, scopes, created_at, \
-     updated_at";
+     updated_at, id_token_alg";
 
 const CODE_COLUMNS: &str = "code_hash, enterprise_id, app_id, member_id, session_id, redirect_uri, scope, nonce, \
      code_challenge, auth_time, created_at, expires_at, used_at";
@@ -50,12 +51,21 @@ fn app(row: &impl DomainRow) -> Result<App> {
         scopes: json_list(row, "scopes")?,
         created_at: Timestamp(row.get("created_at")?),
         updated_at: Timestamp(row.get("updated_at")?),
+        id_token_alg: IdTokenAlg::parse(&row.get::<String>("id_token_alg")?)?,
     })
 }
 
 fn signing_key(row: &impl DomainRow) -> Result<SigningKey> {
     let jwk: String = row.get("public_jwk")?;
+    let json = |text: &str, column: &str| {
+        serde_json::from_str(text).map_err(|e| workgate_domain::Error::Internal(format!("column {column}: {e}")))
+    };
+    let ec = match (row.get::<Option<String>>("ec_private")?, row.get::<Option<String>>("ec_public_jwk")?) {
+        (Some(private), Some(public)) => Some(EcKey { private, public_jwk: json(&public, "ec_public_jwk")? }),
+        _ => None,
+    };
     Ok(SigningKey {
+        ec,
         generation: row.get("generation")?,
         kid: row.get("kid")?,
         alg: row.get("alg")?,
@@ -161,7 +171,7 @@ impl OidcStore for SqlStore {
     async fn insert_app(&self, app: &App, secret_hash: Option<&SecretHash>, audit: &AuditEntry) -> Result<()> {
         self.write(async |c| {
             c.execute(
-                sql(format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+                sql(format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
                     .bind(app.id.as_str())
                     .bind(app.enterprise_id.as_str())
                     .bind(&app.name)
@@ -171,7 +181,8 @@ impl OidcStore for SqlStore {
                     .bind(to_json(&app.post_logout_redirect_uris))
                     .bind(to_json(&app.scopes))
                     .bind(app.created_at.millis())
-                    .bind(app.updated_at.millis()),
+                    .bind(app.updated_at.millis())
+                    .bind(app.id_token_alg.as_str()),
             )
             .await?;
             insert_audit(c, std::slice::from_ref(audit)).await
@@ -184,12 +195,13 @@ impl OidcStore for SqlStore {
             let done = c
                 .execute(
                     sql("UPDATE apps SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, scopes = $4, \
-                         updated_at = $5 WHERE enterprise_id = $6 AND id = $7")
+                         updated_at = $5, id_token_alg = $6 WHERE enterprise_id = $7 AND id = $8")
                     .bind(&app.name)
                     .bind(to_json(&app.redirect_uris))
                     .bind(to_json(&app.post_logout_redirect_uris))
                     .bind(to_json(&app.scopes))
                     .bind(app.updated_at.millis())
+                    .bind(app.id_token_alg.as_str())
                     .bind(app.enterprise_id.as_str())
                     .bind(app.id.as_str()),
                 )
@@ -291,8 +303,8 @@ impl OidcStore for SqlStore {
             let rows = self
                 .reader()
                 .fetch_all(
-                    sql("SELECT generation, kid, alg, private_pem, public_jwk, created_at, signs_from \
-                         FROM signing_keys ORDER BY generation DESC LIMIT $1")
+                    sql("SELECT generation, kid, alg, private_pem, public_jwk, created_at, signs_from, ec_private, \
+                         ec_public_jwk FROM signing_keys ORDER BY generation DESC LIMIT $1")
                     .bind(i64::from(limit)),
                 )
                 .await?;
@@ -302,18 +314,38 @@ impl OidcStore for SqlStore {
     }
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<bool> {
+        let ec_public = key.ec.as_ref().map(|ec| ec.public_jwk.to_string());
         self.write(async |c| {
             let done = c
                 .execute(
                     sql("INSERT INTO signing_keys (generation, kid, alg, private_pem, public_jwk, created_at, \
-                         signs_from) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (generation) DO NOTHING")
+                         signs_from, ec_private, ec_public_jwk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (generation) DO NOTHING")
                     .bind(key.generation)
                     .bind(&key.kid)
                     .bind(&key.alg)
                     .bind(&key.private_pem)
                     .bind(key.public_jwk.to_string())
                     .bind(key.created_at.millis())
-                    .bind(key.signs_from.millis()),
+                    .bind(key.signs_from.millis())
+                    .bind(key.ec.as_ref().map(|ec| ec.private.as_str()))
+                    .bind(ec_public.as_deref()),
+                )
+                .await?;
+            Ok(done == 1)
+        })
+        .await
+    }
+
+    async fn add_ec_key(&self, generation: i64, ec: &EcKey) -> Result<bool> {
+        self.write(async |c| {
+            let done = c
+                .execute(
+                    sql("UPDATE signing_keys SET ec_private = $1, ec_public_jwk = $2 \
+                         WHERE generation = $3 AND ec_private IS NULL")
+                    .bind(ec.private.as_str())
+                    .bind(ec.public_jwk.to_string())
+                    .bind(generation),
                 )
                 .await?;
             Ok(done == 1)

@@ -172,7 +172,7 @@ impl Services {
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -496,7 +496,7 @@ impl Services {
         if let Some(nonce) = subject.nonce {
             claims.insert("nonce".into(), json!(nonce));
         }
-        Ok(self.sign_jwt(&Value::Object(claims)).await?)
+        Ok(self.sign_jwt(&Value::Object(claims), app.id_token_alg).await?)
     }
 }
 

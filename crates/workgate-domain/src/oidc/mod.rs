@@ -30,7 +30,7 @@ use crate::values::MemberStatus;
 use async_trait::async_trait;
 
 pub use apps::{App, ClientType};
-pub use keys::SigningKey;
+pub use keys::{EcKey, SigningKey};
 
 /// Prefixes of the secrets of this module, so that a leaked string says what it is.
 pub const CODE_PREFIX: &str = "wgoc_";
@@ -245,6 +245,8 @@ pub trait OidcStore: Send + Sync + 'static {
     async fn signing_keys(&self, limit: u32) -> Result<Vec<SigningKey>>;
     /// Writes a key unless one of its generation exists (another node made it first): `false` then.
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<bool>;
+    /// Gives generation `generation` its P-256 key if it has none yet; false when it had one.
+    async fn add_ec_key(&self, generation: i64, ec: &EcKey) -> Result<bool>;
 
     // ---- codes, grants and tokens ----
     async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<()>;

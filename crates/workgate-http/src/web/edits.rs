@@ -174,6 +174,8 @@ pub struct AppFields {
     pub post_logout_redirect_uris: String,
     #[serde(default)]
     pub scopes: Vec<String>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: String,
 }
 
 /// Non-empty trimmed lines.
@@ -190,6 +192,7 @@ pub fn app_update(edit: &Edit<AppFields>) -> UpdateApp {
         post_logout_redirect_uris: list(&was.post_logout_redirect_uris, &now.post_logout_redirect_uris),
         // Scopes are a set: the app's current ones are exactly what the form shows.
         scopes: merged(&was.scopes, &now.scopes, &was.scopes),
+        id_token_signed_response_alg: changed(&was.id_token_signed_response_alg, &now.id_token_signed_response_alg),
     }
 }
 

@@ -280,7 +280,7 @@ async fn discovery_and_jwks_describe_what_the_server_does() {
         .unwrap();
     assert_eq!(doc["issuer"], app.base);
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256", "ES256"]));
     for endpoint in [
         "authorization_endpoint",
         "token_endpoint",

@@ -20,6 +20,8 @@ struct World {
     client_id: String,
     secret: String,
     member_id: String,
+    /// The enterprise's API key.
+    key: String,
     b: reqwest::Client,
 }
 
@@ -34,7 +36,7 @@ impl World {
             app.add_member_with(&ent, json!({"name": "Zhang San", "phone": PHONE, "email": "zs@acme.example"})).await;
         let (client_id, secret) = confidential_app(&app, &ent).await;
         let b = signed_in_browser(&app, PHONE, 1).await;
-        World { app, client_id, secret, member_id: member["id"].as_str().unwrap().to_string(), b }
+        World { app, client_id, secret, member_id: member["id"].as_str().unwrap().to_string(), key: ent.key.clone(), b }
     }
 
     /// The authorization request with `scope` and `extra` parameters, sent by the signed-in
@@ -376,4 +378,94 @@ async fn the_first_id_token_of_a_new_server_is_signed_while_time_moves_under_it(
     let w = World::on(TestApp::spawn_on(Arc::new(TickingClock(Default::default()))).await).await;
     let tokens = w.tokens("openid", "").await;
     assert!(tokens["id_token"].is_string(), "{tokens}");
+}
+
+/// The verified claims of an ID token, checked with the key the server publishes under its kid.
+async fn verified(w: &World, id_token: &str) -> (jsonwebtoken::Header, Value) {
+    let header = jsonwebtoken::decode_header(id_token).expect("a JWS header");
+    let kid = header.kid.clone().expect("a kid");
+    let jwks: Value = w.app.client.get(format!("{}/oidc/jwks", w.app.base)).send().await.unwrap().json().await.unwrap();
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).expect("published").clone();
+    let part = |name: &str| jwk[name].as_str().unwrap_or_else(|| panic!("{name} in {jwk}")).to_string();
+    let key = match header.alg {
+        jsonwebtoken::Algorithm::RS256 => jsonwebtoken::DecodingKey::from_rsa_components(&part("n"), &part("e")),
+        jsonwebtoken::Algorithm::ES256 => {
+            assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("EC"), Some("P-256")));
+            jsonwebtoken::DecodingKey::from_ec_components(&part("x"), &part("y"))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    .expect("a usable published key");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[&w.client_id]);
+    validation.set_issuer(&[&w.app.base]);
+    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation).expect("the signature verifies").claims;
+    (header, claims)
+}
+
+/// `id_token_signed_response_alg`: RS256 unless the app registers for ES256; the P-256 key is
+/// published in the JWKS, its tokens serve as `id_token_hint`, and other algorithms are refused.
+#[tokio::test]
+async fn an_app_registered_for_es256_gets_id_tokens_signed_with_a_published_p256_key() {
+    let w = World::new().await;
+    let rs = w.tokens("openid", "").await;
+    let (header, _) = verified(&w, rs["id_token"].as_str().unwrap()).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256, "RS256 by default");
+
+    let path = format!("/api/v1/apps/{}", w.client_id);
+    let changed = w.app.patch(&path, &w.key, json!({"id_token_signed_response_alg": "ES256"})).await;
+    changed.assert_status(200);
+    assert_eq!(changed.body["id_token_signed_response_alg"], "ES256");
+    let es = w.tokens("openid profile", "").await;
+    let id_token = es["id_token"].as_str().unwrap().to_string();
+    let (header, claims) = verified(&w, &id_token).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert!(header.kid.as_deref().is_some_and(|kid| kid.ends_with("-es")), "{header:?}");
+    assert_eq!(claims["sub"], w.member_id.as_str());
+    assert_eq!(claims["name"], "Zhang San");
+    // The ES256 token is a hint this server signed.
+    w.tokens("openid", &format!("&prompt=none&id_token_hint={id_token}")).await;
+
+    w.app
+        .patch(&path, &w.key, json!({"id_token_signed_response_alg": "HS256"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let (_, again) = verified(&w, w.tokens("openid", "").await["id_token"].as_str().unwrap()).await;
+    assert_eq!(again["sub"], w.member_id.as_str(), "a refused change changes nothing");
+    let stored = w.app.get(&path, &w.key).await;
+    assert_eq!(stored.body["id_token_signed_response_alg"], "ES256");
+    let discovery: Value = w
+        .app
+        .client
+        .get(format!("{}/.well-known/openid-configuration", w.app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["RS256", "ES256"]));
+}
+
+/// Signing keys made before P-256 keys existed get theirs the first time an ES256 app needs one,
+/// published and kept (encrypted) for every later token.
+#[tokio::test]
+async fn a_generation_without_a_p256_key_gets_one_when_an_es256_app_first_needs_it() {
+    let w = World::new().await;
+    w.tokens("openid", "").await;
+    let db = w.app.db().await;
+    sqlx::query("UPDATE signing_keys SET ec_private = NULL, ec_public_jwk = NULL").execute(&db).await.unwrap();
+    // The server's own cache of the keys answers for at most a second after a write it did not make.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let path = format!("/api/v1/apps/{}", w.client_id);
+    w.app.patch(&path, &w.key, json!({"id_token_signed_response_alg": "ES256"})).await.assert_status(200);
+    let first = w.tokens("openid", "").await["id_token"].as_str().unwrap().to_string();
+    let (header, _) = verified(&w, &first).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let (stored,): (Option<String>,) =
+        sqlx::query_as("SELECT ec_private FROM signing_keys").fetch_one(&db).await.unwrap();
+    let stored = stored.expect("the P-256 key is kept");
+    assert!(stored.starts_with("v1:"), "kept encrypted: {stored}");
+    let second = w.tokens("openid", "").await["id_token"].as_str().unwrap().to_string();
+    assert_eq!(jsonwebtoken::decode_header(&second).unwrap().kid, header.kid, "the same key signs again");
 }

@@ -4,7 +4,7 @@ use super::edits::AppFields;
 use super::*;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use workgate_domain::oidc::apps::CreateApp;
+use workgate_domain::oidc::apps::{CreateApp, IdTokenAlg};
 use workgate_domain::oidc::{App, ClientType, SCOPES};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -36,6 +36,7 @@ struct AppForm {
     post_logout_redirect_uris: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
+    id_token_signed_response_alg: Option<String>,
 }
 
 async fn create_app(State(s): State<AppState>, ConsoleForm(console, f): ConsoleForm<AppForm>) -> Response {
@@ -47,6 +48,7 @@ async fn create_app(State(s): State<AppState>, ConsoleForm(console, f): ConsoleF
         redirect_uris: edits::lines(&f.redirect_uris),
         post_logout_redirect_uris: edits::lines(f.post_logout_redirect_uris.as_deref().unwrap_or_default()),
         scopes: Some(f.scopes),
+        id_token_signed_response_alg: f.id_token_signed_response_alg,
     };
     match s.services.create_app(&console.caller, input).await {
         Ok(created) => {
@@ -78,6 +80,7 @@ async fn app_page(
         redirect_uris: app.redirect_uris.join("\n"),
         post_logout_redirect_uris: app.post_logout_redirect_uris.join("\n"),
         scopes: app.scopes.clone(),
+        id_token_signed_response_alg: app.id_token_alg.as_str().to_string(),
     };
     let body = html! {
         h1 { (app.name) }
@@ -92,6 +95,7 @@ async fn app_page(
             label for="post_logout_redirect_uris" { (lang.pick("After-logout URIs, one per line (optional)", "退出后跳转地址，每行一个（可选）")) }
             textarea id="post_logout_redirect_uris" name="post_logout_redirect_uris" rows="2" { (fields.post_logout_redirect_uris) }
             (scope_ticks(lang, "", &fields.scopes))
+            (alg_select(lang, "", app.id_token_alg))
             button type="submit" { (lang.pick("Save", "保存")) }
         }
         p { a href="/admin/apps" { "← " (lang.pick("All apps", "全部应用")) } }
@@ -111,6 +115,7 @@ async fn edit_app(
         && update.redirect_uris.is_none()
         && update.post_logout_redirect_uris.is_none()
         && update.scopes.is_none()
+        && update.id_token_signed_response_alg.is_none()
     {
         return console.back(&here, lang.pick("Nothing changed.", "没有修改。"));
     }
@@ -197,7 +202,24 @@ fn apps_body(lang: Lang, token: &str, list: &[App], created: Option<(&App, &str)
             label for="app-logout" { (lang.pick("After-logout URIs, one per line (optional)", "退出后跳转地址，每行一个（可选）")) }
             textarea id="app-logout" name="post_logout_redirect_uris" rows="2" {}
             (scope_ticks(lang, "app-", &SCOPES.map(str::to_string)))
+            (alg_select(lang, "app-", IdTokenAlg::default()))
             button type="submit" { (lang.pick("Register", "注册")) }
+        }
+    }
+}
+
+/// How the app's ID tokens are signed.
+fn alg_select(lang: Lang, prefix: &str, chosen: IdTokenAlg) -> Markup {
+    let id = format!("{prefix}id-token-alg");
+    html! {
+        label for=(id) { (lang.pick("ID tokens signed with", "ID 令牌签名算法")) }
+        select id=(id) name="id_token_signed_response_alg" {
+            @for alg in IdTokenAlg::ALL {
+                option value=(alg.as_str()) selected[alg == chosen] {
+                    (alg.as_str())
+                    @if alg == IdTokenAlg::Rs256 { " " (lang.pick("(every library accepts it)", "（所有库都支持）")) }
+                }
+            }
         }
     }
 }
