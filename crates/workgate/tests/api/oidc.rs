@@ -294,9 +294,11 @@ async fn discovery_and_jwks_describe_what_the_server_does() {
     }
     let jwks: Value = app.client.get(format!("{}/oidc/jwks", app.base)).send().await.unwrap().json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0]["kty"], "RSA");
-    assert!(keys[0].get("d").is_none(), "no private part is published");
+    assert_eq!(keys.len(), 2, "one generation: its RSA key and its P-256 key");
+    assert_eq!((keys[0]["kty"].as_str(), keys[0]["alg"].as_str()), (Some("RSA"), Some("RS256")));
+    assert_eq!((keys[1]["kty"].as_str(), keys[1]["alg"].as_str()), (Some("EC"), Some("ES256")));
+    assert_eq!(keys[1]["kid"], format!("{}-es", keys[0]["kid"].as_str().unwrap()));
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "no private part is published");
 }
 
 #[tokio::test]
@@ -542,9 +544,14 @@ async fn signing_keys_rotate_with_the_next_key_published_before_it_signs() {
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let (client_id, secret) = confidential_app(&app, &ent).await;
+    // The RSA kids (each generation also publishes its P-256 key as `<kid>-es`, rotating with it).
     let kids = || async {
         let jwks: Value = app.client.get(format!("{}/oidc/jwks", app.base)).send().await.unwrap().json().await.unwrap();
-        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        let all: Vec<String> =
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect();
+        let rsa: Vec<String> = all.iter().filter(|k| !k.ends_with("-es")).cloned().collect();
+        assert!(rsa.iter().all(|k| all.contains(&format!("{k}-es"))), "each generation's P-256 key beside it: {all:?}");
+        rsa
     };
     // Each signing signs in again: the clock moves by days, past any session's life.
     let (app, client_id, secret) = (&app, client_id.as_str(), secret.as_str());
