@@ -18,7 +18,9 @@
 //!   that crashed before announcing), no entry is served more than [`MAX_AGE`] after it was read.
 //!
 //! Only found records are kept (a spray of made-up tokens fills nothing), at most [`CAPACITY`]
-//! per kind; a full shelf is emptied.
+//! per kind: a full shelf first drops the entries older than [`MAX_AGE`] (which answer nothing
+//! any more), and is emptied if that is not enough. A shelf so holds about the tokens used in the
+//! last second, a few megabytes at most.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -94,7 +96,7 @@ impl Tables {
 /// The longest an entry answers, whatever the epochs say.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
 /// Entries per kind before a shelf is emptied.
-const CAPACITY: usize = 100_000;
+const CAPACITY: usize = 20_000;
 
 /// The cache of one store.
 pub(crate) struct ReadCache {
@@ -183,7 +185,10 @@ impl<K: Hash + Eq, V: Clone> Shelf<K, V> {
     pub(crate) fn put(&self, ticket: Ticket, key: K, value: V) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= CAPACITY {
-            entries.clear();
+            entries.retain(|_, (_, read_at, _)| read_at.elapsed() < MAX_AGE);
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
         }
         entries.insert(key, (ticket.0, Instant::now(), value));
     }
@@ -230,6 +235,19 @@ mod tests {
         assert_eq!(shelf.get(&cache, &"a".into()), Some(2), "a write to other tables leaves it");
         cache.invalidate(Tables::of(&["SESSIONS"]));
         assert_eq!(shelf.get(&cache, &"a".into()), None);
+    }
+
+    #[test]
+    fn a_full_shelf_drops_what_answers_nothing_any_more_first() {
+        let cache = ReadCache::new(true);
+        let shelf = shelf();
+        let ticket = cache.ticket(shelf.tables).expect("live");
+        for i in 0..CAPACITY {
+            shelf.put(ticket, i.to_string(), 1);
+        }
+        shelf.put(ticket, "one more".into(), 2);
+        assert_eq!(shelf.get(&cache, &"one more".into()), Some(2));
+        assert_eq!(shelf.entries.lock().unwrap().len(), 1, "all were current: emptied, then the new one kept");
     }
 
     #[test]
