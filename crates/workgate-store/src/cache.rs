@@ -43,12 +43,23 @@ impl Tables {
     pub(crate) const NONE: Tables = Tables(0);
     pub(crate) const ALL: Tables = Tables((1 << TABLES.len()) - 1);
 
-    fn named(upper: &str) -> Tables {
+    fn bit(upper: &str) -> Tables {
         TABLES.iter().position(|t| *t == upper).map_or(Tables::NONE, |i| Tables(1 << i))
     }
 
+    /// The table `upper` and those its deletes cascade to (`ON DELETE CASCADE` in the schema: an
+    /// app's grants, a grant's tokens), so that a write to it makes their entries stale too.
+    fn named(upper: &str) -> Tables {
+        let cascades: &[&str] = match upper {
+            "APPS" => &["OIDC_GRANTS", "OIDC_TOKENS"],
+            "OIDC_GRANTS" => &["OIDC_TOKENS"],
+            _ => &[],
+        };
+        Tables(cascades.iter().fold(Tables::bit(upper).0, |bits, t| bits | Tables::bit(t).0))
+    }
+
     fn of(names: &[&str]) -> Tables {
-        Tables(names.iter().fold(0, |bits, name| bits | Tables::named(name).0))
+        Tables(names.iter().fold(0, |bits, name| bits | Tables::bit(name).0))
     }
 
     pub(crate) fn insert(&mut self, other: Tables) {
@@ -267,7 +278,11 @@ mod tests {
         let of = Tables::of;
         assert_eq!(Tables::written_by("UPDATE sessions SET revoked_at = $1 WHERE id = $2"), of(&["SESSIONS"]));
         assert_eq!(Tables::written_by("insert into members (id) values ($1)"), of(&["MEMBERS"]));
-        assert_eq!(Tables::written_by("INSERT OR IGNORE INTO apps(id) VALUES ($1)"), of(&["APPS"]));
+        assert_eq!(
+            Tables::written_by("INSERT OR IGNORE INTO apps(id) VALUES ($1)"),
+            of(&["APPS", "OIDC_GRANTS", "OIDC_TOKENS"]),
+            "with the tables its deletes cascade to"
+        );
         assert_eq!(
             Tables::written_by("INSERT INTO rate_counters (k) VALUES ($1) ON CONFLICT (k) DO UPDATE SET n = n + 1"),
             Tables::NONE
@@ -275,7 +290,7 @@ mod tests {
         assert_eq!(Tables::written_by("DELETE FROM oidc_tokens WHERE grant_id = $1"), of(&["OIDC_TOKENS"]));
         assert_eq!(
             Tables::written_by("UPDATE oidc_grants SET revoked_at = $1 WHERE member_id IN (SELECT id FROM members)"),
-            of(&["OIDC_GRANTS"])
+            of(&["OIDC_GRANTS", "OIDC_TOKENS"])
         );
         assert_eq!(Tables::written_by("SELECT id FROM sessions WHERE id = $1 FOR UPDATE"), Tables::NONE);
         assert_eq!(Tables::written_by("SELECT 1"), Tables::NONE);
