@@ -68,6 +68,12 @@ impl World {
         tokens
     }
 
+    /// The provider's discovery document.
+    async fn discovery(&self) -> Value {
+        let url = format!("{}/.well-known/openid-configuration", self.app.base);
+        self.app.client.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
     async fn userinfo(&self, access: &str) -> Value {
         let resp = self.app.client.get(format!("{}/oidc/userinfo", self.app.base)).bearer_auth(access).send().await;
         let resp = resp.unwrap();
@@ -310,16 +316,7 @@ async fn oidcc_codereuse_and_codereuse_30seconds_are_refused_and_revoke_the_toke
 #[tokio::test]
 async fn oidcc_claims_parameter_is_not_supported_and_a_malformed_one_is_refused() {
     let w = World::new().await;
-    let discovery: Value = w
-        .app
-        .client
-        .get(format!("{}/.well-known/openid-configuration", w.app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = w.discovery().await;
     assert_eq!(discovery["claims_parameter_supported"], false);
     // A well-formed request is served by its scopes: the essential claim asked for alone is not added.
     let claims = enc(r#"{"userinfo":{"name":{"essential":true}}}"#);
@@ -434,16 +431,7 @@ async fn an_app_registered_for_es256_gets_id_tokens_signed_with_a_published_p256
     assert_eq!(again["sub"], w.member_id.as_str(), "a refused change changes nothing");
     let stored = w.app.get(&path, &w.key).await;
     assert_eq!(stored.body["id_token_signed_response_alg"], "ES256");
-    let discovery: Value = w
-        .app
-        .client
-        .get(format!("{}/.well-known/openid-configuration", w.app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = w.discovery().await;
     assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["RS256", "ES256"]));
 }
 
