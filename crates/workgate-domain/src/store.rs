@@ -142,17 +142,25 @@ pub trait Store:
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()>;
 }
 
-/// The storage of SMS delivery, invitations, Enterprise Login, sessions and devices.
-#[async_trait]
-pub trait LoginStore: Send + Sync + 'static {
-    /// A server-wide value (the key check of `keys`): `candidate` is stored if there is none yet, and the
-    /// stored value (whoever stored it first) is returned.
-    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
+/// The storage of SMS delivery, invitations, Enterprise Login, sessions and devices: one trait per
+/// seam, each implemented in its own file of the store.
+pub trait LoginStore:
+    LimitStore + OutboxStore + InvitationStore + ChallengeStore + SessionStore + PolicyStore + PasswordStore
+{
+}
 
+impl<T> LoginStore for T where
+    T: LimitStore + OutboxStore + InvitationStore + ChallengeStore + SessionStore + PolicyStore + PasswordStore
+{
+}
+
+/// Rate-limit counters and the failure counts that lock a number, a network or a device.
+#[async_trait]
+pub trait LimitStore: Send + Sync + 'static {
     /// Counts one hit for `bucket` at `now_ms` unless the last `window_ms` already hold `max` hits;
     /// when full, answers how many milliseconds until there is room. Check and count are atomic.
     async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>>;
-    /// Counts one hit against each limit, in order, as [`LoginStore::hit_limit`] does, until one
+    /// Counts one hit against each limit, in order, as [`Self::hit_limit`] does, until one
     /// is full: answers its index and the milliseconds until it has room. Hits counted before it
     /// stay counted. A store may write them all at once (one commit instead of one per limit).
     async fn hit_limits(&self, limits: &[crate::limits::Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
@@ -166,27 +174,52 @@ pub trait LoginStore: Send + Sync + 'static {
     /// Counts up to `n` hits against `limit` at once, as many as its window has room for, and
     /// answers how many were counted (bulk import's invitations against the enterprise budget).
     async fn take_from_limit(&self, limit: &crate::limits::Limit, n: i64, now_ms: i64) -> Result<i64>;
+    /// Counts a wrong code against each rule's subject (of `phone`); from a rule's `limit`
+    /// failures in a row, its subject is locked for a doubling time from its `base_lock_ms`.
+    async fn record_failures(
+        &self,
+        phone: &PhoneNumber,
+        rules: &[crate::login::FailureRule],
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Millisecond time until which the latest lock of these subjects holds (0 when none does).
+    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64>;
+    /// Millisecond time until which some lock of the number holds, from any network (0: none).
+    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64>;
+    /// Clears these subjects' counts of `phone`, or all of its counts (`None`).
+    async fn clear_failures(&self, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()>;
+    /// Empties the counters of these limits (`Limit::bucket`), as if nothing had been counted.
+    async fn reset_limits(&self, buckets: &[String]) -> Result<()>;
+}
 
-    // ---- SMS outbox ----
+/// The SMS outbox: messages leased to the sender and marked as it fares.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Leases up to `limit` messages that are due (pending and due, or whose lease ran out),
     /// counting an attempt for each; answers each with its attempt count.
     async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>>;
     async fn mark_sms_sent(&self, ids: &[SmsId], provider: &str, now: Timestamp) -> Result<()>;
     async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()>;
     async fn mark_sms_failed(&self, id: &SmsId, error: &str, now: Timestamp) -> Result<()>;
+}
 
-    // ---- invitations ----
+/// A member's invitations (each written with its SMS).
+#[async_trait]
+pub trait InvitationStore: Send + Sync + 'static {
     /// Marks the member's pending invitations replaced and writes the new one with its SMS.
     async fn replace_invitation(&self, new: &NewInvitation, audit: &AuditEntry) -> Result<()>;
     async fn find_invitation(&self, token_hash: &SecretHash) -> Result<Option<Invitation>>;
     /// Newest first, with delivery state.
     async fn list_invitations(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Invitation>>;
+}
 
-    // ---- Enterprise Login ----
+/// Enterprise Login: the challenges, their steps and the events they leave.
+#[async_trait]
+pub trait ChallengeStore: LimitStore + Send + Sync + 'static {
     /// Every membership of a number that has not departed, in every enterprise.
     async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>>;
-    /// Counts `limits` as [`LoginStore::hit_limits`] does and, if none is full, writes the
-    /// challenge as [`LoginStore::start_login`] does. A store may do both in one write.
+    /// Counts `limits` as [`LimitStore::hit_limits`] does and, if none is full, writes the
+    /// challenge as [`Self::start_login`] does. A store may do both in one write.
     async fn start_login_within(
         &self,
         limits: &[crate::limits::Limit],
@@ -250,24 +283,13 @@ pub trait LoginStore: Send + Sync + 'static {
         viewer: &EnterpriseId,
         limit: u32,
     ) -> Result<Vec<LoginEvent>>;
-    /// Counts a wrong code against each rule's subject (of `phone`); from a rule's `limit`
-    /// failures in a row, its subject is locked for a doubling time from its `base_lock_ms`.
-    async fn record_failures(
-        &self,
-        phone: &PhoneNumber,
-        rules: &[crate::login::FailureRule],
-        now: Timestamp,
-    ) -> Result<()>;
-    /// Millisecond time until which the latest lock of these subjects holds (0 when none does).
-    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64>;
-    /// Millisecond time until which some lock of the number holds, from any network (0: none).
-    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64>;
-    /// Clears these subjects' counts of `phone`, or all of its counts (`None`).
-    async fn clear_failures(&self, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()>;
-    /// Empties the counters of these limits (`Limit::bucket`), as if nothing had been counted.
-    async fn reset_limits(&self, buckets: &[String]) -> Result<()>;
+    /// Makes the move if the challenge is still where the mover saw it; answers whether it did.
+    async fn advance_login(&self, step: &crate::login::StepMove<'_>) -> Result<bool>;
+}
 
-    // ---- sessions and devices ----
+/// Sessions (access and refresh tokens) and the devices they run on.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
     /// The session of an access token, with its member and enterprise (read together).
     async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<AccessRecord>>;
     /// Rotates the tokens of the session whose current refresh token is `rotation.presented`,
@@ -286,8 +308,35 @@ pub trait LoginStore: Send + Sync + 'static {
         by: RevokedBy,
         now: Timestamp,
     ) -> Result<bool>;
+    /// The session whose current refresh token hashes to `refresh_hash`, with its device.
+    async fn refresh_context(&self, refresh_hash: &SecretHash) -> Result<Option<crate::sessions::RefreshContext>>;
+    /// Registers (or re-registers) a device as waiting for approval.
+    async fn hold_device(&self, device: &crate::sessions::Device) -> Result<()>;
+    /// Devices of a member that are trusted or pending, other than `except`.
+    async fn count_devices(&self, enterprise: &EnterpriseId, member: &MemberId, except: &DeviceId) -> Result<i64>;
+    /// Trusts a pending device; `false` if the member has no such pending device.
+    async fn approve_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        audit: &AuditEntry,
+    ) -> Result<bool>;
+    /// A member's newest device sessions and app grants (up to `limit` of each), newest first.
+    async fn list_member_sessions(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        limit: u32,
+    ) -> Result<Vec<crate::sessions::SessionSummary>>;
+}
 
-    // ---- policy ----
+/// An enterprise's policy, and the server-wide values the nodes share.
+#[async_trait]
+pub trait PolicyStore: Send + Sync + 'static {
+    /// A server-wide value (the key check of `keys`): `candidate` is stored if there is none yet, and the
+    /// stored value (whoever stored it first) is returned.
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
     async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<crate::policy::StoredPolicy>>;
     async fn put_policy(
         &self,
@@ -295,10 +344,11 @@ pub trait LoginStore: Send + Sync + 'static {
         policy: &crate::policy::StoredPolicy,
         audit: &AuditEntry,
     ) -> Result<()>;
-    /// The session whose current refresh token hashes to `refresh_hash`, with its device.
-    async fn refresh_context(&self, refresh_hash: &SecretHash) -> Result<Option<crate::sessions::RefreshContext>>;
+}
 
-    // ---- passwords ----
+/// Members' passwords, their failure counts and reset requests.
+#[async_trait]
+pub trait PasswordStore: Send + Sync + 'static {
     async fn password_state(
         &self,
         enterprise: &EnterpriseId,
@@ -331,27 +381,4 @@ pub trait LoginStore: Send + Sync + 'static {
         member: &MemberId,
         audit: &AuditEntry,
     ) -> Result<()>;
-
-    // ---- login steps after the code, and devices ----
-    /// Makes the move if the challenge is still where the mover saw it; answers whether it did.
-    async fn advance_login(&self, step: &crate::login::StepMove<'_>) -> Result<bool>;
-    /// Registers (or re-registers) a device as waiting for approval.
-    async fn hold_device(&self, device: &crate::sessions::Device) -> Result<()>;
-    /// Devices of a member that are trusted or pending, other than `except`.
-    async fn count_devices(&self, enterprise: &EnterpriseId, member: &MemberId, except: &DeviceId) -> Result<i64>;
-    /// A member's newest device sessions and app grants (up to `limit` of each), newest first.
-    async fn list_member_sessions(
-        &self,
-        enterprise: &EnterpriseId,
-        member: &MemberId,
-        limit: u32,
-    ) -> Result<Vec<crate::sessions::SessionSummary>>;
-    /// Trusts a pending device; `false` if the member has no such pending device.
-    async fn approve_device(
-        &self,
-        enterprise: &EnterpriseId,
-        member: &MemberId,
-        device: &DeviceId,
-        audit: &AuditEntry,
-    ) -> Result<bool>;
 }

@@ -3,7 +3,7 @@
 //! Migrations are versioned files under `migrations/<backend>/`, embedded in the binary and
 //! applied on start.
 //!
-//! `directory.rs` (the `Store` half), `login.rs` (the `LoginStore` half) and `oidc.rs` (the
+//! `directory.rs` (the `Store` half), `login/` (the `LoginStore` half, one file per seam) and `oidc.rs` (the
 //! `OidcStore` half) hold every query,
 //! written once in the SQL both databases accept (`sql.rs`). `sqlite.rs` and `postgres.rs` open a
 //! database and run transactions their own way: SQLite's through one group-commit writer

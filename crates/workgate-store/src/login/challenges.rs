@@ -5,6 +5,7 @@ use super::outbox::insert_outbox;
 use crate::SqlStore;
 use crate::rows::{CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, join_enterprises};
 use crate::sql::{Conn, sql};
+use async_trait::async_trait;
 use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, LoginId, MemberId};
@@ -15,7 +16,7 @@ use workgate_domain::outbox::OutboxMessage;
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::NewSession;
-use workgate_domain::store::LoginStore;
+use workgate_domain::store::{ChallengeStore, LimitStore};
 
 /// Writes a login challenge, its SMS (if any) and its login events.
 pub(super) async fn insert_challenge(
@@ -72,51 +73,52 @@ pub(crate) async fn insert_events(c: &mut Conn<'_>, events: &[LoginEvent]) -> Re
     Ok(())
 }
 
-pub(super) async fn memberships_by_phone(store: &SqlStore, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>> {
-    let mut c = store.reader();
-    let rows = c
-        .fetch_all(
-            sql(format!(
-                "SELECT {MEMBER_COLUMNS} FROM members WHERE phone = $1 AND status <> 'departed' \
-                 ORDER BY created_at, id"
-            ))
-            .bind(phone.as_str()),
-        )
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let member = row.member()?;
-        let enterprise = c
-            .fetch_one(
-                sql("SELECT id, name, region, created_at FROM enterprises WHERE id = $1")
-                    .bind(member.enterprise_id.as_str()),
+#[async_trait]
+impl ChallengeStore for SqlStore {
+    async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>> {
+        let mut c = self.reader();
+        let rows = c
+            .fetch_all(
+                sql(format!(
+                    "SELECT {MEMBER_COLUMNS} FROM members WHERE phone = $1 AND status <> 'departed' \
+                     ORDER BY created_at, id"
+                ))
+                .bind(phone.as_str()),
             )
-            .await?
-            .enterprise()?;
-        out.push((enterprise, member));
-    }
-    Ok(out)
-}
-
-pub(super) async fn start_login_within(
-    store: &SqlStore,
-    limits: &[Limit],
-    now_ms: i64,
-    ch: &LoginChallenge,
-    sms: Option<&OutboxMessage>,
-    events: &[LoginEvent],
-) -> Result<Option<(usize, i64)>> {
-    if let crate::Db::Postgres { .. } = &store.db {
-        // One transaction per limit (see `hit_limits`), then the challenge.
-        if let Some(full) = store.hit_limits(limits, now_ms).await? {
-            return Ok(Some(full));
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let member = row.member()?;
+            let enterprise = c
+                .fetch_one(
+                    sql("SELECT id, name, region, created_at FROM enterprises WHERE id = $1")
+                        .bind(member.enterprise_id.as_str()),
+                )
+                .await?
+                .enterprise()?;
+            out.push((enterprise, member));
         }
-        store.start_login(ch, sms, events).await?;
-        return Ok(None);
+        Ok(out)
     }
-    // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
-    store
-        .write(async |c| {
+
+    async fn start_login_within(
+        &self,
+        limits: &[Limit],
+        now_ms: i64,
+        ch: &LoginChallenge,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<Option<(usize, i64)>> {
+        if let crate::Db::Postgres { .. } = &self.db {
+            // One transaction per limit (see `hit_limits`), then the challenge.
+            if let Some(full) = self.hit_limits(limits, now_ms).await? {
+                return Ok(Some(full));
+            }
+            self.start_login(ch, sms, events).await?;
+            return Ok(None);
+        }
+        // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
+        self.write(async |c| {
             for (i, l) in limits.iter().enumerate() {
                 if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
                     return Ok(Some((i, wait_ms)));
@@ -126,40 +128,29 @@ pub(super) async fn start_login_within(
             Ok(None)
         })
         .await
-}
+    }
 
-pub(super) async fn start_login(
-    store: &SqlStore,
-    ch: &LoginChallenge,
-    sms: Option<&OutboxMessage>,
-    events: &[LoginEvent],
-) -> Result<()> {
-    store.write(async |c| insert_challenge(c, ch, sms, events).await).await
-}
+    async fn start_login(&self, ch: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
+        self.write(async |c| insert_challenge(c, ch, sms, events).await).await
+    }
 
-pub(super) async fn get_login(store: &SqlStore, id: &LoginId) -> Result<Option<LoginChallenge>> {
-    let row = store
-        .reader()
-        .fetch_optional(
-            sql(format!("SELECT {CHALLENGE_COLUMNS} FROM login_challenges WHERE id = $1")).bind(id.as_str()),
-        )
-        .await?;
-    row.map(|r| r.challenge()).transpose()
-}
+    async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>> {
+        let row = self
+            .reader()
+            .fetch_optional(
+                sql(format!("SELECT {CHALLENGE_COLUMNS} FROM login_challenges WHERE id = $1")).bind(id.as_str()),
+            )
+            .await?;
+        row.map(|r| r.challenge()).transpose()
+    }
 
-pub(super) async fn record_wrong_code(
-    store: &SqlStore,
-    id: &LoginId,
-    max: i64,
-    events: &[LoginEvent],
-) -> Result<Option<i64>> {
-    store
-        .write(async |c| {
+    async fn record_wrong_code(&self, id: &LoginId, max: i64, events: &[LoginEvent]) -> Result<Option<i64>> {
+        self.write(async |c| {
             let counted: Option<i64> = c
                 .optional_value(
                     sql("UPDATE login_challenges SET failed_attempts = failed_attempts + 1, \
-                     step = CASE WHEN failed_attempts + 1 >= $1 THEN 'locked' ELSE step END \
-                     WHERE id = $2 AND step = 'code' AND failed_attempts < $1 RETURNING failed_attempts")
+                         step = CASE WHEN failed_attempts + 1 >= $1 THEN 'locked' ELSE step END \
+                         WHERE id = $2 AND step = 'code' AND failed_attempts < $1 RETURNING failed_attempts")
                     .bind(max)
                     .bind(id.as_str()),
                 )
@@ -170,21 +161,20 @@ pub(super) async fn record_wrong_code(
             Ok(counted)
         })
         .await
-}
+    }
 
-pub(super) async fn pass_code(
-    store: &SqlStore,
-    id: &LoginId,
-    code_hash: &SecretHash,
-    expires_at: Timestamp,
-    events: &[LoginEvent],
-) -> Result<bool> {
-    store
-        .write(async |c| {
+    async fn pass_code(
+        &self,
+        id: &LoginId,
+        code_hash: &SecretHash,
+        expires_at: Timestamp,
+        events: &[LoginEvent],
+    ) -> Result<bool> {
+        self.write(async |c| {
             let done = c
                 .execute(
                     sql("UPDATE login_challenges SET step = 'enterprise', expires_at = $1 \
-                     WHERE id = $2 AND step = 'code' AND code_hash = $3")
+                         WHERE id = $2 AND step = 'code' AND code_hash = $3")
                     .bind(expires_at.millis())
                     .bind(id.as_str())
                     .bind(code_hash.as_str()),
@@ -197,23 +187,22 @@ pub(super) async fn pass_code(
             Ok(true)
         })
         .await
-}
+    }
 
-pub(super) async fn replace_code(
-    store: &SqlStore,
-    id: &LoginId,
-    code_hash: &SecretHash,
-    sent_at: Timestamp,
-    expires_at: Timestamp,
-    sms: Option<&OutboxMessage>,
-    events: &[LoginEvent],
-) -> Result<bool> {
-    store
-        .write(async |c| {
+    async fn replace_code(
+        &self,
+        id: &LoginId,
+        code_hash: &SecretHash,
+        sent_at: Timestamp,
+        expires_at: Timestamp,
+        sms: Option<&OutboxMessage>,
+        events: &[LoginEvent],
+    ) -> Result<bool> {
+        self.write(async |c| {
             let done = c
                 .execute(
                     sql("UPDATE login_challenges SET code_hash = $1, code_sent_at = $2, expires_at = $3 \
-                     WHERE id = $4 AND step = 'code'")
+                         WHERE id = $4 AND step = 'code'")
                     .bind(code_hash.as_str())
                     .bind(sent_at.millis())
                     .bind(expires_at.millis())
@@ -230,23 +219,22 @@ pub(super) async fn replace_code(
             Ok(true)
         })
         .await
-}
+    }
 
-pub(super) async fn finish_login(
-    store: &SqlStore,
-    id: &LoginId,
-    from: LoginStep,
-    code_hash: &SecretHash,
-    s: &NewSession,
-    events: &[LoginEvent],
-) -> Result<Option<Member>> {
-    store
-        .write(async |c| {
+    async fn finish_login(
+        &self,
+        id: &LoginId,
+        from: LoginStep,
+        code_hash: &SecretHash,
+        s: &NewSession,
+        events: &[LoginEvent],
+    ) -> Result<Option<Member>> {
+        self.write(async |c| {
             let now = s.now.millis();
             let moved = c
                 .execute(
                     sql("UPDATE login_challenges SET step = 'done', enterprise_id = $1 \
-                     WHERE id = $2 AND step = $3 AND code_hash = $4 AND expires_at > $5")
+                         WHERE id = $2 AND step = $3 AND code_hash = $4 AND expires_at > $5")
                     .bind(s.enterprise_id.as_str())
                     .bind(id.as_str())
                     .bind(from.as_str())
@@ -261,7 +249,7 @@ pub(super) async fn finish_login(
             let activated = c
                 .execute(
                     sql("UPDATE members SET status = 'active', activated_at = $1, updated_at = $1 \
-                     WHERE enterprise_id = $2 AND id = $3 AND status = 'invited'")
+                         WHERE enterprise_id = $2 AND id = $3 AND status = 'invited'")
                     .bind(now)
                     .bind(ent)
                     .bind(mem),
@@ -270,7 +258,7 @@ pub(super) async fn finish_login(
             if activated > 0 {
                 c.execute(
                     sql("UPDATE invitations SET state = 'used' WHERE enterprise_id = $1 AND member_id = $2 \
-                     AND state = 'pending'")
+                         AND state = 'pending'")
                     .bind(ent)
                     .bind(mem),
                 )
@@ -292,10 +280,10 @@ pub(super) async fn finish_login(
             }
             c.execute(
                 sql("INSERT INTO devices (id, enterprise_id, member_id, name, platform, ip, state, first_seen_at, \
-                 last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'trusted', $7, $7, $7) \
-                 ON CONFLICT (id) DO UPDATE SET state = 'trusted', last_seen_at = $7, verified_at = $7, ip = $6, \
-                 name = COALESCE($4, devices.name), platform = COALESCE($5, devices.platform) \
-                 WHERE devices.member_id = $3 AND devices.enterprise_id = $2")
+                     last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'trusted', $7, $7, $7) \
+                     ON CONFLICT (id) DO UPDATE SET state = 'trusted', last_seen_at = $7, verified_at = $7, ip = $6, \
+                     name = COALESCE($4, devices.name), platform = COALESCE($5, devices.platform) \
+                     WHERE devices.member_id = $3 AND devices.enterprise_id = $2")
                 .bind(s.device_id.as_str())
                 .bind(ent)
                 .bind(mem)
@@ -307,7 +295,7 @@ pub(super) async fn finish_login(
             .await?;
             c.execute(
                 sql("INSERT INTO sessions (id, enterprise_id, member_id, device_id, access_hash, access_expires_at, \
-                 refresh_hash, created_at, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
+                     refresh_hash, created_at, refreshed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
                 .bind(s.id.as_str())
                 .bind(ent)
                 .bind(mem)
@@ -322,44 +310,43 @@ pub(super) async fn finish_login(
             Ok(Some(member))
         })
         .await
-}
+    }
 
-pub(super) async fn record_login_events(store: &SqlStore, events: &[LoginEvent]) -> Result<()> {
-    store.write(async |c| insert_events(c, events).await).await
-}
+    async fn record_login_events(&self, events: &[LoginEvent]) -> Result<()> {
+        self.write(async |c| insert_events(c, events).await).await
+    }
 
-pub(super) async fn login_events_for_phone(
-    store: &SqlStore,
-    phone: &PhoneNumber,
-    viewer: &EnterpriseId,
-    limit: u32,
-) -> Result<Vec<LoginEvent>> {
-    let rows = store
-        .reader()
-        .fetch_all(
-            sql(format!(
-                "SELECT {EVENT_COLUMNS} FROM login_events WHERE phone = $1 \
-                 AND (enterprise_id = $2 OR (enterprise_id IS NULL AND candidates LIKE $3)) \
-                 ORDER BY id DESC LIMIT $4"
-            ))
-            .bind(phone.as_str())
-            .bind(viewer.as_str())
-            .bind(format!("%{viewer}%"))
-            .bind(i64::from(limit)),
-        )
-        .await?;
-    rows.iter().map(|r| r.login_event()).collect()
-}
+    async fn login_events_for_phone(
+        &self,
+        phone: &PhoneNumber,
+        viewer: &EnterpriseId,
+        limit: u32,
+    ) -> Result<Vec<LoginEvent>> {
+        let rows = self
+            .reader()
+            .fetch_all(
+                sql(format!(
+                    "SELECT {EVENT_COLUMNS} FROM login_events WHERE phone = $1 \
+                     AND (enterprise_id = $2 OR (enterprise_id IS NULL AND candidates LIKE $3)) \
+                     ORDER BY id DESC LIMIT $4"
+                ))
+                .bind(phone.as_str())
+                .bind(viewer.as_str())
+                .bind(format!("%{viewer}%"))
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(|r| r.login_event()).collect()
+    }
 
-pub(super) async fn advance_login(store: &SqlStore, step: &StepMove<'_>) -> Result<bool> {
-    let StepMove { id, from, code_hash, to, enterprise, member, device, expires_at } = *step;
-    store
-        .write(async |c| {
+    async fn advance_login(&self, step: &StepMove<'_>) -> Result<bool> {
+        let StepMove { id, from, code_hash, to, enterprise, member, device, expires_at } = *step;
+        self.write(async |c| {
             let done = c
                 .execute(
                     sql("UPDATE login_challenges SET step = $1, enterprise_id = $2, member_id = $3, \
-                     device_id = COALESCE($4, device_id), expires_at = $5 \
-                     WHERE id = $6 AND step = $7 AND code_hash = $8")
+                         device_id = COALESCE($4, device_id), expires_at = $5 \
+                         WHERE id = $6 AND step = $7 AND code_hash = $8")
                     .bind(to.as_str())
                     .bind(enterprise.as_str())
                     .bind(member.as_str())
@@ -373,4 +360,5 @@ pub(super) async fn advance_login(store: &SqlStore, step: &StepMove<'_>) -> Resu
             Ok(done == 1)
         })
         .await
+    }
 }

@@ -5,11 +5,13 @@ use crate::SqlStore;
 use crate::directory::insert_audit;
 use crate::rows::LoginRow;
 use crate::sql::{Conn, sql};
+use async_trait::async_trait;
 use workgate_domain::Result;
 use workgate_domain::ids::{EnterpriseId, MemberId};
 use workgate_domain::invitations::{Invitation, NewInvitation};
 use workgate_domain::model::AuditEntry;
 use workgate_domain::secret::SecretHash;
+use workgate_domain::store::InvitationStore;
 
 /// Writes an invitation and its SMS (the caller has already retired earlier invitations).
 pub(crate) async fn insert_invitation(c: &mut Conn<'_>, new: &NewInvitation) -> Result<()> {
@@ -32,9 +34,10 @@ pub(crate) async fn insert_invitation(c: &mut Conn<'_>, new: &NewInvitation) -> 
     Ok(())
 }
 
-pub(super) async fn replace_invitation(store: &SqlStore, new: &NewInvitation, audit: &AuditEntry) -> Result<()> {
-    store
-        .write(async |c| {
+#[async_trait]
+impl InvitationStore for SqlStore {
+    async fn replace_invitation(&self, new: &NewInvitation, audit: &AuditEntry) -> Result<()> {
+        self.write(async |c| {
             let (ent, mem) = (new.invitation.enterprise_id.as_str(), new.invitation.member_id.as_str());
             // Two re-sends at once: the second waits here, then replaces the first's invitation.
             let lock = c.dialect().lock_row;
@@ -48,7 +51,7 @@ pub(super) async fn replace_invitation(store: &SqlStore, new: &NewInvitation, au
             }
             c.execute(
                 sql("UPDATE invitations SET state = 'replaced' WHERE enterprise_id = $1 AND member_id = $2 \
-                 AND state = 'pending'")
+                     AND state = 'pending'")
                 .bind(ent)
                 .bind(mem),
             )
@@ -58,38 +61,35 @@ pub(super) async fn replace_invitation(store: &SqlStore, new: &NewInvitation, au
             Ok(())
         })
         .await
-}
+    }
 
-pub(super) async fn find_invitation(store: &SqlStore, token_hash: &SecretHash) -> Result<Option<Invitation>> {
-    let row = store
-        .reader()
-        .fetch_optional(
-            sql("SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
-                 o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, \
-                 o.sent_at AS sms_sent_at \
-                 FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id WHERE i.token_hash = $1")
-            .bind(token_hash.as_str()),
-        )
-        .await?;
-    row.map(|r| r.invitation()).transpose()
-}
+    async fn find_invitation(&self, token_hash: &SecretHash) -> Result<Option<Invitation>> {
+        let row = self
+            .reader()
+            .fetch_optional(
+                sql("SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
+                     o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, \
+                     o.sent_at AS sms_sent_at \
+                     FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id WHERE i.token_hash = $1")
+                .bind(token_hash.as_str()),
+            )
+            .await?;
+        row.map(|r| r.invitation()).transpose()
+    }
 
-pub(super) async fn list_invitations(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-) -> Result<Vec<Invitation>> {
-    let rows = store
-        .reader()
-        .fetch_all(
-            sql("SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
-                 o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, \
-                 o.sent_at AS sms_sent_at \
-                 FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id \
-                 WHERE i.enterprise_id = $1 AND i.member_id = $2 ORDER BY i.id DESC")
-            .bind(enterprise.as_str())
-            .bind(member.as_str()),
-        )
-        .await?;
-    rows.iter().map(|r| r.invitation()).collect()
+    async fn list_invitations(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Invitation>> {
+        let rows = self
+            .reader()
+            .fetch_all(
+                sql("SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
+                     o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, \
+                     o.sent_at AS sms_sent_at \
+                     FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id \
+                     WHERE i.enterprise_id = $1 AND i.member_id = $2 ORDER BY i.id DESC")
+                .bind(enterprise.as_str())
+                .bind(member.as_str()),
+            )
+            .await?;
+        rows.iter().map(|r| r.invitation()).collect()
+    }
 }

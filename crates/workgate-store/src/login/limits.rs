@@ -3,11 +3,12 @@
 use crate::SqlStore;
 use crate::rows::DomainRow;
 use crate::sql::{Conn, sql};
+use async_trait::async_trait;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::limits::Limit;
 use workgate_domain::login::FailureRule;
 use workgate_domain::phone::PhoneNumber;
-use workgate_domain::store::LoginStore;
+use workgate_domain::store::LimitStore;
 use workgate_domain::{Error, Result};
 
 /// Counts one hit for `bucket` unless the window is full (then: milliseconds until it has room).
@@ -83,50 +84,45 @@ pub(super) fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, ba
     format!("{now} + {least}({base} * (1 << CAST({least}({count} - {limit}, 10) AS INTEGER)), 86400000)")
 }
 
-pub(super) async fn hit_limit(
-    store: &SqlStore,
-    bucket: &str,
-    now_ms: i64,
-    window_ms: i64,
-    max: i64,
-) -> Result<Option<i64>> {
-    store.write(async |c| hit_one(c, bucket, now_ms, window_ms, max).await).await
-}
+#[async_trait]
+impl LimitStore for SqlStore {
+    async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
+        self.write(async |c| hit_one(c, bucket, now_ms, window_ms, max).await).await
+    }
 
-pub(super) async fn hit_limits(store: &SqlStore, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
-    let one_write = async |c: &mut Conn<'_>| {
-        for (i, l) in limits.iter().enumerate() {
-            if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
-                return Ok(Some((i, wait_ms)));
-            }
-        }
-        Ok(None)
-    };
-    match &store.db {
-        // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
-        crate::Db::Sqlite { .. } => store.write(one_write).await,
-        // PostgreSQL: one transaction per limit, so that no transaction holds the lock of
-        // one bucket while it waits for another's.
-        crate::Db::Postgres { .. } => {
+    async fn hit_limits(&self, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
+        let one_write = async |c: &mut Conn<'_>| {
             for (i, l) in limits.iter().enumerate() {
-                if let Some(wait_ms) = store.hit_limit(&l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
                     return Ok(Some((i, wait_ms)));
                 }
             }
             Ok(None)
+        };
+        match &self.db {
+            // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
+            crate::Db::Sqlite { .. } => self.write(one_write).await,
+            // PostgreSQL: one transaction per limit, so that no transaction holds the lock of
+            // one bucket while it waits for another's.
+            crate::Db::Postgres { .. } => {
+                for (i, l) in limits.iter().enumerate() {
+                    if let Some(wait_ms) = self.hit_limit(&l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
+                        return Ok(Some((i, wait_ms)));
+                    }
+                }
+                Ok(None)
+            }
         }
     }
-}
 
-pub(super) async fn take_from_limit(store: &SqlStore, limit: &Limit, n: i64, now_ms: i64) -> Result<i64> {
-    if n <= 0 {
-        return Ok(0);
-    }
-    let window_ms = limit.window_secs * 1000;
-    let slot_ms = (window_ms / 12).max(1);
-    let slot = now_ms - now_ms.rem_euclid(slot_ms);
-    store
-        .write(async |c| {
+    async fn take_from_limit(&self, limit: &Limit, n: i64, now_ms: i64) -> Result<i64> {
+        if n <= 0 {
+            return Ok(0);
+        }
+        let window_ms = limit.window_secs * 1000;
+        let slot_ms = (window_ms / 12).max(1);
+        let slot = now_ms - now_ms.rem_euclid(slot_ms);
+        self.write(async |c| {
             if let Some(lock) = c.dialect().lock_bucket {
                 c.execute(sql(lock).bind(&limit.bucket)).await?;
             }
@@ -134,7 +130,7 @@ pub(super) async fn take_from_limit(store: &SqlStore, limit: &Limit, n: i64, now
             let used: i64 = c
                 .value(
                     sql("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM rate_counters WHERE bucket = $1 \
-                     AND window_start > $2")
+                         AND window_start > $2")
                     .bind(&limit.bucket)
                     .bind(now_ms - window_ms),
                 )
@@ -143,7 +139,7 @@ pub(super) async fn take_from_limit(store: &SqlStore, limit: &Limit, n: i64, now
             if granted > 0 {
                 c.execute(
                     sql("INSERT INTO rate_counters (bucket, window_start, count) VALUES ($1, $2, $3) \
-                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + $3")
+                         ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + $3")
                     .bind(&limit.bucket)
                     .bind(slot)
                     .bind(granted),
@@ -153,26 +149,20 @@ pub(super) async fn take_from_limit(store: &SqlStore, limit: &Limit, n: i64, now
             Ok(granted)
         })
         .await
-}
+    }
 
-pub(super) async fn record_failures(
-    store: &SqlStore,
-    phone: &PhoneNumber,
-    rules: &[FailureRule],
-    now: Timestamp,
-) -> Result<()> {
-    store
-        .write(async |c| {
+    async fn record_failures(&self, phone: &PhoneNumber, rules: &[FailureRule], now: Timestamp) -> Result<()> {
+        self.write(async |c| {
             let lock = doubling_lock(c.dialect().least, "failure_locks.consecutive + 1", "$3", "$4", "$5");
             for rule in rules {
                 c.execute(
                     sql(format!(
                         "INSERT INTO failure_locks (subject, phone, consecutive, locked_until, last_failure_at) \
-                     VALUES ($1, $2, 1, 0, $4) \
-                     ON CONFLICT (subject) DO UPDATE SET consecutive = failure_locks.consecutive + 1, \
-                     last_failure_at = $4, \
-                     locked_until = CASE WHEN failure_locks.consecutive + 1 >= $3 THEN {lock} \
-                     ELSE failure_locks.locked_until END"
+                         VALUES ($1, $2, 1, 0, $4) \
+                         ON CONFLICT (subject) DO UPDATE SET consecutive = failure_locks.consecutive + 1, \
+                         last_failure_at = $4, \
+                         locked_until = CASE WHEN failure_locks.consecutive + 1 >= $3 THEN {lock} \
+                         ELSE failure_locks.locked_until END"
                     ))
                     .bind(&rule.subject)
                     .bind(phone.as_str())
@@ -185,55 +175,43 @@ pub(super) async fn record_failures(
             Ok(())
         })
         .await
-}
-
-pub(super) async fn failures_locked_until(store: &SqlStore, subjects: &[String]) -> Result<i64> {
-    // One read at every code step: the latest lock of all the subjects at once.
-    if subjects.is_empty() {
-        return Ok(0);
     }
-    let placeholders: Vec<String> = (1..=subjects.len()).map(|i| format!("${i}")).collect();
-    let mut query =
-        sql(format!("SELECT MAX(locked_until) FROM failure_locks WHERE subject IN ({})", placeholders.join(", ")));
-    for subject in subjects {
-        query = query.bind(subject.as_str());
+
+    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64> {
+        // One read at every code step: the latest lock of all the subjects at once.
+        if subjects.is_empty() {
+            return Ok(0);
+        }
+        let placeholders: Vec<String> = (1..=subjects.len()).map(|i| format!("${i}")).collect();
+        let mut query =
+            sql(format!("SELECT MAX(locked_until) FROM failure_locks WHERE subject IN ({})", placeholders.join(", ")));
+        for subject in subjects {
+            query = query.bind(subject.as_str());
+        }
+        let until: Option<Option<i64>> = self.reader().optional_value(query).await?;
+        Ok(until.flatten().unwrap_or(0))
     }
-    let until: Option<Option<i64>> = store.reader().optional_value(query).await?;
-    Ok(until.flatten().unwrap_or(0))
-}
 
-pub(super) async fn phone_locked_until(store: &SqlStore, phone: &PhoneNumber) -> Result<i64> {
-    let until: Option<Option<i64>> = store
-        .reader()
-        .optional_value(sql("SELECT MAX(locked_until) FROM failure_locks WHERE phone = $1").bind(phone.as_str()))
-        .await?;
-    Ok(until.flatten().unwrap_or(0))
-}
-
-pub(super) async fn reset_limits(store: &SqlStore, buckets: &[String]) -> Result<()> {
-    store
-        .write(async |c| {
-            for bucket in buckets {
-                c.execute(sql("DELETE FROM rate_counters WHERE bucket = $1").bind(bucket.as_str())).await?;
-            }
-            Ok(())
-        })
-        .await
-}
-
-pub(super) async fn clear_failures(store: &SqlStore, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()> {
-    // Every successful login clears; most numbers have nothing to clear, and a read costs no
-    // turn on SQLite's one writer. A failure that is not yet committed is concurrent with this
-    // success, so leaving it counted is a valid order (and the stricter one).
-    let recorded: Option<String> = store
-        .reader()
-        .optional_value(sql("SELECT subject FROM failure_locks WHERE phone = $1 LIMIT 1").bind(phone.as_str()))
-        .await?;
-    if recorded.is_none() {
-        return Ok(());
+    async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64> {
+        let until: Option<Option<i64>> = self
+            .reader()
+            .optional_value(sql("SELECT MAX(locked_until) FROM failure_locks WHERE phone = $1").bind(phone.as_str()))
+            .await?;
+        Ok(until.flatten().unwrap_or(0))
     }
-    store
-        .write(async |c| {
+
+    async fn clear_failures(&self, phone: &PhoneNumber, subjects: Option<&[String]>) -> Result<()> {
+        // Every successful login clears; most numbers have nothing to clear, and a read costs no
+        // turn on SQLite's one writer. A failure that is not yet committed is concurrent with this
+        // success, so leaving it counted is a valid order (and the stricter one).
+        let recorded: Option<String> = self
+            .reader()
+            .optional_value(sql("SELECT subject FROM failure_locks WHERE phone = $1 LIMIT 1").bind(phone.as_str()))
+            .await?;
+        if recorded.is_none() {
+            return Ok(());
+        }
+        self.write(async |c| {
             match subjects {
                 None => {
                     c.execute(sql("DELETE FROM failure_locks WHERE phone = $1").bind(phone.as_str())).await?;
@@ -252,4 +230,15 @@ pub(super) async fn clear_failures(store: &SqlStore, phone: &PhoneNumber, subjec
             Ok(())
         })
         .await
+    }
+
+    async fn reset_limits(&self, buckets: &[String]) -> Result<()> {
+        self.write(async |c| {
+            for bucket in buckets {
+                c.execute(sql("DELETE FROM rate_counters WHERE bucket = $1").bind(bucket.as_str())).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }

@@ -3,10 +3,12 @@
 use crate::SqlStore;
 use crate::rows::{LoginRow, OUTBOX_COLUMNS};
 use crate::sql::{Conn, sql};
+use async_trait::async_trait;
 use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{EnterpriseId, SmsId};
 use workgate_domain::outbox::OutboxMessage;
+use workgate_domain::store::OutboxStore;
 
 pub(crate) async fn insert_outbox(c: &mut Conn<'_>, m: &OutboxMessage) -> Result<()> {
     c.execute(
@@ -23,22 +25,18 @@ pub(crate) async fn insert_outbox(c: &mut Conn<'_>, m: &OutboxMessage) -> Result
     Ok(())
 }
 
-pub(super) async fn lease_due_sms(
-    store: &SqlStore,
-    now: Timestamp,
-    lease_ms: i64,
-    limit: u32,
-) -> Result<Vec<(OutboxMessage, i64)>> {
-    store
-        .write(async |c| {
+#[async_trait]
+impl OutboxStore for SqlStore {
+    async fn lease_due_sms(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<(OutboxMessage, i64)>> {
+        self.write(async |c| {
             // Several senders (nodes) may lease at once: each passes over the rows another holds.
             let rows = c
                 .fetch_all(
                     sql(format!(
                         "UPDATE sms_outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM sms_outbox WHERE (state = 'pending' AND next_attempt_at <= $2) \
-                     OR (state = 'sending' AND lease_until <= $2) ORDER BY next_attempt_at LIMIT $3{}) \
-                     RETURNING {OUTBOX_COLUMNS}",
+                         WHERE id IN (SELECT id FROM sms_outbox WHERE (state = 'pending' AND next_attempt_at <= $2) \
+                         OR (state = 'sending' AND lease_until <= $2) ORDER BY next_attempt_at LIMIT $3{}) \
+                         RETURNING {OUTBOX_COLUMNS}",
                         c.dialect().skip_locked
                     ))
                     .bind(now.millis() + lease_ms)
@@ -49,16 +47,15 @@ pub(super) async fn lease_due_sms(
             rows.iter().map(|r| r.outbox_message()).collect()
         })
         .await
-}
+    }
 
-pub(super) async fn mark_sms_sent(store: &SqlStore, ids: &[SmsId], provider: &str, now: Timestamp) -> Result<()> {
-    store
-        .write(async |c| {
+    async fn mark_sms_sent(&self, ids: &[SmsId], provider: &str, now: Timestamp) -> Result<()> {
+        self.write(async |c| {
             for id in ids {
                 c.execute(
                     // The body is erased in the same statement: a delivered message keeps no secret.
                     sql("UPDATE sms_outbox SET state = 'sent', sent_at = $1, provider = $2, lease_until = NULL, \
-                     last_error = NULL, body = '' WHERE id = $3")
+                         last_error = NULL, body = '' WHERE id = $3")
                     .bind(now.millis())
                     .bind(provider)
                     .bind(id.as_str()),
@@ -68,19 +65,13 @@ pub(super) async fn mark_sms_sent(store: &SqlStore, ids: &[SmsId], provider: &st
             Ok(())
         })
         .await
-}
+    }
 
-pub(super) async fn mark_sms_retry(
-    store: &SqlStore,
-    id: &SmsId,
-    error: &str,
-    next_attempt_at: Timestamp,
-) -> Result<()> {
-    store
-        .write(async |c| {
+    async fn mark_sms_retry(&self, id: &SmsId, error: &str, next_attempt_at: Timestamp) -> Result<()> {
+        self.write(async |c| {
             c.execute(
                 sql("UPDATE sms_outbox SET state = 'pending', next_attempt_at = $1, last_error = $2, \
-                 lease_until = NULL WHERE id = $3")
+                     lease_until = NULL WHERE id = $3")
                 .bind(next_attempt_at.millis())
                 .bind(error)
                 .bind(id.as_str()),
@@ -89,18 +80,19 @@ pub(super) async fn mark_sms_retry(
             Ok(())
         })
         .await
-}
+    }
 
-pub(super) async fn mark_sms_failed(store: &SqlStore, id: &SmsId, error: &str, _now: Timestamp) -> Result<()> {
-    store
-        .write(async |c| {
-            c.execute(
-            sql("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL, body = '' WHERE id = $2")
-                .bind(error)
-                .bind(id.as_str()),
-        )
-        .await?;
-            Ok(())
-        })
-        .await
+    async fn mark_sms_failed(&self, id: &SmsId, error: &str, _now: Timestamp) -> Result<()> {
+        self
+            .write(async |c| {
+                c.execute(
+                sql("UPDATE sms_outbox SET state = 'failed', last_error = $1, lease_until = NULL, body = '' WHERE id = $2")
+                    .bind(error)
+                    .bind(id.as_str()),
+            )
+            .await?;
+                Ok(())
+            })
+            .await
+    }
 }

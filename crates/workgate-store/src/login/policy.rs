@@ -4,44 +4,57 @@ use crate::SqlStore;
 use crate::directory::insert_audit;
 use crate::rows::DomainRow;
 use crate::sql::sql;
+use async_trait::async_trait;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::EnterpriseId;
 use workgate_domain::model::AuditEntry;
 use workgate_domain::policy::StoredPolicy;
+use workgate_domain::store::PolicyStore;
 use workgate_domain::{Error, Result};
 
-pub(super) async fn get_policy(store: &SqlStore, enterprise: &EnterpriseId) -> Result<Option<StoredPolicy>> {
-    let row = store
-        .reader()
-        .fetch_optional(
-            sql("SELECT settings, tightened_at, updated_at FROM policies WHERE enterprise_id = $1")
-                .bind(enterprise.as_str()),
-        )
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let settings: String = row.get("settings")?;
-    let policy = serde_json::from_str(&settings).map_err(|e| Error::Internal(format!("stored policy: {e}")))?;
-    Ok(Some(StoredPolicy {
-        policy,
-        tightened_at: Timestamp(row.get("tightened_at")?),
-        updated_at: Timestamp(row.get("updated_at")?),
-    }))
-}
+#[async_trait]
+impl PolicyStore for SqlStore {
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String> {
+        self.write(async |c| {
+            c.execute(
+                sql("INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(candidate)
+                .bind(now.millis()),
+            )
+            .await?;
+            c.value(sql("SELECT value FROM server_secrets WHERE name = $1").bind(name)).await
+        })
+        .await
+    }
 
-pub(super) async fn put_policy(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    policy: &StoredPolicy,
-    audit: &AuditEntry,
-) -> Result<()> {
-    let settings = serde_json::to_string(&policy.policy).map_err(|e| Error::Internal(e.to_string()))?;
-    store
-        .write(async |c| {
+    async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<StoredPolicy>> {
+        let row = self
+            .reader()
+            .fetch_optional(
+                sql("SELECT settings, tightened_at, updated_at FROM policies WHERE enterprise_id = $1")
+                    .bind(enterprise.as_str()),
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let settings: String = row.get("settings")?;
+        let policy = serde_json::from_str(&settings).map_err(|e| Error::Internal(format!("stored policy: {e}")))?;
+        Ok(Some(StoredPolicy {
+            policy,
+            tightened_at: Timestamp(row.get("tightened_at")?),
+            updated_at: Timestamp(row.get("updated_at")?),
+        }))
+    }
+
+    async fn put_policy(&self, enterprise: &EnterpriseId, policy: &StoredPolicy, audit: &AuditEntry) -> Result<()> {
+        let settings = serde_json::to_string(&policy.policy).map_err(|e| Error::Internal(e.to_string()))?;
+        self.write(async |c| {
             c.execute(
                 sql(
                     "INSERT INTO policies (enterprise_id, settings, tightened_at, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (enterprise_id) DO UPDATE SET settings = excluded.settings, \
-                 tightened_at = excluded.tightened_at, updated_at = excluded.updated_at",
+                     ON CONFLICT (enterprise_id) DO UPDATE SET settings = excluded.settings, \
+                     tightened_at = excluded.tightened_at, updated_at = excluded.updated_at",
                 )
                 .bind(enterprise.as_str())
                 .bind(&settings)
@@ -52,4 +65,5 @@ pub(super) async fn put_policy(
             insert_audit(c, std::slice::from_ref(audit)).await
         })
         .await
+    }
 }

@@ -5,6 +5,7 @@ use crate::cache::read_through;
 use crate::directory::audit_if_changed;
 use crate::rows::{DEVICE_COLUMNS, DomainRow, LoginRow, MEMBER_COLUMNS};
 use crate::sql::{Conn, Prefixed, sql};
+use async_trait::async_trait;
 use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::ids::{DeviceId, EnterpriseId, MemberId, SessionId};
@@ -13,6 +14,7 @@ use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::{
     AccessRecord, Device, EndReason, RefreshContext, RevokedBy, Rotation, RotationOutcome,
 };
+use workgate_domain::store::SessionStore;
 
 pub(super) const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
      s.created_at, m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
@@ -54,42 +56,44 @@ pub(crate) async fn revoke_member_access(
     Ok(())
 }
 
-pub(super) async fn session_by_access(store: &SqlStore, access_hash: &SecretHash) -> Result<Option<AccessRecord>> {
-    // Every authenticated request: the session, its member and enterprise in one query.
-    static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let member: Vec<String> = MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
-        format!(
-            "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
-             s.created_at, m.status AS member_status, {}, e.id AS e_id, e.name AS e_name, \
-             e.region AS e_region, e.created_at AS e_created_at FROM sessions s \
-             JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
-             JOIN enterprises e ON e.id = s.enterprise_id WHERE s.access_hash = $1",
-            member.join(", ")
-        )
-    });
-    let load = async {
-        let row = store.reader().fetch_optional(sql(QUERY.as_str()).bind(access_hash.as_str())).await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(AccessRecord {
-            session: row.session_record()?,
-            member: Prefixed(&row, "m_").member()?,
-            enterprise: Prefixed(&row, "e_").enterprise()?,
-        }))
-    };
-    read_through(&store.cache, &store.cache.access, access_hash.as_str().to_owned(), load).await
-}
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<AccessRecord>> {
+        // Every authenticated request: the session, its member and enterprise in one query.
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let member: Vec<String> =
+                MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
+            format!(
+                "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
+                 s.created_at, m.status AS member_status, {}, e.id AS e_id, e.name AS e_name, \
+                 e.region AS e_region, e.created_at AS e_created_at FROM sessions s \
+                 JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
+                 JOIN enterprises e ON e.id = s.enterprise_id WHERE s.access_hash = $1",
+                member.join(", ")
+            )
+        });
+        let load = async {
+            let row = self.reader().fetch_optional(sql(QUERY.as_str()).bind(access_hash.as_str())).await?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(AccessRecord {
+                session: row.session_record()?,
+                member: Prefixed(&row, "m_").member()?,
+                enterprise: Prefixed(&row, "e_").enterprise()?,
+            }))
+        };
+        read_through(&self.cache, &self.cache.access, access_hash.as_str().to_owned(), load).await
+    }
 
-pub(super) async fn rotate_refresh(store: &SqlStore, r: &Rotation) -> Result<RotationOutcome> {
-    store
-        .write(async |c| {
+    async fn rotate_refresh(&self, r: &Rotation) -> Result<RotationOutcome> {
+        self.write(async |c| {
             // One conditional update: of concurrent refreshes with one token, one rotates; the others
             // wait for it, find the token gone, and then find it among the used ones below.
             let rotated: Option<String> = c
                 .optional_value(
                     sql("UPDATE sessions SET access_hash = $1, access_expires_at = $2, refresh_hash = $3, \
-                     refreshed_at = $4 WHERE refresh_hash = $5 AND revoked_at IS NULL AND refreshed_at > $6 \
-                     AND EXISTS (SELECT 1 FROM members m WHERE m.id = sessions.member_id AND m.status = 'active') \
-                     RETURNING id")
+                         refreshed_at = $4 WHERE refresh_hash = $5 AND revoked_at IS NULL AND refreshed_at > $6 \
+                         AND EXISTS (SELECT 1 FROM members m WHERE m.id = sessions.member_id AND m.status = 'active') \
+                         RETURNING id")
                     .bind(r.access_hash.as_str())
                     .bind(r.access_expires_at.millis())
                     .bind(r.refresh_hash.as_str())
@@ -108,7 +112,7 @@ pub(super) async fn rotate_refresh(store: &SqlStore, r: &Rotation) -> Result<Rot
                 .await?;
                 c.execute(
                     sql("UPDATE devices SET last_seen_at = $1, app_version = COALESCE($3, app_version) \
-                     WHERE id = (SELECT device_id FROM sessions WHERE id = $2)")
+                         WHERE id = (SELECT device_id FROM sessions WHERE id = $2)")
                     .bind(r.now.millis())
                     .bind(&id)
                     .bind(r.app_version.as_deref()),
@@ -126,7 +130,7 @@ pub(super) async fn rotate_refresh(store: &SqlStore, r: &Rotation) -> Result<Rot
             let Some(session_id) = reused else { return Ok(RotationOutcome::Refused) };
             c.execute(
                 sql("UPDATE sessions SET revoked_at = $1, revoked_reason = 'refresh_reuse' \
-                 WHERE id = $2 AND revoked_at IS NULL")
+                     WHERE id = $2 AND revoked_at IS NULL")
                 .bind(r.now.millis())
                 .bind(&session_id),
             )
@@ -138,11 +142,10 @@ pub(super) async fn rotate_refresh(store: &SqlStore, r: &Rotation) -> Result<Rot
             Ok(RotationOutcome::Reused { session })
         })
         .await
-}
+    }
 
-pub(super) async fn revoke_session(store: &SqlStore, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()> {
-    store
-        .write(async |c| {
+    async fn revoke_session(&self, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()> {
+        self.write(async |c| {
             c.execute(
                 sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
                     .bind(now.millis())
@@ -153,45 +156,40 @@ pub(super) async fn revoke_session(store: &SqlStore, id: &SessionId, reason: End
             Ok(())
         })
         .await
-}
+    }
 
-pub(super) async fn get_device(store: &SqlStore, id: &DeviceId) -> Result<Option<Device>> {
-    let row = store
-        .reader()
-        .fetch_optional(sql(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1")).bind(id.as_str()))
-        .await?;
-    row.map(|r| r.device()).transpose()
-}
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {
+        let row = self
+            .reader()
+            .fetch_optional(sql(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1")).bind(id.as_str()))
+            .await?;
+        row.map(|r| r.device()).transpose()
+    }
 
-pub(super) async fn list_devices(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-) -> Result<Vec<Device>> {
-    let rows = store
-        .reader()
-        .fetch_all(
-            sql(format!(
-                "SELECT {DEVICE_COLUMNS} FROM devices WHERE enterprise_id = $1 AND member_id = $2 \
-                 ORDER BY first_seen_at, id"
-            ))
-            .bind(enterprise.as_str())
-            .bind(member.as_str()),
-        )
-        .await?;
-    rows.iter().map(|r| r.device()).collect()
-}
+    async fn list_devices(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<Vec<Device>> {
+        let rows = self
+            .reader()
+            .fetch_all(
+                sql(format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE enterprise_id = $1 AND member_id = $2 \
+                     ORDER BY first_seen_at, id"
+                ))
+                .bind(enterprise.as_str())
+                .bind(member.as_str()),
+            )
+            .await?;
+        rows.iter().map(|r| r.device()).collect()
+    }
 
-pub(super) async fn revoke_device(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-    device: &DeviceId,
-    by: RevokedBy,
-    now: Timestamp,
-) -> Result<bool> {
-    store
-        .write(async |c| {
+    async fn revoke_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        by: RevokedBy,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.write(async |c| {
             // A device never changes hands, so this check needs no lock; sessions are written before
             // the device, in the order a refresh writes them.
             let found: Option<String> = c
@@ -207,7 +205,7 @@ pub(super) async fn revoke_device(
             }
             c.execute(
                 sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE device_id = $3 \
-                 AND enterprise_id = $4 AND revoked_at IS NULL")
+                     AND enterprise_id = $4 AND revoked_at IS NULL")
                 .bind(now.millis())
                 .bind(EndReason::DeviceRevoked(by).as_str())
                 .bind(device.as_str())
@@ -224,41 +222,46 @@ pub(super) async fn revoke_device(
             Ok(true)
         })
         .await
-}
+    }
 
-pub(super) async fn refresh_context(store: &SqlStore, refresh_hash: &SecretHash) -> Result<Option<RefreshContext>> {
-    let mut c = store.reader();
-    let row = c
-        .fetch_optional(
-            sql("SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
-                 s.refreshed_at, s.revoked_reason, s.created_at, m.status AS member_status FROM sessions s \
-                 JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
-                 WHERE s.refresh_hash = $1")
-            .bind(refresh_hash.as_str()),
-        )
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let session = row.session_record()?;
-    let device = c
-        .fetch_one(sql(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1")).bind(session.device_id.as_str()))
-        .await?
-        .device()?;
-    Ok(Some(RefreshContext {
-        refreshed_at: Timestamp(row.get("refreshed_at")?),
-        revoked_reason: row.get::<Option<String>>("revoked_reason")?.as_deref().map(EndReason::parse).transpose()?,
-        session,
-        device,
-    }))
-}
+    async fn refresh_context(&self, refresh_hash: &SecretHash) -> Result<Option<RefreshContext>> {
+        let mut c = self.reader();
+        let row = c
+            .fetch_optional(
+                sql("SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
+                     s.refreshed_at, s.revoked_reason, s.created_at, m.status AS member_status FROM sessions s \
+                     JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
+                     WHERE s.refresh_hash = $1")
+                .bind(refresh_hash.as_str()),
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session = row.session_record()?;
+        let device = c
+            .fetch_one(
+                sql(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1")).bind(session.device_id.as_str()),
+            )
+            .await?
+            .device()?;
+        Ok(Some(RefreshContext {
+            refreshed_at: Timestamp(row.get("refreshed_at")?),
+            revoked_reason: row
+                .get::<Option<String>>("revoked_reason")?
+                .as_deref()
+                .map(EndReason::parse)
+                .transpose()?,
+            session,
+            device,
+        }))
+    }
 
-pub(super) async fn hold_device(store: &SqlStore, d: &Device) -> Result<()> {
-    store
-        .write(async |c| {
+    async fn hold_device(&self, d: &Device) -> Result<()> {
+        self.write(async |c| {
             c.execute(
                 sql("INSERT INTO devices (id, enterprise_id, member_id, name, platform, ip, state, first_seen_at, \
-                 last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) \
-                 ON CONFLICT (id) DO UPDATE SET state = 'pending', last_seen_at = $7, ip = $6 \
-                 WHERE devices.member_id = $3 AND devices.enterprise_id = $2")
+                     last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) \
+                     ON CONFLICT (id) DO UPDATE SET state = 'pending', last_seen_at = $7, ip = $6 \
+                     WHERE devices.member_id = $3 AND devices.enterprise_id = $2")
                 .bind(d.id.as_str())
                 .bind(d.enterprise_id.as_str())
                 .bind(d.member_id.as_str())
@@ -271,40 +274,33 @@ pub(super) async fn hold_device(store: &SqlStore, d: &Device) -> Result<()> {
             Ok(())
         })
         .await
-}
+    }
 
-pub(super) async fn count_devices(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-    except: &DeviceId,
-) -> Result<i64> {
-    store
-        .reader()
-        .value(
-            sql("SELECT COUNT(*) FROM devices WHERE enterprise_id = $1 AND member_id = $2 AND id <> $3 \
-                 AND state IN ('trusted', 'pending')")
-            .bind(enterprise.as_str())
-            .bind(member.as_str())
-            .bind(except.as_str()),
-        )
-        .await
-}
+    async fn count_devices(&self, enterprise: &EnterpriseId, member: &MemberId, except: &DeviceId) -> Result<i64> {
+        self.reader()
+            .value(
+                sql("SELECT COUNT(*) FROM devices WHERE enterprise_id = $1 AND member_id = $2 AND id <> $3 \
+                     AND state IN ('trusted', 'pending')")
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(except.as_str()),
+            )
+            .await
+    }
 
-pub(super) async fn approve_device(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-    device: &DeviceId,
-    audit: &AuditEntry,
-) -> Result<bool> {
-    store
-        .write(async |c| {
+    async fn approve_device(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        device: &DeviceId,
+        audit: &AuditEntry,
+    ) -> Result<bool> {
+        self.write(async |c| {
             let done = c
                 .execute(
                     sql(
                         "UPDATE devices SET state = 'trusted' WHERE enterprise_id = $1 AND member_id = $2 AND id = $3 \
-                     AND state = 'pending'",
+                         AND state = 'pending'",
                     )
                     .bind(enterprise.as_str())
                     .bind(member.as_str())
@@ -314,56 +310,59 @@ pub(super) async fn approve_device(
             audit_if_changed(c, done, audit).await
         })
         .await
-}
+    }
 
-pub(super) async fn list_member_sessions(
-    store: &SqlStore,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-    limit: u32,
-) -> Result<Vec<workgate_domain::sessions::SessionSummary>> {
-    let mut c = store.reader();
-    let devices = c
-        .fetch_all(
-            sql("SELECT s.id, s.device_id AS holder_id, COALESCE(d.name, d.platform) AS holder_name, s.created_at, \
-                 s.refreshed_at AS last_used_at, s.revoked_at AS ended_at, s.revoked_reason AS ended_reason \
-                 FROM sessions s JOIN devices d ON d.id = s.device_id \
-                 WHERE s.enterprise_id = $1 AND s.member_id = $2 ORDER BY s.created_at DESC LIMIT $3")
-            .bind(enterprise.as_str())
-            .bind(member.as_str())
-            .bind(i64::from(limit)),
-        )
-        .await?;
-    let apps = c
-        .fetch_all(
-            sql("SELECT g.id, g.app_id AS holder_id, a.name AS holder_name, g.created_at, \
-                 (SELECT MAX(t.created_at) FROM oidc_tokens t WHERE t.grant_id = g.id) AS last_used_at, \
-                 g.revoked_at AS ended_at, g.revoked_reason AS ended_reason \
-                 FROM oidc_grants g JOIN apps a ON a.id = g.app_id \
-                 WHERE g.enterprise_id = $1 AND g.member_id = $2 ORDER BY g.created_at DESC LIMIT $3")
-            .bind(enterprise.as_str())
-            .bind(member.as_str())
-            .bind(i64::from(limit)),
-        )
-        .await?;
-    let summary = |kind: &'static str, r: &crate::sql::Row| -> Result<workgate_domain::sessions::SessionSummary> {
-        let created: i64 = r.get("created_at")?;
-        Ok(workgate_domain::sessions::SessionSummary {
-            id: r.get("id")?,
-            kind,
-            holder_id: r.get("holder_id")?,
-            holder_name: r.get("holder_name")?,
-            created_at: Timestamp(created),
-            last_used_at: Timestamp(r.get::<Option<i64>>("last_used_at")?.unwrap_or(created)),
-            ended_at: r.get::<Option<i64>>("ended_at")?.map(Timestamp),
-            ended_reason: r.get::<Option<String>>("ended_reason")?.as_deref().map(EndReason::parse).transpose()?,
-        })
-    };
-    let mut all = devices
-        .iter()
-        .map(|r| summary("device", r))
-        .chain(apps.iter().map(|r| summary("app", r)))
-        .collect::<Result<Vec<_>>>()?;
-    all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-    Ok(all)
+    async fn list_member_sessions(
+        &self,
+        enterprise: &EnterpriseId,
+        member: &MemberId,
+        limit: u32,
+    ) -> Result<Vec<workgate_domain::sessions::SessionSummary>> {
+        let mut c = self.reader();
+        let devices = c
+            .fetch_all(
+                sql(
+                    "SELECT s.id, s.device_id AS holder_id, COALESCE(d.name, d.platform) AS holder_name, s.created_at, \
+                     s.refreshed_at AS last_used_at, s.revoked_at AS ended_at, s.revoked_reason AS ended_reason \
+                     FROM sessions s JOIN devices d ON d.id = s.device_id \
+                     WHERE s.enterprise_id = $1 AND s.member_id = $2 ORDER BY s.created_at DESC LIMIT $3",
+                )
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        let apps = c
+            .fetch_all(
+                sql("SELECT g.id, g.app_id AS holder_id, a.name AS holder_name, g.created_at, \
+                     (SELECT MAX(t.created_at) FROM oidc_tokens t WHERE t.grant_id = g.id) AS last_used_at, \
+                     g.revoked_at AS ended_at, g.revoked_reason AS ended_reason \
+                     FROM oidc_grants g JOIN apps a ON a.id = g.app_id \
+                     WHERE g.enterprise_id = $1 AND g.member_id = $2 ORDER BY g.created_at DESC LIMIT $3")
+                .bind(enterprise.as_str())
+                .bind(member.as_str())
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        let summary = |kind: &'static str, r: &crate::sql::Row| -> Result<workgate_domain::sessions::SessionSummary> {
+            let created: i64 = r.get("created_at")?;
+            Ok(workgate_domain::sessions::SessionSummary {
+                id: r.get("id")?,
+                kind,
+                holder_id: r.get("holder_id")?,
+                holder_name: r.get("holder_name")?,
+                created_at: Timestamp(created),
+                last_used_at: Timestamp(r.get::<Option<i64>>("last_used_at")?.unwrap_or(created)),
+                ended_at: r.get::<Option<i64>>("ended_at")?.map(Timestamp),
+                ended_reason: r.get::<Option<String>>("ended_reason")?.as_deref().map(EndReason::parse).transpose()?,
+            })
+        };
+        let mut all = devices
+            .iter()
+            .map(|r| summary("device", r))
+            .chain(apps.iter().map(|r| summary("app", r)))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(all)
+    }
 }
