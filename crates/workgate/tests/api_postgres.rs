@@ -9,7 +9,7 @@
 #[path = "api/main.rs"]
 mod api;
 #[cfg(workgate_test_postgres)]
-use api::helpers;
+use api::{helpers, paths};
 
 #[cfg(not(workgate_test_postgres))]
 #[test]

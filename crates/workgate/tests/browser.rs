@@ -7,9 +7,11 @@
 
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "api/paths.rs"]
+mod paths;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use helpers::TestApp;
+use helpers::{TestApp, strings};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -139,7 +141,7 @@ async fn a_member_opens_the_invitation_signs_in_and_a_disable_ends_the_browser_s
 
     // The admin disables the member; the open page's next action is refused.
     let id = member["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
+    app.post(&paths::member_disable(id), &ent.key, json!({})).await.assert_status(200);
     c.refresh().await.expect("reload");
     assert!(c.current_url().await.expect("url").path().ends_with("/login"), "sent back to the sign-in page");
     b.close().await;
@@ -214,7 +216,7 @@ async fn an_admin_adds_imports_and_disables_and_the_members_browser_is_signed_ou
     let summary = admin.text("#summary").await;
     assert!(summary.starts_with("2 created"), "{summary}");
     admin.shot("admin-import").await;
-    let listed = app.get("/api/v1/members?q=wang", &ent.key).await;
+    let listed = app.get(&paths::members_query("q=wang"), &ent.key).await;
     assert_eq!(listed.body["items"][0]["name"], "Wang Wu");
 
     // Disable the member, through the confirmation.
@@ -256,7 +258,7 @@ async fn a_member_signs_in_to_a_company_app_through_the_login_pages() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let redirect = company_app().await;
-    let created = app.post("/api/v1/apps", &ent.key, json!({"name": "Wiki", "redirect_uris": [redirect]})).await;
+    let created = app.post(&paths::apps(), &ent.key, json!({"name": "Wiki", "redirect_uris": [redirect]})).await;
     created.assert_status(201);
     let client_id = created.body["client_id"].as_str().unwrap();
     let Some(b) = Browser::open("en").await else { return };
@@ -270,9 +272,9 @@ async fn a_member_signs_in_to_a_company_app_through_the_login_pages() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
     };
     let authorize = format!(
-        "{}/oidc/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile\
+        "{}?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile\
          &state=xyz&nonce=n1&code_challenge={challenge}&code_challenge_method=S256",
-        app.base,
+        app.url(&paths::oidc_authorize()),
         helpers::enc(&redirect)
     );
     c.goto(&authorize).await.expect("authorize opens");
@@ -295,7 +297,7 @@ async fn a_member_signs_in_to_a_company_app_through_the_login_pages() {
         ("client_id", client_id),
         ("client_secret", created.body["client_secret"].as_str().unwrap()),
     ];
-    let tokens = app.client.post(format!("{}/oidc/token", app.base)).form(&form).send().await.expect("token");
+    let tokens = app.client.post(app.url(&paths::oidc_token())).form(&form).send().await.expect("token");
     assert_eq!(tokens.status().as_u16(), 200);
 
     // The app is listed in the console.
@@ -314,10 +316,6 @@ async fn retype(b: &Browser, id: &str, text: &str) {
 
 async fn click(b: &Browser, css: &str) {
     b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.expect("click");
-}
-
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().expect("a list").iter().map(|x| x.as_str().expect("text").to_string()).collect()
 }
 
 #[tokio::test]
@@ -343,7 +341,7 @@ async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
     retype(&b, "name", "Zhang San").await;
     click(&b, "form#edit-member button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Saved.");
-    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    let stored = app.get(&paths::member(id), &ent.key).await.body;
     assert_eq!(stored["name"], "Zhang San");
     assert_eq!(strings(&stored["departments"]), vec![eng.clone(), sales.clone()], "both departments stay");
     assert_eq!(stored["email"], "zs@acme.example");
@@ -355,7 +353,7 @@ async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
     click(&b, &format!("#departments-{ops}")).await;
     click(&b, "form#edit-member button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Saved.");
-    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    let stored = app.get(&paths::member(id), &ent.key).await.body;
     assert_eq!(strings(&stored["departments"]), vec![eng.clone(), ops.clone()]);
     assert_eq!(stored["name"], "Zhang San");
 
@@ -368,7 +366,7 @@ async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
     click(&b, &format!("#new-departments-{sales}")).await;
     click(&b, "form#add-member button[type='submit']").await;
     assert!(b.text(".notice").await.contains("Member added"));
-    let added = app.get("/api/v1/members?q=li%20si", &ent.key).await.body["items"][0].clone();
+    let added = app.get(&paths::members_query("q=li%20si"), &ent.key).await.body["items"][0].clone();
     let mut departments = strings(&added["departments"]);
     departments.sort();
     let mut expected = vec![eng.clone(), sales.clone()];
@@ -384,7 +382,7 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     let redirect = company_app().await;
     let created = app
         .post(
-            "/api/v1/apps",
+            &paths::apps(),
             &ent.key,
             json!({"name": "Wiki", "redirect_uris": [redirect, "https://wiki.example.com/cb"],
                    "post_logout_redirect_uris": ["https://wiki.example.com/bye"], "scopes": ["openid", "phone"]}),
@@ -397,11 +395,11 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     let Some(b) = Browser::open("en").await else { return };
     sign_in_page(&app, &b, "+8613800138000", 0).await;
     // Set after the owner signed in: once new devices wait for approval, this browser would wait too.
-    let mut policy = app.get("/api/v1/policy", &ent.key).await.body;
+    let mut policy = app.get(&paths::policy(), &ent.key).await.body;
     policy.as_object_mut().unwrap().remove("updated_at");
     policy["allowed_regions"] = json!(["CN", "HK"]);
     policy["require_device_approval"] = json!(true);
-    app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy)).await.assert_status(200);
+    app.request(reqwest::Method::PUT, &paths::policy(), Some(&ent.key), Some(policy)).await.assert_status(200);
     let c = &b.client;
 
     // Policy: one number changed; the regions and the ticks stay.
@@ -409,7 +407,7 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     retype(&b, "max_devices", "3").await;
     click(&b, "form#policy button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Policy saved.");
-    let stored = app.get("/api/v1/policy", &ent.key).await.body;
+    let stored = app.get(&paths::policy(), &ent.key).await.body;
     assert_eq!(stored["max_devices"], 3);
     assert_eq!(stored["allowed_regions"], json!(["CN", "HK"]));
     assert_eq!(stored["require_device_approval"], true);
@@ -419,7 +417,7 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     retype(&b, "name", "Team Wiki").await;
     click(&b, "form#edit-app button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Saved.");
-    let stored = app.get(&format!("/api/v1/apps/{app_id}"), &ent.key).await.body;
+    let stored = app.get(&paths::app(app_id), &ent.key).await.body;
     assert_eq!(stored["name"], "Team Wiki");
     assert_eq!(stored["redirect_uris"], json!([redirect, "https://wiki.example.com/cb"]));
     assert_eq!(stored["post_logout_redirect_uris"], json!(["https://wiki.example.com/bye"]));
@@ -428,7 +426,7 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     click(&b, "#scope-profile").await;
     click(&b, "form#edit-app button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Saved.");
-    let stored = app.get(&format!("/api/v1/apps/{app_id}"), &ent.key).await.body;
+    let stored = app.get(&paths::app(app_id), &ent.key).await.body;
     assert_eq!(stored["scopes"], json!(["openid", "profile", "phone"]));
 
     // Department: renamed, still under Engineering.
@@ -436,7 +434,7 @@ async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change(
     retype(&b, "name", "Backend & Infra").await;
     click(&b, "form#edit-department button[type='submit']").await;
     assert_eq!(b.text(".notice").await, "Saved.");
-    let stored = app.get(&format!("/api/v1/departments/{backend}"), &ent.key).await.body;
+    let stored = app.get(&paths::department(&backend), &ent.key).await.body;
     assert_eq!(stored["name"], "Backend & Infra");
     assert_eq!(stored["parent_id"], eng.as_str());
     b.close().await;

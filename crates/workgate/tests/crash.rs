@@ -11,6 +11,7 @@
 mod common;
 
 use common::node::{Node, create_enterprise, database, read_sms};
+use common::paths;
 use common::postgres::PgSchema;
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
@@ -106,7 +107,7 @@ async fn invitations_committed_before_a_crash_are_delivered_once_after_restart(d
     let phones = ["+8613900139001", "+8613900139002", "+8613900139003"];
     for (i, phone) in phones.iter().enumerate() {
         let reply = client
-            .post(server.url("/api/v1/members"))
+            .post(server.url(&paths::members()))
             .bearer_auth(&key)
             .json(&json!({"name": format!("Member {i}"), "phone": phone}))
             .send()
@@ -157,7 +158,7 @@ async fn acknowledged_writes_and_logins_survive_sigkill_under_load(db: TestDb) {
     let signing_in: Vec<String> = (0..SIGNING_IN).map(|i| format!("+86139001390{i:02}")).collect();
     for (i, phone) in signing_in.iter().enumerate() {
         let reply = client
-            .post(format!("{base}/api/v1/members"))
+            .post(format!("{base}{}", paths::members()))
             .bearer_auth(&key)
             .json(&json!({"name": format!("Signing In {i}"), "phone": phone}))
             .send()
@@ -177,7 +178,7 @@ async fn acknowledged_writes_and_logins_survive_sigkill_under_load(db: TestDb) {
             for i in 0..100_000 {
                 let phone = format!("+86137{w}{i:07}");
                 let sent = client
-                    .post(format!("{base}/api/v1/members"))
+                    .post(format!("{base}{}", paths::members()))
                     .bearer_auth(key)
                     .json(&json!({"name": format!("Writer {w} {i}"), "phone": phone}))
                     .send()
@@ -196,7 +197,7 @@ async fn acknowledged_writes_and_logins_survive_sigkill_under_load(db: TestDb) {
     let logins = async {
         for phone in &signing_in {
             let Ok(reply) =
-                client.post(format!("{base}/api/v1/login/start")).json(&json!({"phone": phone})).send().await
+                client.post(format!("{base}{}", paths::login_start())).json(&json!({"phone": phone})).send().await
             else {
                 break;
             };
@@ -204,7 +205,7 @@ async fn acknowledged_writes_and_logins_survive_sigkill_under_load(db: TestDb) {
             let login = started["login_id"].as_str().unwrap_or_else(|| panic!("login started: {started}"));
             let Some(code) = code_in(&sms_file, phone, Duration::from_secs(10), &killed).await else { break };
             let Ok(reply) =
-                client.post(format!("{base}/api/v1/login/{login}/code")).json(&json!({"code": code})).send().await
+                client.post(format!("{base}{}", paths::login_code(login))).json(&json!({"code": code})).send().await
             else {
                 break;
             };
@@ -240,14 +241,13 @@ async fn acknowledged_writes_and_logins_survive_sigkill_under_load(db: TestDb) {
     // Second life.
     let server = db.start("second-life", &config).await;
     for (id, phone) in &members {
-        let reply =
-            client.get(server.url(&format!("/api/v1/members/{id}"))).bearer_auth(&key).send().await.expect("sent");
+        let reply = client.get(server.url(&paths::member(id))).bearer_auth(&key).send().await.expect("sent");
         assert_eq!(reply.status().as_u16(), 200, "the acknowledged member {id} is there after the crash");
         let member: Value = reply.json().await.expect("JSON");
         assert_eq!(member["phone"], phone.as_str());
     }
     for token in &sessions {
-        let reply = client.get(server.url("/api/v1/me")).bearer_auth(token).send().await.expect("sent");
+        let reply = client.get(server.url(&paths::me())).bearer_auth(token).send().await.expect("sent");
         assert_eq!(reply.status().as_u16(), 200, "an acknowledged login's session is there after the crash");
     }
     let pool = database(&db.url).await;

@@ -46,6 +46,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::node::{Node, create_enterprise, database};
+use common::paths;
 use common::postgres::PgSchema;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -473,16 +474,16 @@ impl Run {
     /// First life: the policy (long-lived access tokens, room for devices), an app, members to sign in.
     async fn setup(&mut self, base: &str) {
         let http = self.http();
-        let policy = send(http.get(format!("{base}/api/v1/policy")).bearer_auth(&self.key)).await.expect("policy");
+        let policy = send(http.get(format!("{base}{}", paths::policy())).bearer_auth(&self.key)).await.expect("policy");
         let mut policy = policy.body;
         policy.as_object_mut().expect("a policy").remove("updated_at");
         policy["max_devices"] = json!(100);
         policy["access_token_ttl_seconds"] = json!(86_400);
-        let put = send(http.put(format!("{base}/api/v1/policy")).bearer_auth(&self.key).json(&policy)).await;
+        let put = send(http.put(format!("{base}{}", paths::policy())).bearer_auth(&self.key).json(&policy)).await;
         let put = put.expect("policy put");
         assert_eq!(put.status, 200, "{}", put.body);
         let app = json!({"name": "Wiki", "redirect_uris": [REDIRECT]});
-        let app = send(http.post(format!("{base}/api/v1/apps")).bearer_auth(&self.key).json(&app)).await;
+        let app = send(http.post(format!("{base}{}", paths::apps())).bearer_auth(&self.key).json(&app)).await;
         let app = app.expect("app registered");
         assert_eq!(app.status, 201, "{}", app.body);
         self.client_id = app.body["client_id"].as_str().expect("client_id").to_string();
@@ -491,7 +492,7 @@ impl Run {
             let phone = format!("+86135{i:08}");
             let name = format!("Signing In {i}");
             let body = json!({"name": name, "phone": phone});
-            let added = send(http.post(format!("{base}/api/v1/members")).bearer_auth(&self.key).json(&body)).await;
+            let added = send(http.post(format!("{base}{}", paths::members())).bearer_auth(&self.key).json(&body)).await;
             let added = added.expect("member added");
             assert_eq!(added.status, 201, "{}", added.body);
             self.add_member(&added.body, phone, name, None, None);
@@ -564,7 +565,7 @@ impl Run {
                 let title = format!("Title {}", self.next());
                 self.m.borrow_mut().members.get_mut(&id).expect("member").titles.push(Some(title.clone()));
                 let body = json!({"title": title});
-                let request = http.patch(format!("{base}/api/v1/members/{id}")).bearer_auth(&self.key).json(&body);
+                let request = http.patch(format!("{base}{}", paths::member(&id))).bearer_auth(&self.key).json(&body);
                 let Some(reply) = send(request).await else { return self.cut_off("a member patch") };
                 assert_eq!(reply.status, 200, "patch of {id}: {}", reply.body);
                 assert_eq!(reply.body["title"], title.as_str());
@@ -575,7 +576,7 @@ impl Run {
                 let n = self.next();
                 let (phone, name) = (format!("+86137{w}{n:07}"), format!("Writer {w} {n}"));
                 let body = json!({"name": name, "phone": phone});
-                let request = http.post(format!("{base}/api/v1/members")).bearer_auth(&self.key).json(&body);
+                let request = http.post(format!("{base}{}", paths::members())).bearer_auth(&self.key).json(&body);
                 let Some(reply) = send(request).await else { return self.cut_off("a member add") };
                 assert_eq!(reply.status, 201, "add of {phone}: {}", reply.body);
                 self.add_member(&reply.body, phone, name, None, Some(w));
@@ -598,7 +599,7 @@ impl Run {
                 csv.push_str(&format!("{userid},{name},{phone}\n"));
             }
             let request = http
-                .post(format!("{base}/api/v1/members/import"))
+                .post(format!("{base}{}", paths::members_import()))
                 .bearer_auth(&self.key)
                 .header("content-type", "text/csv")
                 .body(csv);
@@ -676,7 +677,7 @@ impl Run {
             body["device_id"] = json!(device);
         }
         let taint = || self.m.borrow_mut().members.get_mut(id).expect("member").tainted = true;
-        let Some(started) = send(http.post(format!("{base}/api/v1/login/start")).json(&body)).await else {
+        let Some(started) = send(http.post(format!("{base}{}", paths::login_start())).json(&body)).await else {
             taint();
             self.cut_off("a login start");
             return false;
@@ -703,7 +704,7 @@ impl Run {
             assert!(waited.elapsed() < Duration::from_secs(20), "no code reached {phone}");
             self.pause(5).await;
         };
-        let request = http.post(format!("{base}/api/v1/login/{login}/code")).json(&json!({"code": code}));
+        let request = http.post(format!("{base}{}", paths::login_code(&login))).json(&json!({"code": code}));
         let Some(done) = send(request).await else {
             self.cut_off("a login code");
             self.m.borrow_mut().logins_in_doubt.push((login, code, id.to_string()));
@@ -749,7 +750,7 @@ impl Run {
                 continue;
             };
             let body = json!({"refresh_token": refresh});
-            let Some(reply) = send(http.post(format!("{base}/api/v1/token/refresh")).json(&body)).await else {
+            let Some(reply) = send(http.post(format!("{base}{}", paths::token_refresh())).json(&body)).await else {
                 self.m.borrow_mut().sessions[i].state = SessionState::Doubt(Op::Refresh);
                 return self.cut_off("a refresh");
             };
@@ -815,7 +816,7 @@ impl Run {
                 };
                 let Some(id) = picked else { continue };
                 let request =
-                    http.post(format!("{base}/api/v1/members/{id}/disable")).bearer_auth(&self.key).json(&json!({}));
+                    http.post(format!("{base}{}", paths::member_disable(&id))).bearer_auth(&self.key).json(&json!({}));
                 let reply = send(request).await;
                 let mut m = self.m.borrow_mut();
                 m.members.get_mut(&id).expect("member").busy = false;
@@ -848,7 +849,7 @@ impl Run {
                     })
                 };
                 let Some((i, access)) = picked else { continue };
-                let reply = send(http.post(format!("{base}/api/v1/me/logout")).bearer_auth(access)).await;
+                let reply = send(http.post(format!("{base}{}", paths::me_logout())).bearer_auth(access)).await;
                 let mut m = self.m.borrow_mut();
                 let Some(reply) = reply else {
                     m.sessions[i].state = SessionState::Doubt(Op::Logout);
@@ -978,12 +979,12 @@ impl Run {
     }
 
     async fn me(&self, http: &reqwest::Client, base: &str, access: &str) -> Reply {
-        self.get(http, format!("{base}/api/v1/me"), access).await
+        self.get(http, format!("{base}{}", paths::me()), access).await
     }
 
     async fn refresh(&self, http: &reqwest::Client, base: &str, refresh: &str) -> Reply {
         let body = json!({"refresh_token": refresh});
-        send(http.post(format!("{base}/api/v1/token/refresh")).json(&body)).await.expect("answered")
+        send(http.post(format!("{base}{}", paths::token_refresh())).json(&body)).await.expect("answered")
     }
 
     async fn app_refresh(&self, http: &reqwest::Client, base: &str, refresh: &str) -> Reply {
@@ -1015,7 +1016,7 @@ impl Run {
         let mut listed: HashMap<String, Value> = HashMap::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut url = format!("{base}/api/v1/members?limit=500");
+            let mut url = format!("{base}{}", paths::members_query("limit=500"));
             if let Some(c) = &cursor {
                 url.push_str(&format!("&cursor={c}"));
             }
@@ -1071,7 +1072,7 @@ impl Run {
             (id, phone)
         };
         let phone_param: String = url::form_urlencoded::byte_serialize(phone.as_bytes()).collect();
-        let view = self.get(http, format!("{base}/api/v1/members/lookup?phone={phone_param}"), &self.key).await;
+        let view = self.get(http, format!("{base}{}", paths::member_lookup_phone(&phone_param)), &self.key).await;
         assert_eq!(view.status, 200, "round {round}: lookup of {phone}: {}", view.body);
         assert_eq!(view.body["member"]["id"], id.as_str(), "round {round}: lookup of {phone}: {}", view.body);
         self.checked(1);
@@ -1131,7 +1132,7 @@ impl Run {
     /// Finished logins' codes answer `code_expired`; a code submission in doubt finishes at most once.
     async fn check_logins(&self, http: &reqwest::Client, base: &str, round: usize, all: bool) {
         let submit = async |login: &str, code: &str| {
-            let request = http.post(format!("{base}/api/v1/login/{login}/code")).json(&json!({"code": code}));
+            let request = http.post(format!("{base}{}", paths::login_code(login))).json(&json!({"code": code}));
             send(request).await.expect("answered")
         };
         let doubts = std::mem::take(&mut self.m.borrow_mut().logins_in_doubt);

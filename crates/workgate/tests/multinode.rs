@@ -10,6 +10,7 @@
 mod common;
 
 use common::node::{Node, create_enterprise, database, read_sms};
+use common::paths;
 use common::postgres::PgSchema;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -142,7 +143,7 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
     let ent = create_enterprise(&cluster.schema.url, cluster._dir.path(), "Acme", "13800138000");
     let key = ent["api_key"].as_str().expect("api key");
     for n in 1..=NODES {
-        let (status, body) = cluster.get(n, "/api/v1/members", key).await;
+        let (status, body) = cluster.get(n, &paths::members(), key).await;
         assert_eq!(status, 200, "node {n}: {body}");
         assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "node {n} sees the owner: {body}");
     }
@@ -150,13 +151,13 @@ async fn three_nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
     // login started on node 1 is accepted by node 3.
     let phone = "+8613900139001";
     let (status, member) =
-        cluster.post(2, "/api/v1/members", Some(key), json!({"name": "Zhang San", "phone": phone})).await;
+        cluster.post(2, &paths::members(), Some(key), json!({"name": "Zhang San", "phone": phone})).await;
     assert_eq!(status, 201, "{member}");
-    let (status, started) = cluster.post(1, "/api/v1/login/start", None, json!({"phone": phone})).await;
+    let (status, started) = cluster.post(1, &paths::login_start(), None, json!({"phone": phone})).await;
     assert_eq!(status, 200, "{started}");
     let login = started["login_id"].as_str().expect("login id");
     let code = cluster.code_for(phone, 1).await;
-    let (status, done) = cluster.post(3, &format!("/api/v1/login/{login}/code"), None, json!({"code": code})).await;
+    let (status, done) = cluster.post(3, &paths::login_code(login), None, json!({"code": code})).await;
     assert_eq!((status, done["next"].as_str()), (200, Some("done")), "{done}");
 }
 
@@ -171,32 +172,32 @@ async fn a_member_disabled_through_node_2_is_refused_by_node_3_within_a_second()
     let key = ent["api_key"].as_str().expect("api key");
     let phone = "+8613900139001";
     let (status, member) =
-        cluster.post(1, "/api/v1/members", Some(key), json!({"name": "Zhang San", "phone": phone})).await;
+        cluster.post(1, &paths::members(), Some(key), json!({"name": "Zhang San", "phone": phone})).await;
     assert_eq!(status, 201, "{member}");
     let id = member["id"].as_str().expect("member id");
 
     // Enterprise Login on node 1.
-    let (status, started) = cluster.post(1, "/api/v1/login/start", None, json!({"phone": phone})).await;
+    let (status, started) = cluster.post(1, &paths::login_start(), None, json!({"phone": phone})).await;
     assert_eq!(status, 200, "{started}");
     let login = started["login_id"].as_str().expect("login id");
     let code = cluster.code_for(phone, 1).await;
-    let (status, done) = cluster.post(1, &format!("/api/v1/login/{login}/code"), None, json!({"code": code})).await;
+    let (status, done) = cluster.post(1, &paths::login_code(login), None, json!({"code": code})).await;
     assert_eq!((status, done["next"].as_str()), (200, Some("done")), "{done}");
     let access = done["session"]["access_token"].as_str().expect("access token");
     for n in 1..=NODES {
-        let (status, me) = cluster.get(n, "/api/v1/me", access).await;
+        let (status, me) = cluster.get(n, &paths::me(), access).await;
         assert_eq!(status, 200, "node {n} accepts the token before the disable: {me}");
     }
 
     // Disable through node 2; node 3 refuses the token.
     let sent = Instant::now();
-    let (status, disabled) = cluster.post(2, &format!("/api/v1/members/{id}/disable"), Some(key), json!({})).await;
+    let (status, disabled) = cluster.post(2, &paths::member_disable(id), Some(key), json!({})).await;
     let acknowledged = sent.elapsed();
     assert_eq!(status, 200, "{disabled}");
     let mut tries = 0;
     let refused = loop {
         tries += 1;
-        let (status, me) = cluster.get(3, "/api/v1/me", access).await;
+        let (status, me) = cluster.get(3, &paths::me(), access).await;
         if status == 401 {
             break sent.elapsed();
         }
@@ -209,7 +210,7 @@ async fn a_member_disabled_through_node_2_is_refused_by_node_3_within_a_second()
     );
     assert!(refused < Duration::from_secs(1), "node 3 refused the token only after {refused:?}");
     for n in [1, 2] {
-        let (status, me) = cluster.get(n, "/api/v1/me", access).await;
+        let (status, me) = cluster.get(n, &paths::me(), access).await;
         assert_eq!(status, 401, "node {n} refuses the token too: {me}");
     }
 }
@@ -231,14 +232,15 @@ async fn a_numbers_code_cap_is_counted_across_the_three_nodes() {
     let key = ent["api_key"].as_str().expect("api key");
     let phone = "+8613900139001";
     let (status, member) =
-        cluster.post(2, "/api/v1/members", Some(key), json!({"name": "Zhang San", "phone": phone})).await;
+        cluster.post(2, &paths::members(), Some(key), json!({"name": "Zhang San", "phone": phone})).await;
     assert_eq!(status, 201, "{member}");
 
     let mut accepted = Vec::new();
     let mut hourly_refusals = 0;
+    let login_start = paths::login_start();
     for round in 0..ROUNDS {
         let replies = futures::future::join_all(
-            (1..=NODES).map(|n| cluster.post(n, "/api/v1/login/start", None, json!({"phone": phone}))),
+            (1..=NODES).map(|n| cluster.post(n, &login_start, None, json!({"phone": phone}))),
         )
         .await;
         for (node, (status, body)) in (1..=NODES).zip(replies) {
@@ -279,11 +281,10 @@ async fn five_hundred_queued_sms_are_delivered_exactly_once_by_three_senders() {
     let ent = create_enterprise(&cluster.schema.url, cluster._dir.path(), "Acme", "13800138000");
     let key = ent["api_key"].as_str().expect("api key");
     let phones: Vec<String> = (0..MEMBERS).map(|i| format!("+861390000{i:04}")).collect();
+    let members = paths::members();
     let started = Instant::now();
     let added: Vec<(u16, Value)> = futures::stream::iter(phones.iter().enumerate())
-        .map(|(i, phone)| {
-            cluster.post(1, "/api/v1/members", Some(key), json!({"name": format!("Member {i}"), "phone": phone}))
-        })
+        .map(|(i, phone)| cluster.post(1, &members, Some(key), json!({"name": format!("Member {i}"), "phone": phone})))
         .buffer_unordered(16)
         .collect()
         .await;

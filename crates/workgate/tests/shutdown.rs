@@ -5,6 +5,7 @@
 mod common;
 
 use common::node::{Node, create_enterprise, database};
+use common::paths;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,8 +32,9 @@ fn address(node: &Node) -> String {
 async fn begin_import(node: &Node, key: &str, body: &str, sent: usize) -> TcpStream {
     let mut stream = TcpStream::connect(address(node)).await.expect("connected");
     let head = format!(
-        "POST /api/v1/members/import HTTP/1.1\r\nHost: workgate\r\nAuthorization: Bearer {key}\r\n\
+        "POST {} HTTP/1.1\r\nHost: workgate\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+        paths::members_import(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("head sent");
@@ -174,7 +176,7 @@ async fn sigterm_lets_the_sms_sender_finish_the_batch_it_is_sending() {
     );
     let (mut node, key) = start(dir.path(), &config).await;
     let added = reqwest::Client::new()
-        .post(node.url("/api/v1/members"))
+        .post(node.url(&paths::members()))
         .bearer_auth(&key)
         .json(&serde_json::json!({"name": "Zhang San", "phone": "+8613900139001"}))
         .send()

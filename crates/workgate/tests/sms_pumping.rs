@@ -20,6 +20,7 @@
 mod common;
 
 use common::node::{Node, create_enterprise, database, read_sms};
+use common::paths;
 use common::postgres::PgSchema;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -183,7 +184,7 @@ impl Target {
         };
         for i in 0..MEMBERS {
             let body = json!({"name": format!("Member {i}"), "phone": member_phone(i), "invite": false});
-            let (status, member) = target.post("/api/v1/members", ADMIN, &body, Some(&target.key)).await;
+            let (status, member) = target.post(&paths::members(), ADMIN, &body, Some(&target.key)).await;
             assert_eq!(status, 201, "{member}");
             target.member_ids.push(member["id"].as_str().expect("member id").into());
         }
@@ -213,7 +214,7 @@ impl Target {
     /// code, then `/me` with the access token. `Err` says where it stopped.
     async fn sign_in(&self, phone: &str, client_ip: &str) -> Result<(), String> {
         let before = self.codes_to(phone).len();
-        let (status, started) = self.post("/api/v1/login/start", client_ip, &json!({"phone": phone}), None).await;
+        let (status, started) = self.post(&paths::login_start(), client_ip, &json!({"phone": phone}), None).await;
         if status != 200 {
             return Err(format!("start: {} (retry_after {})", answer_label(status, &started), started["retry_after"]));
         }
@@ -228,13 +229,12 @@ impl Target {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let login = started["login_id"].as_str().ok_or("start: no login_id")?;
-        let (status, step) =
-            self.post(&format!("/api/v1/login/{login}/code"), client_ip, &json!({"code": code}), None).await;
+        let (status, step) = self.post(&paths::login_code(login), client_ip, &json!({"code": code}), None).await;
         let token = step["session"]["access_token"].as_str();
         let Some(token) = token.filter(|_| status == 200 && step["next"] == "done") else {
             return Err(format!("code: {} {step}", answer_label(status, &step)));
         };
-        let me = self.client.get(self.node.url("/api/v1/me")).bearer_auth(token).send().await.expect("/me sent");
+        let me = self.client.get(self.node.url(&paths::me())).bearer_auth(token).send().await.expect("/me sent");
         match me.status().as_u16() {
             200 => Ok(()),
             other => Err(format!("/me: {other}")),
@@ -295,7 +295,7 @@ async fn run_bot(target: &Target) -> BotFigures {
     let started = Instant::now();
     let answers: Vec<(bool, String)> = futures::stream::iter(plan)
         .map(|(member, phone, address)| async move {
-            let (status, body) = target.post("/api/v1/login/start", &address, &json!({"phone": phone}), None).await;
+            let (status, body) = target.post(&paths::login_start(), &address, &json!({"phone": phone}), None).await;
             (member, answer_label(status, &body))
         })
         .buffer_unordered(CONCURRENCY)
@@ -368,7 +368,7 @@ async fn pumping(label: &str, target: Target, numbers: Numbers) {
     for i in 0..KNOWN {
         let address = format!("192.168.8.{}", i + 1);
         let (status, body) =
-            target.post("/api/v1/login/start", &address, &json!({"phone": member_phone(i)}), None).await;
+            target.post(&paths::login_start(), &address, &json!({"phone": member_phone(i)}), None).await;
         waits.push((answer_label(status, &body), body["retry_after"].as_i64().unwrap_or(0)));
     }
     // A start that found the cooldown over (a slow bot) sent a code and began a new cooldown.
@@ -519,7 +519,7 @@ async fn sqlite_with_hidden_membership_starts_to_unknown_numbers_do_not_spend_th
             let target = &target;
             async move {
                 let (status, body) =
-                    target.post("/api/v1/login/start", &bot_address(n), &json!({"phone": phone}), None).await;
+                    target.post(&paths::login_start(), &bot_address(n), &json!({"phone": phone}), None).await;
                 answer_label(status, &body)
             }
         })
@@ -546,13 +546,13 @@ async fn sqlite_a_bot_that_spends_a_members_codes_does_not_keep_the_member_out()
     let mut answers = Vec::new();
     for n in 0..=numbers.codes_per_number_hour {
         let (status, body) =
-            target.post("/api/v1/login/start", &bot_address(n as usize), &json!({"phone": phone}), None).await;
+            target.post(&paths::login_start(), &bot_address(n as usize), &json!({"phone": phone}), None).await;
         answers.push(answer_label(status, &body));
         tokio::time::sleep(Duration::from_millis(1_100)).await;
     }
     let first = target.sign_in(&phone, "192.168.7.1").await;
     assert!(first.is_err(), "the bot spent the number's codes for the hour: {first:?}");
-    let unlock = format!("/api/v1/members/{}/unlock", target.member_ids[0]);
+    let unlock = paths::member_unlock(&target.member_ids[0]);
     let (unlocked, _) = target.post(&unlock, ADMIN, &json!({}), Some(&target.key)).await;
     assert_eq!(unlocked, 204);
     let second = target.sign_in(&phone, "192.168.7.1").await;

@@ -65,8 +65,9 @@ fn answer(scenario: &Scenario) -> (StatusCode, String) {
 }
 
 fn provider(endpoint: &str) -> Arc<dyn SmsProvider> {
-    let config = mock::sms_config(&format!(
-        r#"
+    mock::provider(
+        &format!(
+            r#"
         [sms]
         provider = "alibaba"
         [sms.alibaba]
@@ -80,8 +81,9 @@ fn provider(endpoint: &str) -> Arc<dyn SmsProvider> {
         invitation = {{ id = "SMS_2", params = ["enterprise", "path"] }}
         phone_changed = {{ id = "SMS_3", params = ["enterprise", "new_number"] }}
         "#
-    ));
-    workgate_sms::build(&config, 6).expect("alibaba provider")
+        ),
+        "alibaba provider",
+    )
 }
 
 #[tokio::test]
@@ -113,14 +115,7 @@ async fn alibaba_sends_the_code_by_template_and_maps_answers() {
         (reply("isv.MOBILE_NUMBER_ILLEGAL", "号码格式错误"), false),
         (reply("isp.SYSTEM_ERROR", "系统错误"), true),
     ];
-    for (body, retryable) in &cases {
-        server.set(Scenario::Reply(StatusCode::OK, body.clone()));
-        let result = sms.send(ID, TO, &code).await;
-        match (retryable, &result) {
-            (true, Err(SendError::Retryable(_))) | (false, Err(SendError::Permanent(_))) => {}
-            _ => panic!("{body} gave {result:?}"),
-        }
-    }
+    server.assert_classified_with_200(sms.as_ref(), (ID, TO), &code, &cases).await;
     server.assert_checked(4 + cases.len());
 }
 

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use workgate_domain::sms::{SendError, SmsMessage, SmsProvider};
 
 /// How the server answers the next requests.
 #[derive(Debug, Clone)]
@@ -99,6 +100,26 @@ impl MockServer {
         self.shared.problems.lock().expect("lock").clone()
     }
 
+    /// Answers `message` with each body of `cases` in turn under HTTP 200 (gateways that report
+    /// business errors that way), asserting that `sms` takes it as retryable when the case says so
+    /// and as permanent otherwise.
+    pub async fn assert_classified_with_200(
+        &self,
+        sms: &dyn SmsProvider,
+        (id, to): (&str, &str),
+        message: &SmsMessage,
+        cases: &[(String, bool)],
+    ) {
+        for (body, retryable) in cases {
+            self.set(Scenario::Reply(StatusCode::OK, body.clone()));
+            let result = sms.send(id, to, message).await;
+            match (retryable, &result) {
+                (true, Err(SendError::Retryable(_))) | (false, Err(SendError::Permanent(_))) => {}
+                _ => panic!("{body} gave {result:?}"),
+            }
+        }
+    }
+
     /// Asserts that every request so far passed the check, and that there were `count`.
     pub fn assert_checked(&self, count: usize) {
         assert_eq!(self.problems(), Vec::<String>::new(), "the server found faults in the requests");
@@ -171,6 +192,11 @@ pub fn is_recent_rfc3339(text: &str, seconds: i64) -> bool {
 /// Whether a Unix time in seconds is within `seconds` of now.
 pub fn is_recent_unix(text: &str, seconds: i64) -> bool {
     text.parse::<i64>().is_ok_and(|t| (time::OffsetDateTime::now_utc().unix_timestamp() - t).abs() <= seconds)
+}
+
+/// The provider that the `[sms]` section of a TOML text configures (`what` names it if it fails).
+pub fn provider(toml_text: &str, what: &str) -> std::sync::Arc<dyn SmsProvider> {
+    workgate_sms::build(&sms_config(toml_text), 6).expect(what)
 }
 
 /// Parses the `[sms]` section of a TOML text the way the binary will.

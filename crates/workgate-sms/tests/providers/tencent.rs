@@ -122,8 +122,9 @@ fn answer(scenario: &Scenario) -> (StatusCode, String) {
 }
 
 fn provider(endpoint: &str) -> Arc<dyn SmsProvider> {
-    let config = mock::sms_config(&format!(
-        r#"
+    mock::provider(
+        &format!(
+            r#"
         [sms]
         provider = "tencent"
         [sms.tencent]
@@ -139,8 +140,9 @@ fn provider(endpoint: &str) -> Arc<dyn SmsProvider> {
         invitation = {{ id = "1234568", params = ["enterprise", "member", "path", "days"] }}
         phone_changed = {{ id = "1234569", params = ["new_number"] }}
         "#
-    ));
-    workgate_sms::build(&config, 6).expect("tencent provider")
+        ),
+        "tencent provider",
+    )
 }
 
 #[tokio::test]
@@ -178,14 +180,7 @@ async fn tencent_signs_sends_the_code_and_maps_answers() {
         (api_error("AuthFailure.SignatureExpire"), false),
         (send_status("FailedOperation.SignatureIncorrectOrUnapproved"), false),
     ];
-    for (reply, retryable) in &cases {
-        server.set(Scenario::Reply(StatusCode::OK, reply.clone()));
-        let result = sms.send(ID, TO, &code).await;
-        match (retryable, &result) {
-            (true, Err(SendError::Retryable(_))) | (false, Err(SendError::Permanent(_))) => {}
-            _ => panic!("{reply} gave {result:?}"),
-        }
-    }
+    server.assert_classified_with_200(sms.as_ref(), (ID, TO), &code, &cases).await;
     server.assert_checked(4 + cases.len());
 }
 

@@ -66,8 +66,9 @@ fn answer(scenario: &Scenario) -> (StatusCode, String) {
 }
 
 fn provider(base_url: &str, sender_line: &str) -> Arc<dyn SmsProvider> {
-    let config = mock::sms_config(&format!(
-        r#"
+    mock::provider(
+        &format!(
+            r#"
         [sms]
         provider = "twilio"
         [sms.twilio]
@@ -77,8 +78,9 @@ fn provider(base_url: &str, sender_line: &str) -> Arc<dyn SmsProvider> {
         base_url = "{base_url}"
         timeout_ms = 300
         "#
-    ));
-    workgate_sms::build(&config, 6).expect("twilio provider")
+        ),
+        "twilio provider",
+    )
 }
 
 #[tokio::test]

@@ -69,8 +69,9 @@ fn answer(scenario: &Scenario) -> (StatusCode, String) {
 }
 
 fn provider(base_url: &str, timeout_ms: u64) -> Arc<dyn SmsProvider> {
-    let config = mock::sms_config(&format!(
-        r#"
+    mock::provider(
+        &format!(
+            r#"
         [sms]
         provider = "webhook"
         [sms.webhook]
@@ -78,8 +79,9 @@ fn provider(base_url: &str, timeout_ms: u64) -> Arc<dyn SmsProvider> {
         secret = "{SECRET}"
         timeout_ms = {timeout_ms}
         "#
-    ));
-    workgate_sms::build(&config, 6).expect("webhook provider")
+        ),
+        "webhook provider",
+    )
 }
 
 #[tokio::test]

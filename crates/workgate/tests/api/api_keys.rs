@@ -1,13 +1,14 @@
 //! API keys: created and shown once, listed without the secret, deleted for good.
 
 use crate::helpers::TestApp;
+use crate::paths;
 use serde_json::json;
 
 #[tokio::test]
 async fn a_created_key_is_shown_once_listed_without_it_and_works() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
-    let reply = app.post("/api/v1/api-keys", &ent.key, json!({"name": " hr-sync "})).await;
+    let reply = app.post(&paths::api_keys(), &ent.key, json!({"name": " hr-sync "})).await;
     reply.assert_status(201);
     let key = reply.body["key"].as_str().expect("the key, once").to_string();
     let id = reply.body["id"].as_str().unwrap().to_string();
@@ -16,7 +17,7 @@ async fn a_created_key_is_shown_once_listed_without_it_and_works() {
     assert_eq!(reply.body["name"], "hr-sync");
     assert!(key.starts_with(reply.body["prefix"].as_str().unwrap()));
 
-    let list = app.get("/api/v1/api-keys", &ent.key).await;
+    let list = app.get(&paths::api_keys(), &ent.key).await;
     list.assert_status(200);
     let items = list.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
@@ -27,9 +28,9 @@ async fn a_created_key_is_shown_once_listed_without_it_and_works() {
     assert!(!list.text.contains(&ent.key));
 
     // The new key acts for the same enterprise, and the audit log names it.
-    let m = app.post("/api/v1/members", &key, json!({"name": "Zhang San", "phone": "13900139001"})).await;
+    let m = app.post(&paths::members(), &key, json!({"name": "Zhang San", "phone": "13900139001"})).await;
     m.assert_status(201);
-    let own = app.get("/api/v1/members", &ent.key).await;
+    let own = app.get(&paths::members(), &ent.key).await;
     assert_eq!(own.body["items"].as_array().unwrap().len(), 2);
     let log = app.audit(&ent, "action=member.create").await;
     assert_eq!(log[0]["actor"], format!("api_key:{id}"));
@@ -46,14 +47,14 @@ async fn a_created_key_is_shown_once_listed_without_it_and_works() {
 async fn a_deleted_key_is_refused_and_cannot_be_deleted_twice() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
-    let created = app.post("/api/v1/api-keys", &ent.key, json!({"name": "temp"})).await;
+    let created = app.post(&paths::api_keys(), &ent.key, json!({"name": "temp"})).await;
     let (id, key) = (created.body["id"].as_str().unwrap(), created.body["key"].as_str().unwrap());
-    app.get("/api/v1/members", key).await.assert_status(200);
+    app.get(&paths::members(), key).await.assert_status(200);
 
-    app.delete(&format!("/api/v1/api-keys/{id}"), &ent.key).await.assert_status(204);
-    app.get("/api/v1/members", key).await.assert_problem(401, "unauthorized");
-    app.delete(&format!("/api/v1/api-keys/{id}"), &ent.key).await.assert_problem(404, "not_found");
-    let list = app.get("/api/v1/api-keys", &ent.key).await;
+    app.delete(&paths::api_key(id), &ent.key).await.assert_status(204);
+    app.get(&paths::members(), key).await.assert_problem(401, "unauthorized");
+    app.delete(&paths::api_key(id), &ent.key).await.assert_problem(404, "not_found");
+    let list = app.get(&paths::api_keys(), &ent.key).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     let log = app.audit(&ent, "action=api_key.delete").await;
     assert_eq!(log.len(), 1);
@@ -64,10 +65,10 @@ async fn a_deleted_key_is_refused_and_cannot_be_deleted_twice() {
 async fn a_key_can_delete_itself_and_is_refused_from_then_on() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
-    let created = app.post("/api/v1/api-keys", &ent.key, json!({"name": "temp"})).await;
+    let created = app.post(&paths::api_keys(), &ent.key, json!({"name": "temp"})).await;
     let (id, key) = (created.body["id"].as_str().unwrap(), created.body["key"].as_str().unwrap());
-    app.delete(&format!("/api/v1/api-keys/{id}"), key).await.assert_status(204);
-    app.get("/api/v1/api-keys", key).await.assert_problem(401, "unauthorized");
+    app.delete(&paths::api_key(id), key).await.assert_status(204);
+    app.get(&paths::api_keys(), key).await.assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -77,12 +78,12 @@ async fn another_enterprises_key_id_is_not_found_and_keeps_working() {
     let b = app.enterprise("Beta", "13800138000").await;
     let b_key_id = app.first_key_id(&b).await;
     let before = app.snapshot().await;
-    app.delete(&format!("/api/v1/api-keys/{b_key_id}"), &a.key).await.assert_problem(404, "not_found");
+    app.delete(&paths::api_key(&b_key_id), &a.key).await.assert_problem(404, "not_found");
     for id in ["key_00000000000000000000000000000000", "nonsense"] {
-        app.delete(&format!("/api/v1/api-keys/{id}"), &a.key).await.assert_problem(404, "not_found");
+        app.delete(&paths::api_key(id), &a.key).await.assert_problem(404, "not_found");
     }
     assert_eq!(app.snapshot().await, before);
-    app.get("/api/v1/members", &b.key).await.assert_status(200);
+    app.get(&paths::members(), &b.key).await.assert_status(200);
 }
 
 #[tokio::test]
@@ -91,13 +92,13 @@ async fn a_key_needs_a_name() {
     let ent = app.enterprise("Acme", "13800138000").await;
     let before = app.snapshot().await;
     for body in [json!({"name": ""}), json!({"name": "x".repeat(65)}), json!({"name": "a\u{7}b"})] {
-        let reply = app.post("/api/v1/api-keys", &ent.key, body).await;
+        let reply = app.post(&paths::api_keys(), &ent.key, body).await;
         reply.assert_problem(422, "validation_failed");
         assert_eq!(reply.error_fields(), vec!["name"]);
     }
-    let reply = app.post("/api/v1/api-keys", &ent.key, json!({})).await;
+    let reply = app.post(&paths::api_keys(), &ent.key, json!({})).await;
     reply.assert_problem(422, "validation_failed");
-    let reply = app.post("/api/v1/api-keys", &ent.key, json!({"name": "ok", "scopes": ["all"]})).await;
+    let reply = app.post(&paths::api_keys(), &ent.key, json!({"name": "ok", "scopes": ["all"]})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["scopes"]);
     assert_eq!(app.snapshot().await, before);
@@ -109,7 +110,7 @@ async fn the_bearer_scheme_is_read_ignoring_case() {
     let ent = app.enterprise("Acme", "13800138000").await;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let reply = app
-            .with_authorization(reqwest::Method::GET, "/api/v1/members", Some(&format!("{scheme} {}", ent.key)))
+            .with_authorization(reqwest::Method::GET, &paths::members(), Some(&format!("{scheme} {}", ent.key)))
             .await;
         reply.assert_status(200);
     }

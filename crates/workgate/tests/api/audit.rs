@@ -2,6 +2,7 @@
 //! `GET /audit` filters and pages it.
 
 use crate::helpers::{TestApp, TestEnterprise, enc};
+use crate::paths;
 use serde_json::{Value, json};
 
 async fn setup() -> (TestApp, TestEnterprise, String) {
@@ -24,18 +25,18 @@ async fn every_admin_action_is_recorded_with_actor_action_target_and_ip() {
 
     let eng = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
-    app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({"name": "R&D"})).await.assert_status(200);
-    app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({"parent_id": sales})).await.assert_status(200);
+    app.patch(&paths::department(&eng), &ent.key, json!({"name": "R&D"})).await.assert_status(200);
+    app.patch(&paths::department(&eng), &ent.key, json!({"parent_id": sales})).await.assert_status(200);
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let mid = m["id"].as_str().unwrap().to_string();
-    app.patch(&format!("/api/v1/members/{mid}"), &ent.key, json!({"title": "Dev"})).await.assert_status(200);
+    app.patch_member(&mid, &ent.key, json!({"title": "Dev"})).await.assert_status(200);
     for verb in ["disable", "enable", "depart"] {
-        app.post(&format!("/api/v1/members/{mid}/{verb}"), &ent.key, json!({})).await.assert_status(200);
+        app.post(&paths::member_action(&mid, verb), &ent.key, json!({})).await.assert_status(200);
     }
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_status(204);
-    let key = app.post("/api/v1/api-keys", &ent.key, json!({"name": "sync"})).await;
+    app.delete(&paths::department(&eng), &ent.key).await.assert_status(204);
+    let key = app.post(&paths::api_keys(), &ent.key, json!({"name": "sync"})).await;
     let new_key_id = key.body["id"].as_str().unwrap().to_string();
-    app.delete(&format!("/api/v1/api-keys/{new_key_id}"), &ent.key).await.assert_status(204);
+    app.delete(&paths::api_key(&new_key_id), &ent.key).await.assert_status(204);
 
     let log = app.audit(&ent, "").await;
     let expected = [
@@ -80,14 +81,12 @@ async fn refused_requests_leave_no_audit_entry() {
     let (app, ent, _) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.audit(&ent, "").await.len();
-    app.post("/api/v1/members", &ent.key, json!({"name": "Dup", "phone": "13900139001"})).await.assert_status(409);
-    app.post("/api/v1/members", &ent.key, json!({"name": "", "phone": "1"})).await.assert_status(422);
-    app.post(&format!("/api/v1/members/{}/depart", ent.owner_id), &ent.key, json!({})).await.assert_status(409);
-    app.patch(&format!("/api/v1/members/{}", m["id"].as_str().unwrap()), &ent.key, json!({"phone": "12"}))
-        .await
-        .assert_status(422);
-    app.delete(&format!("/api/v1/departments/{}", ent.root_department_id), &ent.key).await.assert_status(409);
-    app.delete("/api/v1/api-keys/key_00000000000000000000000000000000", &ent.key).await.assert_status(404);
+    app.post(&paths::members(), &ent.key, json!({"name": "Dup", "phone": "13900139001"})).await.assert_status(409);
+    app.post(&paths::members(), &ent.key, json!({"name": "", "phone": "1"})).await.assert_status(422);
+    app.post(&paths::member_depart(&ent.owner_id), &ent.key, json!({})).await.assert_status(409);
+    app.patch_member(m["id"].as_str().unwrap(), &ent.key, json!({"phone": "12"})).await.assert_status(422);
+    app.delete(&paths::department(&ent.root_department_id), &ent.key).await.assert_status(409);
+    app.delete(&paths::api_key("key_00000000000000000000000000000000"), &ent.key).await.assert_status(404);
     assert_eq!(app.audit(&ent, "").await.len(), before);
 }
 
@@ -95,11 +94,9 @@ async fn refused_requests_leave_no_audit_entry() {
 async fn the_audit_log_filters_by_action_exactly_or_by_prefix() {
     let (app, ent, _) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
-    app.post(&format!("/api/v1/members/{}/disable", m["id"].as_str().unwrap()), &ent.key, json!({}))
-        .await
-        .assert_status(200);
+    app.disable_member(m["id"].as_str().unwrap(), &ent.key).await.assert_status(200);
     app.add_department(&ent, "Engineering", None).await;
-    app.post("/api/v1/api-keys", &ent.key, json!({"name": "sync"})).await.assert_status(201);
+    app.post(&paths::api_keys(), &ent.key, json!({"name": "sync"})).await.assert_status(201);
 
     let actions = |log: Vec<Value>| log.iter().map(|e| e["action"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(actions(app.audit(&ent, "action=member.disable").await), vec!["member.disable"]);
@@ -118,11 +115,11 @@ async fn the_audit_log_filters_by_action_exactly_or_by_prefix() {
 #[tokio::test]
 async fn the_audit_log_filters_by_actor() {
     let (app, ent, key_id) = setup().await;
-    let second = app.post("/api/v1/api-keys", &ent.key, json!({"name": "sync"})).await;
+    let second = app.post(&paths::api_keys(), &ent.key, json!({"name": "sync"})).await;
     let (second_id, second_key) =
         (second.body["id"].as_str().unwrap().to_string(), second.body["key"].as_str().unwrap().to_string());
     app.add_member(&ent, "Zhang San", "13900139001").await;
-    app.post("/api/v1/members", &second_key, json!({"name": "Li Si", "phone": "13900139002"})).await.assert_status(201);
+    app.post(&paths::members(), &second_key, json!({"name": "Li Si", "phone": "13900139002"})).await.assert_status(201);
 
     let by_first = app.audit(&ent, &format!("actor={}", enc(&format!("api_key:{key_id}")))).await;
     assert_eq!(by_first.len(), 2, "the key creation and one member: {by_first:#?}");
@@ -148,7 +145,7 @@ async fn the_audit_log_filters_by_time() {
     assert_eq!(app.audit(&ent, &format!("since={}", enc("2000-01-01T08:00:00+08:00"))).await.len(), all.len());
 
     for bad in ["since=yesterday", "since=2026-13-01T00:00:00Z", "cursor=zzz", "limit=0", "limit=501", "who=me"] {
-        let reply = app.get(&format!("/api/v1/audit?{bad}"), &ent.key).await;
+        let reply = app.get(&paths::audit_query(bad), &ent.key).await;
         reply.assert_problem(422, "validation_failed");
     }
 }
@@ -165,8 +162,8 @@ async fn the_audit_log_pages_newest_first_without_gaps_or_repeats() {
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
-            Some(c) => format!("/api/v1/audit?limit=4&cursor={c}"),
-            None => "/api/v1/audit?limit=4".into(),
+            Some(c) => paths::audit_query(&format!("limit=4&cursor={c}")),
+            None => paths::audit_query("limit=4"),
         };
         let page = app.get(&path, &ent.key).await;
         page.assert_status(200);
@@ -182,9 +179,9 @@ async fn the_audit_log_pages_newest_first_without_gaps_or_repeats() {
     assert_eq!(paged, all_ids);
 
     // Filters and cursor combine.
-    let first = app.get("/api/v1/audit?action=department&limit=5", &ent.key).await;
+    let first = app.get(&paths::audit_query("action=department&limit=5"), &ent.key).await;
     let cursor = first.body["next_cursor"].as_str().unwrap();
-    let rest = app.get(&format!("/api/v1/audit?action=department&limit=50&cursor={cursor}"), &ent.key).await;
+    let rest = app.get(&paths::audit_query(&format!("action=department&limit=50&cursor={cursor}")), &ent.key).await;
     assert_eq!(first.body["items"].as_array().unwrap().len() + rest.body["items"].as_array().unwrap().len(), 12);
     assert!(rest.body["next_cursor"].is_null());
 }
@@ -194,7 +191,7 @@ async fn a_forwarded_for_header_from_an_untrusted_peer_is_not_believed() {
     let (app, ent, _) = setup().await;
     let reply = app
         .client
-        .post(format!("{}/api/v1/departments", app.base))
+        .post(app.url(&paths::departments()))
         .bearer_auth(&ent.key)
         .header("x-forwarded-for", "203.0.113.9")
         .json(&json!({"name": "Engineering"}))

@@ -1,6 +1,7 @@
 //! Concurrent admins: the database, not luck, keeps the rules.
 
 use crate::helpers::{Reply, TestApp};
+use crate::paths;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -28,9 +29,7 @@ async fn ten_parallel_adds_of_one_number_make_exactly_one_member() {
     let ent = app.enterprise("Acme", "13800138000").await;
     let forms = ["13900139001", "+86 139 0013 9001", "139-0013-9001", "0086 13900139001", "+8613900139001"];
     let requests = (0..10)
-        .map(|i| {
-            (Method::POST, "/api/v1/members".to_string(), json!({"name": format!("Racer {i}"), "phone": forms[i % 5]}))
-        })
+        .map(|i| (Method::POST, paths::members(), json!({"name": format!("Racer {i}"), "phone": forms[i % 5]})))
         .collect();
     let replies = all_at_once(&app, &ent.key, requests).await;
     assert_eq!(statuses(&replies), [vec![201], vec![409; 9]].concat());
@@ -50,7 +49,7 @@ async fn parallel_adds_of_one_userid_in_different_cases_make_exactly_one_member(
             let userid = if i % 2 == 0 { "ZhangSan" } else { "zhangsan" };
             (
                 Method::POST,
-                "/api/v1/members".to_string(),
+                paths::members(),
                 json!({"name": "Z", "phone": format!("1390013{:04}", 9000 + i), "userid": userid}),
             )
         })
@@ -72,10 +71,7 @@ async fn parallel_demotions_of_the_two_owners_leave_one_standing() {
             )
             .await;
         let owners = [ent.owner_id.clone(), second["id"].as_str().unwrap().to_string()];
-        let requests = owners
-            .iter()
-            .map(|id| (Method::PATCH, format!("/api/v1/members/{id}"), json!({"role": "admin"})))
-            .collect();
+        let requests = owners.iter().map(|id| (Method::PATCH, paths::member(id), json!({"role": "admin"}))).collect();
         let replies = all_at_once(&app, &ent.key, requests).await;
         assert_eq!(statuses(&replies), vec![200, 409], "round {round}");
         let standing = app.all_members(&ent, "", 100).await.into_iter().filter(|m| m["role"] == "owner").count();
@@ -83,14 +79,10 @@ async fn parallel_demotions_of_the_two_owners_leave_one_standing() {
         // Put things back as they were: the original owner is the one owner, the second leaves.
         let demoted_first = replies[0].status.as_u16() == 200;
         if demoted_first {
-            app.patch(&format!("/api/v1/members/{}", owners[0]), &ent.key, json!({"role": "owner"}))
-                .await
-                .assert_status(200);
-            app.patch(&format!("/api/v1/members/{}", owners[1]), &ent.key, json!({"role": "admin"}))
-                .await
-                .assert_status(200);
+            app.patch_member(&owners[0], &ent.key, json!({"role": "owner"})).await.assert_status(200);
+            app.patch_member(&owners[1], &ent.key, json!({"role": "admin"})).await.assert_status(200);
         }
-        app.post(&format!("/api/v1/members/{}/depart", owners[1]), &ent.key, json!({})).await.assert_status(200);
+        app.post(&paths::member_depart(&owners[1]), &ent.key, json!({})).await.assert_status(200);
     }
 }
 
@@ -101,8 +93,8 @@ async fn parallel_disable_and_depart_of_the_two_owners_leave_one_standing() {
     let second = app.add_member_with(&ent, json!({"name": "Second", "phone": "13900139001", "role": "owner"})).await;
     let second = second["id"].as_str().unwrap().to_string();
     let requests = vec![
-        (Method::POST, format!("/api/v1/members/{}/disable", ent.owner_id), json!({})),
-        (Method::POST, format!("/api/v1/members/{second}/depart"), json!({})),
+        (Method::POST, paths::member_disable(&ent.owner_id), json!({})),
+        (Method::POST, paths::member_depart(&second), json!({})),
     ];
     let replies = all_at_once(&app, &ent.key, requests).await;
     assert_eq!(statuses(&replies), vec![200, 409]);
@@ -119,8 +111,7 @@ async fn parallel_disable_and_depart_of_the_two_owners_leave_one_standing() {
 async fn parallel_creates_of_one_department_name_make_one_department() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
-    let requests =
-        (0..6).map(|_| (Method::POST, "/api/v1/departments".to_string(), json!({"name": "Engineering"}))).collect();
+    let requests = (0..6).map(|_| (Method::POST, paths::departments(), json!({"name": "Engineering"}))).collect();
     let replies = all_at_once(&app, &ent.key, requests).await;
     assert_eq!(statuses(&replies), [vec![201], vec![409; 5]].concat());
     assert_eq!(app.count("departments").await, 2);
@@ -135,7 +126,7 @@ async fn parallel_imports_of_one_file_create_each_member_once() {
     for _ in 0..4 {
         let req = app
             .client
-            .post(format!("{}/api/v1/members/import", app.base))
+            .post(app.url(&paths::members_import()))
             .bearer_auth(&ent.key)
             .header("content-type", "text/csv")
             .body(csv);
@@ -166,8 +157,8 @@ async fn an_edit_racing_a_departure_never_brings_the_member_back() {
     for i in 0..20 {
         let m = app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await;
         let id = m["id"].as_str().unwrap().to_string();
-        requests.push((Method::PATCH, format!("/api/v1/members/{id}"), json!({"title": "Renamed"})));
-        requests.push((Method::POST, format!("/api/v1/members/{id}/depart"), json!({})));
+        requests.push((Method::PATCH, paths::member(&id), json!({"title": "Renamed"})));
+        requests.push((Method::POST, paths::member_depart(&id), json!({})));
         ids.push(id);
     }
     let replies = all_at_once(&app, &ent.key, requests).await;
@@ -176,7 +167,7 @@ async fn an_edit_racing_a_departure_never_brings_the_member_back() {
         assert!(edit == 200 || edit == 409, "{}", pair[0].text);
         assert!(depart == 200 || depart == 409, "{}", pair[1].text);
         assert!(edit == 200 || depart == 200, "one of the two goes through");
-        let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+        let m = app.get_member(id, &ent.key).await;
         if depart == 200 {
             assert_eq!(m.body["status"], "departed", "a departure is final, whatever raced it: {}", m.text);
         } else {
@@ -200,8 +191,8 @@ async fn an_edit_racing_a_disable_never_re_enables_the_member() {
     for i in 0..20 {
         let m = app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await;
         let id = m["id"].as_str().unwrap().to_string();
-        requests.push((Method::POST, format!("/api/v1/members/{id}/disable"), json!({})));
-        requests.push((Method::PATCH, format!("/api/v1/members/{id}"), json!({"title": "Renamed"})));
+        requests.push((Method::POST, paths::member_disable(&id), json!({})));
+        requests.push((Method::PATCH, paths::member(&id), json!({"title": "Renamed"})));
         ids.push(id);
     }
     let replies = all_at_once(&app, &ent.key, requests).await;
@@ -209,7 +200,7 @@ async fn an_edit_racing_a_disable_never_re_enables_the_member() {
         // Neither change touches the other's field, so both go through, whichever wrote first.
         pair[0].assert_status(200);
         pair[1].assert_status(200);
-        let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+        let m = app.get_member(id, &ent.key).await;
         assert_eq!(m.body["status"], "disabled", "a disable is never undone by an edit: {}", m.text);
         assert_eq!(m.body["title"], "Renamed", "an edit that answered 200 is kept: {}", m.text);
     }
@@ -222,7 +213,7 @@ async fn four_admins_patching_different_fields_of_one_member_at_once_all_succeed
     for round in 0..5 {
         let m = app.add_member(&ent, &format!("Person {round}"), &format!("1390013{:04}", 9000 + round)).await;
         let id = m["id"].as_str().unwrap().to_string();
-        let path = format!("/api/v1/members/{id}");
+        let path = paths::member(&id);
         let patches = [
             json!({"title": "Engineer"}),
             json!({"email": format!("p{round}@example.com")}),
@@ -260,19 +251,19 @@ async fn an_import_racing_disables_neither_undoes_them_nor_loses_its_rows() {
     }
     let import = app
         .client
-        .post(format!("{}/api/v1/members/import", app.base))
+        .post(app.url(&paths::members_import()))
         .bearer_auth(&ent.key)
         .header("content-type", "text/csv")
         .body(csv);
     let import = tokio::spawn(async move { TestApp::read(import.send().await.expect("sent")).await });
-    let disables = ids.iter().map(|id| (Method::POST, format!("/api/v1/members/{id}/disable"), json!({}))).collect();
+    let disables = ids.iter().map(|id| (Method::POST, paths::member_disable(id), json!({}))).collect();
     let replies = all_at_once(&app, &ent.key, disables).await;
     let report = import.await.unwrap();
     report.assert_status(200);
     assert_eq!(report.body["failed"], 0, "{}", report.text);
     assert_eq!(report.body["updated"], 20, "{}", report.text);
     for (reply, id) in replies.iter().zip(&ids) {
-        let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+        let m = app.get_member(id, &ent.key).await;
         assert_eq!(m.body["title"], "Imported", "{}", m.text);
         if reply.status.as_u16() == 200 {
             assert_eq!(m.body["status"], "disabled", "{}", m.text);
@@ -293,13 +284,13 @@ async fn no_token_check_started_after_a_disable_is_acknowledged_accepts_the_toke
     let id = member["id"].as_str().expect("id").to_string();
     let done = app.sign_in("+8613900139001", 1).await;
     let access = done["session"]["access_token"].as_str().expect("access token").to_string();
-    app.get("/api/v1/me", &access).await.assert_status(200);
+    app.get(&paths::me(), &access).await.assert_status(200);
 
     let acknowledged = std::sync::Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
     let mut hammering = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let (client, url, access, acknowledged) =
-            (app.client.clone(), format!("{}/api/v1/me", app.base), access.clone(), acknowledged.clone());
+            (app.client.clone(), app.url(&paths::me()), access.clone(), acknowledged.clone());
         hammering.spawn(async move {
             let mut late_accepts = 0;
             let mut refused = 0;
@@ -318,9 +309,9 @@ async fn no_token_check_started_after_a_disable_is_acknowledged_accepts_the_toke
         });
     }
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
+    app.disable_member(&id, &ent.key).await.assert_status(200);
     let _ = acknowledged.set(std::time::Instant::now());
     let late: Vec<usize> = hammering.join_all().await;
     assert_eq!(late, vec![0; 4], "checks that started after the acknowledgement accepted the token");
-    app.get("/api/v1/me", &access).await.assert_problem(401, "unauthorized");
+    app.get(&paths::me(), &access).await.assert_problem(401, "unauthorized");
 }

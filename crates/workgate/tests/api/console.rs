@@ -2,8 +2,9 @@
 //! nothing someone else changed after the page was opened, is lost. (The browser suite does the
 //! same edits in Chromium; these check the server side on both databases.)
 
-use super::helpers::TestApp;
+use super::helpers::{TestApp, strings};
 use super::web::{PHONE, field, owner_browser, sign_in, text};
+use crate::paths;
 use serde_json::{Value, json};
 
 /// The hidden `was` field of a page, as the browser sends it back.
@@ -12,7 +13,7 @@ fn shown(page: &str) -> String {
 }
 
 async fn page(b: &reqwest::Client, app: &TestApp, path: &str) -> String {
-    let (status, page) = text(b.get(format!("{}{path}", app.base)).send().await.unwrap()).await;
+    let (status, page) = text(b.get(app.url(path)).send().await.unwrap()).await;
     assert_eq!(status, 200, "{path}: {page}");
     page
 }
@@ -36,7 +37,7 @@ fn as_sent(csrf: &str, was: &str, changes: &[(&str, &[&str])]) -> Vec<(String, S
 async fn submit(b: &reqwest::Client, app: &TestApp, path: &str, form: &[(String, String)]) -> String {
     let body = form.iter().map(|(k, v)| format!("{}={}", super::helpers::enc(k), super::helpers::enc(v)));
     let resp = b
-        .post(format!("{}{path}", app.base))
+        .post(app.url(path))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body.collect::<Vec<_>>().join("&"))
         .send()
@@ -44,12 +45,8 @@ async fn submit(b: &reqwest::Client, app: &TestApp, path: &str, form: &[(String,
         .unwrap();
     assert_eq!(resp.status().as_u16(), 303, "{path}");
     let location = resp.headers()["location"].to_str().unwrap().to_string();
-    let url = url::Url::parse(&format!("{}{location}", app.base)).expect("a redirect within the console");
+    let url = url::Url::parse(&app.url(&location)).expect("a redirect within the console");
     url.query_pairs().find(|(k, _)| k == "notice").map(|(_, v)| v.into_owned()).unwrap_or_default()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -77,14 +74,12 @@ async fn fixing_a_name_keeps_every_department_and_field_the_member_has() {
     );
 
     // Meanwhile an HR sync puts the member in a third department.
-    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"departments": [eng, sales, ops]}))
-        .await
-        .assert_status(200);
+    app.patch_member(id, &ent.key, json!({"departments": [eng, sales, ops]})).await.assert_status(200);
 
     // The admin fixes the typo and saves the form as the page showed it.
     let form = as_sent(&csrf, &was, &[("name", &["Zhang San"])]);
     assert_eq!(submit(&b, &app, &path, &form).await, "Saved.");
-    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    let stored = app.get_member(id, &ent.key).await.body;
     assert_eq!(stored["name"], "Zhang San");
     assert_eq!(strings(&stored["departments"]), vec![eng.clone(), sales.clone(), ops.clone()]);
     assert_eq!(stored["email"], "zs@acme.example");
@@ -97,7 +92,7 @@ async fn fixing_a_name_keeps_every_department_and_field_the_member_has() {
     let was = shown(&page(&b, &app, &path).await);
     let form = as_sent(&csrf, &was, &[("departments", &[&eng, &ops])]);
     assert_eq!(submit(&b, &app, &path, &form).await, "Saved.");
-    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    let stored = app.get_member(id, &ent.key).await.body;
     assert_eq!(strings(&stored["departments"]), vec![eng.clone(), ops.clone()]);
 
     // A save that changes nothing writes nothing.
@@ -127,7 +122,7 @@ async fn the_console_sets_email_role_and_administered_departments_within_the_cal
         &[("email", &["li@acme.example"]), ("role", &["department_admin"]), ("admin_departments", &[&eng])],
     );
     assert_eq!(submit(&b, &app, &path, &form).await, "Saved.");
-    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    let stored = app.get_member(id, &ent.key).await.body;
     assert_eq!(stored["email"], "li@acme.example");
     assert_eq!(stored["role"], "department_admin");
     assert_eq!(strings(&stored["admin_departments"]), vec![eng.clone()]);
@@ -136,7 +131,7 @@ async fn the_console_sets_email_role_and_administered_departments_within_the_cal
     let was = shown(&page(&b, &app, &path).await);
     let form = as_sent(&csrf, &was, &[("email", &[""])]);
     submit(&b, &app, &path, &form).await;
-    assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["email"], Value::Null);
+    assert_eq!(app.get_member(id, &ent.key).await.body["email"], Value::Null);
 
     // The add form takes several departments, an e-mail and a role.
     let sales = app.add_department(&ent, "Sales", None).await;
@@ -152,7 +147,7 @@ async fn the_console_sets_email_role_and_administered_departments_within_the_cal
         ],
     );
     submit(&b, &app, "/admin/members", &form).await;
-    let added = app.get("/api/v1/members?q=wang", &ent.key).await.body["items"][0].clone();
+    let added = app.get(&paths::members_query("q=wang"), &ent.key).await.body["items"][0].clone();
     assert_eq!(strings(&added["departments"]), vec![eng.clone(), sales.clone()]);
     assert_eq!((added["email"].as_str(), added["role"].as_str()), (Some("ww@acme.example"), Some("admin")));
 }
@@ -184,7 +179,7 @@ async fn a_department_admins_save_keeps_the_departments_outside_their_subtrees()
     let was = shown(&form_page);
     let form = as_sent(&csrf, &was, &[("name", &["Zhao Liu (Backend)"])]);
     assert_eq!(submit(&b, &app, &path, &form).await, "Saved.");
-    let stored = app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body;
+    let stored = app.get_member(id, &ent.key).await.body;
     assert_eq!(stored["name"], "Zhao Liu (Backend)");
     assert_eq!(strings(&stored["departments"]), vec![backend.clone(), sales.clone()]);
 
@@ -196,7 +191,7 @@ async fn a_department_admins_save_keeps_the_departments_outside_their_subtrees()
     let was = shown(&dep_page);
     let form = as_sent(&csrf, &was, &[("name", &["R&D"])]);
     let notice = submit(&b, &app, &dep_path, &form).await;
-    let stored = app.get(&format!("/api/v1/departments/{eng}"), &ent.key).await.body;
+    let stored = app.get(&paths::department(&eng), &ent.key).await.body;
     assert_eq!(stored["name"], "R&D", "{notice}");
     assert_eq!(stored["parent_id"], ent.root_department_id.as_str());
 }
@@ -207,19 +202,19 @@ async fn the_policy_form_changes_only_the_fields_touched() {
     let ent = app.enterprise("Acme", "13800138000").await;
     // Signed in first: once new devices wait for approval, the owner's browser would wait too.
     let (b, csrf) = owner_browser(&app).await;
-    let mut policy = app.get("/api/v1/policy", &ent.key).await.body;
+    let mut policy = app.get(&paths::policy(), &ent.key).await.body;
     policy.as_object_mut().unwrap().remove("updated_at");
     policy["allowed_regions"] = json!(["CN", "HK"]);
     policy["require_device_approval"] = json!(true);
-    app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy.clone())).await.assert_status(200);
+    app.request(reqwest::Method::PUT, &paths::policy(), Some(&ent.key), Some(policy.clone())).await.assert_status(200);
     let form_page = page(&b, &app, "/admin/policy").await;
     let was = shown(&form_page);
     // Meanwhile another admin shortens the idle timeout through the API.
     policy["idle_timeout_days"] = json!(7);
-    app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy)).await.assert_status(200);
+    app.request(reqwest::Method::PUT, &paths::policy(), Some(&ent.key), Some(policy)).await.assert_status(200);
     let form = as_sent(&csrf, &was, &[("max_devices", &["3"])]);
     assert_eq!(submit(&b, &app, "/admin/policy", &form).await, "Policy saved.");
-    let stored = app.get("/api/v1/policy", &ent.key).await.body;
+    let stored = app.get(&paths::policy(), &ent.key).await.body;
     assert_eq!(stored["max_devices"], 3);
     assert_eq!(stored["idle_timeout_days"], 7, "the other admin's change stands");
     assert_eq!(stored["allowed_regions"], json!(["CN", "HK"]));
@@ -229,7 +224,7 @@ async fn the_policy_form_changes_only_the_fields_touched() {
     let form = as_sent(&csrf, &was, &[("max_devices", &["three"])]);
     let notice = submit(&b, &app, "/admin/policy", &form).await;
     assert!(notice.contains("max_devices"), "{notice}");
-    assert_eq!(app.get("/api/v1/policy", &ent.key).await.body, stored);
+    assert_eq!(app.get(&paths::policy(), &ent.key).await.body, stored);
 }
 
 #[tokio::test]
@@ -238,7 +233,7 @@ async fn the_app_form_edits_what_the_api_can_and_keeps_the_rest() {
     let ent = app.enterprise("Acme", "13800138000").await;
     let created = app
         .post(
-            "/api/v1/apps",
+            &paths::apps(),
             &ent.key,
             json!({"name": "Wiki", "redirect_uris": ["https://wiki.example.com/cb", "https://wiki.example.com/cb2"],
                    "post_logout_redirect_uris": ["https://wiki.example.com/bye"], "scopes": ["openid", "phone"]}),
@@ -260,7 +255,7 @@ async fn the_app_form_edits_what_the_api_can_and_keeps_the_rest() {
         ],
     );
     assert_eq!(submit(&b, &app, &path, &form).await, "Saved.");
-    let stored = app.get(&format!("/api/v1/apps/{id}"), &ent.key).await.body;
+    let stored = app.get(&paths::app(id), &ent.key).await.body;
     assert_eq!(stored["name"], "Team Wiki");
     assert_eq!(stored["redirect_uris"], json!(["https://wiki.example.com/cb", "https://wiki.example.com/cb2"]));
     assert_eq!(stored["post_logout_redirect_uris"], json!(["https://wiki.example.com/bye"]));
@@ -273,7 +268,7 @@ async fn the_app_form_edits_what_the_api_can_and_keeps_the_rest() {
         &[("redirect_uris", &["https://wiki.example.com/cb"]), ("scopes", &["openid", "profile", "phone"])],
     );
     submit(&b, &app, &path, &form).await;
-    let stored = app.get(&format!("/api/v1/apps/{id}"), &ent.key).await.body;
+    let stored = app.get(&paths::app(id), &ent.key).await.body;
     assert_eq!(stored["redirect_uris"], json!(["https://wiki.example.com/cb"]));
     assert_eq!(stored["scopes"], json!(["openid", "profile", "phone"]));
 }
@@ -300,7 +295,7 @@ async fn an_unknown_status_action_is_refused_and_never_taken_for_departing() {
         .await
         .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
-    assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["status"], "invited");
+    assert_eq!(app.get_member(id, &ent.key).await.body["status"], "invited");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The department tree: create, read, list, rename, move, delete, and the rules of the tree.
 
 use crate::helpers::{TestApp, TestEnterprise};
+use crate::paths;
 use serde_json::{Value, json};
 
 async fn setup() -> (TestApp, TestEnterprise) {
@@ -10,7 +11,7 @@ async fn setup() -> (TestApp, TestEnterprise) {
 }
 
 async fn department(app: &TestApp, ent: &TestEnterprise, id: &str) -> Value {
-    let reply = app.get(&format!("/api/v1/departments/{id}"), &ent.key).await;
+    let reply = app.get(&paths::department(id), &ent.key).await;
     reply.assert_status(200);
     reply.body
 }
@@ -18,7 +19,7 @@ async fn department(app: &TestApp, ent: &TestEnterprise, id: &str) -> Value {
 #[tokio::test]
 async fn a_department_created_without_parent_goes_under_the_root() {
     let (app, ent) = setup().await;
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "  Engineering "})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "  Engineering "})).await;
     reply.assert_status(201);
     assert_eq!(reply.body["name"], "Engineering", "names are trimmed");
     assert_eq!(reply.body["parent_id"], ent.root_department_id.as_str());
@@ -36,7 +37,7 @@ async fn a_department_created_under_a_parent_is_listed_with_the_root_first() {
     let backend = app.add_department(&ent, "Backend", Some(&eng)).await;
     let sales = app.add_department(&ent, "Sales", None).await;
 
-    let list = app.get("/api/v1/departments", &ent.key).await;
+    let list = app.get(&paths::departments(), &ent.key).await;
     list.assert_status(200);
     let items = list.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
@@ -67,9 +68,9 @@ async fn sibling_names_are_unique_but_cousins_may_share_a_name() {
     app.add_department(&ent, "Tools", Some(&sales)).await;
 
     let before = app.snapshot().await;
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "Tools", "parent_id": eng})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "Tools", "parent_id": eng})).await;
     reply.assert_problem(409, "conflict");
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "Engineering"})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "Engineering"})).await;
     reply.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before, "a refused create writes nothing, not even audit");
 }
@@ -79,11 +80,11 @@ async fn invalid_department_names_are_refused_naming_the_field() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
     for name in ["", "   ", "R&D/Backend", &"x".repeat(65)] {
-        let reply = app.post("/api/v1/departments", &ent.key, json!({"name": name})).await;
+        let reply = app.post(&paths::departments(), &ent.key, json!({"name": name})).await;
         reply.assert_problem(422, "validation_failed");
         assert_eq!(reply.error_fields(), vec!["name"], "{name:?}: {}", reply.text);
     }
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "名".repeat(64)})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "名".repeat(64)})).await;
     reply.assert_status(201);
     assert_eq!(app.count("departments").await, 2);
     assert_ne!(app.snapshot().await, before);
@@ -94,7 +95,7 @@ async fn creating_under_an_unknown_parent_is_refused_naming_parent_id() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
     for parent in ["dep_00000000000000000000000000000000", "nonsense", ""] {
-        let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "X", "parent_id": parent})).await;
+        let reply = app.post(&paths::departments(), &ent.key, json!({"name": "X", "parent_id": parent})).await;
         reply.assert_problem(422, "validation_failed");
         assert_eq!(reply.error_fields(), vec!["parent_id"]);
     }
@@ -106,7 +107,7 @@ async fn renaming_a_department_keeps_its_place() {
     let (app, ent) = setup().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = department(&app, &ent, &eng).await;
-    let reply = app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({"name": "R&D"})).await;
+    let reply = app.patch(&paths::department(&eng), &ent.key, json!({"name": "R&D"})).await;
     reply.assert_status(200);
     assert_eq!(reply.body["name"], "R&D");
     assert_eq!(reply.body["parent_id"], before["parent_id"]);
@@ -120,7 +121,7 @@ async fn renaming_to_a_sibling_name_is_a_conflict() {
     let eng = app.add_department(&ent, "Engineering", None).await;
     app.add_department(&ent, "Sales", None).await;
     let before = app.snapshot().await;
-    let reply = app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({"name": "Sales"})).await;
+    let reply = app.patch(&paths::department(&eng), &ent.key, json!({"name": "Sales"})).await;
     reply.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before);
     assert_eq!(department(&app, &ent, &eng).await["name"], "Engineering");
@@ -131,9 +132,9 @@ async fn an_empty_patch_changes_nothing() {
     let (app, ent) = setup().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = app.snapshot().await;
-    let reply = app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({})).await;
+    let reply = app.patch(&paths::department(&eng), &ent.key, json!({})).await;
     reply.assert_status(200);
-    let reply = app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({"name": "Engineering"})).await;
+    let reply = app.patch(&paths::department(&eng), &ent.key, json!({"name": "Engineering"})).await;
     reply.assert_status(200);
     assert_eq!(app.snapshot().await, before, "a no-op patch writes no audit entry");
 }
@@ -147,14 +148,14 @@ async fn moving_a_department_takes_its_subtree_and_members_along() {
     let sales = app.add_department(&ent, "Sales", None).await;
     let m = app.add_member_with(&ent, json!({"name": "Deep", "phone": "13900139001", "departments": [storage]})).await;
 
-    let reply = app.patch(&format!("/api/v1/departments/{platform}"), &ent.key, json!({"parent_id": sales})).await;
+    let reply = app.patch(&paths::department(&platform), &ent.key, json!({"parent_id": sales})).await;
     reply.assert_status(200);
     assert_eq!(reply.body["parent_id"], sales.as_str());
     assert_eq!(department(&app, &ent, &storage).await["parent_id"], platform.as_str(), "children stay with it");
 
-    let under_sales = app.get(&format!("/api/v1/members?department={sales}"), &ent.key).await;
+    let under_sales = app.get(&paths::members_query(&format!("department={sales}")), &ent.key).await;
     assert_eq!(TestApp::ids(under_sales.body["items"].as_array().unwrap()), vec![m["id"].as_str().unwrap()]);
-    let under_eng = app.get(&format!("/api/v1/members?department={eng}"), &ent.key).await;
+    let under_eng = app.get(&paths::members_query(&format!("department={eng}")), &ent.key).await;
     assert_eq!(under_eng.body["items"].as_array().unwrap().len(), 0, "the member left Engineering's subtree");
 
     let moves = app.audit(&ent, "action=department.move").await;
@@ -172,7 +173,7 @@ async fn moving_a_department_under_itself_or_its_own_subtree_is_refused() {
     let storage = app.add_department(&ent, "Storage", Some(&platform)).await;
     let before = app.snapshot().await;
     for target in [&eng, &platform, &storage] {
-        let reply = app.patch(&format!("/api/v1/departments/{eng}"), &ent.key, json!({"parent_id": target})).await;
+        let reply = app.patch(&paths::department(&eng), &ent.key, json!({"parent_id": target})).await;
         reply.assert_problem(422, "validation_failed");
         assert_eq!(reply.error_fields(), vec!["parent_id"]);
     }
@@ -187,7 +188,7 @@ async fn moving_into_a_parent_that_has_a_child_of_the_same_name_is_a_conflict() 
     app.add_department(&ent, "Tools", Some(&eng)).await;
     let sales_tools = app.add_department(&ent, "Tools", Some(&sales)).await;
     let before = app.snapshot().await;
-    let reply = app.patch(&format!("/api/v1/departments/{sales_tools}"), &ent.key, json!({"parent_id": eng})).await;
+    let reply = app.patch(&paths::department(&sales_tools), &ent.key, json!({"parent_id": eng})).await;
     reply.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before);
 }
@@ -198,11 +199,7 @@ async fn moving_to_an_unknown_parent_is_refused() {
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = app.snapshot().await;
     let reply = app
-        .patch(
-            &format!("/api/v1/departments/{eng}"),
-            &ent.key,
-            json!({"parent_id": "dep_00000000000000000000000000000000"}),
-        )
+        .patch(&paths::department(&eng), &ent.key, json!({"parent_id": "dep_00000000000000000000000000000000"}))
         .await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["parent_id"]);
@@ -216,16 +213,16 @@ async fn the_root_cannot_be_moved_or_deleted() {
     let root = &ent.root_department_id;
     let before = app.snapshot().await;
 
-    let reply = app.patch(&format!("/api/v1/departments/{root}"), &ent.key, json!({"parent_id": eng})).await;
+    let reply = app.patch(&paths::department(root), &ent.key, json!({"parent_id": eng})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["parent_id"]);
 
-    let reply = app.delete(&format!("/api/v1/departments/{root}"), &ent.key).await;
+    let reply = app.delete(&paths::department(root), &ent.key).await;
     reply.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before);
 
     // It can be renamed.
-    let reply = app.patch(&format!("/api/v1/departments/{root}"), &ent.key, json!({"name": "Acme Group"})).await;
+    let reply = app.patch(&paths::department(root), &ent.key, json!({"name": "Acme Group"})).await;
     reply.assert_status(200);
     assert!(reply.body["parent_id"].is_null());
 }
@@ -245,7 +242,7 @@ async fn departments_nest_at_most_15_levels() {
     let (app, ent) = setup().await;
     let ids = chain(&app, &ent, 15).await;
     let before = app.snapshot().await;
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "L16", "parent_id": ids[14]})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "L16", "parent_id": ids[14]})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["parent_id"]);
     assert_eq!(app.snapshot().await, before);
@@ -265,14 +262,14 @@ async fn a_move_that_would_make_the_tree_deeper_than_15_levels_is_refused() {
     // Under level 14 the subtree would reach level 16.
     let l14 = app.add_department(&ent, "L14", Some(&ids[12])).await;
     let after_l14 = app.snapshot().await;
-    let reply = app.patch(&format!("/api/v1/departments/{team}"), &ent.key, json!({"parent_id": l14})).await;
+    let reply = app.patch(&paths::department(&team), &ent.key, json!({"parent_id": l14})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["parent_id"]);
     assert_eq!(app.snapshot().await, after_l14);
     assert_ne!(after_l14, before);
 
     // Under level 13 it reaches exactly 15: allowed.
-    let reply = app.patch(&format!("/api/v1/departments/{team}"), &ent.key, json!({"parent_id": ids[12]})).await;
+    let reply = app.patch(&paths::department(&team), &ent.key, json!({"parent_id": ids[12]})).await;
     reply.assert_status(200);
     assert_eq!(department(&app, &ent, &squad).await["parent_id"], team.as_str());
 }
@@ -281,10 +278,10 @@ async fn a_move_that_would_make_the_tree_deeper_than_15_levels_is_refused() {
 async fn deleting_an_empty_department_removes_it() {
     let (app, ent) = setup().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
-    let reply = app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await;
+    let reply = app.delete(&paths::department(&eng), &ent.key).await;
     reply.assert_status(204);
-    app.get(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_problem(404, "not_found");
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_problem(404, "not_found");
+    app.get(&paths::department(&eng), &ent.key).await.assert_problem(404, "not_found");
+    app.delete(&paths::department(&eng), &ent.key).await.assert_problem(404, "not_found");
     let deletes = app.audit(&ent, "action=department.delete").await;
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0]["target"], eng.as_str());
@@ -298,7 +295,7 @@ async fn deleting_a_department_with_sub_departments_is_a_conflict() {
     let eng = app.add_department(&ent, "Engineering", None).await;
     app.add_department(&ent, "Backend", Some(&eng)).await;
     let before = app.snapshot().await;
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_problem(409, "conflict");
+    app.delete(&paths::department(&eng), &ent.key).await.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before);
 }
 
@@ -308,13 +305,11 @@ async fn deleting_a_non_empty_department_is_a_conflict_until_its_members_depart(
     let eng = app.add_department(&ent, "Engineering", None).await;
     let m = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "departments": [eng]})).await;
     let before = app.snapshot().await;
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_problem(409, "conflict");
+    app.delete(&paths::department(&eng), &ent.key).await.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before);
 
-    app.post(&format!("/api/v1/members/{}/depart", m["id"].as_str().unwrap()), &ent.key, json!({}))
-        .await
-        .assert_status(200);
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_status(204);
+    app.post(&paths::member_depart(m["id"].as_str().unwrap()), &ent.key, json!({})).await.assert_status(200);
+    app.delete(&paths::department(&eng), &ent.key).await.assert_status(204);
 }
 
 #[tokio::test]
@@ -322,10 +317,8 @@ async fn a_disabled_member_still_keeps_a_department_from_being_deleted() {
     let (app, ent) = setup().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let m = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "departments": [eng]})).await;
-    app.post(&format!("/api/v1/members/{}/disable", m["id"].as_str().unwrap()), &ent.key, json!({}))
-        .await
-        .assert_status(200);
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_problem(409, "conflict");
+    app.disable_member(m["id"].as_str().unwrap(), &ent.key).await.assert_status(200);
+    app.delete(&paths::department(&eng), &ent.key).await.assert_problem(409, "conflict");
 }
 
 #[tokio::test]
@@ -333,7 +326,7 @@ async fn unknown_or_malformed_department_ids_are_not_found() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
     for id in ["dep_00000000000000000000000000000000", "nonsense", "mem_00000000000000000000000000000000"] {
-        let path = format!("/api/v1/departments/{id}");
+        let path = paths::department(id);
         app.get(&path, &ent.key).await.assert_problem(404, "not_found");
         app.patch(&path, &ent.key, json!({"name": "X"})).await.assert_problem(404, "not_found");
         app.delete(&path, &ent.key).await.assert_problem(404, "not_found");
@@ -352,10 +345,10 @@ async fn deleting_a_department_that_a_department_admin_administers_is_a_conflict
         )
         .await;
     let before = app.snapshot().await;
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_problem(409, "conflict");
+    app.delete(&paths::department(&eng), &ent.key).await.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before, "no administrator is left scoped to a department that is gone");
 
-    let path = format!("/api/v1/members/{}", da["id"].as_str().unwrap());
+    let path = paths::member(da["id"].as_str().unwrap());
     app.patch(&path, &ent.key, json!({"role": "admin"})).await.assert_status(200);
-    app.delete(&format!("/api/v1/departments/{eng}"), &ent.key).await.assert_status(204);
+    app.delete(&paths::department(&eng), &ent.key).await.assert_status(204);
 }

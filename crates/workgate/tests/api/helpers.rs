@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use super::paths;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use workgate::config::ServerConfig;
@@ -171,6 +172,12 @@ impl Reply {
         self
     }
 
+    /// The `login_id` of a started sign-in.
+    #[track_caller]
+    pub fn login_id(&self) -> String {
+        self.body["login_id"].as_str().unwrap_or_else(|| panic!("a login_id: {}", self.text)).to_string()
+    }
+
     /// The field names of a `validation_failed` answer.
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"]
@@ -250,22 +257,32 @@ impl TestApp {
         body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).expect("a 6-digit code").to_string()
     }
 
-    /// POST without credentials (login endpoints).
     /// Signs `phone` in over SMS through the JSON login (the number has had `sms_before` messages
     /// already); answers the finished login (`session`, `member`, `enterprise`).
     pub async fn sign_in(&self, phone: &str, sms_before: usize) -> Value {
-        let started = self.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
+        let started = self.start_login(phone).await;
         started.assert_status(200);
-        let login_id = started.body["login_id"].as_str().expect("login_id").to_string();
+        let login_id = started.login_id();
         let code = self.code_for(phone, sms_before + 1).await;
-        let done = self.post_anon(&format!("/api/v1/login/{login_id}/code"), json!({"code": code})).await;
+        let done = self.submit_code(&login_id, &code).await;
         done.assert_status(200);
         assert_eq!(done.body["next"], "done", "{}", done.text);
         done.body
     }
 
+    /// POST without credentials (login endpoints).
     pub async fn post_anon(&self, path: &str, body: Value) -> Reply {
         self.request(Method::POST, path, None, Some(body)).await
+    }
+
+    /// Starts an SMS sign-in of `phone` (as typed: the server normalises it).
+    pub async fn start_login(&self, phone: &str) -> Reply {
+        self.post_anon(&paths::login_start(), json!({"phone": phone})).await
+    }
+
+    /// Answers a started sign-in with the code its SMS carried (or a guess).
+    pub async fn submit_code(&self, login_id: &str, code: &str) -> Reply {
+        self.post_anon(&paths::login_code(login_id), json!({"code": code})).await
     }
 
     /// Creates an enterprise the way `workgate enterprise create` does.
@@ -293,7 +310,7 @@ impl TestApp {
     }
 
     pub async fn request(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method, self.url(path));
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
@@ -309,6 +326,11 @@ impl TestApp {
         let text = resp.text().await.expect("body read");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply { status, headers, body, text }
+    }
+
+    /// This server's URL of `path`, for requests the helpers do not make (forms, raw headers).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Reply {
@@ -329,18 +351,25 @@ impl TestApp {
 
     /// Sends a raw body with a content type (CSV imports, malformed JSON).
     pub async fn post_raw(&self, path: &str, key: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
-        let req = self
-            .client
-            .post(format!("{}{}", self.base, path))
-            .bearer_auth(key)
-            .header("content-type", content_type)
-            .body(body);
+        let req = self.client.post(self.url(path)).bearer_auth(key).header("content-type", content_type).body(body);
         Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get_member(&self, id: &str, key: &str) -> Reply {
+        self.get(&paths::member(id), key).await
+    }
+
+    pub async fn patch_member(&self, id: &str, key: &str, body: Value) -> Reply {
+        self.patch(&paths::member(id), key, body).await
+    }
+
+    pub async fn disable_member(&self, id: &str, key: &str) -> Reply {
+        self.post(&paths::member_disable(id), key, json!({})).await
     }
 
     /// Adds a member through the API and returns its JSON.
     pub async fn add_member(&self, ent: &TestEnterprise, name: &str, phone: &str) -> Value {
-        let reply = self.post("/api/v1/members", &ent.key, json!({"name": name, "phone": phone})).await;
+        let reply = self.post(&paths::members(), &ent.key, json!({"name": name, "phone": phone})).await;
         reply.assert_status(201);
         reply.body
     }
@@ -351,7 +380,7 @@ impl TestApp {
         if let Some(p) = parent {
             body["parent_id"] = json!(p);
         }
-        let reply = self.post("/api/v1/departments", &ent.key, body).await;
+        let reply = self.post(&paths::departments(), &ent.key, body).await;
         reply.assert_status(201);
         reply.body["id"].as_str().expect("department id").to_string()
     }
@@ -421,7 +450,7 @@ impl TestApp {
     /// carry a JSON body so that only the credential can be wrong.
     pub async fn with_authorization(&self, method: Method, path: &str, authorization: Option<&str>) -> Reply {
         let writes = method == Method::POST || method == Method::PATCH;
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method, self.url(path));
         if let Some(value) = authorization {
             req = req.header("authorization", value);
         }
@@ -445,7 +474,7 @@ impl TestApp {
         content_type: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> Reply {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path)).bearer_auth(key).body(body);
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(key).body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
@@ -454,7 +483,7 @@ impl TestApp {
 
     /// Adds a member from a full JSON body, asserting 201.
     pub async fn add_member_with(&self, ent: &TestEnterprise, body: Value) -> Value {
-        let reply = self.post("/api/v1/members", &ent.key, body).await;
+        let reply = self.post(&paths::members(), &ent.key, body).await;
         reply.assert_status(201);
         reply.body
     }
@@ -464,7 +493,7 @@ impl TestApp {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..1000 {
-            let mut path = format!("/api/v1/members?limit={limit}");
+            let mut path = paths::members_query(&format!("limit={limit}"));
             if !query.is_empty() {
                 path.push('&');
                 path.push_str(query);
@@ -496,9 +525,9 @@ impl TestApp {
     /// The audit entries of an enterprise (newest first), with an optional query string.
     pub async fn audit(&self, ent: &TestEnterprise, query: &str) -> Vec<Value> {
         let path = if query.is_empty() {
-            "/api/v1/audit?limit=500".to_string()
+            paths::audit_query("limit=500")
         } else {
-            format!("/api/v1/audit?limit=500&{query}")
+            paths::audit_query(&format!("limit=500&{query}"))
         };
         let reply = self.get(&path, &ent.key).await;
         reply.assert_status(200);
@@ -507,10 +536,21 @@ impl TestApp {
 
     /// The id of the enterprise's first API key, as the audit log names it.
     pub async fn first_key_id(&self, ent: &TestEnterprise) -> String {
-        let reply = self.get("/api/v1/api-keys", &ent.key).await;
+        let reply = self.get(&paths::api_keys(), &ent.key).await;
         reply.assert_status(200);
         reply.body["items"][0]["id"].as_str().expect("key id").to_string()
     }
+}
+
+/// The strings of a JSON list (ids of departments, say).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array().expect("a list").iter().map(|x| x.as_str().expect("text").to_string()).collect()
+}
+
+/// A 6-digit code that is not `code` (the next one up), for a wrong guess.
+pub fn wrong_code(code: &str) -> String {
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1) % 1_000_000)
 }
 
 /// Percent-encodes a query value (`+` and spaces in phone numbers, `:` in times).

@@ -2,6 +2,7 @@
 //! idempotence, matching by userid or phone.
 
 use crate::helpers::{Reply, TestApp, TestEnterprise};
+use crate::paths;
 use serde_json::{Value, json};
 
 async fn setup() -> (TestApp, TestEnterprise) {
@@ -11,7 +12,7 @@ async fn setup() -> (TestApp, TestEnterprise) {
 }
 
 async fn import_csv(app: &TestApp, ent: &TestEnterprise, csv: &str) -> Reply {
-    app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv.to_string()).await
+    app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv.to_string()).await
 }
 
 fn counts(r: &Reply) -> (i64, i64, i64, i64) {
@@ -24,7 +25,7 @@ fn statuses(r: &Reply) -> Vec<String> {
 }
 
 async fn departments(app: &TestApp, ent: &TestEnterprise) -> Vec<Value> {
-    app.get("/api/v1/departments", &ent.key).await.body["items"].as_array().unwrap().clone()
+    app.get(&paths::departments(), &ent.key).await.body["items"].as_array().unwrap().clone()
 }
 
 /// The department at `path` below the root, by walking names.
@@ -59,13 +60,13 @@ async fn a_csv_import_creates_members_and_their_departments_by_path() {
     let sales = department_at(&deps, root, "Sales").expect("Sales created");
     let east = department_at(&deps, root, "Sales/East").expect("Sales/East created");
 
-    let li = app.get(&format!("/api/v1/members/{}", rows[1]["member_id"].as_str().unwrap()), &ent.key).await;
+    let li = app.get_member(rows[1]["member_id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(li.body["userid"], "lina");
     assert_eq!(li.body["phone"], "+8613700137002");
     assert_eq!(li.body["departments"], json!([backend, sales]));
     assert_eq!(li.body["title"], "Lead");
     assert!(li.body["email"].is_null());
-    let wang = app.get(&format!("/api/v1/members/{}", rows[2]["member_id"].as_str().unwrap()), &ent.key).await;
+    let wang = app.get_member(rows[2]["member_id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(wang.body["departments"], json!([east]));
     assert_eq!(wang.body["phone"], "+8613600136003");
     assert_eq!(wang.body["status"], "invited");
@@ -134,7 +135,7 @@ async fn an_import_updates_a_member_matched_by_userid() {
     let reply = import_csv(&app, &ent, csv).await;
     assert_eq!(counts(&reply), (0, 1, 1, 0), "{}", reply.text);
     let id = reply.body["rows"][0]["member_id"].as_str().unwrap();
-    let m = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+    let m = app.get_member(id, &ent.key).await;
     assert_eq!(m.body["name"], "Zhang Wei Jr");
     assert_eq!(m.body["title"], "Staff Engineer");
     assert_eq!(m.body["email"], "zw@example.com", "a column not in the file is left alone");
@@ -152,7 +153,7 @@ async fn an_import_without_userids_updates_a_member_matched_by_phone() {
     let reply = import_csv(&app, &ent, "name,phone,title\nZhang San,+86 139 0013 9001,Manager\n").await;
     assert_eq!(counts(&reply), (0, 1, 0, 0), "{}", reply.text);
     assert_eq!(reply.body["rows"][0]["member_id"], m["id"]);
-    let after = app.get(&format!("/api/v1/members/{}", m["id"].as_str().unwrap()), &ent.key).await;
+    let after = app.get_member(m["id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(after.body["title"], "Manager");
     assert_eq!(after.body["userid"], m["userid"], "the generated userid stays");
 }
@@ -170,7 +171,7 @@ async fn a_row_with_an_unknown_userid_does_not_take_over_the_member_holding_its_
     assert!(reply.body["rows"][0]["error"]["detail"].as_str().unwrap().contains("+8613900139001"));
     assert!(reply.body["rows"][0].get("member_id").is_none());
     assert_eq!(app.snapshot().await, before);
-    let after = app.get(&format!("/api/v1/members/{}", m["id"].as_str().unwrap()), &ent.key).await;
+    let after = app.get_member(m["id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(after.body["userid"], "zs");
 }
 
@@ -207,22 +208,20 @@ async fn a_json_import_creates_and_updates_with_department_ids() {
         {"name": "Li Na", "phone": "+86 137 0013 7002", "email": "li@example.com"},
         {"name": "Broken", "phone": "13900139003", "departments": ["dep_00000000000000000000000000000000"]}
     ]});
-    let reply = app.post("/api/v1/members/import", &ent.key, body.clone()).await;
+    let reply = app.post(&paths::members_import(), &ent.key, body.clone()).await;
     reply.assert_status(200);
     assert_eq!(counts(&reply), (2, 0, 0, 1), "{}", reply.text);
     assert_eq!(reply.body["rows"][2]["error"]["code"], "validation_failed");
-    let zwei =
-        app.get(&format!("/api/v1/members/{}", reply.body["rows"][0]["member_id"].as_str().unwrap()), &ent.key).await;
+    let zwei = app.get_member(reply.body["rows"][0]["member_id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(zwei.body["departments"], json!([eng]));
 
-    let again = app.post("/api/v1/members/import", &ent.key, body).await;
+    let again = app.post(&paths::members_import(), &ent.key, body).await;
     assert_eq!(counts(&again), (0, 0, 2, 1));
 
     let update = json!({"members": [{"userid": "zwei", "name": "Zhang Wei", "phone": "13900139001", "title": "CTO"}]});
-    let reply = app.post("/api/v1/members/import", &ent.key, update).await;
+    let reply = app.post(&paths::members_import(), &ent.key, update).await;
     assert_eq!(counts(&reply), (0, 1, 0, 0));
-    let zwei =
-        app.get(&format!("/api/v1/members/{}", reply.body["rows"][0]["member_id"].as_str().unwrap()), &ent.key).await;
+    let zwei = app.get_member(reply.body["rows"][0]["member_id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(zwei.body["title"], "CTO");
     assert_eq!(zwei.body["departments"], json!([eng]), "departments absent: left alone");
 }
@@ -247,10 +246,10 @@ async fn an_unsupported_content_type_is_415_and_changes_nothing() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
     for ct in ["text/plain", "application/xml", "multipart/form-data; boundary=x"] {
-        let reply = app.post_raw("/api/v1/members/import", &ent.key, ct, STAFF.to_string()).await;
+        let reply = app.post_raw(&paths::members_import(), &ent.key, ct, STAFF.to_string()).await;
         reply.assert_problem(415, "unsupported_media_type");
     }
-    let reply = app.send_raw(reqwest::Method::POST, "/api/v1/members/import", &ent.key, None, STAFF.to_string()).await;
+    let reply = app.send_raw(reqwest::Method::POST, &paths::members_import(), &ent.key, None, STAFF.to_string()).await;
     reply.assert_problem(415, "unsupported_media_type");
     assert_eq!(app.snapshot().await, before);
 }
@@ -268,13 +267,13 @@ async fn a_csv_with_an_unknown_column_or_a_json_with_an_unknown_field_is_refused
     reply.assert_problem(422, "validation_failed");
     let reply = app
         .post(
-            "/api/v1/members/import",
+            &paths::members_import(),
             &ent.key,
             json!({"members": [{"name": "X", "phone": "13900139001", "salary": 1}]}),
         )
         .await;
     reply.assert_problem(422, "validation_failed");
-    let reply = app.post("/api/v1/members/import", &ent.key, json!({"people": []})).await;
+    let reply = app.post(&paths::members_import(), &ent.key, json!({"people": []})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(app.snapshot().await, before);
 }
@@ -293,11 +292,11 @@ async fn an_import_does_not_revive_a_departed_member() {
     let (app, ent) = setup().await;
     let m = app.add_member_with(&ent, json!({"name": "Gone", "phone": "13900139001", "userid": "gone"})).await;
     let id = m["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/members/{id}/depart"), &ent.key, json!({})).await.assert_status(200);
+    app.post(&paths::member_depart(id), &ent.key, json!({})).await.assert_status(200);
     let reply = import_csv(&app, &ent, "userid,name,phone\ngone,Back Again,13900139001\n").await;
     assert_eq!(counts(&reply), (1, 0, 0, 0), "{}", reply.text);
     assert_ne!(reply.body["rows"][0]["member_id"], m["id"], "a new member");
-    let old = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+    let old = app.get_member(id, &ent.key).await;
     assert_eq!(old.body["status"], "departed");
     assert_eq!(old.body["name"], "Gone");
 }
@@ -311,31 +310,29 @@ async fn a_json_import_takes_the_fields_of_post_members() {
         {"name": "Bob", "phone": "13900139002", "userid": "bob", "role": "department_admin", "admin_departments": [eng]},
         {"name": "Cat", "phone": "13900139003", "userid": "cat", "role": "department_admin"}
     ]});
-    let reply = app.post("/api/v1/members/import", &ent.key, body.clone()).await;
+    let reply = app.post(&paths::members_import(), &ent.key, body.clone()).await;
     reply.assert_status(200);
     assert_eq!(counts(&reply), (2, 0, 0, 1), "{}", reply.text);
     assert_eq!(reply.body["rows"][2]["error"]["errors"][0]["field"], "admin_departments");
-    let ada =
-        app.get(&format!("/api/v1/members/{}", reply.body["rows"][0]["member_id"].as_str().unwrap()), &ent.key).await;
+    let ada = app.get_member(reply.body["rows"][0]["member_id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(ada.body["role"], "admin");
-    let bob =
-        app.get(&format!("/api/v1/members/{}", reply.body["rows"][1]["member_id"].as_str().unwrap()), &ent.key).await;
+    let bob = app.get_member(reply.body["rows"][1]["member_id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(bob.body["role"], "department_admin");
     assert_eq!(bob.body["admin_departments"], json!([eng]));
 
-    let again = app.post("/api/v1/members/import", &ent.key, body).await;
+    let again = app.post(&paths::members_import(), &ent.key, body).await;
     assert_eq!(counts(&again), (0, 0, 2, 1));
 
     // A role is changed by import like any field, under the same rules: the last owner stays.
     let demote = json!({"members": [{"userid": "ada", "name": "Ada", "phone": "13900139001", "role": "member"}]});
-    let reply = app.post("/api/v1/members/import", &ent.key, demote).await;
+    let reply = app.post(&paths::members_import(), &ent.key, demote).await;
     assert_eq!(counts(&reply), (0, 1, 0, 0), "{}", reply.text);
-    let owner = app.get(&format!("/api/v1/members/{}", ent.owner_id), &ent.key).await;
+    let owner = app.get_member(&ent.owner_id, &ent.key).await;
     let owner_userid = owner.body["userid"].as_str().unwrap();
     let demote_owner =
         json!({"members": [{"userid": owner_userid, "name": "Acme Owner", "phone": "13800138000", "role": "admin"}]});
     let before = app.snapshot().await;
-    let reply = app.post("/api/v1/members/import", &ent.key, demote_owner).await;
+    let reply = app.post(&paths::members_import(), &ent.key, demote_owner).await;
     assert_eq!(counts(&reply), (0, 0, 0, 1), "{}", reply.text);
     assert_eq!(reply.body["rows"][0]["error"]["code"], "conflict");
     assert_eq!(app.snapshot().await, before);
@@ -349,7 +346,7 @@ async fn imported_members_are_invited_by_sms_once_unless_a_row_says_not_to() {
         {"name": "Wang Wu", "phone": "13900139003"},
         {"name": "Zhao Liu", "phone": "13900139004", "invite": false},
     ]});
-    app.post("/api/v1/members/import", &ent.key, json).await.assert_status(200);
+    app.post(&paths::members_import(), &ent.key, json).await.assert_status(200);
     for phone in ["+8613900139001", "+8613900139002", "+8613900139003"] {
         let sms = app.wait_for_sms(phone, 1).await;
         assert!(sms[0].body.contains("/i/"), "an invitation link: {}", sms[0].body);
@@ -361,8 +358,8 @@ async fn imported_members_are_invited_by_sms_once_unless_a_row_says_not_to() {
     assert!(app.sms_to("+8613900139004").is_empty());
     assert_eq!(app.count("invitations").await, 3);
     // The invitation works: it previews the enterprise and its state is visible to admins.
-    let listed = app.get("/api/v1/members?q=Zhang", &ent.key).await;
+    let listed = app.get(&paths::members_query("q=Zhang"), &ent.key).await;
     let id = listed.body["items"][0]["id"].as_str().unwrap().to_string();
-    let invitations = app.get(&format!("/api/v1/members/{id}/invitations"), &ent.key).await;
+    let invitations = app.get(&paths::member_invitations(&id), &ent.key).await;
     assert_eq!(invitations.body["items"][0]["state"], "pending", "{}", invitations.text);
 }

@@ -1,6 +1,7 @@
 //! Enterprise Login over HTTP, reading codes from the `file` SMS outbox (SPEC sections 2–4, 6).
 
-use crate::helpers::{Reply, TestApp, TestEnterprise};
+use crate::helpers::{Reply, TestApp, TestEnterprise, wrong_code};
+use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,60 +16,42 @@ async fn app_with_member() -> (TestApp, TestEnterprise, Value) {
     (app, ent, member)
 }
 
-async fn start(app: &TestApp, phone: &str) -> Reply {
-    app.post_anon("/api/v1/login/start", json!({"phone": phone})).await
-}
-
-fn login_id(reply: &Reply) -> String {
-    reply.body["login_id"].as_str().expect("login_id").to_string()
-}
-
-async fn submit(app: &TestApp, login: &str, code: &str) -> Reply {
-    app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await
-}
-
-fn wrong(code: &str) -> String {
-    let n: u32 = code.parse().expect("digits");
-    format!("{:06}", (n + 1) % 1_000_000)
-}
-
 #[tokio::test]
 async fn the_whole_chain_from_member_add_to_me() {
     let (app, ent, member) = app_with_member().await;
     // The invitation SMS carries a link whose token previews the enterprise.
     let invitation = app.wait_for_sms(PHONE, 1).await.remove(0);
     let token = invitation.body.split("/i/").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("link");
-    let preview = app.request(reqwest::Method::GET, &format!("/api/v1/invitations/{token}"), None, None).await;
+    let preview = app.request(reqwest::Method::GET, &paths::invitation(token), None, None).await;
     preview.assert_status(200);
     assert_eq!(preview.body["enterprise"]["name"], "Acme");
     assert_eq!(preview.body["phone_masked"], "+86*******9001");
 
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": "139-0013-9001", "invitation": token})).await;
+    let started = app.post_anon(&paths::login_start(), json!({"phone": "139-0013-9001", "invitation": token})).await;
     started.assert_status(200);
     assert_eq!(started.body["next"], "code");
     assert_eq!(started.body["code_length"], 6);
     let code = app.code_for(PHONE, 2).await;
-    let done = submit(&app, &login_id(&started), &code).await;
+    let done = app.submit_code(&started.login_id(), &code).await;
     done.assert_status(200);
     assert_eq!(done.body["next"], "done");
     assert_eq!(done.body["enterprise"]["id"], ent.id.as_str());
     assert_eq!(done.body["member"]["status"], "active");
     let access = done.body["session"]["access_token"].as_str().expect("access token");
 
-    let me = app.get("/api/v1/me", access).await;
+    let me = app.get(&paths::me(), access).await;
     me.assert_status(200);
     assert_eq!(me.body["member"]["id"], member["id"]);
     assert_eq!(me.body["member"]["status"], "active");
     // The admin sees the member active and the invitation used and delivered.
-    let admin_view = app.get(&format!("/api/v1/members/{}", member["id"].as_str().unwrap()), &ent.key).await;
+    let admin_view = app.get_member(member["id"].as_str().unwrap(), &ent.key).await;
     assert_eq!(admin_view.body["status"], "active");
     assert!(admin_view.body["activated_at"].is_string());
-    let invitations =
-        app.get(&format!("/api/v1/members/{}/invitations", member["id"].as_str().unwrap()), &ent.key).await;
+    let invitations = app.get(&paths::member_invitations(member["id"].as_str().unwrap()), &ent.key).await;
     assert_eq!(invitations.body["items"][0]["state"], "used");
     assert_eq!(invitations.body["items"][0]["delivery"], "sent");
     // The used link no longer previews.
-    app.request(reqwest::Method::GET, &format!("/api/v1/invitations/{token}"), None, None)
+    app.request(reqwest::Method::GET, &paths::invitation(token), None, None)
         .await
         .assert_problem(410, "invitation_expired");
 }
@@ -76,13 +59,13 @@ async fn the_whole_chain_from_member_add_to_me() {
 #[tokio::test]
 async fn unknown_garbage_disabled_and_departed_numbers_are_told_apart() {
     let (app, ent, member) = app_with_member().await;
-    start(&app, "13700137000").await.assert_problem(404, "not_a_member");
-    start(&app, "not a phone").await.assert_problem(422, "invalid_phone");
+    app.start_login("13700137000").await.assert_problem(404, "not_a_member");
+    app.start_login("not a phone").await.assert_problem(422, "invalid_phone");
     let id = member["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
-    start(&app, PHONE).await.assert_problem(403, "member_disabled");
-    app.post(&format!("/api/v1/members/{id}/depart"), &ent.key, json!({})).await.assert_status(200);
-    start(&app, PHONE).await.assert_problem(404, "not_a_member");
+    app.disable_member(id, &ent.key).await.assert_status(200);
+    app.start_login(PHONE).await.assert_problem(403, "member_disabled");
+    app.post(&paths::member_depart(id), &ent.key, json!({})).await.assert_status(200);
+    app.start_login(PHONE).await.assert_problem(404, "not_a_member");
     // Only the invitation went out: no code to numbers that cannot sign in.
     assert_eq!(app.sms_to(PHONE).len(), 1);
     assert_eq!(app.sms_to("+8613700137000").len(), 0);
@@ -91,16 +74,16 @@ async fn unknown_garbage_disabled_and_departed_numbers_are_told_apart() {
 #[tokio::test]
 async fn a_wrong_code_tells_the_attempts_left_and_locks_at_the_limit() {
     let (app, _, _) = app_with_member().await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
-    let login = login_id(&started);
+    let login = started.login_id();
     for left in (0..5).rev() {
-        let reply = submit(&app, &login, &wrong(&code)).await;
+        let reply = app.submit_code(&login, &wrong_code(&code)).await;
         reply.assert_problem(400, "code_invalid");
         assert_eq!(reply.body["attempts_left"], left);
     }
     // Locked: even the right code is refused now.
-    submit(&app, &login, &code).await.assert_problem(429, "too_many_attempts");
+    app.submit_code(&login, &code).await.assert_problem(429, "too_many_attempts");
 }
 
 #[tokio::test]
@@ -109,23 +92,23 @@ async fn an_expired_code_is_refused() {
     let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
     clock.advance(Duration::from_secs(301));
-    submit(&app, &login_id(&started), &code).await.assert_problem(410, "code_expired");
+    app.submit_code(&started.login_id(), &code).await.assert_problem(410, "code_expired");
 }
 
 #[tokio::test]
 async fn a_second_code_within_the_cooldown_is_rate_limited_with_retry_after() {
     let (app, _, _) = app_with_member().await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     started.assert_status(200);
-    let again = start(&app, PHONE).await;
+    let again = app.start_login(PHONE).await;
     again.assert_problem(429, "rate_limited");
     let retry_after: i64 = again.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after));
     assert_eq!(again.body["retry_after"], retry_after);
-    let resend = app.post_anon(&format!("/api/v1/login/{}/resend", login_id(&started)), json!({})).await;
+    let resend = app.post_anon(&paths::login_resend(&started.login_id()), json!({})).await;
     resend.assert_problem(429, "rate_limited");
 }
 
@@ -136,10 +119,10 @@ async fn a_number_gets_at_most_five_codes_an_hour() {
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     for _ in 0..5 {
-        start(&app, PHONE).await.assert_status(200);
+        app.start_login(PHONE).await.assert_status(200);
         clock.advance(Duration::from_secs(61));
     }
-    let sixth = start(&app, PHONE).await;
+    let sixth = app.start_login(PHONE).await;
     sixth.assert_problem(429, "rate_limited");
     app.wait_for_sms(PHONE, 6).await; // the invitation and five codes
     assert_eq!(app.sms_to(PHONE).len(), 6);
@@ -151,34 +134,34 @@ async fn resending_replaces_the_code_and_keeps_the_failures() {
     let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let started = start(&app, PHONE).await;
-    let login = login_id(&started);
+    let started = app.start_login(PHONE).await;
+    let login = started.login_id();
     let first = app.code_for(PHONE, 2).await;
-    submit(&app, &login, &wrong(&first)).await.assert_problem(400, "code_invalid");
+    app.submit_code(&login, &wrong_code(&first)).await.assert_problem(400, "code_invalid");
     clock.advance(Duration::from_secs(61));
-    app.post_anon(&format!("/api/v1/login/{login}/resend"), json!({})).await.assert_status(200);
+    app.post_anon(&paths::login_resend(&login), json!({})).await.assert_status(200);
     let second = app.code_for(PHONE, 3).await;
     if first != second {
-        submit(&app, &login, &first).await.assert_problem(400, "code_invalid");
+        app.submit_code(&login, &first).await.assert_problem(400, "code_invalid");
     }
-    let reply = submit(&app, &login, &wrong(&second)).await;
+    let reply = app.submit_code(&login, &wrong_code(&second)).await;
     assert!(reply.body["attempts_left"].as_i64().unwrap() <= 3, "failures were kept: {}", reply.text);
-    submit(&app, &login, &second).await.assert_status(200);
+    app.submit_code(&login, &second).await.assert_status(200);
 }
 
 #[tokio::test]
 async fn twenty_parallel_wrong_guesses_are_judged_at_most_five_times() {
     let (app, _, _) = app_with_member().await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
-    let login = login_id(&started);
+    let login = started.login_id();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20u32 {
         let (client, base, login) = (app.client.clone(), app.base.clone(), login.clone());
         let guess = format!("{:06}", (code.parse::<u32>().unwrap() + 1 + i) % 1_000_000);
         tasks.spawn(async move {
             let resp =
-                client.post(format!("{base}/api/v1/login/{login}/code")).json(&json!({"code": guess})).send().await;
+                client.post(format!("{base}{}", paths::login_code(&login))).json(&json!({"code": guess})).send().await;
             TestApp::read(resp.expect("sent")).await
         });
     }
@@ -204,15 +187,15 @@ async fn twenty_parallel_wrong_guesses_are_judged_at_most_five_times() {
 #[tokio::test]
 async fn parallel_right_answers_yield_exactly_one_session() {
     let (app, _, _) = app_with_member().await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
-    let login = login_id(&started);
+    let login = started.login_id();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let (client, base, login, code) = (app.client.clone(), app.base.clone(), login.clone(), code.clone());
         tasks.spawn(async move {
             let resp =
-                client.post(format!("{base}/api/v1/login/{login}/code")).json(&json!({"code": code})).send().await;
+                client.post(format!("{base}{}", paths::login_code(&login))).json(&json!({"code": code})).send().await;
             TestApp::read(resp.expect("sent")).await
         });
     }
@@ -234,19 +217,19 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_family() {
     let (app, _, _) = app_with_member().await;
     let done = app.sign_in(PHONE, 1).await;
     let first_refresh = done["session"]["refresh_token"].as_str().unwrap().to_string();
-    let rotated = app.post_anon("/api/v1/token/refresh", json!({"refresh_token": first_refresh})).await;
+    let rotated = app.post_anon(&paths::token_refresh(), json!({"refresh_token": first_refresh})).await;
     rotated.assert_status(200);
     let new_access = rotated.body["session"]["access_token"].as_str().unwrap().to_string();
     let new_refresh = rotated.body["session"]["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(new_refresh, first_refresh);
     assert_eq!(rotated.body["session"]["device_id"], done["session"]["device_id"]);
-    app.get("/api/v1/me", &new_access).await.assert_status(200);
+    app.get(&paths::me(), &new_access).await.assert_status(200);
     // The old refresh token again: refused, and the whole session ends.
-    app.post_anon("/api/v1/token/refresh", json!({"refresh_token": first_refresh}))
+    app.post_anon(&paths::token_refresh(), json!({"refresh_token": first_refresh}))
         .await
         .assert_problem(401, "unauthorized");
-    app.get("/api/v1/me", &new_access).await.assert_problem(401, "unauthorized");
-    app.post_anon("/api/v1/token/refresh", json!({"refresh_token": new_refresh}))
+    app.get(&paths::me(), &new_access).await.assert_problem(401, "unauthorized");
+    app.post_anon(&paths::token_refresh(), json!({"refresh_token": new_refresh}))
         .await
         .assert_problem(401, "unauthorized");
 }
@@ -261,7 +244,7 @@ async fn parallel_refreshes_of_one_token_rotate_it_once() {
         let (client, base, refresh) = (app.client.clone(), app.base.clone(), refresh.clone());
         tasks.spawn(async move {
             let resp = client
-                .post(format!("{base}/api/v1/token/refresh"))
+                .post(format!("{base}{}", paths::token_refresh()))
                 .json(&json!({"refresh_token": refresh}))
                 .send()
                 .await;
@@ -286,14 +269,14 @@ async fn a_disabled_members_live_token_is_refused_on_the_next_request() {
     let done = app.sign_in(PHONE, 1).await;
     let access = done["session"]["access_token"].as_str().unwrap();
     let refresh = done["session"]["refresh_token"].as_str().unwrap();
-    app.get("/api/v1/me", access).await.assert_status(200);
+    app.get(&paths::me(), access).await.assert_status(200);
     let id = member["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
-    app.get("/api/v1/me", access).await.assert_problem(401, "unauthorized");
-    app.post_anon("/api/v1/token/refresh", json!({"refresh_token": refresh})).await.assert_problem(401, "unauthorized");
+    app.disable_member(id, &ent.key).await.assert_status(200);
+    app.get(&paths::me(), access).await.assert_problem(401, "unauthorized");
+    app.post_anon(&paths::token_refresh(), json!({"refresh_token": refresh})).await.assert_problem(401, "unauthorized");
     // Enabling again does not bring the old session back.
-    app.post(&format!("/api/v1/members/{id}/enable"), &ent.key, json!({})).await.assert_status(200);
-    app.get("/api/v1/me", access).await.assert_problem(401, "unauthorized");
+    app.post(&paths::member_enable(id), &ent.key, json!({})).await.assert_status(200);
+    app.get(&paths::me(), access).await.assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -303,10 +286,10 @@ async fn a_number_in_two_enterprises_chooses_one() {
     let globex = app.enterprise("Globex", "13800138001").await;
     app.add_member(&acme, "Zhang San", PHONE).await;
     app.add_member(&globex, "Zhang San", PHONE).await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 3).await;
-    let login = login_id(&started);
-    let step = submit(&app, &login, &code).await;
+    let login = started.login_id();
+    let step = app.submit_code(&login, &code).await;
     step.assert_status(200);
     assert_eq!(step.body["next"], "enterprise");
     let offered: Vec<&str> =
@@ -314,17 +297,14 @@ async fn a_number_in_two_enterprises_chooses_one() {
     assert_eq!(offered.len(), 2);
     assert!(offered.contains(&"Acme") && offered.contains(&"Globex"));
     // An enterprise that was not offered is refused; the offered one finishes.
-    app.post_anon(
-        &format!("/api/v1/login/{login}/enterprise"),
-        json!({"enterprise_id": "ent_00000000000000000000000000000000"}),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    let done = app.post_anon(&format!("/api/v1/login/{login}/enterprise"), json!({"enterprise_id": globex.id})).await;
+    app.post_anon(&paths::login_enterprise(&login), json!({"enterprise_id": "ent_00000000000000000000000000000000"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let done = app.post_anon(&paths::login_enterprise(&login), json!({"enterprise_id": globex.id})).await;
     done.assert_status(200);
     assert_eq!(done.body["enterprise"]["name"], "Globex");
     let access = done.body["session"]["access_token"].as_str().unwrap();
-    let mine = app.get("/api/v1/me/enterprises", access).await;
+    let mine = app.get(&paths::me_enterprises(), access).await;
     assert_eq!(mine.body["items"].as_array().map(Vec::len), Some(2));
 }
 
@@ -337,20 +317,20 @@ async fn logout_ends_the_session_and_devices_can_be_signed_out() {
     let done = app.sign_in(PHONE, 1).await;
     let access = done["session"]["access_token"].as_str().unwrap();
     let device = done["session"]["device_id"].as_str().unwrap();
-    let devices = app.get("/api/v1/me/devices", access).await;
+    let devices = app.get(&paths::me_devices(), access).await;
     assert_eq!(devices.body["items"][0]["id"], device);
     assert_eq!(devices.body["items"][0]["current"], true);
-    app.request(reqwest::Method::POST, "/api/v1/me/logout", Some(access), None).await.assert_status(204);
-    app.get("/api/v1/me", access).await.assert_problem(401, "unauthorized");
+    app.request(reqwest::Method::POST, &paths::me_logout(), Some(access), None).await.assert_status(204);
+    app.get(&paths::me(), access).await.assert_problem(401, "unauthorized");
     // A second sign-in (after the resend cooldown) keeps the device when the client sends its id.
     clock.advance(Duration::from_secs(61));
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE, "device_id": device})).await;
+    let started = app.post_anon(&paths::login_start(), json!({"phone": PHONE, "device_id": device})).await;
     let code = app.code_for(PHONE, 3).await;
-    let again = submit(&app, &login_id(&started), &code).await;
+    let again = app.submit_code(&started.login_id(), &code).await;
     assert_eq!(again.body["session"]["device_id"], device);
     let access = again.body["session"]["access_token"].as_str().unwrap();
-    app.delete(&format!("/api/v1/me/devices/{device}"), access).await.assert_status(204);
-    app.get("/api/v1/me", access).await.assert_problem(401, "unauthorized");
+    app.delete(&paths::me_device(device), access).await.assert_status(204);
+    app.get(&paths::me(), access).await.assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -359,8 +339,8 @@ async fn with_hidden_membership_unknown_and_known_numbers_get_the_same_answer() 
     let app = TestApp::spawn_configured(|c| c.login.hide_membership = true, clock).await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let known = start(&app, PHONE).await;
-    let unknown = start(&app, "+8613700137000").await;
+    let known = app.start_login(PHONE).await;
+    let unknown = app.start_login("+8613700137000").await;
     known.assert_status(200);
     unknown.assert_status(200);
     let shape = |r: &Reply| {
@@ -384,17 +364,17 @@ async fn admins_resend_an_invitation_and_the_old_link_stops_working() {
     let id = member["id"].as_str().unwrap();
     // A re-send waits out the number's cooldown after the first invitation.
     clock.advance(Duration::from_secs(61));
-    let resent = app.post(&format!("/api/v1/members/{id}/invitation"), &ent.key, json!({})).await;
+    let resent = app.post(&paths::member_invitation(id), &ent.key, json!({})).await;
     resent.assert_status(201);
     assert_eq!(resent.body["state"], "pending");
     let second = app.wait_for_sms(PHONE, 2).await.remove(1);
     let new_token = second.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
     assert_ne!(old_token, new_token);
-    app.request(reqwest::Method::GET, &format!("/api/v1/invitations/{old_token}"), None, None)
+    app.request(reqwest::Method::GET, &paths::invitation(&old_token), None, None)
         .await
         .assert_problem(410, "invitation_expired");
-    app.request(reqwest::Method::GET, &format!("/api/v1/invitations/{new_token}"), None, None).await.assert_status(200);
-    let list = app.get(&format!("/api/v1/members/{id}/invitations"), &ent.key).await;
+    app.request(reqwest::Method::GET, &paths::invitation(&new_token), None, None).await.assert_status(200);
+    let list = app.get(&paths::member_invitations(id), &ent.key).await;
     let states: Vec<&str> =
         list.body["items"].as_array().unwrap().iter().map(|i| i["state"].as_str().unwrap()).collect();
     assert_eq!(states, vec!["pending", "replaced"]);
@@ -409,9 +389,9 @@ async fn login_start_is_limited_per_client_address() {
         app.add_member(&ent, &format!("Member {i}"), &format!("+86139001390{i:02}")).await;
     }
     for i in 1..=3 {
-        start(&app, &format!("+86139001390{i:02}")).await.assert_status(200);
+        app.start_login(&format!("+86139001390{i:02}")).await.assert_status(200);
     }
-    let fourth = start(&app, "+8613900139004").await;
+    let fourth = app.start_login("+8613900139004").await;
     fourth.assert_problem(429, "rate_limited");
     assert!(fourth.headers.contains_key("retry-after"));
 }
@@ -426,10 +406,10 @@ async fn the_enterprise_sms_budget_stops_codes_but_not_other_enterprises() {
         app.add_member(&acme, &format!("A{i}"), &format!("+86139001390{i:02}")).await;
     }
     app.add_member(&globex, "G1", "+8613900139009").await;
-    start(&app, "+8613900139001").await.assert_status(200);
-    start(&app, "+8613900139002").await.assert_status(200);
-    start(&app, "+8613900139003").await.assert_problem(429, "rate_limited");
-    start(&app, "+8613900139009").await.assert_status(200);
+    app.start_login("+8613900139001").await.assert_status(200);
+    app.start_login("+8613900139002").await.assert_status(200);
+    app.start_login("+8613900139003").await.assert_problem(429, "rate_limited");
+    app.start_login("+8613900139009").await.assert_status(200);
     app.wait_for_sms("+8613900139009", 2).await;
     assert_eq!(app.sms_to("+8613900139003").len(), 1, "only the invitation");
 }
@@ -440,23 +420,23 @@ async fn departing_cancels_pending_invitations() {
     let invitation = app.wait_for_sms(PHONE, 1).await.remove(0);
     let token = invitation.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
     let id = member["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/members/{id}/depart"), &ent.key, json!({})).await.assert_status(200);
-    app.request(reqwest::Method::GET, &format!("/api/v1/invitations/{token}"), None, None)
+    app.post(&paths::member_depart(id), &ent.key, json!({})).await.assert_status(200);
+    app.request(reqwest::Method::GET, &paths::invitation(&token), None, None)
         .await
         .assert_problem(410, "invitation_expired");
-    let list = app.get(&format!("/api/v1/members/{id}/invitations"), &ent.key).await;
+    let list = app.get(&paths::member_invitations(id), &ent.key).await;
     assert_eq!(list.body["items"][0]["state"], "cancelled");
 }
 
 #[tokio::test]
 async fn each_login_step_leaves_a_login_event() {
     let (app, ent, _) = app_with_member().await;
-    let started = start(&app, PHONE).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
-    let login = login_id(&started);
-    submit(&app, &login, &wrong(&code)).await.assert_status(400);
-    submit(&app, &login, &code).await.assert_status(200);
-    let view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    let login = started.login_id();
+    app.submit_code(&login, &wrong_code(&code)).await.assert_status(400);
+    app.submit_code(&login, &code).await.assert_status(200);
+    let view = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     let kinds: Vec<&str> =
         view.body["recent_events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     for kind in ["start", "code_sent", "code_failed", "code_ok", "session_issued"] {

@@ -18,6 +18,7 @@ mod oidc_authlib;
 mod oidc_basic_op;
 mod oidc_clients;
 mod oidc_openid_client;
+pub(crate) mod paths;
 mod phones;
 mod policy;
 mod rank;

@@ -1,6 +1,7 @@
 //! Members: add, read, edit, list with filters and pages, disable/enable/depart, owners and roles.
 
 use crate::helpers::{TestApp, TestEnterprise};
+use crate::paths;
 use serde_json::{Value, json};
 
 async fn setup() -> (TestApp, TestEnterprise) {
@@ -14,13 +15,13 @@ fn id(m: &Value) -> String {
 }
 
 async fn member(app: &TestApp, ent: &TestEnterprise, id: &str) -> Value {
-    let reply = app.get(&format!("/api/v1/members/{id}"), &ent.key).await;
+    let reply = app.get_member(id, &ent.key).await;
     reply.assert_status(200);
     reply.body
 }
 
 async fn action(app: &TestApp, ent: &TestEnterprise, id: &str, verb: &str) -> crate::helpers::Reply {
-    app.post(&format!("/api/v1/members/{id}/{verb}"), &ent.key, json!({})).await
+    app.post(&paths::member_action(id, verb), &ent.key, json!({})).await
 }
 
 #[tokio::test]
@@ -69,7 +70,7 @@ async fn adding_a_member_reports_every_invalid_field_at_once() {
     let before = app.snapshot().await;
     let reply = app
         .post(
-            "/api/v1/members",
+            &paths::members(),
             &ent.key,
             json!({
                 "name": "", "phone": "not a number", "userid": "_bad id", "email": "nope",
@@ -89,7 +90,7 @@ async fn a_title_over_128_characters_or_a_name_over_64_is_refused() {
     let (app, ent) = setup().await;
     let reply = app
         .post(
-            "/api/v1/members",
+            &paths::members(),
             &ent.key,
             json!({"name": "n".repeat(65), "phone": "13900139001", "title": "t".repeat(129)}),
         )
@@ -107,7 +108,7 @@ async fn a_duplicate_phone_in_any_form_is_a_conflict() {
     app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
     for phone in ["13900139001", "+86 139-0013-9001", "0086 13900139001", "13800138000"] {
-        let reply = app.post("/api/v1/members", &ent.key, json!({"name": "Other", "phone": phone})).await;
+        let reply = app.post(&paths::members(), &ent.key, json!({"name": "Other", "phone": phone})).await;
         reply.assert_problem(409, "conflict");
     }
     assert_eq!(app.snapshot().await, before);
@@ -120,7 +121,7 @@ async fn a_duplicate_userid_ignoring_case_is_a_conflict() {
     let before = app.snapshot().await;
     for userid in ["zhangsan", "ZHANGSAN", "ZhangSan"] {
         let reply = app
-            .post("/api/v1/members", &ent.key, json!({"name": "Other", "phone": "13900139002", "userid": userid}))
+            .post(&paths::members(), &ent.key, json!({"name": "Other", "phone": "13900139002", "userid": userid}))
             .await;
         reply.assert_problem(409, "conflict");
     }
@@ -143,7 +144,7 @@ async fn invalid_userids_are_refused() {
     let (app, ent) = setup().await;
     for userid in ["", "_x", "a b", "中文", &"a".repeat(65)] {
         let reply =
-            app.post("/api/v1/members", &ent.key, json!({"name": "X", "phone": "13900139001", "userid": userid})).await;
+            app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": "13900139001", "userid": userid})).await;
         reply.assert_problem(422, "validation_failed");
         assert_eq!(reply.error_fields(), vec!["userid"], "{userid:?}");
     }
@@ -155,7 +156,7 @@ async fn unknown_or_malformed_member_ids_are_not_found() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
     for id in ["mem_00000000000000000000000000000000", "nonsense", &ent.owner_id.replace("mem_", "dep_")] {
-        let path = format!("/api/v1/members/{id}");
+        let path = paths::member(id);
         app.get(&path, &ent.key).await.assert_problem(404, "not_found");
         app.patch(&path, &ent.key, json!({"name": "X"})).await.assert_problem(404, "not_found");
         for verb in ["disable", "enable", "depart"] {
@@ -175,13 +176,8 @@ async fn patching_a_member_changes_only_the_fields_given() {
             json!({"name": "Zhang San", "phone": "13900139001", "email": "z@example.com", "title": "Dev"}),
         )
         .await;
-    let reply = app
-        .patch(
-            &format!("/api/v1/members/{}", id(&m)),
-            &ent.key,
-            json!({"name": "Zhang San II", "departments": [eng], "title": null}),
-        )
-        .await;
+    let reply =
+        app.patch_member(&id(&m), &ent.key, json!({"name": "Zhang San II", "departments": [eng], "title": null})).await;
     reply.assert_status(200);
     let after = member(&app, &ent, &id(&m)).await;
     assert_eq!(after, reply.body);
@@ -204,9 +200,7 @@ async fn a_patch_that_changes_nothing_writes_nothing() {
     let (app, ent) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
-    let reply = app
-        .patch(&format!("/api/v1/members/{}", id(&m)), &ent.key, json!({"name": "Zhang San", "phone": "139 0013 9001"}))
-        .await;
+    let reply = app.patch_member(&id(&m), &ent.key, json!({"name": "Zhang San", "phone": "139 0013 9001"})).await;
     reply.assert_status(200);
     assert_eq!(app.snapshot().await, before);
 }
@@ -217,7 +211,7 @@ async fn patching_to_another_members_phone_or_userid_is_a_conflict() {
     let a = app.add_member_with(&ent, json!({"name": "A", "phone": "13900139001", "userid": "alpha"})).await;
     app.add_member_with(&ent, json!({"name": "B", "phone": "13900139002", "userid": "beta"})).await;
     let before = app.snapshot().await;
-    let path = format!("/api/v1/members/{}", id(&a));
+    let path = paths::member(&id(&a));
     app.patch(&path, &ent.key, json!({"phone": "+86 139 0013 9002"})).await.assert_problem(409, "conflict");
     app.patch(&path, &ent.key, json!({"userid": "BETA"})).await.assert_problem(409, "conflict");
     assert_eq!(app.snapshot().await, before);
@@ -232,16 +226,11 @@ async fn a_member_belongs_to_at_least_one_department() {
     let (app, ent) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
-    let reply = app.patch(&format!("/api/v1/members/{}", id(&m)), &ent.key, json!({"departments": []})).await;
+    let reply = app.patch_member(&id(&m), &ent.key, json!({"departments": []})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["departments"]);
-    let reply = app
-        .patch(
-            &format!("/api/v1/members/{}", id(&m)),
-            &ent.key,
-            json!({"departments": ["dep_00000000000000000000000000000000"]}),
-        )
-        .await;
+    let reply =
+        app.patch_member(&id(&m), &ent.key, json!({"departments": ["dep_00000000000000000000000000000000"]})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["departments[0]"]);
     assert_eq!(app.snapshot().await, before);
@@ -252,13 +241,8 @@ async fn a_patch_reports_every_invalid_field_at_once() {
     let (app, ent) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
-    let reply = app
-        .patch(
-            &format!("/api/v1/members/{}", id(&m)),
-            &ent.key,
-            json!({"name": " ", "email": "bad", "role": "king", "phone": "12"}),
-        )
-        .await;
+    let reply =
+        app.patch_member(&id(&m), &ent.key, json!({"name": " ", "email": "bad", "role": "king", "phone": "12"})).await;
     reply.assert_problem(422, "validation_failed");
     let mut fields = reply.error_fields();
     fields.sort();
@@ -324,7 +308,7 @@ async fn filtering_by_department_includes_its_whole_subtree() {
     let all = list_ids(&app, &ent, &format!("department={}", ent.root_department_id)).await;
     assert_eq!(all.len(), 4, "the root's subtree is everyone, the owner included");
 
-    let reply = app.get("/api/v1/members?department=dep_00000000000000000000000000000000", &ent.key).await;
+    let reply = app.get(&paths::members_query("department=dep_00000000000000000000000000000000"), &ent.key).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["department"]);
 }
@@ -344,7 +328,7 @@ async fn filtering_by_status_takes_one_or_several_and_hides_departed_by_default(
     assert_eq!(list_ids(&app, &ent, "status=invited").await, sorted(vec![ent.owner_id.clone(), id(&d.zhang)]));
     assert_eq!(list_ids(&app, &ent, "status=active").await, Vec::<String>::new());
 
-    let reply = app.get("/api/v1/members?status=invited,gone", &ent.key).await;
+    let reply = app.get(&paths::members_query("status=invited,gone"), &ent.key).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["status"]);
 }
@@ -376,10 +360,10 @@ async fn pages_of_members_cover_everyone_exactly_once() {
         let ids = TestApp::ids(&pages);
         assert_eq!(ids, expected, "limit {limit}: every member once, in creation order");
     }
-    let first = app.get("/api/v1/members?limit=5", &ent.key).await;
+    let first = app.get(&paths::members_query("limit=5"), &ent.key).await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 5);
     assert_eq!(first.body["next_cursor"], first.body["items"][4]["id"]);
-    let last = app.get("/api/v1/members?limit=24", &ent.key).await;
+    let last = app.get(&paths::members_query("limit=24"), &ent.key).await;
     assert!(last.body["next_cursor"].is_null(), "exactly one page: no cursor");
 }
 
@@ -389,10 +373,10 @@ async fn pagination_holds_steady_while_members_are_added() {
     for i in 0..6 {
         app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await;
     }
-    let first = app.get("/api/v1/members?limit=4", &ent.key).await;
+    let first = app.get(&paths::members_query("limit=4"), &ent.key).await;
     let cursor = first.body["next_cursor"].as_str().unwrap().to_string();
     let late = app.add_member(&ent, "Late", "13900139999").await;
-    let rest = app.get(&format!("/api/v1/members?limit=100&cursor={cursor}"), &ent.key).await;
+    let rest = app.get(&paths::members_query(&format!("limit=100&cursor={cursor}")), &ent.key).await;
     let mut seen = TestApp::ids(first.body["items"].as_array().unwrap());
     seen.extend(TestApp::ids(rest.body["items"].as_array().unwrap()));
     assert_eq!(seen.len(), 8, "7 members before, and the one added meanwhile at the end");
@@ -409,13 +393,13 @@ async fn bad_pagination_parameters_are_refused_naming_them() {
         ("cursor=abc", "cursor"),
         ("sort=name", ""),
     ] {
-        let reply = app.get(&format!("/api/v1/members?{query}"), &ent.key).await;
+        let reply = app.get(&paths::members_query(query), &ent.key).await;
         reply.assert_problem(422, "validation_failed");
         if !field.is_empty() {
             assert_eq!(reply.error_fields(), vec![field], "{query}");
         }
     }
-    let reply = app.get("/api/v1/members?limit=500", &ent.key).await;
+    let reply = app.get(&paths::members_query("limit=500"), &ent.key).await;
     reply.assert_status(200);
 }
 
@@ -424,7 +408,7 @@ async fn bad_pagination_parameters_are_refused_naming_them() {
 #[tokio::test]
 async fn looking_up_an_unknown_number_suggests_adding_the_member() {
     let (app, ent) = setup().await;
-    let reply = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    let reply = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     reply.assert_status(200);
     assert_eq!(reply.body["phone"], "+8613900139001");
     assert!(reply.body["member"].is_null());
@@ -432,7 +416,7 @@ async fn looking_up_an_unknown_number_suggests_adding_the_member() {
 }
 
 async fn lookup(app: &TestApp, ent: &TestEnterprise, phone: &str) -> Value {
-    let reply = app.get(&format!("/api/v1/members/lookup?phone={}", crate::helpers::enc(phone)), &ent.key).await;
+    let reply = app.get(&paths::member_lookup_phone(&crate::helpers::enc(phone)), &ent.key).await;
     reply.assert_status(200);
     reply.body
 }
@@ -461,9 +445,9 @@ async fn looking_up_a_number_answers_the_member_and_what_to_do() {
 #[tokio::test]
 async fn looking_up_an_invalid_number_is_invalid_phone() {
     let (app, ent) = setup().await;
-    app.get("/api/v1/members/lookup?phone=hello", &ent.key).await.assert_problem(422, "invalid_phone");
-    app.get("/api/v1/members/lookup?phone=010%206552%209988", &ent.key).await.assert_problem(422, "invalid_phone");
-    let reply = app.get("/api/v1/members/lookup", &ent.key).await;
+    app.get(&paths::member_lookup_phone("hello"), &ent.key).await.assert_problem(422, "invalid_phone");
+    app.get(&paths::member_lookup_phone("010%206552%209988"), &ent.key).await.assert_problem(422, "invalid_phone");
+    let reply = app.get(&paths::member_lookup(), &ent.key).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["phone"]);
 }
@@ -506,9 +490,7 @@ async fn departed_is_terminal() {
     assert_eq!(reply.body["status"], "departed");
 
     let before = app.snapshot().await;
-    app.patch(&format!("/api/v1/members/{}", id(&m)), &ent.key, json!({"name": "Back"}))
-        .await
-        .assert_problem(409, "conflict");
+    app.patch_member(&id(&m), &ent.key, json!({"name": "Back"})).await.assert_problem(409, "conflict");
     action(&app, &ent, &id(&m), "enable").await.assert_problem(409, "conflict");
     action(&app, &ent, &id(&m), "disable").await.assert_problem(409, "conflict");
     action(&app, &ent, &id(&m), "depart").await.assert_status(200);
@@ -525,7 +507,7 @@ async fn a_departed_number_and_userid_can_be_added_again_as_a_new_member() {
     assert_ne!(new["id"], old["id"], "a new member, not the old one revived");
     assert_eq!(new["status"], "invited");
     assert_eq!(member(&app, &ent, &id(&old)).await["status"], "departed");
-    let lookup = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    let lookup = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     assert_eq!(lookup.body["member"]["id"], new["id"]);
     assert_eq!(lookup.body["departed"][0]["id"], old["id"]);
     // The old record cannot be brought back next to the new one.
@@ -541,9 +523,7 @@ async fn the_last_owner_cannot_be_demoted_disabled_or_departed() {
     assert_eq!(owner["role"], "owner");
     let before = app.snapshot().await;
     for role in ["admin", "member"] {
-        app.patch(&format!("/api/v1/members/{}", ent.owner_id), &ent.key, json!({"role": role}))
-            .await
-            .assert_problem(409, "conflict");
+        app.patch_member(&ent.owner_id, &ent.key, json!({"role": role})).await.assert_problem(409, "conflict");
     }
     action(&app, &ent, &ent.owner_id, "disable").await.assert_problem(409, "conflict");
     action(&app, &ent, &ent.owner_id, "depart").await.assert_problem(409, "conflict");
@@ -556,15 +536,13 @@ async fn an_owner_can_step_down_once_a_second_owner_exists() {
     let (app, ent) = setup().await;
     let second = app.add_member_with(&ent, json!({"name": "Second", "phone": "13900139001", "role": "owner"})).await;
     assert_eq!(second["role"], "owner");
-    let reply = app.patch(&format!("/api/v1/members/{}", ent.owner_id), &ent.key, json!({"role": "admin"})).await;
+    let reply = app.patch_member(&ent.owner_id, &ent.key, json!({"role": "admin"})).await;
     reply.assert_status(200);
     assert_eq!(reply.body["role"], "admin");
     // Now the second is the last one.
     action(&app, &ent, &id(&second), "depart").await.assert_problem(409, "conflict");
     // A disabled owner does not count: promote the first back, disable it, and the second is last again.
-    app.patch(&format!("/api/v1/members/{}", ent.owner_id), &ent.key, json!({"role": "owner"}))
-        .await
-        .assert_status(200);
+    app.patch_member(&ent.owner_id, &ent.key, json!({"role": "owner"})).await.assert_status(200);
     action(&app, &ent, &ent.owner_id, "disable").await.assert_status(200);
     action(&app, &ent, &id(&second), "disable").await.assert_problem(409, "conflict");
     action(&app, &ent, &ent.owner_id, "enable").await.assert_status(200);
@@ -577,13 +555,13 @@ async fn a_department_admin_needs_departments_to_administer() {
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = app.snapshot().await;
     let reply = app
-        .post("/api/v1/members", &ent.key, json!({"name": "DA", "phone": "13900139001", "role": "department_admin"}))
+        .post(&paths::members(), &ent.key, json!({"name": "DA", "phone": "13900139001", "role": "department_admin"}))
         .await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["admin_departments"]);
     let reply = app
         .post(
-            "/api/v1/members",
+            &paths::members(),
             &ent.key,
             json!({"name": "M", "phone": "13900139001", "role": "member", "admin_departments": [eng]}),
         )
@@ -603,7 +581,7 @@ async fn a_department_admin_needs_departments_to_administer() {
 
     // Promoting a member to department_admin needs the scope in the same patch.
     let m = app.add_member(&ent, "Plain", "13900139002").await;
-    let path = format!("/api/v1/members/{}", id(&m));
+    let path = paths::member(&id(&m));
     let reply = app.patch(&path, &ent.key, json!({"role": "department_admin"})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["admin_departments"]);
@@ -620,8 +598,7 @@ async fn status_actions_need_no_body() {
     let (app, ent) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     for (verb, status) in [("disable", "disabled"), ("enable", "invited"), ("depart", "departed")] {
-        let reply =
-            app.anon_with_key(reqwest::Method::POST, &format!("/api/v1/members/{}/{verb}", id(&m)), &ent.key).await;
+        let reply = app.anon_with_key(reqwest::Method::POST, &paths::member_action(&id(&m), verb), &ent.key).await;
         reply.assert_status(200);
         assert_eq!(reply.body["status"], status);
     }

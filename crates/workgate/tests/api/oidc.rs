@@ -3,6 +3,7 @@
 //! negative paths and the races, over plain HTTP.
 
 use crate::helpers::{TestApp, TestEnterprise};
+use crate::paths;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreTokenIntrospectionResponse};
@@ -27,7 +28,7 @@ pub(crate) fn browser() -> reqwest::Client {
 }
 
 pub(crate) async fn register_app(app: &TestApp, ent: &TestEnterprise, body: Value) -> Value {
-    let created = app.post("/api/v1/apps", &ent.key, body).await;
+    let created = app.post(&paths::apps(), &ent.key, body).await;
     created.assert_status(201);
     created.body
 }
@@ -85,7 +86,7 @@ pub(crate) async fn browse_to_callback(
         .unwrap_or_else(|| panic!("no refresh in {page}"))
         .replace("&amp;", "&");
     assert!(target.starts_with("/oidc/authorize?"), "{target}");
-    let resp = b.get(format!("{}{target}", app.base)).send().await.unwrap();
+    let resp = b.get(app.url(&target)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303);
     location(&resp)
 }
@@ -107,10 +108,29 @@ pub(crate) fn pkce() -> (String, String) {
 
 pub(crate) fn authorize_path(client_id: &str, challenge: &str, extra: &str) -> String {
     format!(
-        "/oidc/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile%20phone\
+        "{}?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile%20phone\
          &state=st4te&nonce=n0nce&code_challenge={challenge}&code_challenge_method=S256{extra}",
+        paths::oidc_authorize(),
         crate::helpers::enc(REDIRECT)
     )
+}
+
+/// A confidential app, a browser signed in as `PHONE` (who had one SMS before), and a code issued
+/// to the app for it with a fresh PKCE pair.
+struct CodeIssued {
+    client_id: String,
+    secret: String,
+    b: reqwest::Client,
+    verifier: String,
+    code: String,
+}
+
+async fn code_issued(app: &TestApp, ent: &TestEnterprise) -> CodeIssued {
+    let (client_id, secret) = confidential_app(app, ent).await;
+    let b = signed_in_browser(app, PHONE, 1).await;
+    let (verifier, challenge) = pkce();
+    let code = code_for(app, &b, &client_id, &challenge).await;
+    CodeIssued { client_id, secret, b, verifier, code }
 }
 
 /// A code for the member signed in in `b`.
@@ -123,7 +143,7 @@ pub(crate) async fn code_for(app: &TestApp, b: &reqwest::Client, client_id: &str
 }
 
 pub(crate) async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
-    let resp = app.client.post(format!("{}/oidc/token", app.base)).form(form).send().await.unwrap();
+    let resp = app.client.post(app.url(&paths::oidc_token())).form(form).send().await.unwrap();
     let status = resp.status().as_u16();
     assert_eq!(resp.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"));
     (status, resp.json().await.unwrap_or(Value::Null))
@@ -150,7 +170,7 @@ pub(crate) async fn refresh(app: &TestApp, id: &str, secret: &str, token: &str) 
 pub(crate) async fn introspect(app: &TestApp, id: &str, secret: &str, token: &str) -> Value {
     let resp = app
         .client
-        .post(format!("{}/oidc/introspect", app.base))
+        .post(app.url(&paths::oidc_introspect()))
         .basic_auth(id, Some(secret))
         .form(&[("token", token)])
         .send()
@@ -161,7 +181,7 @@ pub(crate) async fn introspect(app: &TestApp, id: &str, secret: &str, token: &st
 }
 
 async fn userinfo(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client.get(format!("{}/oidc/userinfo", app.base)).bearer_auth(token).send().await.unwrap()
+    app.client.get(app.url(&paths::oidc_userinfo())).bearer_auth(token).send().await.unwrap()
 }
 
 /// The claims of a JWT, unverified (the verification is the library's, in the first test).
@@ -190,7 +210,7 @@ async fn a_relying_party_library_runs_the_whole_code_flow() {
         Some(ClientSecret::new(secret.clone())),
     )
     .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
-    .set_introspection_url(IntrospectionUrl::new(format!("{}/oidc/introspect", app.base)).unwrap());
+    .set_introspection_url(IntrospectionUrl::new(app.url(&paths::oidc_introspect())).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, state, nonce) = rp
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
@@ -255,7 +275,7 @@ async fn a_relying_party_library_runs_the_whole_code_flow() {
     // (The library sends revocations only over https, so this one goes by hand over loopback.)
     let resp = app
         .client
-        .post(format!("{}/oidc/revoke", app.base))
+        .post(app.url(&paths::oidc_revoke()))
         .basic_auth(&client_id, Some(&secret))
         .form(&[("token", fresh["refresh_token"].as_str().unwrap()), ("token_type_hint", "refresh_token")])
         .send()
@@ -269,15 +289,7 @@ async fn a_relying_party_library_runs_the_whole_code_flow() {
 #[tokio::test]
 async fn discovery_and_jwks_describe_what_the_server_does() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .client
-        .get(format!("{}/.well-known/openid-configuration", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.client.get(app.url(&paths::discovery())).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["issuer"], app.base);
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256", "ES256"]));
@@ -292,7 +304,7 @@ async fn discovery_and_jwks_describe_what_the_server_does() {
     ] {
         assert!(doc[endpoint].as_str().unwrap().starts_with(&app.base), "{endpoint}");
     }
-    let jwks: Value = app.client.get(format!("{}/oidc/jwks", app.base)).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app.client.get(app.url(&paths::oidc_jwks())).send().await.unwrap().json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "one generation: its RSA key and its P-256 key");
     assert_eq!((keys[0]["kty"].as_str(), keys[0]["alg"].as_str()), (Some("RSA"), Some("RS256")));
@@ -313,7 +325,7 @@ async fn a_wrong_redirect_uri_gets_an_error_page_and_no_redirect() {
     {
         let path = authorize_path(&client_id, &challenge, "")
             .replace(&crate::helpers::enc(REDIRECT), &crate::helpers::enc(redirect));
-        let resp = b.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let resp = b.get(app.url(&path)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 400, "{redirect}");
         assert!(resp.headers().get("location").is_none());
         assert!(resp.text().await.unwrap().contains("redirect_uri"));
@@ -341,7 +353,7 @@ async fn missing_or_plain_pkce_is_sent_back_to_the_app_as_invalid_request() {
         authorize_path(&client_id, "short", ""),
     ];
     for path in cases {
-        let resp = b.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let resp = b.get(app.url(&path)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 303, "{path}");
         let back = query_of(&location(&resp));
         assert_eq!(back["error"], "invalid_request", "{path}");
@@ -365,10 +377,7 @@ async fn a_code_works_once_and_a_replay_revokes_what_it_gave() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let (client_id, secret) = confidential_app(&app, &ent).await;
-    let b = signed_in_browser(&app, PHONE, 1).await;
-    let (verifier, challenge) = pkce();
-    let code = code_for(&app, &b, &client_id, &challenge).await;
+    let CodeIssued { client_id, secret, b: _, verifier, code } = code_issued(&app, &ent).await;
 
     let (wrong_verifier, _) = pkce();
     let (status, body) = exchange(&app, &client_id, &secret, &code, &wrong_verifier).await;
@@ -440,17 +449,14 @@ async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
-    let (client_id, secret) = confidential_app(&app, &ent).await;
-    let b = signed_in_browser(&app, PHONE, 1).await;
-    let (verifier, challenge) = pkce();
-    let code = code_for(&app, &b, &client_id, &challenge).await;
+    let CodeIssued { client_id, secret, b: _, verifier, code } = code_issued(&app, &ent).await;
     let (status, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.status().as_u16(), 200);
 
     let id = member["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/members/{id}/disable"), &ent.key, json!({})).await.assert_status(200);
+    app.disable_member(id, &ent.key).await.assert_status(200);
     assert_eq!(introspect(&app, &client_id, &secret, access).await, json!({"active": false}));
     let resp = userinfo(&app, access).await;
     assert_eq!(resp.status().as_u16(), 401);
@@ -458,11 +464,11 @@ async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
     let refreshed = refresh(&app, &client_id, &secret, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.1["error"], "invalid_grant");
     // Enabling the member again does not bring the old tokens back.
-    app.post(&format!("/api/v1/members/{id}/enable"), &ent.key, json!({})).await.assert_status(200);
+    app.post(&paths::member_enable(id), &ent.key, json!({})).await.assert_status(200);
     assert_eq!(introspect(&app, &client_id, &secret, access).await["active"], false);
 
     // Admins see both sessions, the device's and the app's, and why they ended.
-    let sessions = app.get(&format!("/api/v1/members/{id}/sessions"), &ent.key).await;
+    let sessions = app.get(&paths::member_sessions(id), &ent.key).await;
     sessions.assert_status(200);
     let items = sessions.body["items"].as_array().unwrap();
     let kinds: Vec<&str> = items.iter().map(|s| s["kind"].as_str().unwrap()).collect();
@@ -477,10 +483,7 @@ async fn parallel_redemptions_of_one_code_and_refreshes_of_one_token_succeed_onc
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let (client_id, secret) = confidential_app(&app, &ent).await;
-    let b = signed_in_browser(&app, PHONE, 1).await;
-    let (verifier, challenge) = pkce();
-    let code = code_for(&app, &b, &client_id, &challenge).await;
+    let CodeIssued { client_id, secret, b, verifier, code } = code_issued(&app, &ent).await;
     let outcomes = futures_join(10, || exchange(&app, &client_id, &secret, &code, &verifier)).await;
     assert_eq!(outcomes.iter().filter(|(s, _)| *s == 200).count(), 1, "{outcomes:?}");
     assert_eq!(app.count("oidc_grants").await, 1);
@@ -521,7 +524,7 @@ async fn a_public_client_uses_pkce_without_a_secret() {
     assert_eq!(query_of(&location(&resp))["error"], "invalid_scope", "phone and profile are not this app's");
     let (verifier, challenge) = pkce();
     let path = authorize_path(client_id, &challenge, "").replace("scope=openid%20profile%20phone", "scope=openid");
-    let resp = b.get(format!("{}{path}", app.base)).send().await.unwrap();
+    let resp = b.get(app.url(&path)).send().await.unwrap();
     let code = query_of(&location(&resp))["code"].clone();
     let form = [
         ("grant_type", "authorization_code"),
@@ -546,7 +549,7 @@ async fn signing_keys_rotate_with_the_next_key_published_before_it_signs() {
     let (client_id, secret) = confidential_app(&app, &ent).await;
     // The RSA kids (each generation also publishes its P-256 key as `<kid>-es`, rotating with it).
     let kids = || async {
-        let jwks: Value = app.client.get(format!("{}/oidc/jwks", app.base)).send().await.unwrap().json().await.unwrap();
+        let jwks: Value = app.client.get(app.url(&paths::oidc_jwks())).send().await.unwrap().json().await.unwrap();
         let all: Vec<String> =
             jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect();
         let rsa: Vec<String> = all.iter().filter(|k| !k.ends_with("-es")).cloned().collect();
@@ -596,22 +599,19 @@ async fn rp_initiated_logout_ends_the_browser_session_and_returns_to_the_app() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let (client_id, secret) = confidential_app(&app, &ent).await;
-    let b = signed_in_browser(&app, PHONE, 1).await;
-    let (verifier, challenge) = pkce();
-    let code = code_for(&app, &b, &client_id, &challenge).await;
+    let CodeIssued { client_id, secret, b, verifier, code } = code_issued(&app, &ent).await;
     let (_, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
     let hint = tokens["id_token"].as_str().unwrap();
 
     // Without a hint, a bare GET only asks to confirm.
-    let resp = b.get(format!("{}/oidc/logout", app.base)).send().await.unwrap();
+    let resp = b.get(app.url(&paths::oidc_logout())).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(b.get(format!("{}/", app.base)).send().await.unwrap().status().as_u16(), 200, "still signed in");
     // An unregistered return address is refused.
     let resp = b
         .get(format!(
-            "{}/oidc/logout?id_token_hint={hint}&post_logout_redirect_uri={}",
-            app.base,
+            "{}?id_token_hint={hint}&post_logout_redirect_uri={}",
+            app.url(&paths::oidc_logout()),
             crate::helpers::enc("https://evil.example.com/")
         ))
         .send()
@@ -620,8 +620,8 @@ async fn rp_initiated_logout_ends_the_browser_session_and_returns_to_the_app() {
     assert_eq!(resp.status().as_u16(), 400);
     let resp = b
         .get(format!(
-            "{}/oidc/logout?id_token_hint={hint}&post_logout_redirect_uri={}&state=bye",
-            app.base,
+            "{}?id_token_hint={hint}&post_logout_redirect_uri={}&state=bye",
+            app.url(&paths::oidc_logout()),
             crate::helpers::enc(LOGOUT_BACK)
         ))
         .send()
@@ -648,18 +648,17 @@ async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
     let stored: String = sqlx::query_scalar("SELECT secret_hash FROM apps").fetch_one(&db).await.unwrap();
     assert!(!stored.contains(secret) && stored.len() == 64, "only a hash is stored");
 
-    let got = app.get(&format!("/api/v1/apps/{id}"), &ent.key).await;
+    let got = app.get(&paths::app(id), &ent.key).await;
     got.assert_status(200);
     assert!(got.body.get("client_secret").is_none());
-    assert_eq!(app.get("/api/v1/apps", &ent.key).await.body["items"].as_array().unwrap().len(), 1);
-    let patched =
-        app.patch(&format!("/api/v1/apps/{id}"), &ent.key, json!({"name": "Team Wiki", "scopes": ["openid"]})).await;
+    assert_eq!(app.get(&paths::apps(), &ent.key).await.body["items"].as_array().unwrap().len(), 1);
+    let patched = app.patch(&paths::app(id), &ent.key, json!({"name": "Team Wiki", "scopes": ["openid"]})).await;
     patched.assert_status(200);
     assert_eq!(patched.body["scopes"], json!(["openid"]));
 
     let bad = app
         .post(
-            "/api/v1/apps",
+            &paths::apps(),
             &ent.key,
             json!({"name": "", "redirect_uris": ["http://app.example.com/cb", "https://x/#f"], "scopes": ["address"]}),
         )
@@ -671,12 +670,12 @@ async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
     }
 
     // Another enterprise's key sees nothing and changes nothing.
-    app.get(&format!("/api/v1/apps/{id}"), &other.key).await.assert_problem(404, "not_found");
-    app.delete(&format!("/api/v1/apps/{id}"), &other.key).await.assert_problem(404, "not_found");
-    app.post(&format!("/api/v1/apps/{id}/secret"), &other.key, json!({})).await.assert_problem(404, "not_found");
-    assert_eq!(app.get("/api/v1/apps", &other.key).await.body["items"], json!([]));
+    app.get(&paths::app(id), &other.key).await.assert_problem(404, "not_found");
+    app.delete(&paths::app(id), &other.key).await.assert_problem(404, "not_found");
+    app.post(&paths::app_secret(id), &other.key, json!({})).await.assert_problem(404, "not_found");
+    assert_eq!(app.get(&paths::apps(), &other.key).await.body["items"], json!([]));
 
-    let rotated = app.post(&format!("/api/v1/apps/{id}/secret"), &ent.key, json!({})).await;
+    let rotated = app.post(&paths::app_secret(id), &ent.key, json!({})).await;
     rotated.assert_status(200);
     let new_secret = rotated.body["client_secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
@@ -686,7 +685,7 @@ async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
         async move {
             let resp = app
                 .client
-                .post(format!("{}/oidc/introspect", app.base))
+                .post(app.url(&paths::oidc_introspect()))
                 .basic_auth(&id, Some(s))
                 .form(&[("token", "x")])
                 .send()
@@ -698,7 +697,7 @@ async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
     assert_eq!(probe(secret.to_string()).await, 401, "the old secret stopped working");
     assert_eq!(probe(new_secret.to_string()).await, 200);
 
-    app.delete(&format!("/api/v1/apps/{id}"), &ent.key).await.assert_status(204);
+    app.delete(&paths::app(id), &ent.key).await.assert_status(204);
     assert_eq!(app.count("apps").await, 0);
     let actions: Vec<String> =
         app.audit(&ent, "").await.iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();

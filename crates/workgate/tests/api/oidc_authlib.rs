@@ -3,6 +3,7 @@
 //! Authlib is missing, the test says so and passes without running.
 
 use crate::helpers::TestApp;
+use crate::paths;
 use serde_json::json;
 use std::process::Command;
 
@@ -26,13 +27,13 @@ async fn authlib_runs_the_code_flow_against_the_server() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
-    let created = app.post("/api/v1/apps", &ent.key, json!({"name": "Python app", "redirect_uris": [REDIRECT]})).await;
+    let created = app.post(&paths::apps(), &ent.key, json!({"name": "Python app", "redirect_uris": [REDIRECT]})).await;
     created.assert_status(201);
 
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
-    let login_id = started.body["login_id"].as_str().unwrap().to_string();
+    let started = app.start_login(PHONE).await;
+    let login_id = started.login_id();
     let code = app.code_for(PHONE, 2).await;
-    let done = app.post_anon(&format!("/api/v1/login/{login_id}/code"), json!({"code": code})).await;
+    let done = app.submit_code(&login_id, &code).await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/relying_parties/authlib_rp.py");

@@ -8,6 +8,7 @@ use super::oidc::{
     PHONE, REDIRECT, authorize_path, browser, confidential_app, exchange, introspect, jwt_claims, location, pkce,
     query_of, signed_in_browser,
 };
+use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +46,7 @@ impl World {
         let (_, challenge) = pkce();
         let path = authorize_path(&self.client_id, &challenge, extra)
             .replace("scope=openid%20profile%20phone", &format!("scope={}", enc(scope)));
-        let resp = b.get(format!("{}{path}", self.app.base)).send().await.unwrap();
+        let resp = b.get(self.app.url(&path)).send().await.unwrap();
         (resp.status().as_u16(), location(&resp))
     }
 
@@ -58,7 +59,7 @@ impl World {
         let (verifier, challenge) = pkce();
         let path = authorize_path(&self.client_id, &challenge, extra)
             .replace("scope=openid%20profile%20phone", &format!("scope={}", enc(scope)));
-        let resp = self.b.get(format!("{}{path}", self.app.base)).send().await.unwrap();
+        let resp = self.b.get(self.app.url(&path)).send().await.unwrap();
         let back = location(&resp);
         assert!(back.starts_with(REDIRECT), "a code for {scope} {extra}: {back}");
         let params = query_of(&back);
@@ -70,12 +71,12 @@ impl World {
 
     /// The provider's discovery document.
     async fn discovery(&self) -> Value {
-        let url = format!("{}/.well-known/openid-configuration", self.app.base);
+        let url = self.app.url(&paths::discovery());
         self.app.client.get(url).send().await.unwrap().json().await.unwrap()
     }
 
     async fn userinfo(&self, access: &str) -> Value {
-        let resp = self.app.client.get(format!("{}/oidc/userinfo", self.app.base)).bearer_auth(access).send().await;
+        let resp = self.app.client.get(self.app.url(&paths::oidc_userinfo())).bearer_auth(access).send().await;
         let resp = resp.unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         resp.json().await.unwrap()
@@ -115,7 +116,7 @@ async fn oidcc_response_type_missing_is_an_error_at_the_app() {
     assert!(back.contains("code="), "the control: with response_type there is a code");
     let (_, challenge) = pkce();
     let path = authorize_path(&w.client_id, &challenge, "").replace("response_type=code&", "");
-    let resp = w.b.get(format!("{}{path}", w.app.base)).send().await.unwrap();
+    let resp = w.b.get(w.app.url(&path)).send().await.unwrap();
     let error = app_error(resp.status().as_u16(), &location(&resp), &w.app.base);
     assert!(error == "unsupported_response_type" || error == "invalid_request", "{error}");
 }
@@ -124,7 +125,7 @@ async fn oidcc_response_type_missing_is_an_error_at_the_app() {
 async fn oidcc_userinfo_get_post_header_and_post_body() {
     let w = World::new().await;
     let access = w.tokens("openid profile", "").await["access_token"].as_str().unwrap().to_string();
-    let url = format!("{}/oidc/userinfo", w.app.base);
+    let url = w.app.url(&paths::oidc_userinfo());
     let by_get = w.userinfo(&access).await;
     assert_eq!(by_get["sub"], w.member_id.as_str());
     assert_eq!(by_get["name"], "Zhang San");
@@ -147,7 +148,7 @@ async fn oidcc_ensure_request_without_nonce_succeeds_for_code_flow() {
     let w = World::new().await;
     let (verifier, challenge) = pkce();
     let path = authorize_path(&w.client_id, &challenge, "").replace("&nonce=n0nce", "");
-    let back = location(&w.b.get(format!("{}{path}", w.app.base)).send().await.unwrap());
+    let back = location(&w.b.get(w.app.url(&path)).send().await.unwrap());
     let code = query_of(&back)["code"].clone();
     let (status, tokens) = exchange(&w.app, &w.client_id, &w.secret, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
@@ -268,7 +269,7 @@ async fn oidcc_login_hint_fills_in_the_number_on_the_login_page() {
     let (status, back) = w.authorize_in(&b, "openid", "&login_hint=13900139001").await;
     assert_eq!(status, 303);
     assert!(back.starts_with("/login?") && back.contains("login_hint=13900139001"), "{back}");
-    let page = b.get(format!("{}{back}", w.app.base)).send().await.unwrap().text().await.unwrap();
+    let page = b.get(w.app.url(&back)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("value=\"13900139001\""), "the number is filled in: {page}");
 }
 
@@ -278,7 +279,7 @@ async fn oidcc_ui_locales_picks_the_language_of_the_login_page() {
     let b = browser();
     let (_, back) = w.authorize_in(&b, "openid", "&ui_locales=fr-FR%20zh-CN%20en").await;
     assert!(back.contains("lang=zh-CN"), "the first language the pages speak: {back}");
-    let page = b.get(format!("{}{back}", w.app.base)).send().await.unwrap().text().await.unwrap();
+    let page = b.get(w.app.url(&back)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<h1>登录</h1>"), "{page}");
 }
 
@@ -288,7 +289,7 @@ async fn oidcc_ensure_registered_redirect_uri_is_compared_exactly() {
     let (_, challenge) = pkce();
     let path = authorize_path(&w.client_id, &challenge, "")
         .replace(&enc(REDIRECT), &enc("https://app.example.com/callback?x=1"));
-    let resp = w.b.get(format!("{}{path}", w.app.base)).send().await.unwrap();
+    let resp = w.b.get(w.app.url(&path)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.headers().get("location").is_none(), "never sent to an unregistered address");
 }
@@ -348,13 +349,13 @@ async fn the_authorization_endpoint_takes_post_as_well_as_get() {
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    let resp = w.b.post(format!("{}/oidc/authorize", w.app.base)).form(&form).send().await.unwrap();
+    let resp = w.b.post(w.app.url(&paths::oidc_authorize())).form(&form).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303);
     let back = query_of(&location(&resp));
     let (status, tokens) = exchange(&w.app, &w.client_id, &w.secret, &back["code"], &verifier).await;
     assert_eq!(status, 200, "{tokens}");
     // Without a session, a POST request waits for the login like a GET one.
-    let resp = browser().post(format!("{}/oidc/authorize", w.app.base)).form(&form).send().await.unwrap();
+    let resp = browser().post(w.app.url(&paths::oidc_authorize())).form(&form).send().await.unwrap();
     assert_eq!(location(&resp), "/login");
 }
 
@@ -381,7 +382,7 @@ async fn the_first_id_token_of_a_new_server_is_signed_while_time_moves_under_it(
 async fn verified(w: &World, id_token: &str) -> (jsonwebtoken::Header, Value) {
     let header = jsonwebtoken::decode_header(id_token).expect("a JWS header");
     let kid = header.kid.clone().expect("a kid");
-    let jwks: Value = w.app.client.get(format!("{}/oidc/jwks", w.app.base)).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = w.app.client.get(w.app.url(&paths::oidc_jwks())).send().await.unwrap().json().await.unwrap();
     let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).expect("published").clone();
     let part = |name: &str| jwk[name].as_str().unwrap_or_else(|| panic!("{name} in {jwk}")).to_string();
     let key = match header.alg {
@@ -409,7 +410,7 @@ async fn an_app_registered_for_es256_gets_id_tokens_signed_with_a_published_p256
     let (header, _) = verified(&w, rs["id_token"].as_str().unwrap()).await;
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256, "RS256 by default");
 
-    let path = format!("/api/v1/apps/{}", w.client_id);
+    let path = paths::app(&w.client_id);
     let changed = w.app.patch(&path, &w.key, json!({"id_token_signed_response_alg": "ES256"})).await;
     changed.assert_status(200);
     assert_eq!(changed.body["id_token_signed_response_alg"], "ES256");
@@ -445,7 +446,7 @@ async fn a_generation_without_a_p256_key_gets_one_when_an_es256_app_first_needs_
     sqlx::query("UPDATE signing_keys SET ec_private = NULL, ec_public_jwk = NULL").execute(&db).await.unwrap();
     // The server's own cache of the keys answers for at most a second after a write it did not make.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let path = format!("/api/v1/apps/{}", w.client_id);
+    let path = paths::app(&w.client_id);
     w.app.patch(&path, &w.key, json!({"id_token_signed_response_alg": "ES256"})).await.assert_status(200);
     let first = w.tokens("openid", "").await["id_token"].as_str().unwrap().to_string();
     let (header, _) = verified(&w, &first).await;

@@ -4,6 +4,7 @@
 
 pub(crate) use super::oidc::{REDIRECT, register_app as register, signed_in_browser};
 use crate::helpers::TestApp;
+use crate::paths;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -16,11 +17,12 @@ pub(crate) async fn tokens_for(app: &TestApp, b: &reqwest::Client, client_id: &s
     let verifier = URL_SAFE_NO_PAD.encode(workgate_domain::secret::random_bytes::<32>());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let path = format!(
-        "/oidc/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid\
+        "{}?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid\
          &state=st4te&nonce=n0nce&code_challenge={challenge}&code_challenge_method=S256",
+        paths::oidc_authorize(),
         crate::helpers::enc(REDIRECT)
     );
-    let resp = b.get(format!("{}{path}", app.base)).send().await.unwrap();
+    let resp = b.get(app.url(&path)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303);
     let back = resp.headers().get("location").unwrap().to_str().unwrap().to_string();
     let code = url::Url::parse(&back).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
@@ -34,7 +36,7 @@ pub(crate) async fn tokens_for(app: &TestApp, b: &reqwest::Client, client_id: &s
     if let Some(s) = secret {
         form.push(("client_secret", s));
     }
-    let resp = app.client.post(format!("{}/oidc/token", app.base)).form(&form).send().await.unwrap();
+    let resp = app.client.post(app.url(&paths::oidc_token())).form(&form).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     resp.json().await.unwrap()
 }
@@ -46,7 +48,7 @@ async fn post_form(
     basic: Option<(&str, Option<&str>)>,
     form: &[(&str, &str)],
 ) -> (u16, Option<String>, Value) {
-    let mut req = app.client.post(format!("{}{path}", app.base)).form(form);
+    let mut req = app.client.post(app.url(path)).form(form);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, secret);
     }
@@ -85,33 +87,33 @@ async fn a_public_client_cannot_introspect_but_revokes_its_own_tokens() {
         if basic.is_none() {
             form.push(("client_id", public_id.as_str()));
         }
-        let (status, challenge, body) = post_form(&app, "/oidc/introspect", basic, &form).await;
+        let (status, challenge, body) = post_form(&app, &paths::oidc_introspect(), basic, &form).await;
         assert_eq!(status, 401, "{basic:?}: {body}");
         assert_eq!(body["error"], "invalid_client", "{body}");
         assert!(body.get("active").is_none(), "{body}");
         assert!(challenge.is_some_and(|c| c.starts_with("Basic")), "a 401 names the scheme");
     }
     // No credentials at all: the same.
-    let (status, _, body) = post_form(&app, "/oidc/introspect", None, &[("token", spa_access)]).await;
+    let (status, _, body) = post_form(&app, &paths::oidc_introspect(), None, &[("token", spa_access)]).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
 
     // A confidential app of the enterprise still introspects, the public app's token included.
     let basic = Some((wiki_id.as_str(), Some(wiki_secret.as_str())));
-    let (status, _, body) = post_form(&app, "/oidc/introspect", basic, &[("token", spa_access)]).await;
+    let (status, _, body) = post_form(&app, &paths::oidc_introspect(), basic, &[("token", spa_access)]).await;
     assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
 
     // Revocation by the public app, its client_id alone: another app's token is left alone...
     let form = [("token", wiki_access), ("client_id", public_id.as_str())];
-    let (status, _, _) = post_form(&app, "/oidc/revoke", None, &form).await;
+    let (status, _, _) = post_form(&app, &paths::oidc_revoke(), None, &form).await;
     assert_eq!(status, 200, "unknown and foreign tokens are answered alike");
-    let (_, _, body) = post_form(&app, "/oidc/introspect", basic, &[("token", wiki_access)]).await;
+    let (_, _, body) = post_form(&app, &paths::oidc_introspect(), basic, &[("token", wiki_access)]).await;
     assert_eq!(body["active"], true, "the public app cannot revoke the wiki's token");
     // ...its own refresh token ends its grant.
     let spa_refresh = spa_tokens["refresh_token"].as_str().unwrap();
     let form = [("token", spa_refresh), ("client_id", public_id.as_str())];
-    let (status, _, body) = post_form(&app, "/oidc/revoke", None, &form).await;
+    let (status, _, body) = post_form(&app, &paths::oidc_revoke(), None, &form).await;
     assert_eq!(status, 200, "{body}");
-    let (_, _, body) = post_form(&app, "/oidc/introspect", basic, &[("token", spa_access)]).await;
+    let (_, _, body) = post_form(&app, &paths::oidc_introspect(), basic, &[("token", spa_access)]).await;
     assert_eq!(body, json!({"active": false}), "the grant is revoked");
     let pool = app.db().await;
     let revoked: i64 =
@@ -125,19 +127,12 @@ async fn a_public_client_cannot_introspect_but_revokes_its_own_tokens() {
 
     // A public app cannot pretend to have a secret at revocation either.
     let (status, _, body) =
-        post_form(&app, "/oidc/revoke", Some((public_id.as_str(), Some("guess"))), &[("token", spa_access)]).await;
+        post_form(&app, &paths::oidc_revoke(), Some((public_id.as_str(), Some("guess"))), &[("token", spa_access)])
+            .await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
 
     // Discovery does not offer `none` for introspection, and still does for revocation.
-    let discovery: Value = app
-        .client
-        .get(format!("{}/.well-known/openid-configuration", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery: Value = app.client.get(app.url(&paths::discovery())).send().await.unwrap().json().await.unwrap();
     assert_eq!(
         discovery["introspection_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post"])

@@ -6,6 +6,7 @@
 //! missing, the test says so and passes without running.
 
 use super::helpers::TestApp;
+use crate::paths;
 use serde_json::json;
 use std::process::Command;
 
@@ -37,7 +38,7 @@ async fn openid_client_runs_the_code_flow_against_the_server() {
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let confidential = app
         .post(
-            "/api/v1/apps",
+            &paths::apps(),
             &ent.key,
             json!({"name": "Node app", "redirect_uris": [REDIRECT], "post_logout_redirect_uris": [LOGOUT_BACK]}),
         )
@@ -45,7 +46,7 @@ async fn openid_client_runs_the_code_flow_against_the_server() {
     confidential.assert_status(201);
     let public = app
         .post(
-            "/api/v1/apps",
+            &paths::apps(),
             &ent.key,
             json!({"name": "Node SPA", "client_type": "public", "redirect_uris": [REDIRECT]}),
         )
@@ -53,11 +54,11 @@ async fn openid_client_runs_the_code_flow_against_the_server() {
     public.assert_status(201);
     assert!(public.body.get("client_secret").is_none_or(|s| s.is_null()), "{}", public.text);
 
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
+    let started = app.start_login(PHONE).await;
     started.assert_status(200);
-    let login_id = started.body["login_id"].as_str().unwrap().to_string();
+    let login_id = started.login_id();
     let code = app.code_for(PHONE, 2).await;
-    let done = app.post_anon(&format!("/api/v1/login/{login_id}/code"), json!({"code": code})).await;
+    let done = app.submit_code(&login_id, &code).await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
 
     let script = format!("{RELYING_PARTIES}/openid_client_rp.mjs");

@@ -2,6 +2,7 @@
 //! not a mobile number is refused with `invalid_phone` and nothing is stored.
 
 use crate::helpers::{TestApp, enc};
+use crate::paths;
 use serde_json::json;
 
 const FORMS: [&str; 8] = [
@@ -41,9 +42,9 @@ async fn every_form_of_a_stored_number_is_the_same_member() {
     let ent = app.enterprise("Acme", "13800138000").await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     for form in FORMS {
-        let reply = app.post("/api/v1/members", &ent.key, json!({"name": "Again", "phone": form})).await;
+        let reply = app.post(&paths::members(), &ent.key, json!({"name": "Again", "phone": form})).await;
         reply.assert_problem(409, "conflict");
-        let lookup = app.get(&format!("/api/v1/members/lookup?phone={}", enc(form)), &ent.key).await;
+        let lookup = app.get(&paths::member_lookup_phone(&enc(form)), &ent.key).await;
         lookup.assert_status(200);
         assert_eq!(lookup.body["member"]["id"], m["id"], "{form}");
     }
@@ -79,7 +80,7 @@ async fn landlines_garbage_and_too_short_numbers_are_invalid_phone_and_store_not
         "+",
         "400 810 8888", // a company hotline
     ] {
-        let reply = app.post("/api/v1/members", &ent.key, json!({"name": "X", "phone": phone})).await;
+        let reply = app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": phone})).await;
         reply.assert_problem(422, "invalid_phone");
         assert!(!reply.body["detail"].as_str().unwrap().is_empty(), "detail tells what was understood");
     }
@@ -91,7 +92,7 @@ async fn landlines_garbage_and_too_short_numbers_are_invalid_phone_and_store_not
 async fn an_invalid_phone_says_what_was_understood() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
-    let reply = app.post("/api/v1/members", &ent.key, json!({"name": "X", "phone": "010 6552 9988"})).await;
+    let reply = app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": "010 6552 9988"})).await;
     reply.assert_problem(422, "invalid_phone");
     let detail = reply.body["detail"].as_str().unwrap();
     assert!(detail.contains("+861065529988"), "{detail}");
@@ -103,7 +104,7 @@ async fn patching_a_phone_normalises_it_and_refuses_a_landline() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
-    let path = format!("/api/v1/members/{}", m["id"].as_str().unwrap());
+    let path = paths::member(m["id"].as_str().unwrap());
     let reply = app.patch(&path, &ent.key, json!({"phone": "0086 137-0013-7002"})).await;
     reply.assert_status(200);
     assert_eq!(reply.body["phone"], "+8613700137002");

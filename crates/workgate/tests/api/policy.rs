@@ -2,6 +2,7 @@
 //! policy, each re-verification reason, device limits and approval, passwords.
 
 use crate::helpers::{Reply, TestApp, TestEnterprise};
+use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,12 +31,12 @@ impl World {
     }
 
     async fn put_policy(&self, changes: Value) {
-        let mut policy = self.app.get("/api/v1/policy", &self.ent.key).await.body;
+        let mut policy = self.app.get(&paths::policy(), &self.ent.key).await.body;
         for (k, v) in changes.as_object().unwrap() {
             policy[k] = v.clone();
         }
         self.app
-            .request(reqwest::Method::PUT, "/api/v1/policy", Some(&self.ent.key), Some(policy))
+            .request(reqwest::Method::PUT, &paths::policy(), Some(&self.ent.key), Some(policy))
             .await
             .assert_status(200);
     }
@@ -47,12 +48,12 @@ impl World {
         if let Some(d) = device_id {
             body["device_id"] = json!(d);
         }
-        let started = self.app.post_anon("/api/v1/login/start", body).await;
+        let started = self.app.post_anon(&paths::login_start(), body).await;
         started.assert_status(200);
         self.sms += 1;
         let code = self.app.code_for(PHONE, self.sms).await;
-        let login = started.body["login_id"].as_str().unwrap().to_string();
-        let reply = self.app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
+        let login = started.login_id();
+        let reply = self.app.submit_code(&login, &code).await;
         (login, reply)
     }
 
@@ -69,7 +70,7 @@ impl World {
         if let Some(v) = app_version {
             body["app_version"] = json!(v);
         }
-        self.app.post_anon("/api/v1/token/refresh", body).await
+        self.app.post_anon(&paths::token_refresh(), body).await
     }
 }
 
@@ -138,10 +139,10 @@ async fn an_admin_revoking_the_device_asks_it_to_reverify() {
     let mut w = World::new().await;
     let session = w.sign_in(None).await;
     let device = session["device_id"].as_str().unwrap().to_string();
-    let devices = w.app.get(&format!("/api/v1/members/{}/devices", w.member_id), &w.ent.key).await;
+    let devices = w.app.get(&paths::member_devices(&w.member_id), &w.ent.key).await;
     assert_eq!(devices.body["items"][0]["id"], device.as_str());
-    w.app.delete(&format!("/api/v1/members/{}/devices/{device}", w.member_id), &w.ent.key).await.assert_status(204);
-    w.app.get("/api/v1/me", session["access_token"].as_str().unwrap()).await.assert_problem(401, "unauthorized");
+    w.app.delete(&paths::member_device(&w.member_id, &device), &w.ent.key).await.assert_status(204);
+    w.app.get(&paths::me(), session["access_token"].as_str().unwrap()).await.assert_problem(401, "unauthorized");
     assert_reverify(&w.refresh(&session, None).await, "device_revoked");
     let again = w.sign_in(Some(&device)).await;
     assert_eq!(again["device_id"], device.as_str());
@@ -167,7 +168,7 @@ async fn the_policy_token_lifetime_applies_to_new_sessions() {
     assert_eq!(reply.body["session"]["expires_in"], 120);
     let access = reply.body["session"]["access_token"].as_str().unwrap().to_string();
     w.clock.advance(Duration::from_secs(121));
-    w.app.get("/api/v1/me", &access).await.assert_problem(401, "unauthorized");
+    w.app.get(&paths::me(), &access).await.assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
@@ -180,10 +181,7 @@ async fn the_device_limit_is_enforced() {
     // The known device may still verify again; after signing it out, a new one may join.
     let again = w.sign_in(first["device_id"].as_str()).await;
     let token = again["access_token"].as_str().unwrap();
-    w.app
-        .delete(&format!("/api/v1/me/devices/{}", first["device_id"].as_str().unwrap()), token)
-        .await
-        .assert_status(204);
+    w.app.delete(&paths::me_device(first["device_id"].as_str().unwrap()), token).await.assert_status(204);
     w.sign_in(None).await;
 }
 
@@ -195,21 +193,16 @@ async fn a_new_device_waits_for_approval_then_finishes() {
     step.assert_status(200);
     assert_eq!(step.body["next"], "pending_approval");
     let device = step.body["device_id"].as_str().unwrap().to_string();
-    let waiting = w.app.post_anon(&format!("/api/v1/login/{login}/continue"), json!({})).await;
+    let waiting = w.app.post_anon(&paths::login_continue(&login), json!({})).await;
     waiting.assert_problem(403, "device_pending_approval");
     assert_eq!(waiting.body["device_id"], device.as_str());
-    let devices = w.app.get(&format!("/api/v1/members/{}/devices", w.member_id), &w.ent.key).await;
+    let devices = w.app.get(&paths::member_devices(&w.member_id), &w.ent.key).await;
     assert_eq!(devices.body["items"][0]["state"], "pending");
     w.app
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/members/{}/devices/{device}/approve", w.member_id),
-            Some(&w.ent.key),
-            None,
-        )
+        .request(reqwest::Method::POST, &paths::member_device_approve(&w.member_id, &device), Some(&w.ent.key), None)
         .await
         .assert_status(204);
-    let done = w.app.post_anon(&format!("/api/v1/login/{login}/continue"), json!({})).await;
+    let done = w.app.post_anon(&paths::login_continue(&login), json!({})).await;
     done.assert_status(200);
     assert_eq!(done.body["next"], "done");
     assert_eq!(done.body["session"]["device_id"], device.as_str());
@@ -224,7 +217,7 @@ async fn a_password_is_set_at_activation_and_asked_for_later() {
     w.put_policy(json!({"require_password": true})).await;
     let (login, step) = w.code_step(None).await;
     assert_eq!(step.body["next"], "set_password", "{}", step.text);
-    let path = format!("/api/v1/login/{login}/password");
+    let path = paths::login_password(&login);
     for weak in ["short", "password1234", "13900139001abc", "zhangsan1990"] {
         w.app.post_anon(&path, json!({"password": weak})).await.assert_problem(422, "password_too_weak");
     }
@@ -239,7 +232,7 @@ async fn a_password_is_set_at_activation_and_asked_for_later() {
     // Later logins ask for it.
     let (login, step) = w.code_step(None).await;
     assert_eq!(step.body["next"], "password");
-    let path = format!("/api/v1/login/{login}/password");
+    let path = paths::login_password(&login);
     w.app.post_anon(&path, json!({"password": "not-the-password-42"})).await.assert_problem(401, "password_invalid");
     let done = w.app.post_anon(&path, json!({"password": STRONG})).await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
@@ -250,9 +243,9 @@ async fn wrong_passwords_are_throttled_and_an_admin_can_require_a_reset() {
     let mut w = World::new().await;
     w.put_policy(json!({"require_password": true})).await;
     let (login, _) = w.code_step(None).await;
-    w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await.assert_status(200);
+    w.app.post_anon(&paths::login_password(&login), json!({"password": STRONG})).await.assert_status(200);
     let (login, _) = w.code_step(None).await;
-    let path = format!("/api/v1/login/{login}/password");
+    let path = paths::login_password(&login);
     for _ in 0..5 {
         w.app.post_anon(&path, json!({"password": "wrong-but-long-77"})).await.assert_problem(401, "password_invalid");
     }
@@ -261,20 +254,12 @@ async fn wrong_passwords_are_throttled_and_an_admin_can_require_a_reset() {
     assert!(throttled.headers.contains_key("retry-after"));
 
     w.app
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/members/{}/password-reset", w.member_id),
-            Some(&w.ent.key),
-            None,
-        )
+        .request(reqwest::Method::POST, &paths::member_password_reset(&w.member_id), Some(&w.ent.key), None)
         .await
         .assert_status(204);
     let (login, step) = w.code_step(None).await;
     assert_eq!(step.body["next"], "set_password");
-    let done = w
-        .app
-        .post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": "another-cobalt-heron-19"}))
-        .await;
+    let done = w.app.post_anon(&paths::login_password(&login), json!({"password": "another-cobalt-heron-19"})).await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
 }
 
@@ -283,11 +268,11 @@ async fn twenty_parallel_wrong_passwords_are_counted_before_they_are_judged() {
     let mut w = World::new().await;
     w.put_policy(json!({"require_password": true})).await;
     let (login, _) = w.code_step(None).await;
-    w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await.assert_status(200);
+    w.app.post_anon(&paths::login_password(&login), json!({"password": STRONG})).await.assert_status(200);
     let (login, _) = w.code_step(None).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
-        let (client, url) = (w.app.client.clone(), format!("{}/api/v1/login/{login}/password", w.app.base));
+        let (client, url) = (w.app.client.clone(), w.app.url(&paths::login_password(&login)));
         tasks.spawn(async move {
             let resp = client.post(url).json(&json!({"password": format!("wrong-but-long-{i}")})).send().await;
             TestApp::read(resp.expect("sent")).await
@@ -304,12 +289,12 @@ async fn twenty_parallel_wrong_passwords_are_counted_before_they_are_judged() {
     }
     assert!(judged <= 5, "at most the limit is judged: {judged}");
     // One lock of the base length, not one doubled for each parallel guess.
-    let throttled = w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await;
+    let throttled = w.app.post_anon(&paths::login_password(&login), json!({"password": STRONG})).await;
     throttled.assert_problem(429, "rate_limited");
     let wait: i64 = throttled.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(wait <= 60, "locked for the first period only: {wait} s");
     w.clock.advance(Duration::from_secs(61));
-    let done = w.app.post_anon(&format!("/api/v1/login/{login}/password"), json!({"password": STRONG})).await;
+    let done = w.app.post_anon(&paths::login_password(&login), json!({"password": STRONG})).await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
 }
 
@@ -318,34 +303,35 @@ async fn numbers_outside_the_allowed_regions_are_refused() {
     let w = World::new().await;
     w.put_policy(json!({"allowed_regions": ["CN"]})).await;
     w.app
-        .post("/api/v1/members", &w.ent.key, json!({"name": "Sam", "phone": "+1 201 555 0123"}))
+        .post(&paths::members(), &w.ent.key, json!({"name": "Sam", "phone": "+1 201 555 0123"}))
         .await
         .assert_problem(422, "invalid_phone");
     w.put_policy(json!({"allowed_regions": ["US"]})).await;
-    w.app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await.assert_problem(403, "forbidden");
+    w.app.start_login(PHONE).await.assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
 async fn a_policy_with_bad_numbers_is_refused_and_changes_nothing() {
     let w = World::new().await;
-    let before = w.app.get("/api/v1/policy", &w.ent.key).await.body;
+    let before = w.app.get(&paths::policy(), &w.ent.key).await.body;
     let mut bad = before.clone();
     bad.as_object_mut().unwrap().remove("updated_at");
     bad["max_devices"] = json!(0);
     bad["allowed_regions"] = json!(["XX"]);
-    let reply = w.app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&w.ent.key), Some(bad)).await;
+    let reply = w.app.request(reqwest::Method::PUT, &paths::policy(), Some(&w.ent.key), Some(bad)).await;
     reply.assert_problem(422, "validation_failed");
     let fields = reply.error_fields();
     assert!(fields.contains(&"max_devices".to_string()) && fields.contains(&"allowed_regions[0]".to_string()));
-    assert_eq!(w.app.get("/api/v1/policy", &w.ent.key).await.body, before);
+    assert_eq!(w.app.get(&paths::policy(), &w.ent.key).await.body, before);
 }
 
 #[tokio::test]
 async fn the_policy_get_answers_can_be_put_back_changed_unless_someone_changed_it_since() {
     let w = World::new().await;
-    let put = |body: Value| w.app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&w.ent.key), Some(body));
+    let policy = paths::policy();
+    let put = |body: Value| w.app.request(reqwest::Method::PUT, &policy, Some(&w.ent.key), Some(body));
     // Read while the defaults apply (`updated_at` null), change, put back whole.
-    let mut read = w.app.get("/api/v1/policy", &w.ent.key).await.body;
+    let mut read = w.app.get(&paths::policy(), &w.ent.key).await.body;
     assert!(read["updated_at"].is_null(), "{read}");
     read["max_devices"] = json!(3);
     let first = put(read).await;
@@ -360,7 +346,7 @@ async fn the_policy_get_answers_can_be_put_back_changed_unless_someone_changed_i
     // ... and the second one's, made on what it read before, is refused rather than undoing it.
     bob["max_devices"] = json!(4);
     put(bob.clone()).await.assert_problem(409, "conflict");
-    let now = w.app.get("/api/v1/policy", &w.ent.key).await.body;
+    let now = w.app.get(&paths::policy(), &w.ent.key).await.body;
     assert_eq!((now["require_password"].clone(), now["max_devices"].clone()), (json!(true), json!(3)));
     // Without `updated_at` the document simply replaces the policy, as before.
     bob.as_object_mut().unwrap().remove("updated_at");

@@ -5,6 +5,7 @@
 
 use super::oidc::{code_for, confidential_app, exchange, introspect, pkce, refresh};
 use crate::helpers::{Reply, TestApp, TestEnterprise};
+use crate::paths;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -36,17 +37,17 @@ impl Org {
     }
 
     async fn member(&self, phone: &str) -> Value {
-        let reply = self.app.get(&format!("/api/v1/members/{}", self.id(phone)), &self.ent.key).await;
+        let reply = self.app.get_member(self.id(phone), &self.ent.key).await;
         reply.assert_status(200);
         reply.body
     }
 
     async fn patch(&self, token: &str, phone: &str, body: Value) -> Reply {
-        self.app.patch(&format!("/api/v1/members/{}", self.id(phone)), token, body).await
+        self.app.patch_member(self.id(phone), token, body).await
     }
 
     async fn status(&self, token: &str, phone: &str, change: &str) -> Reply {
-        self.app.post(&format!("/api/v1/members/{}/{change}", self.id(phone)), token, json!({})).await
+        self.app.post(&paths::member_action(self.id(phone), change), token, json!({})).await
     }
 }
 
@@ -127,7 +128,7 @@ async fn an_admin_cannot_import_itself_or_a_new_member_as_owner() {
         {"name": "New Dept Admin", "phone": "+8613700137004", "role": "department_admin",
          "admin_departments": [o.member(ENG_MEMBER).await["departments"][0]]},
     ]});
-    let reply = o.app.post("/api/v1/members/import", &o.admin, import).await;
+    let reply = o.app.post(&paths::members_import(), &o.admin, import).await;
     reply.assert_status(200);
     let forbidden = ("failed".to_string(), "forbidden".to_string());
     assert_eq!(
@@ -151,7 +152,7 @@ async fn an_admin_cannot_import_itself_or_a_new_member_as_owner() {
 
     // The owner may import an owner.
     let import = json!({"members": [{"phone": ADMIN, "role": "owner"}]});
-    let reply = o.app.post("/api/v1/members/import", &o.owner, import).await;
+    let reply = o.app.post(&paths::members_import(), &o.owner, import).await;
     assert_eq!(row_codes(&reply), vec![("updated".to_string(), String::new())], "{}", reply.text);
     assert_eq!(o.member(ADMIN).await["role"], "owner");
 }
@@ -160,15 +161,15 @@ async fn an_admin_cannot_import_itself_or_a_new_member_as_owner() {
 async fn imported_numbers_follow_the_region_policy_and_the_other_rows_apply() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
-    let mut policy = app.get("/api/v1/policy", &ent.key).await.body;
+    let mut policy = app.get(&paths::policy(), &ent.key).await.body;
     policy.as_object_mut().unwrap().remove("updated_at");
     policy["allowed_regions"] = json!(["CN"]);
-    app.request(Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy)).await.assert_status(200);
+    app.request(Method::PUT, &paths::policy(), Some(&ent.key), Some(policy)).await.assert_status(200);
     let csv = "userid,name,phone\n\
                zwei,Zhang Wei,139 0013 9001\n\
                sam,Sam Smith,+1 201 555 0123\n\
                lina,Li Na,137 0013 7002\n";
-    let reply = app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv.to_string()).await;
+    let reply = app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv.to_string()).await;
     reply.assert_status(200);
     assert_eq!(
         row_codes(&reply),
@@ -184,7 +185,7 @@ async fn imported_numbers_follow_the_region_policy_and_the_other_rows_apply() {
     assert_eq!(phones, vec!["+8613700137002", "+8613800138000", "+8613900139001"]);
     // Changing an imported member's number to a refused region fails the row too.
     let csv = "userid,name,phone\nzwei,Zhang Wei,+1 201 555 0124\n";
-    let reply = app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv.to_string()).await;
+    let reply = app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv.to_string()).await;
     assert_eq!(row_codes(&reply), vec![("failed".to_string(), "invalid_phone".to_string())]);
     let phones: Vec<String> = roles_in_db(&app).await.into_iter().map(|(p, _, _)| p).collect();
     assert!(phones.contains(&"+8613900139001".to_string()));
@@ -210,13 +211,13 @@ async fn an_admin_cannot_change_the_owners_identity_or_status() {
     o.patch(&o.admin, ADMIN, json!({"role": "owner"})).await.assert_problem(403, "forbidden");
     o.patch(&o.admin, ENG_MEMBER, json!({"role": "owner"})).await.assert_problem(403, "forbidden");
     let new_owner = json!({"name": "X", "phone": "+8613700137007", "role": "owner"});
-    o.app.post("/api/v1/members", &o.admin, new_owner).await.assert_problem(403, "forbidden");
+    o.app.post(&paths::members(), &o.admin, new_owner).await.assert_problem(403, "forbidden");
     assert_eq!(o.member(ADMIN).await["role"], "admin");
     assert_eq!(o.member(ENG_MEMBER).await["role"], "member");
 
     // Nor create an API key, which acts with an owner's rank.
-    o.app.post("/api/v1/api-keys", &o.admin, json!({"name": "mine"})).await.assert_problem(403, "forbidden");
-    o.app.post("/api/v1/api-keys", &o.owner, json!({"name": "hr"})).await.assert_status(201);
+    o.app.post(&paths::api_keys(), &o.admin, json!({"name": "mine"})).await.assert_problem(403, "forbidden");
+    o.app.post(&paths::api_keys(), &o.owner, json!({"name": "hr"})).await.assert_status(201);
 
     // What an admin outranks, it may change; it may make admins, which it then no longer outranks.
     o.patch(&o.admin, ENG_MEMBER, json!({"phone": "+8613700137006"})).await.assert_status(200);
@@ -285,7 +286,7 @@ async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers
     let login = app.sign_in(old, 1).await;
     let token = access(&login);
     let refresh_token = login["session"]["refresh_token"].as_str().unwrap().to_string();
-    app.get("/api/v1/me", &token).await.assert_status(200);
+    app.get(&paths::me(), &token).await.assert_status(200);
     // An app signed in through the same session.
     let (client_id, secret) = confidential_app(&app, &ent).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
@@ -299,13 +300,13 @@ async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers
     let app_access = tokens["access_token"].as_str().unwrap();
     assert_eq!(introspect(&app, &client_id, &secret, app_access).await["active"], true);
 
-    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"phone": new})).await.assert_status(200);
+    app.patch_member(id, &ent.key, json!({"phone": new})).await.assert_status(200);
 
-    app.get("/api/v1/me", &token).await.assert_problem(401, "unauthorized");
-    app.post_anon("/api/v1/token/refresh", json!({"refresh_token": refresh_token}))
+    app.get(&paths::me(), &token).await.assert_problem(401, "unauthorized");
+    app.post_anon(&paths::token_refresh(), json!({"refresh_token": refresh_token}))
         .await
         .assert_problem(401, "unauthorized");
-    let devices = app.get(&format!("/api/v1/members/{id}/devices"), &ent.key).await;
+    let devices = app.get(&paths::member_devices(id), &ent.key).await;
     devices.assert_status(200);
     let states: Vec<&str> =
         devices.body["items"].as_array().unwrap().iter().map(|d| d["state"].as_str().unwrap()).collect();
@@ -331,7 +332,7 @@ async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers
     // The new number signs in (after the cooldown of its first SMS).
     clock.advance(Duration::from_secs(61));
     let again = app.sign_in(new, 1).await;
-    app.get("/api/v1/me", &access(&again)).await.assert_status(200);
+    app.get(&paths::me(), &access(&again)).await.assert_status(200);
 }
 
 #[tokio::test]
@@ -343,9 +344,9 @@ async fn a_number_changed_by_import_signs_the_member_out_too() {
     app.add_member_with(&ent, json!({"name": "Zhang San", "phone": old, "userid": "zsan"})).await;
     let token = access(&app.sign_in(old, 1).await);
     let csv = format!("userid,phone\nzsan,{new}\n");
-    let reply = app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv).await;
+    let reply = app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv).await;
     assert_eq!(row_codes(&reply), vec![("updated".to_string(), String::new())], "{}", reply.text);
-    app.get("/api/v1/me", &token).await.assert_problem(401, "unauthorized");
+    app.get(&paths::me(), &token).await.assert_problem(401, "unauthorized");
     app.wait_for_sms(old, 3).await;
     app.wait_for_sms(new, 1).await;
     assert_eq!(sms_purposes(&app, new).await, vec!["phone_changed"]);
@@ -358,7 +359,7 @@ async fn instant_re_sends_of_an_invitation_wait_out_the_cooldown() {
     let ent = app.enterprise("Acme", "13800138000").await;
     let phone = "+8613900139001";
     let member = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": phone, "invite": false})).await;
-    let path = format!("/api/v1/members/{}/invitation", member["id"].as_str().unwrap());
+    let path = paths::member_invitation(member["id"].as_str().unwrap());
     let mut statuses = vec![];
     for _ in 0..5 {
         let reply = app.post(&path, &ent.key, json!({})).await;
@@ -378,7 +379,7 @@ async fn instant_re_sends_of_an_invitation_wait_out_the_cooldown() {
     // The invitation sent when a member is added starts the cooldown too.
     let other = "+8613900139002";
     let added = app.add_member(&ent, "Li Si", other).await;
-    let other_path = format!("/api/v1/members/{}/invitation", added["id"].as_str().unwrap());
+    let other_path = paths::member_invitation(added["id"].as_str().unwrap());
     app.post(&other_path, &ent.key, json!({})).await.assert_problem(429, "rate_limited");
 
     // After the cooldown, a re-send goes out; the hourly cap (5 per number) still holds.
@@ -404,7 +405,7 @@ async fn the_enterprise_invitation_budget_defers_imported_invitations() {
                B,139 0013 9002\n\
                C,139 0013 9003\n\
                D,139 0013 9004\n";
-    let reply = app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv.to_string()).await;
+    let reply = app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv.to_string()).await;
     reply.assert_status(200);
     assert_eq!(reply.body["created"], 4, "every member is created: {}", reply.text);
     assert_eq!(reply.body["invitations_deferred"], 2);
@@ -418,14 +419,14 @@ async fn the_enterprise_invitation_budget_defers_imported_invitations() {
 
     // The budget is spent: adding with an invitation waits, without one goes through; a re-send
     // of a deferred invitation waits too.
-    app.post("/api/v1/members", &ent.key, json!({"name": "E", "phone": "+8613900139005"}))
+    app.post(&paths::members(), &ent.key, json!({"name": "E", "phone": "+8613900139005"}))
         .await
         .assert_problem(429, "rate_limited");
-    app.post("/api/v1/members", &ent.key, json!({"name": "E", "phone": "+8613900139005", "invite": false}))
+    app.post(&paths::members(), &ent.key, json!({"name": "E", "phone": "+8613900139005", "invite": false}))
         .await
         .assert_status(201);
     let c_id = reply.body["rows"][2]["member_id"].as_str().unwrap();
-    let resend = format!("/api/v1/members/{c_id}/invitation");
+    let resend = paths::member_invitation(c_id);
     app.post(&resend, &ent.key, json!({})).await.assert_problem(429, "rate_limited");
 
     // An hour later the admin sends it.

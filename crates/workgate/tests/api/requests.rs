@@ -2,6 +2,7 @@
 //! type, unknown routes — each answered as problem+json naming what to fix.
 
 use crate::helpers::{TestApp, TestEnterprise};
+use crate::paths;
 use reqwest::Method;
 use serde_json::json;
 
@@ -16,17 +17,15 @@ async fn an_unknown_json_field_is_refused_naming_it() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
     let reply =
-        app.post("/api/v1/members", &ent.key, json!({"name": "X", "phone": "13900139001", "nickname": "x"})).await;
+        app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": "13900139001", "nickname": "x"})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["nickname"]);
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "X", "parentId": "y"})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "X", "parentId": "y"})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["parentId"]);
     let m = app.add_member(&ent, "Zhang San", "13900139002").await;
     let before_patch = app.snapshot().await;
-    let reply = app
-        .patch(&format!("/api/v1/members/{}", m["id"].as_str().unwrap()), &ent.key, json!({"status": "active"}))
-        .await;
+    let reply = app.patch_member(m["id"].as_str().unwrap(), &ent.key, json!({"status": "active"})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["status"], "status changes only through disable/enable/depart");
     assert_eq!(app.snapshot().await, before_patch);
@@ -44,11 +43,11 @@ async fn a_field_of_the_wrong_type_is_refused_naming_it() {
         (json!({"name": "X", "phone": "13900139001", "departments": [1]}), "departments[0]"),
         (json!({"name": "X", "phone": "13900139001", "invite": "yes"}), "invite"),
     ] {
-        let reply = app.post("/api/v1/members", &ent.key, body.clone()).await;
+        let reply = app.post(&paths::members(), &ent.key, body.clone()).await;
         reply.assert_problem(422, "validation_failed");
         assert_eq!(reply.error_fields(), vec![field], "{body}");
     }
-    let reply = app.post("/api/v1/departments", &ent.key, json!({"name": "X", "order": "first"})).await;
+    let reply = app.post(&paths::departments(), &ent.key, json!({"name": "X", "order": "first"})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["order"]);
     assert_eq!(app.snapshot().await, before);
@@ -58,14 +57,14 @@ async fn a_field_of_the_wrong_type_is_refused_naming_it() {
 async fn a_missing_field_or_malformed_json_is_refused() {
     let (app, ent) = setup().await;
     let before = app.snapshot().await;
-    let reply = app.post("/api/v1/members", &ent.key, json!({"name": "X"})).await;
+    let reply = app.post(&paths::members(), &ent.key, json!({"name": "X"})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["phone"], "a missing field is named");
     let raw = r#"{"members": [{"name": "X", "name": "Y", "phone": "13900139001"}]}"#;
-    let reply = app.post_raw("/api/v1/members/import", &ent.key, "application/json", raw.to_string()).await;
+    let reply = app.post_raw(&paths::members_import(), &ent.key, "application/json", raw.to_string()).await;
     reply.assert_problem(422, "validation_failed");
     for raw in ["{", "", "[]", "null", "{\"name\": \"X\",}"] {
-        let reply = app.post_raw("/api/v1/members", &ent.key, "application/json", raw.to_string()).await;
+        let reply = app.post_raw(&paths::members(), &ent.key, "application/json", raw.to_string()).await;
         reply.assert_problem(422, "validation_failed");
         assert!(!reply.text.contains("line 1 column"), "no parser internals: {}", reply.text);
     }
@@ -76,7 +75,7 @@ async fn a_missing_field_or_malformed_json_is_refused() {
 async fn a_repeated_key_in_a_json_body_is_refused() {
     let (app, ent) = setup().await;
     let raw = r#"{"name": "X", "phone": "13900139001", "name": "Y"}"#;
-    let reply = app.post_raw("/api/v1/members", &ent.key, "application/json", raw.to_string()).await;
+    let reply = app.post_raw(&paths::members(), &ent.key, "application/json", raw.to_string()).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["name"]);
     assert_eq!(app.count("members").await, 1);
@@ -86,10 +85,10 @@ async fn a_repeated_key_in_a_json_body_is_refused() {
 async fn a_repeated_query_parameter_is_refused_naming_it() {
     let (app, ent) = setup().await;
     for (query, field) in [
-        ("/api/v1/members?limit=5&limit=6", "limit"),
-        ("/api/v1/members?status=invited&status=active", "status"),
-        ("/api/v1/members/lookup?phone=13900139001&phone=13900139002", "phone"),
-        ("/api/v1/audit?action=member&action=department", "action"),
+        (&paths::members_query("limit=5&limit=6"), "limit"),
+        (&paths::members_query("status=invited&status=active"), "status"),
+        (&format!("{}?phone=13900139001&phone=13900139002", paths::member_lookup()), "phone"),
+        (&paths::audit_query("action=member&action=department"), "action"),
     ] {
         let reply = app.get(query, &ent.key).await;
         reply.assert_problem(422, "validation_failed");
@@ -100,7 +99,7 @@ async fn a_repeated_query_parameter_is_refused_naming_it() {
 #[tokio::test]
 async fn an_unknown_query_parameter_is_refused_naming_it() {
     let (app, ent) = setup().await;
-    let reply = app.get("/api/v1/members?stauts=invited", &ent.key).await;
+    let reply = app.get(&paths::members_query("stauts=invited"), &ent.key).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["stauts"]);
 }
@@ -111,11 +110,10 @@ async fn a_body_over_one_mebibyte_is_payload_too_large_and_stores_nothing() {
     let before = app.snapshot().await;
     let big = json!({"name": "X", "phone": "13900139001", "title": "t".repeat(1024 * 1024)}).to_string();
     assert!(big.len() > 1024 * 1024);
-    let reply = app.post_raw("/api/v1/members", &ent.key, "application/json", big.clone()).await;
+    let reply = app.post_raw(&paths::members(), &ent.key, "application/json", big.clone()).await;
     reply.assert_problem(413, "payload_too_large");
-    let reply = app
-        .send_raw(Method::PATCH, &format!("/api/v1/members/{}", ent.owner_id), &ent.key, Some("application/json"), big)
-        .await;
+    let reply =
+        app.send_raw(Method::PATCH, &paths::member(&ent.owner_id), &ent.key, Some("application/json"), big).await;
     reply.assert_problem(413, "payload_too_large");
     assert_eq!(app.snapshot().await, before);
 
@@ -123,7 +121,7 @@ async fn a_body_over_one_mebibyte_is_payload_too_large_and_stores_nothing() {
     let padding = 1024 * 1024 - 200;
     let near = json!({"name": "X", "phone": "13900139001", "title": "t".repeat(padding)}).to_string();
     assert!(near.len() < 1024 * 1024);
-    let reply = app.post_raw("/api/v1/members", &ent.key, "application/json", near).await;
+    let reply = app.post_raw(&paths::members(), &ent.key, "application/json", near).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["title"]);
 }
@@ -139,7 +137,7 @@ async fn an_import_may_be_larger_than_one_mebibyte() {
         csv.push_str(&format!("u{i},Person {i},1390{i:07},{filler}{filler}\n"));
         i += 1;
     }
-    let reply = app.post_raw("/api/v1/members/import", &ent.key, "text/csv", csv).await;
+    let reply = app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv).await;
     reply.assert_status(200);
     assert_eq!(reply.body["failed"].as_u64(), Some(i as u64));
 }
@@ -150,11 +148,11 @@ async fn a_body_that_is_not_json_is_unsupported_media_type() {
     let before = app.snapshot().await;
     let body = json!({"name": "X", "phone": "13900139001"}).to_string();
     for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("text/csv"), None] {
-        let reply = app.send_raw(Method::POST, "/api/v1/members", &ent.key, ct, body.clone()).await;
+        let reply = app.send_raw(Method::POST, &paths::members(), &ent.key, ct, body.clone()).await;
         reply.assert_problem(415, "unsupported_media_type");
     }
     let reply =
-        app.send_raw(Method::POST, "/api/v1/members", &ent.key, Some("application/json; charset=utf-8"), body).await;
+        app.send_raw(Method::POST, &paths::members(), &ent.key, Some("application/json; charset=utf-8"), body).await;
     reply.assert_status(201);
     assert_ne!(app.snapshot().await, before);
 }
@@ -173,9 +171,9 @@ async fn an_unknown_route_is_a_problem_json_404() {
 #[tokio::test]
 async fn a_wrong_method_is_a_problem_json_405() {
     let (app, ent) = setup().await;
-    let reply = app.delete("/api/v1/members", &ent.key).await;
+    let reply = app.delete(&paths::members(), &ent.key).await;
     reply.assert_problem(405, "method_not_allowed");
-    let reply = app.request(Method::PUT, "/api/v1/departments", Some(&ent.key), Some(json!({}))).await;
+    let reply = app.request(Method::PUT, &paths::departments(), Some(&ent.key), Some(json!({}))).await;
     reply.assert_problem(405, "method_not_allowed");
 }
 
@@ -183,7 +181,7 @@ async fn a_wrong_method_is_a_problem_json_405() {
 async fn errors_do_not_leak_internals() {
     let (app, ent) = setup().await;
     app.add_member(&ent, "Zhang San", "13900139001").await;
-    let reply = app.post("/api/v1/members", &ent.key, json!({"name": "Dup", "phone": "13900139001"})).await;
+    let reply = app.post(&paths::members(), &ent.key, json!({"name": "Dup", "phone": "13900139001"})).await;
     reply.assert_problem(409, "conflict");
     let text = reply.text.to_lowercase();
     for leak in ["sqlite", "unique constraint", "members.", "select", "panicked"] {
@@ -196,7 +194,7 @@ async fn errors_do_not_leak_internals() {
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let (app, ent) = setup().await;
-    let reply = app.get("/api/v1/members", &ent.key).await;
+    let reply = app.get(&paths::members(), &ent.key).await;
     assert!(reply.headers.get("x-request-id").is_some());
     let reply = app.get("/api/v1/nothing", &ent.key).await;
     assert!(reply.headers.get("x-request-id").is_some());
@@ -206,8 +204,8 @@ async fn every_response_carries_a_request_id() {
 async fn metrics_count_requests_by_route_pattern() {
     let (app, ent) = setup().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
-    app.get(&format!("/api/v1/members/{}", m["id"].as_str().unwrap()), &ent.key).await.assert_status(200);
-    app.get("/api/v1/members/mem_00000000000000000000000000000000", &ent.key).await.assert_status(404);
+    app.get_member(m["id"].as_str().unwrap(), &ent.key).await.assert_status(200);
+    app.get_member("mem_00000000000000000000000000000000", &ent.key).await.assert_status(404);
     app.get("/api/v1/nothing", &ent.key).await.assert_status(404);
 
     let reply = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
@@ -324,7 +322,7 @@ async fn openapi_json_documents_the_errors_as_they_are_sent() {
     assert!(policy["properties"]["updated_at"].is_object() && policy["properties"]["max_devices"].is_object());
 
     // The server sends what the document says.
-    let reply = app.anon(Method::GET, "/api/v1/members").await;
+    let reply = app.anon(Method::GET, &paths::members()).await;
     reply.assert_problem(401, "unauthorized");
     assert_eq!(reply.headers["content-type"], "application/problem+json");
 }
@@ -335,5 +333,5 @@ async fn health_and_docs_need_no_credentials_but_the_api_does() {
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         app.anon(Method::GET, path).await.assert_status(200);
     }
-    app.anon(Method::GET, "/api/v1/members").await.assert_problem(401, "unauthorized");
+    app.anon(Method::GET, &paths::members()).await.assert_problem(401, "unauthorized");
 }

@@ -6,6 +6,7 @@
 
 use super::oidc_clients::{register, tokens_for};
 use crate::helpers::{Backend, TestApp, TestEnterprise};
+use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +78,7 @@ async fn idempotent_department(app: &TestApp, ent: &TestEnterprise, n: usize) {
     for _ in 0..2 {
         let resp = app
             .client
-            .post(format!("{}/api/v1/departments", app.base))
+            .post(app.url(&paths::departments()))
             .bearer_auth(&ent.key)
             .header("idempotency-key", format!("dept-{n}"))
             .json(&json!({"name": format!("Department {n}")}))
@@ -108,10 +109,10 @@ async fn make_rows(
     n: usize,
 ) -> (Value, Value) {
     let first = app.sign_in(PHONE, sms_before).await["session"].clone();
-    let rotated = app.post_anon("/api/v1/token/refresh", json!({"refresh_token": first["refresh_token"]})).await;
+    let rotated = app.post_anon(&paths::token_refresh(), json!({"refresh_token": first["refresh_token"]})).await;
     rotated.assert_status(200);
     let access = rotated.body["session"]["access_token"].as_str().unwrap().to_string();
-    app.request(reqwest::Method::POST, "/api/v1/me/logout", Some(&access), None).await.assert_status(204);
+    app.request(reqwest::Method::POST, &paths::me_logout(), Some(&access), None).await.assert_status(204);
     clock.advance(Duration::from_secs(61)); // the resend cooldown of the number
     let live = app.sign_in(PHONE, sms_before + 1).await["session"].clone();
 
@@ -123,7 +124,7 @@ async fn make_rows(
         ("client_id", client.0),
         ("client_secret", client.1),
     ];
-    let resp = app.client.post(format!("{}/oidc/token", app.base)).form(&form).send().await.unwrap();
+    let resp = app.client.post(app.url(&paths::oidc_token())).form(&form).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let oidc: Value = resp.json().await.unwrap();
 
@@ -145,7 +146,7 @@ async fn a_pass_deletes_what_is_past_its_retention_and_keeps_what_is_recent_or_l
     let (old_session, old_oidc) = make_rows(&app, &clock, &ent, client, 1, 1).await;
     // A number that starts a login once and is never seen again: its counters go idle.
     app.add_member(&ent, "Wang Wu", "+8613900139057").await;
-    app.post_anon("/api/v1/login/start", json!({"phone": "+8613900139057"})).await.assert_status(200);
+    app.start_login("+8613900139057").await.assert_status(200);
     app.wait_for_sms("+8613900139057", 2).await;
     app.wait_for_sms(PHONE, 3).await;
 
@@ -181,22 +182,22 @@ async fn a_pass_deletes_what_is_past_its_retention_and_keeps_what_is_recent_or_l
     assert!(!report.interrupted);
 
     // What is live still works: the session, its refresh, the app's tokens.
-    app.get("/api/v1/me", live["access_token"].as_str().unwrap()).await.assert_status(200);
-    let refreshed = app.post_anon("/api/v1/token/refresh", json!({"refresh_token": live["refresh_token"]})).await;
+    app.get(&paths::me(), live["access_token"].as_str().unwrap()).await.assert_status(200);
+    let refreshed = app.post_anon(&paths::token_refresh(), json!({"refresh_token": live["refresh_token"]})).await;
     refreshed.assert_status(200);
     let userinfo = app
         .client
-        .get(format!("{}/oidc/userinfo", app.base))
+        .get(app.url(&paths::oidc_userinfo()))
         .bearer_auth(live_oidc["access_token"].as_str().unwrap())
         .send()
         .await
         .unwrap();
     assert_eq!(userinfo.status().as_u16(), 200);
     // The old ones are gone, and refused.
-    app.get("/api/v1/me", old_session["access_token"].as_str().unwrap()).await.assert_problem(401, "unauthorized");
+    app.get(&paths::me(), old_session["access_token"].as_str().unwrap()).await.assert_problem(401, "unauthorized");
     let old = app
         .client
-        .get(format!("{}/oidc/userinfo", app.base))
+        .get(app.url(&paths::oidc_userinfo()))
         .bearer_auth(old_oidc["access_token"].as_str().unwrap())
         .send()
         .await

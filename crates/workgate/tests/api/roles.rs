@@ -2,6 +2,7 @@
 //! department admin inside and outside their subtree, plain member, and another enterprise's key.
 
 use crate::helpers::{TestApp, TestEnterprise};
+use crate::paths;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -19,11 +20,11 @@ struct Org {
 
 /// Signs a member in over SMS and returns their access token.
 async fn token_for(app: &TestApp, phone: &str, sms_before: usize) -> String {
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": phone})).await;
+    let started = app.start_login(phone).await;
     started.assert_status(200);
     let code = app.code_for(phone, sms_before + 1).await;
     let login = started.body["login_id"].as_str().unwrap();
-    let done = app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
+    let done = app.submit_code(login, &code).await;
     done.assert_status(200);
     done.body["session"]["access_token"].as_str().unwrap().to_string()
 }
@@ -41,7 +42,8 @@ async fn org() -> Org {
         }
         body
     };
-    let post = |body: Value| app.post("/api/v1/members", &ent.key, body);
+    let members = paths::members();
+    let post = |body: Value| app.post(&members, &ent.key, body);
     post(add("Ada Admin", "13900139101", &engineering, "admin", None)).await.assert_status(201);
     post(add("Dee Dept", "13900139102", &engineering, "department_admin", Some(&engineering))).await.assert_status(201);
     post(add("Mo Member", "13900139103", &engineering, "member", None)).await.assert_status(201);
@@ -87,34 +89,33 @@ fn row(method: Method, path: String, body: Option<Value>, expect: [u16; 5]) -> R
 async fn each_role_gets_what_it_may_and_nothing_more() {
     let o = org().await;
     let (eng, sales, em, sm) = (&o.engineering, &o.sales, &o.eng_member, &o.sales_member);
-    let p = |s: &str| format!("/api/v1{s}");
     let rows = vec![
-        row(Method::GET, p(&format!("/members/{em}")), None, [200, 200, 200, 403, 404]),
-        row(Method::GET, p(&format!("/members/{sm}")), None, [200, 200, 403, 403, 404]),
-        row(Method::PATCH, p(&format!("/members/{em}")), Some(json!({"title": "Engineer"})), [200, 200, 200, 403, 404]),
-        row(Method::PATCH, p(&format!("/members/{sm}")), Some(json!({"title": "Seller"})), [200, 200, 403, 403, 404]),
-        row(Method::POST, p(&format!("/members/{em}/disable")), None, [200, 200, 200, 403, 404]),
-        row(Method::POST, p(&format!("/members/{em}/enable")), None, [200, 200, 200, 403, 404]),
-        row(Method::POST, p(&format!("/members/{sm}/disable")), None, [200, 200, 403, 403, 404]),
-        row(Method::POST, p(&format!("/members/{sm}/enable")), None, [200, 200, 403, 403, 404]),
-        row(Method::GET, p(&format!("/members/{em}/devices")), None, [200, 200, 200, 403, 404]),
-        row(Method::GET, p(&format!("/members/{sm}/sessions")), None, [200, 200, 403, 403, 404]),
-        row(Method::GET, p(&format!("/members/{sm}/invitations")), None, [200, 200, 403, 403, 404]),
-        row(Method::GET, p(&format!("/departments/{eng}")), None, [200, 200, 200, 403, 404]),
-        row(Method::GET, p(&format!("/departments/{sales}")), None, [200, 200, 403, 403, 404]),
-        row(Method::PATCH, p(&format!("/departments/{sales}")), Some(json!({"order": 7})), [200, 200, 403, 403, 404]),
-        row(Method::GET, p("/policy"), None, [200, 200, 403, 403, 200]),
-        row(Method::GET, p("/api-keys"), None, [200, 200, 403, 403, 200]),
-        row(Method::GET, p("/audit"), None, [200, 200, 403, 403, 200]),
-        row(Method::GET, p("/apps"), None, [200, 200, 403, 403, 200]),
+        row(Method::GET, paths::member(em), None, [200, 200, 200, 403, 404]),
+        row(Method::GET, paths::member(sm), None, [200, 200, 403, 403, 404]),
+        row(Method::PATCH, paths::member(em), Some(json!({"title": "Engineer"})), [200, 200, 200, 403, 404]),
+        row(Method::PATCH, paths::member(sm), Some(json!({"title": "Seller"})), [200, 200, 403, 403, 404]),
+        row(Method::POST, paths::member_disable(em), None, [200, 200, 200, 403, 404]),
+        row(Method::POST, paths::member_enable(em), None, [200, 200, 200, 403, 404]),
+        row(Method::POST, paths::member_disable(sm), None, [200, 200, 403, 403, 404]),
+        row(Method::POST, paths::member_enable(sm), None, [200, 200, 403, 403, 404]),
+        row(Method::GET, paths::member_devices(em), None, [200, 200, 200, 403, 404]),
+        row(Method::GET, paths::member_sessions(sm), None, [200, 200, 403, 403, 404]),
+        row(Method::GET, paths::member_invitations(sm), None, [200, 200, 403, 403, 404]),
+        row(Method::GET, paths::department(eng), None, [200, 200, 200, 403, 404]),
+        row(Method::GET, paths::department(sales), None, [200, 200, 403, 403, 404]),
+        row(Method::PATCH, paths::department(sales), Some(json!({"order": 7})), [200, 200, 403, 403, 404]),
+        row(Method::GET, paths::policy(), None, [200, 200, 403, 403, 200]),
+        row(Method::GET, paths::api_keys(), None, [200, 200, 403, 403, 200]),
+        row(Method::GET, paths::audit(), None, [200, 200, 403, 403, 200]),
+        row(Method::GET, paths::apps(), None, [200, 200, 403, 403, 200]),
         row(
             Method::POST,
-            p("/apps"),
+            paths::apps(),
             Some(json!({"name": "Wiki", "redirect_uris": ["https://wiki.example.com/cb"]})),
             [201, 201, 403, 403, 201],
         ),
-        row(Method::GET, p("/members"), None, [200, 200, 200, 403, 200]),
-        row(Method::GET, p("/departments"), None, [200, 200, 200, 403, 200]),
+        row(Method::GET, paths::members(), None, [200, 200, 200, 403, 200]),
+        row(Method::GET, paths::departments(), None, [200, 200, 200, 403, 200]),
     ];
     for r in &rows {
         let mut callers: Vec<(&str, &str)> = o.tokens.iter().map(|(role, t)| (*role, t.as_str())).collect();
@@ -135,25 +136,25 @@ async fn creating_inside_and_outside_a_department_admins_subtree() {
     let token = |role: &str| o.tokens.iter().find(|(r, _)| *r == role).map(|(_, t)| t.clone()).unwrap();
     let dadmin = token("department_admin");
     let in_dept = json!({"name": "Backend", "parent_id": o.engineering});
-    o.app.post("/api/v1/departments", &dadmin, in_dept).await.assert_status(201);
+    o.app.post(&paths::departments(), &dadmin, in_dept).await.assert_status(201);
     let out_dept = json!({"name": "Retail", "parent_id": o.sales});
-    o.app.post("/api/v1/departments", &dadmin, out_dept).await.assert_problem(403, "forbidden");
+    o.app.post(&paths::departments(), &dadmin, out_dept).await.assert_problem(403, "forbidden");
     let inside = json!({"name": "New Eng", "phone": "13900139201", "departments": [o.engineering]});
-    o.app.post("/api/v1/members", &dadmin, inside).await.assert_status(201);
+    o.app.post(&paths::members(), &dadmin, inside).await.assert_status(201);
     let outside = json!({"name": "New Sales", "phone": "13900139202", "departments": [o.sales]});
-    o.app.post("/api/v1/members", &dadmin, outside).await.assert_problem(403, "forbidden");
+    o.app.post(&paths::members(), &dadmin, outside).await.assert_problem(403, "forbidden");
     let promote = json!({"role": "admin"});
-    o.app.patch(&format!("/api/v1/members/{}", o.eng_member), &dadmin, promote).await.assert_problem(403, "forbidden");
+    o.app.patch_member(&o.eng_member, &dadmin, promote).await.assert_problem(403, "forbidden");
     o.app
-        .post_raw("/api/v1/members/import", &dadmin, "text/csv", "name,phone\nX,13900139203\n")
+        .post_raw(&paths::members_import(), &dadmin, "text/csv", "name,phone\nX,13900139203\n")
         .await
         .assert_problem(403, "forbidden");
     // The department admin's list holds only their subtree.
-    let listed = o.app.get("/api/v1/members?limit=100", &dadmin).await;
+    let listed = o.app.get(&paths::members_query("limit=100"), &dadmin).await;
     let ids: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&o.eng_member.as_str()) && !ids.contains(&o.sales_member.as_str()));
     let plain = token("member");
-    o.app.get("/api/v1/members", &plain).await.assert_problem(403, "forbidden");
+    o.app.get(&paths::members(), &plain).await.assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
@@ -162,19 +163,16 @@ async fn only_owners_make_or_unmake_owners_and_role_changes_are_audited() {
     let token = |role: &str| o.tokens.iter().find(|(r, _)| *r == role).map(|(_, t)| t.clone()).unwrap();
     let admin = token("admin");
     let owner = token("owner");
-    let path = format!("/api/v1/members/{}", o.eng_member);
+    let path = paths::member(&o.eng_member);
     o.app.patch(&path, &admin, json!({"role": "owner"})).await.assert_problem(403, "forbidden");
-    o.app
-        .patch(&format!("/api/v1/members/{}", o.owner_id), &admin, json!({"role": "member"}))
-        .await
-        .assert_problem(403, "forbidden");
+    o.app.patch_member(&o.owner_id, &admin, json!({"role": "member"})).await.assert_problem(403, "forbidden");
     o.app.patch(&path, &admin, json!({"role": "admin"})).await.assert_status(200);
     o.app.patch(&path, &owner, json!({"role": "owner"})).await.assert_status(200);
     // The last-owner rule still holds for an owner's own session.
-    let me = o.app.get("/api/v1/me", &owner).await.body["member"]["id"].as_str().unwrap().to_string();
-    o.app.patch(&format!("/api/v1/members/{me}"), &owner, json!({"role": "admin"})).await.assert_status(200);
+    let me = o.app.get(&paths::me(), &owner).await.body["member"]["id"].as_str().unwrap().to_string();
+    o.app.patch_member(&me, &owner, json!({"role": "admin"})).await.assert_status(200);
     o.app.patch(&path, &owner, json!({"role": "member"})).await.assert_problem(403, "forbidden");
-    let audit = o.app.get("/api/v1/audit?action=member.update", &o.ent.key).await;
+    let audit = o.app.get(&paths::audit_query("action=member.update"), &o.ent.key).await;
     let role_changes =
         audit.body["items"].as_array().unwrap().iter().filter(|e| e["details"]["role"].is_object()).count();
     assert!(role_changes >= 3, "{}", audit.text);

@@ -3,6 +3,7 @@
 //! file too. A copy of the database alone hands out neither codes nor invitation links.
 
 use crate::helpers::{TestApp, contains_token};
+use crate::paths;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,12 +38,12 @@ async fn sign_in_with(app: &TestApp, phone: &str, invitation: Option<&str>, sms_
     if let Some(token) = invitation {
         body["invitation"] = json!(token);
     }
-    let started = app.post_anon("/api/v1/login/start", body).await;
+    let started = app.post_anon(&paths::login_start(), body).await;
     started.assert_status(200);
     let messages = app.wait_for_sms(phone, sms_before + 1).await;
     let code = code_of(&messages[sms_before].body);
     let login = started.body["login_id"].as_str().expect("login_id");
-    let done = app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
+    let done = app.submit_code(login, &code).await;
     done.assert_status(200);
     assert_eq!(done.body["next"], "done", "{}", done.text);
     code
@@ -191,7 +192,7 @@ fn the_key_file_defaults_to_beside_a_sqlite_database() {
 #[tokio::test]
 async fn the_id_token_signing_key_is_kept_encrypted() {
     let app = TestApp::spawn().await;
-    let jwks = app.request(reqwest::Method::GET, "/oidc/jwks", None, None).await;
+    let jwks = app.request(reqwest::Method::GET, &paths::oidc_jwks(), None, None).await;
     jwks.assert_status(200);
     assert!(!jwks.body["keys"].as_array().expect("keys").is_empty(), "a signing key was made");
     let pool = app.db().await;

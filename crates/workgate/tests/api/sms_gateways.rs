@@ -6,6 +6,7 @@
 //! every signature.
 
 use crate::helpers::TestApp;
+use crate::paths;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
@@ -156,10 +157,10 @@ async fn every_kind_reaches_the_gateway_as_its_template(gateway: &'static str) {
     )
     .await;
     let ent = app.enterprise("Acme 123456", "+8613800138000").await;
-    let policy = app.get("/api/v1/policy", &ent.key).await;
+    let policy = app.get(&paths::policy(), &ent.key).await;
     let mut document = policy.body.clone();
     document["allowed_regions"] = json!(["CN", "HK"]);
-    app.request(Method::PUT, "/api/v1/policy", Some(&ent.key), Some(document)).await.assert_status(200);
+    app.request(Method::PUT, &paths::policy(), Some(&ent.key), Some(document)).await.assert_status(200);
 
     // An invitation to a mainland number and one to a Hong Kong number.
     let li = app.add_member(&ent, "Li Lei", "+8613900139000").await;
@@ -191,7 +192,7 @@ async fn every_kind_reaches_the_gateway_as_its_template(gateway: &'static str) {
     }
 
     // A login code: the member signs in with the code the gateway received.
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": "+8613800138000"})).await;
+    let started = app.start_login("+8613800138000").await;
     started.assert_status(200);
     let requests = wait_for(&captured, 3).await;
     let (_, template, params) = template_of(gateway, &requests[2]);
@@ -202,13 +203,13 @@ async fn every_kind_reaches_the_gateway_as_its_template(gateway: &'static str) {
     let code = code.as_str().expect("a code");
     assert_eq!(code.len(), 6);
     let login = started.body["login_id"].as_str().expect("login_id");
-    let done = app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
+    let done = app.submit_code(login, code).await;
     done.assert_status(200);
     assert_eq!(done.body["next"], "done", "{}", done.text);
 
     // A number change: both numbers hear of it, each in its own region's template.
     let id = li["id"].as_str().expect("id");
-    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"phone": "+85261234567"})).await.assert_status(200);
+    app.patch_member(id, &ent.key, json!({"phone": "+85261234567"})).await.assert_status(200);
     let requests = wait_for(&captured, 5).await;
     let mut changed: Vec<(String, String, Value)> = requests[3..].iter().map(|r| template_of(gateway, r)).collect();
     changed.sort_by(|a, b| a.1.cmp(&b.1));
@@ -237,11 +238,11 @@ async fn twilio_gets_every_kind_of_message_as_its_sdk_would_send_it() {
     .await;
     let ent = app.enterprise("Acme & Co 100%", "+8613800138000").await;
     let li = app.add_member(&ent, "李雷", "+8613900139000").await;
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": "+8613800138000"})).await;
+    let started = app.start_login("+8613800138000").await;
     started.assert_status(200);
     wait_for(&captured, 2).await;
     let id = li["id"].as_str().expect("id");
-    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"phone": "+8613700137000"})).await.assert_status(200);
+    app.patch_member(id, &ent.key, json!({"phone": "+8613700137000"})).await.assert_status(200);
     let requests = wait_for(&captured, 4).await;
     let bodies: Vec<BTreeMap<String, String>> =
         requests.iter().map(|r| url::form_urlencoded::parse(r.body.as_bytes()).into_owned().collect()).collect();

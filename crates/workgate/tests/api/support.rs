@@ -1,6 +1,7 @@
 //! The support view `GET /members/lookup?phone=`: why can't this person sign in?
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, wrong_code};
+use crate::paths;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,8 @@ async fn an_unknown_number_is_suggested_to_be_added_and_shows_no_logins() {
     let ent = app.enterprise("Acme", "13800138000").await;
     let other = app.enterprise("Globex", "13800138001").await;
     app.add_member(&other, "Zhang San", PHONE).await;
-    app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await.assert_status(200);
-    let view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    app.start_login(PHONE).await.assert_status(200);
+    let view = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     view.assert_status(200);
     assert_eq!(view.body["suggested_fix"], "add_member");
     assert!(view.body["member"].is_null());
@@ -29,13 +30,13 @@ async fn an_invited_member_shows_the_invitation_and_its_delivery() {
     app.add_member(&ent, "Zhang San", PHONE).await;
     app.wait_for_sms(PHONE, 1).await;
     // The sender marks the message sent just after handing it over: wait for that, briefly.
-    let mut view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    let mut view = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     for _ in 0..250 {
         if view.body["invitations"][0]["delivery"] == "sent" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+        view = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     }
     assert_eq!(view.body["suggested_fix"], "resend_invitation");
     assert_eq!(view.body["invitations"][0]["state"], "pending");
@@ -48,9 +49,9 @@ async fn a_disabled_member_is_suggested_to_be_enabled() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let m = app.add_member(&ent, "Zhang San", PHONE).await;
-    app.post(&format!("/api/v1/members/{}/disable", m["id"].as_str().unwrap()), &ent.key, json!({})).await;
-    app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await.assert_problem(403, "member_disabled");
-    let view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    app.disable_member(m["id"].as_str().unwrap(), &ent.key).await;
+    app.start_login(PHONE).await.assert_problem(403, "member_disabled");
+    let view = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     assert_eq!(view.body["suggested_fix"], "enable");
     assert_eq!(view.body["recent_events"][0]["kind"], "member_disabled");
 }
@@ -68,17 +69,17 @@ async fn wrong_codes_in_a_row_lock_the_number_until_an_admin_unlocks_it() {
     .await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let m = app.add_member(&ent, "Zhang San", PHONE).await;
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
-    let login = started.body["login_id"].as_str().unwrap().to_string();
+    let started = app.start_login(PHONE).await;
+    let login = started.login_id();
     let code = app.code_for(PHONE, 2).await;
-    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let wrong = wrong_code(&code);
     for _ in 0..3 {
-        app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": wrong})).await.assert_status(400);
+        app.submit_code(&login, &wrong).await.assert_status(400);
     }
     clock.advance(Duration::from_secs(61));
-    let refused = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
+    let refused = app.start_login(PHONE).await;
     refused.assert_problem(429, "rate_limited");
-    let view = app.get("/api/v1/members/lookup?phone=13900139001", &ent.key).await;
+    let view = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     assert_eq!(view.body["suggested_fix"], "wait_for_unlock");
     assert!(view.body["locked_until"].is_string());
     let kinds: Vec<&str> =
@@ -86,10 +87,8 @@ async fn wrong_codes_in_a_row_lock_the_number_until_an_admin_unlocks_it() {
     assert!(kinds.contains(&"code_failed") && kinds.contains(&"rate_limited"), "{kinds:?}");
 
     let id = m["id"].as_str().unwrap();
-    app.request(reqwest::Method::POST, &format!("/api/v1/members/{id}/unlock"), Some(&ent.key), None)
-        .await
-        .assert_status(204);
-    app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await.assert_status(200);
-    let audit = app.get("/api/v1/audit?action=member.unlock", &ent.key).await;
+    app.request(reqwest::Method::POST, &paths::member_unlock(id), Some(&ent.key), None).await.assert_status(204);
+    app.start_login(PHONE).await.assert_status(200);
+    let audit = app.get(&paths::audit_query("action=member.unlock"), &ent.key).await;
     assert_eq!(audit.body["items"].as_array().map(Vec::len), Some(1));
 }

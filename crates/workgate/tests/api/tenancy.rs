@@ -2,6 +2,7 @@
 //! directory, and every admin endpoint refuses a request without a valid credential.
 
 use crate::helpers::{TestApp, TestEnterprise};
+use crate::paths;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -30,11 +31,11 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_string();
-    let key = app.post("/api/v1/api-keys", &a.key, json!({"name": "hr-sync"})).await;
+    let key = app.post(&paths::api_keys(), &a.key, json!({"name": "hr-sync"})).await;
     key.assert_status(201);
     let a_key_id = key.body["id"].as_str().unwrap().to_string();
     let created = app
-        .post("/api/v1/apps", &a.key, json!({"name": "Wiki", "redirect_uris": ["https://wiki.example.com/cb"]}))
+        .post(&paths::apps(), &a.key, json!({"name": "Wiki", "redirect_uris": ["https://wiki.example.com/cb"]}))
         .await;
     created.assert_status(201);
     let a_app_id = created.body["id"].as_str().unwrap().to_string();
@@ -43,10 +44,10 @@ async fn world() -> World {
 
 /// Every admin request that names one of A's records in its path.
 fn requests_on_a(w: &World) -> Vec<(Method, String, Option<Value>)> {
-    let dep = format!("/api/v1/departments/{}", w.a_dep);
-    let root = format!("/api/v1/departments/{}", w.a.root_department_id);
-    let mem = format!("/api/v1/members/{}", w.a_member);
-    let owner = format!("/api/v1/members/{}", w.a.owner_id);
+    let dep = paths::department(&w.a_dep);
+    let root = paths::department(&w.a.root_department_id);
+    let mem = paths::member(&w.a_member);
+    let owner = paths::member(&w.a.owner_id);
     vec![
         (Method::GET, dep.clone(), None),
         (Method::PATCH, dep.clone(), Some(json!({"name": "Hijacked"}))),
@@ -56,18 +57,18 @@ fn requests_on_a(w: &World) -> Vec<(Method, String, Option<Value>)> {
         (Method::PATCH, root.clone(), Some(json!({"name": "Hijacked"}))),
         (Method::DELETE, root, None),
         (Method::GET, mem.clone(), None),
-        (Method::PATCH, mem.clone(), Some(json!({"name": "Hijacked"}))),
-        (Method::POST, format!("{mem}/disable"), Some(json!({}))),
-        (Method::POST, format!("{mem}/enable"), Some(json!({}))),
-        (Method::POST, format!("{mem}/depart"), Some(json!({}))),
+        (Method::PATCH, mem, Some(json!({"name": "Hijacked"}))),
+        (Method::POST, paths::member_disable(&w.a_member), Some(json!({}))),
+        (Method::POST, paths::member_enable(&w.a_member), Some(json!({}))),
+        (Method::POST, paths::member_depart(&w.a_member), Some(json!({}))),
         (Method::GET, owner.clone(), None),
-        (Method::PATCH, owner.clone(), Some(json!({"role": "member"}))),
-        (Method::POST, format!("{owner}/depart"), Some(json!({}))),
-        (Method::DELETE, format!("/api/v1/api-keys/{}", w.a_key_id), None),
-        (Method::GET, format!("/api/v1/apps/{}", w.a_app_id), None),
-        (Method::PATCH, format!("/api/v1/apps/{}", w.a_app_id), Some(json!({"name": "Hijacked"}))),
-        (Method::POST, format!("/api/v1/apps/{}/secret", w.a_app_id), Some(json!({}))),
-        (Method::DELETE, format!("/api/v1/apps/{}", w.a_app_id), None),
+        (Method::PATCH, owner, Some(json!({"role": "member"}))),
+        (Method::POST, paths::member_depart(&w.a.owner_id), Some(json!({}))),
+        (Method::DELETE, paths::api_key(&w.a_key_id), None),
+        (Method::GET, paths::app(&w.a_app_id), None),
+        (Method::PATCH, paths::app(&w.a_app_id), Some(json!({"name": "Hijacked"}))),
+        (Method::POST, paths::app_secret(&w.a_app_id), Some(json!({}))),
+        (Method::DELETE, paths::app(&w.a_app_id), None),
     ]
 }
 
@@ -82,8 +83,8 @@ async fn another_enterprises_key_gets_not_found_on_every_record_and_changes_noth
     }
     assert_eq!(w.app.snapshot().await, before, "nothing changed, nothing audited");
     // And A's own key still reaches them all.
-    w.app.get(&format!("/api/v1/members/{}", w.a_member), &w.a.key).await.assert_status(200);
-    w.app.get(&format!("/api/v1/departments/{}", w.a_dep), &w.a.key).await.assert_status(200);
+    w.app.get_member(&w.a_member, &w.a.key).await.assert_status(200);
+    w.app.get(&paths::department(&w.a_dep), &w.a.key).await.assert_status(200);
 }
 
 #[tokio::test]
@@ -100,11 +101,11 @@ async fn lists_show_only_the_callers_own_enterprise() {
         assert!(!found.contains(&w.a_member), "{query}");
     }
 
-    let deps = w.app.get("/api/v1/departments", &w.b.key).await;
+    let deps = w.app.get(&paths::departments(), &w.b.key).await;
     let dep_ids: Vec<&str> = deps.body["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(dep_ids, vec![w.b.root_department_id.as_str()]);
 
-    let keys = w.app.get("/api/v1/api-keys", &w.b.key).await;
+    let keys = w.app.get(&paths::api_keys(), &w.b.key).await;
     assert_eq!(keys.body["items"].as_array().unwrap().len(), 1, "B sees only its own key");
     assert!(!keys.text.contains(&w.a_key_id));
 
@@ -120,7 +121,7 @@ async fn lists_show_only_the_callers_own_enterprise() {
 #[tokio::test]
 async fn looking_up_another_enterprises_number_shows_no_membership() {
     let w = world().await;
-    let reply = w.app.get("/api/v1/members/lookup?phone=13900139001", &w.b.key).await;
+    let reply = w.app.get(&paths::member_lookup_phone("13900139001"), &w.b.key).await;
     reply.assert_status(200);
     assert!(reply.body["member"].is_null());
     assert_eq!(reply.body["departed"], json!([]));
@@ -135,41 +136,39 @@ async fn another_enterprises_departments_cannot_be_used_in_a_body_or_filter() {
     let b_member = app.add_member(b, "Li Si", "13900139002").await["id"].as_str().unwrap().to_string();
     let before = app.snapshot().await;
 
-    let reply = app.post("/api/v1/departments", &b.key, json!({"name": "Inside A", "parent_id": w.a_dep})).await;
+    let reply = app.post(&paths::departments(), &b.key, json!({"name": "Inside A", "parent_id": w.a_dep})).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["parent_id"]);
 
-    let reply = app.patch(&format!("/api/v1/departments/{b_dep}"), &b.key, json!({"parent_id": w.a_dep})).await;
+    let reply = app.patch(&paths::department(&b_dep), &b.key, json!({"parent_id": w.a_dep})).await;
     reply.assert_problem(422, "validation_failed");
 
     let reply = app
-        .post("/api/v1/members", &b.key, json!({"name": "X", "phone": "13900139003", "departments": [w.a_dep]}))
+        .post(&paths::members(), &b.key, json!({"name": "X", "phone": "13900139003", "departments": [w.a_dep]}))
         .await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["departments[0]"]);
 
-    let reply = app
-        .patch(&format!("/api/v1/members/{b_member}"), &b.key, json!({"departments": [w.a.root_department_id]}))
-        .await;
+    let reply = app.patch_member(&b_member, &b.key, json!({"departments": [w.a.root_department_id]})).await;
     reply.assert_problem(422, "validation_failed");
 
     let reply = app
         .post(
-            "/api/v1/members",
+            &paths::members(),
             &b.key,
             json!({"name": "X", "phone": "13900139003", "role": "department_admin", "admin_departments": [w.a_dep]}),
         )
         .await;
     reply.assert_problem(422, "validation_failed");
 
-    let reply = app.get(&format!("/api/v1/members?department={}", w.a_dep), &b.key).await;
+    let reply = app.get(&paths::members_query(&format!("department={}", w.a_dep)), &b.key).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["department"]);
 
     // Import: department ids of A are refused per row; nothing is created.
     let reply = app
         .post(
-            "/api/v1/members/import",
+            &paths::members_import(),
             &b.key,
             json!({"members": [{"name": "X", "phone": "13900139003", "departments": [w.a_dep]}]}),
         )
@@ -179,7 +178,7 @@ async fn another_enterprises_departments_cannot_be_used_in_a_body_or_filter() {
 
     // The audit cursor of another enterprise leads nowhere in this one.
     let a_entry = app.audit(&w.a, "").await[0]["id"].as_str().unwrap().to_string();
-    let reply = app.get(&format!("/api/v1/audit?cursor={a_entry}"), &b.key).await;
+    let reply = app.get(&paths::audit_query(&format!("cursor={a_entry}")), &b.key).await;
     reply.assert_status(200);
     assert!(!reply.text.contains(&w.a_member));
 
@@ -190,43 +189,40 @@ async fn another_enterprises_departments_cannot_be_used_in_a_body_or_filter() {
 async fn a_member_of_another_enterprise_cannot_be_reached_through_the_owner_rule() {
     // B's attempt to demote A's only owner is not found — and A's owner is still owner.
     let w = world().await;
-    w.app
-        .patch(&format!("/api/v1/members/{}", w.a.owner_id), &w.b.key, json!({"role": "admin"}))
-        .await
-        .assert_problem(404, "not_found");
-    let owner = w.app.get(&format!("/api/v1/members/{}", w.a.owner_id), &w.a.key).await;
+    w.app.patch_member(&w.a.owner_id, &w.b.key, json!({"role": "admin"})).await.assert_problem(404, "not_found");
+    let owner = w.app.get_member(&w.a.owner_id, &w.a.key).await;
     assert_eq!(owner.body["role"], "owner");
 }
 
 /// Every admin endpoint, with a harmless path for each.
 fn every_admin_endpoint(w: &World) -> Vec<(Method, String)> {
-    let dep = format!("/api/v1/departments/{}", w.a_dep);
-    let mem = format!("/api/v1/members/{}", w.a_member);
+    let dep = paths::department(&w.a_dep);
+    let mem = paths::member(&w.a_member);
     vec![
-        (Method::GET, "/api/v1/departments".into()),
-        (Method::POST, "/api/v1/departments".into()),
+        (Method::GET, paths::departments()),
+        (Method::POST, paths::departments()),
         (Method::GET, dep.clone()),
         (Method::PATCH, dep.clone()),
         (Method::DELETE, dep),
-        (Method::GET, "/api/v1/members".into()),
-        (Method::POST, "/api/v1/members".into()),
-        (Method::GET, "/api/v1/members/lookup?phone=13900139001".into()),
-        (Method::POST, "/api/v1/members/import".into()),
+        (Method::GET, paths::members()),
+        (Method::POST, paths::members()),
+        (Method::GET, paths::member_lookup_phone("13900139001")),
+        (Method::POST, paths::members_import()),
         (Method::GET, mem.clone()),
-        (Method::PATCH, mem.clone()),
-        (Method::POST, format!("{mem}/disable")),
-        (Method::POST, format!("{mem}/enable")),
-        (Method::POST, format!("{mem}/depart")),
-        (Method::GET, "/api/v1/api-keys".into()),
-        (Method::POST, "/api/v1/api-keys".into()),
-        (Method::DELETE, format!("/api/v1/api-keys/{}", w.a_key_id)),
-        (Method::GET, "/api/v1/audit".into()),
-        (Method::GET, "/api/v1/apps".into()),
-        (Method::POST, "/api/v1/apps".into()),
-        (Method::GET, format!("/api/v1/apps/{}", w.a_app_id)),
-        (Method::PATCH, format!("/api/v1/apps/{}", w.a_app_id)),
-        (Method::DELETE, format!("/api/v1/apps/{}", w.a_app_id)),
-        (Method::POST, format!("/api/v1/apps/{}/secret", w.a_app_id)),
+        (Method::PATCH, mem),
+        (Method::POST, paths::member_disable(&w.a_member)),
+        (Method::POST, paths::member_enable(&w.a_member)),
+        (Method::POST, paths::member_depart(&w.a_member)),
+        (Method::GET, paths::api_keys()),
+        (Method::POST, paths::api_keys()),
+        (Method::DELETE, paths::api_key(&w.a_key_id)),
+        (Method::GET, paths::audit()),
+        (Method::GET, paths::apps()),
+        (Method::POST, paths::apps()),
+        (Method::GET, paths::app(&w.a_app_id)),
+        (Method::PATCH, paths::app(&w.a_app_id)),
+        (Method::DELETE, paths::app(&w.a_app_id)),
+        (Method::POST, paths::app_secret(&w.a_app_id)),
     ]
 }
 
@@ -263,9 +259,9 @@ async fn every_admin_endpoint_refuses_a_missing_or_wrong_credential_with_401() {
 #[tokio::test]
 async fn a_deleted_enterprise_key_is_refused_everywhere() {
     let w = world().await;
-    let created = w.app.post("/api/v1/api-keys", &w.a.key, json!({"name": "temp"})).await;
+    let created = w.app.post(&paths::api_keys(), &w.a.key, json!({"name": "temp"})).await;
     let (id, key) = (created.body["id"].as_str().unwrap(), created.body["key"].as_str().unwrap().to_string());
-    w.app.delete(&format!("/api/v1/api-keys/{id}"), &w.a.key).await.assert_status(204);
+    w.app.delete(&paths::api_key(id), &w.a.key).await.assert_status(204);
     let before = w.app.snapshot().await;
     for (method, path) in every_admin_endpoint(&w) {
         let reply = w.app.with_authorization(method.clone(), &path, Some(&format!("Bearer {key}"))).await;

@@ -3,7 +3,8 @@
 //! they need not (SPEC section 6).
 
 use super::retention::prune;
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::{Reply, TestApp, wrong_code};
+use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,29 +13,19 @@ use workgate_domain::clock::ManualClock;
 const PHONE: &str = "+8613900139001";
 
 async fn start_from(app: &TestApp, phone: &str, ip: &str) -> Reply {
-    post_from(app, "/api/v1/login/start", json!({"phone": phone}), ip).await
+    post_from(app, &paths::login_start(), json!({"phone": phone}), ip).await
+}
+
+/// Answers a sign-in's code as if from `ip`.
+async fn submit_from(app: &TestApp, login_id: &str, code: &str, ip: &str) -> Reply {
+    post_from(app, &paths::login_code(login_id), json!({"code": code}), ip).await
 }
 
 /// An anonymous POST as if from `ip` (the test server trusts 127.0.0.1 as a proxy).
 async fn post_from(app: &TestApp, path: &str, body: Value, ip: &str) -> Reply {
-    let resp = app
-        .client
-        .post(format!("{}{path}", app.base))
-        .header("x-forwarded-for", ip)
-        .json(&body)
-        .send()
-        .await
-        .expect("request sent");
+    let resp =
+        app.client.post(app.url(path)).header("x-forwarded-for", ip).json(&body).send().await.expect("request sent");
     TestApp::read(resp).await
-}
-
-fn login_id(reply: &Reply) -> String {
-    reply.body["login_id"].as_str().expect("login_id").to_string()
-}
-
-fn wrong(code: &str) -> String {
-    let n: u32 = code.parse().expect("digits");
-    format!("{:06}", (n + 1) % 1_000_000)
 }
 
 #[tokio::test]
@@ -50,15 +41,15 @@ async fn another_enterprises_admin_cannot_finish_a_members_login() {
 
     let started = start_from(&app, PHONE, "203.0.113.5").await;
     started.assert_status(200);
-    let login = login_id(&started);
+    let login = started.login_id();
     assert!(login.starts_with("lgn_") && login.len() >= 4 + 43, "256 random bits: {login}");
     let code = app.code_for(PHONE, 3).await;
-    let chosen = post_from(&app, &format!("/api/v1/login/{login}/code"), json!({"code": code}), "203.0.113.5").await;
+    let chosen = submit_from(&app, &login, &code, "203.0.113.5").await;
     assert_eq!(chosen.body["next"], "enterprise", "{}", chosen.text);
 
     // What the attacker's admin sees: events of a login it was a candidate of, without the
     // login_id and without where it came from.
-    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &attacker.key).await;
+    let view = app.get(&paths::member_lookup_phone(&enc(PHONE)), &attacker.key).await;
     view.assert_status(200);
     assert!(!view.text.contains(&login), "the login_id is in no admin view");
     let events = view.body["recent_events"].as_array().expect("events");
@@ -67,35 +58,25 @@ async fn another_enterprises_admin_cannot_finish_a_members_login() {
     // Whatever reference the view shows cannot move the login on.
     for e in events {
         if let Some(reference) = e["details"]["login"].as_str() {
-            post_from(
-                &app,
-                &format!("/api/v1/login/{reference}/enterprise"),
-                json!({"enterprise_id": target.id}),
-                "198.51.100.7",
-            )
-            .await
-            .assert_problem(410, "code_expired");
+            post_from(&app, &paths::login_enterprise(reference), json!({"enterprise_id": target.id}), "198.51.100.7")
+                .await
+                .assert_problem(410, "code_expired");
         }
     }
     // Nor can a guessed or truncated login_id.
     let truncated = &login[..login.len() - 1];
-    app.post_anon(&format!("/api/v1/login/{truncated}/enterprise"), json!({"enterprise_id": target.id}))
+    app.post_anon(&paths::login_enterprise(truncated), json!({"enterprise_id": target.id}))
         .await
         .assert_problem(410, "code_expired");
 
     // The member finishes; the attacker's enterprise sees nothing of the login into the other one.
-    let done = post_from(
-        &app,
-        &format!("/api/v1/login/{login}/enterprise"),
-        json!({"enterprise_id": target.id}),
-        "203.0.113.5",
-    )
-    .await;
+    let done =
+        post_from(&app, &paths::login_enterprise(&login), json!({"enterprise_id": target.id}), "203.0.113.5").await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
-    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &attacker.key).await;
+    let view = app.get(&paths::member_lookup_phone(&enc(PHONE)), &attacker.key).await;
     assert!(!view.text.contains("203.0.113.5"), "{}", view.text);
     assert!(!view.text.contains("session_issued"), "{}", view.text);
-    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &target.key).await;
+    let view = app.get(&paths::member_lookup_phone(&enc(PHONE)), &target.key).await;
     assert!(view.text.contains("session_issued") && view.text.contains("203.0.113.5"), "{}", view.text);
 
     // The login_id is stored nowhere: not in the challenge, the events or the audit log.
@@ -108,22 +89,20 @@ async fn a_login_waiting_for_approval_cannot_be_continued_by_anyone_else() {
     let app = TestApp::spawn().await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let mut policy = app.get("/api/v1/policy", &ent.key).await.body;
+    let mut policy = app.get(&paths::policy(), &ent.key).await.body;
     policy.as_object_mut().expect("policy").remove("updated_at");
     policy["require_device_approval"] = json!(true);
-    app.request(reqwest::Method::PUT, "/api/v1/policy", Some(&ent.key), Some(policy)).await.assert_status(200);
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
-    let login = login_id(&started);
+    app.request(reqwest::Method::PUT, &paths::policy(), Some(&ent.key), Some(policy)).await.assert_status(200);
+    let started = app.start_login(PHONE).await;
+    let login = started.login_id();
     let code = app.code_for(PHONE, 2).await;
-    let pending = app.post_anon(&format!("/api/v1/login/{login}/code"), json!({"code": code})).await;
+    let pending = app.submit_code(&login, &code).await;
     assert_eq!(pending.body["next"], "pending_approval", "{}", pending.text);
-    let view = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &ent.key).await;
+    let view = app.get(&paths::member_lookup_phone(&enc(PHONE)), &ent.key).await;
     assert!(!view.text.contains(&login), "the login_id is in no admin view");
     for e in view.body["recent_events"].as_array().expect("events") {
         if let Some(reference) = e["details"]["login"].as_str() {
-            app.post_anon(&format!("/api/v1/login/{reference}/continue"), json!({}))
-                .await
-                .assert_problem(410, "code_expired");
+            app.post_anon(&paths::login_continue(reference), json!({})).await.assert_problem(410, "code_expired");
         }
     }
 }
@@ -152,15 +131,11 @@ async fn one_networks_wrong_codes_lock_that_network_not_the_member() {
     second.assert_status(200);
     let code = app.code_for(PHONE, 3).await;
     for _ in 0..3 {
-        post_from(&app, &format!("/api/v1/login/{}/code", login_id(&first)), json!({"code": wrong(&code)}), attacker)
-            .await
-            .assert_problem(400, "code_invalid");
+        submit_from(&app, &first.login_id(), &wrong_code(&code), attacker).await.assert_problem(400, "code_invalid");
     }
     // The lock holds on every step from that network, even on a login already under way.
-    post_from(&app, &format!("/api/v1/login/{}/code", login_id(&second)), json!({"code": code}), attacker)
-        .await
-        .assert_problem(429, "rate_limited");
-    post_from(&app, &format!("/api/v1/login/{}/resend", login_id(&second)), json!({}), attacker)
+    submit_from(&app, &second.login_id(), &code, attacker).await.assert_problem(429, "rate_limited");
+    post_from(&app, &paths::login_resend(&second.login_id()), json!({}), attacker)
         .await
         .assert_problem(429, "rate_limited");
     clock.advance(Duration::from_secs(61));
@@ -173,8 +148,7 @@ async fn one_networks_wrong_codes_lock_that_network_not_the_member() {
     let started = start_from(&app, PHONE, member).await;
     started.assert_status(200);
     let code = app.code_for(PHONE, 4).await;
-    let done =
-        post_from(&app, &format!("/api/v1/login/{}/code", login_id(&started)), json!({"code": code}), member).await;
+    let done = submit_from(&app, &started.login_id(), &code, member).await;
     assert_eq!(done.body["next"], "done", "{}", done.text);
 }
 
@@ -199,26 +173,19 @@ async fn guessing_spread_over_networks_meets_the_numbers_ceiling() {
         started.assert_status(200);
         let code = app.code_for(PHONE, 2 + i).await;
         for _ in 0..2 {
-            post_from(
-                &app,
-                &format!("/api/v1/login/{}/code", login_id(&started)),
-                json!({"code": wrong(&code)}),
-                network,
-            )
-            .await
-            .assert_problem(400, "code_invalid");
+            submit_from(&app, &started.login_id(), &wrong_code(&code), network)
+                .await
+                .assert_problem(400, "code_invalid");
         }
         clock.advance(Duration::from_secs(61));
     }
     // Four failures in a row from two networks: the number itself waits, from any network.
     start_from(&app, PHONE, "203.0.113.5").await.assert_problem(429, "rate_limited");
     // An admin's unlock clears it.
-    let member = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &ent.key).await;
+    let member = app.get(&paths::member_lookup_phone(&enc(PHONE)), &ent.key).await;
     assert_eq!(member.body["suggested_fix"], "wait_for_unlock");
     let id = member.body["member"]["id"].as_str().expect("member id").to_string();
-    app.request(reqwest::Method::POST, &format!("/api/v1/members/{id}/unlock"), Some(&ent.key), None)
-        .await
-        .assert_status(204);
+    app.request(reqwest::Method::POST, &paths::member_unlock(&id), Some(&ent.key), None).await.assert_status(204);
     start_from(&app, PHONE, "203.0.113.5").await.assert_status(200);
 }
 
@@ -264,7 +231,7 @@ async fn with_hidden_membership_every_state_gets_the_same_whole_answer() {
     app.add_member_with(&ent, json!({"name": "Invited", "phone": invited, "invite": false})).await;
     app.add_member_with(&ent, json!({"name": "Active", "phone": active, "invite": false})).await;
     let d = app.add_member_with(&ent, json!({"name": "Disabled", "phone": disabled, "invite": false})).await;
-    app.post(&format!("/api/v1/members/{}/disable", d["id"].as_str().unwrap()), &ent.key, json!({})).await;
+    app.disable_member(d["id"].as_str().unwrap(), &ent.key).await;
     app.add_member_with(&ent, json!({"name": "Locked", "phone": locked_member, "invite": false})).await;
     // Full Co's budget of three codes an hour goes to three others.
     app.add_member_with(&full, json!({"name": "Over", "phone": over_budget, "invite": false})).await;
@@ -279,13 +246,7 @@ async fn with_hidden_membership_every_state_gets_the_same_whole_answer() {
         let started = start_from(&app, phone, "198.51.100.7").await;
         started.assert_status(200);
         for _ in 0..2 {
-            post_from(
-                &app,
-                &format!("/api/v1/login/{}/code", login_id(&started)),
-                json!({"code": "000000"}),
-                "198.51.100.7",
-            )
-            .await;
+            submit_from(&app, &started.login_id(), "000000", "198.51.100.7").await;
         }
     }
     clock.advance(Duration::from_secs(61));
@@ -419,13 +380,13 @@ async fn a_department_admins_lookup_outside_its_scope_says_nothing() {
     app.add_member_with(&ent, json!({"name": "Ops Person", "phone": PHONE, "departments": [ops], "invite": false}))
         .await;
     // The department admin signs in to get a session.
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": admin_phone})).await;
+    let started = app.start_login(admin_phone).await;
     let code = app.code_for(admin_phone, 1).await;
-    let done = app.post_anon(&format!("/api/v1/login/{}/code", login_id(&started)), json!({"code": code})).await;
+    let done = app.submit_code(&started.login_id(), &code).await;
     let token = done.body["session"]["access_token"].as_str().expect("session").to_string();
 
-    let outside = app.get(&format!("/api/v1/members/lookup?phone={}", enc(PHONE)), &token).await;
-    let never = app.get(&format!("/api/v1/members/lookup?phone={}", enc("+8613700137000")), &token).await;
+    let outside = app.get(&paths::member_lookup_phone(&enc(PHONE)), &token).await;
+    let never = app.get(&paths::member_lookup_phone(&enc("+8613700137000")), &token).await;
     outside.assert_status(200);
     never.assert_status(200);
     let mut a = outside.body.clone();
@@ -446,11 +407,9 @@ async fn failure_counts_are_forgotten_only_a_week_after_the_last_failure() {
     let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
     let ent = app.enterprise("Acme", "13800138000").await;
     app.add_member(&ent, "Zhang San", PHONE).await;
-    let started = app.post_anon("/api/v1/login/start", json!({"phone": PHONE})).await;
+    let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
-    app.post_anon(&format!("/api/v1/login/{}/code", login_id(&started)), json!({"code": wrong(&code)}))
-        .await
-        .assert_problem(400, "code_invalid");
+    app.submit_code(&started.login_id(), &wrong_code(&code)).await.assert_problem(400, "code_invalid");
     assert_eq!(app.count("failure_locks").await, 2, "the network's count and the number's");
     clock.advance(Duration::from_secs(2 * 86_400));
     prune(&app).await;
@@ -470,7 +429,7 @@ async fn an_unlock_starts_a_numbers_sending_limits_over_only_three_times_a_day()
     .await;
     let ent = app.enterprise("Acme", "13800138000").await;
     let member = app.add_member_with(&ent, json!({"name": "Member", "phone": PHONE, "invite": false})).await;
-    let unlock = format!("/api/v1/members/{}/unlock", member["id"].as_str().unwrap());
+    let unlock = paths::member_unlock(member["id"].as_str().unwrap());
     start_from(&app, PHONE, "192.0.2.1").await.assert_status(200);
     for round in 1..=4 {
         // The clock stands still: the number's one-a-minute cooldown refuses the next code ...

@@ -2,6 +2,7 @@
 //! these check the server side of the same flows quickly).
 
 use crate::helpers::TestApp;
+use crate::paths;
 use reqwest::redirect::Policy;
 use serde_json::json;
 
@@ -75,7 +76,7 @@ async fn a_disabled_members_browser_session_is_refused_at_its_next_action() {
     let m = app.add_member(&ent, "Zhang San", PHONE).await;
     let b = sign_in(&app, 1).await;
     assert_eq!(b.get(format!("{}/", app.base)).send().await.unwrap().status().as_u16(), 200);
-    app.post(&format!("/api/v1/members/{}/disable", m["id"].as_str().unwrap()), &ent.key, json!({})).await;
+    app.disable_member(m["id"].as_str().unwrap(), &ent.key).await;
     let resp = b.get(format!("{}/", app.base)).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303);
     assert_eq!(resp.headers()["location"], "/login");
@@ -148,11 +149,12 @@ async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
     let resp = visitor.get(format!("{}/admin/members", app.base)).send().await.unwrap();
     assert_eq!(resp.headers()["location"], "/login");
     // An admin whose form lacks the token changes nothing.
-    let id = app.get("/api/v1/members?q=zhang", &ent.key).await.body["items"][0]["id"].as_str().unwrap().to_string();
-    app.patch(&format!("/api/v1/members/{id}"), &ent.key, json!({"role": "admin"})).await.assert_status(200);
+    let id =
+        app.get(&paths::members_query("q=zhang"), &ent.key).await.body["items"][0]["id"].as_str().unwrap().to_string();
+    app.patch_member(&id, &ent.key, json!({"role": "admin"})).await.assert_status(200);
     let form = [("csrf", "forged-token-forged-token-forged-token"), ("action", "depart")];
     member.post(format!("{}/admin/members/{id}/status", app.base)).form(&form).send().await.unwrap();
-    assert_eq!(app.get(&format!("/api/v1/members/{id}"), &ent.key).await.body["status"], "active");
+    assert_eq!(app.get_member(&id, &ent.key).await.body["status"], "active");
 }
 
 #[tokio::test]
@@ -162,15 +164,7 @@ async fn an_admin_manages_departments_from_the_console() {
     let engineering = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     // The owner signs in through the pages.
-    let b = browser();
-    let (_, page) = text(b.get(format!("{}/login", app.base)).send().await.unwrap()).await;
-    let csrf = field(&page, "csrf");
-    let form = [("csrf", csrf.as_str()), ("region", "CN"), ("phone", "13800138000")];
-    let (_, page) = text(b.post(format!("{}/login", app.base)).form(&form).send().await.unwrap()).await;
-    let login_id = field(&page, "login_id");
-    let code = app.code_for("+8613800138000", 1).await;
-    let form = [("csrf", csrf.as_str()), ("login_id", login_id.as_str()), ("code", code.as_str())];
-    b.post(format!("{}/login/code", app.base)).form(&form).send().await.unwrap();
+    let (b, csrf) = owner_browser(&app).await;
 
     let (status, page) =
         text(b.get(format!("{}/admin/departments/{engineering}", app.base)).send().await.unwrap()).await;
@@ -179,15 +173,15 @@ async fn an_admin_manages_departments_from_the_console() {
     let form = [("csrf", csrf.as_str()), ("name", "R&D"), ("parent_id", sales.as_str()), ("order", "0")];
     let resp = b.post(format!("{}/admin/departments/{engineering}", app.base)).form(&form).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303);
-    let moved = app.get(&format!("/api/v1/departments/{engineering}"), &ent.key).await;
+    let moved = app.get(&paths::department(&engineering), &ent.key).await;
     assert_eq!(moved.body["name"], "R&D");
     assert_eq!(moved.body["parent_id"], sales.as_str());
     // A non-empty department is not deleted; an empty one is.
     let form = [("csrf", csrf.as_str())];
     b.post(format!("{}/admin/departments/{sales}/delete", app.base)).form(&form).send().await.unwrap();
-    app.get(&format!("/api/v1/departments/{sales}"), &ent.key).await.assert_status(200);
+    app.get(&paths::department(&sales), &ent.key).await.assert_status(200);
     b.post(format!("{}/admin/departments/{engineering}/delete", app.base)).form(&form).send().await.unwrap();
-    app.get(&format!("/api/v1/departments/{engineering}"), &ent.key).await.assert_problem(404, "not_found");
+    app.get(&paths::department(&engineering), &ent.key).await.assert_problem(404, "not_found");
 }
 
 /// The owner of `ent` (number 13800138000) signed in through the pages; answers the client and
@@ -223,7 +217,7 @@ async fn an_admin_registers_an_app_in_the_console_and_sees_its_secret_once() {
     assert_eq!(status, 200);
     let secret = page.split("id=\"new-secret\">").nth(1).and_then(|r| r.split('<').next()).expect("the secret, once");
     assert!(secret.starts_with("wgcs_"));
-    let listed = app.get("/api/v1/apps", &ent.key).await;
+    let listed = app.get(&paths::apps(), &ent.key).await;
     let apps = listed.body["items"].as_array().unwrap();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0]["redirect_uris"], json!(["https://wiki.example.com/cb", "https://wiki.example.com/cb2"]));

@@ -5,4 +5,6 @@
 #![allow(dead_code)]
 
 pub mod node;
+#[path = "../api/paths.rs"]
+pub mod paths;
 pub mod postgres;
