@@ -75,6 +75,24 @@ pub struct MemberPatch {
     pub admin_departments: Option<Vec<String>>,
 }
 
+impl MemberPatch {
+    /// Whether the patch names no field but (at most) the phone number.
+    pub fn changes_only_phone(&self) -> bool {
+        self.name.is_none()
+            && self.userid.is_none()
+            && self.email.is_none()
+            && self.title.is_none()
+            && self.departments.is_none()
+            && self.role.is_none()
+            && self.admin_departments.is_none()
+    }
+
+    /// Whether the patch names no field at all.
+    pub fn is_empty(&self) -> bool {
+        self.phone.is_none() && self.changes_only_phone()
+    }
+}
+
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -772,7 +790,7 @@ pub fn apply_patch(
     if let Some(raw) = patch.phone.as_deref() {
         match PhoneNumber::parse(raw, enterprise.region) {
             Ok(phone) => m.phone = phone,
-            Err(e) if patch_touches_only_phone(patch) => return Err(e),
+            Err(e) if patch.changes_only_phone() => return Err(e),
             Err(e) => {
                 v.check::<()>("phone", Err(e));
             }
@@ -813,16 +831,6 @@ pub fn apply_patch(
         m.updated_at = now;
     }
     Ok(m)
-}
-
-fn patch_touches_only_phone(p: &MemberPatch) -> bool {
-    p.name.is_none()
-        && p.userid.is_none()
-        && p.email.is_none()
-        && p.title.is_none()
-        && p.departments.is_none()
-        && p.role.is_none()
-        && p.admin_departments.is_none()
 }
 
 /// The fields that changed, as `{field: {from, to}}` for the audit log.

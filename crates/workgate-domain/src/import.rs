@@ -161,29 +161,35 @@ pub fn parse_csv(data: &[u8]) -> Result<Vec<ImportRecord>> {
     Ok(records)
 }
 
+/// `POST /members/import` as JSON: `{members: [...]}`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-struct JsonImport {
-    members: Vec<NewMemberJson>,
+pub struct ImportJson {
+    pub members: Vec<ImportJsonRow>,
 }
 
+/// A row: matched to a member by `userid`, else by `phone`; a new member needs `name` and `phone`.
+/// `departments` are department ids.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-struct NewMemberJson {
-    name: Option<String>,
-    phone: Option<String>,
-    userid: Option<String>,
-    email: Option<String>,
-    title: Option<String>,
-    departments: Option<Vec<String>>,
-    role: Option<String>,
-    admin_departments: Option<Vec<String>>,
-    invite: Option<bool>,
+pub struct ImportJsonRow {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub userid: Option<String>,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    pub departments: Option<Vec<String>>,
+    pub role: Option<String>,
+    pub admin_departments: Option<Vec<String>>,
+    /// Whether to send a member created by this row the invitation SMS; defaults to true.
+    pub invite: Option<bool>,
 }
 
 /// Reads `{members: [...]}` with the fields of `POST /members` (departments as ids).
 pub fn parse_json(data: &[u8]) -> Result<Vec<ImportRecord>> {
-    let parsed: JsonImport = serde_json::from_slice(data).map_err(|e| Error::field("body", e.to_string()))?;
+    let parsed: ImportJson = serde_json::from_slice(data).map_err(|e| Error::field("body", e.to_string()))?;
     if parsed.members.len() > MAX_ROWS {
         return Err(Error::field("members", format!("an import takes at most {MAX_ROWS} rows; split the file")));
     }

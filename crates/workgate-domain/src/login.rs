@@ -698,28 +698,23 @@ impl Services {
         let Identified { challenge, from, ref enterprise, ref member, earlier, client } = who;
         let policy = self.policy_of(&enterprise.id).await?.policy;
         let now = self.clock.now();
-        let step_deadline = Timestamp(now.millis() + self.settings.code_ttl_secs * 1000);
+        // The move to the next step, made only if the challenge is still where this request found it.
+        let step = StepMove {
+            id: &challenge.id,
+            from,
+            code_hash: &challenge.code_hash,
+            to: from,
+            enterprise: &enterprise.id,
+            member: &member.id,
+            device: None,
+            expires_at: Timestamp(now.millis() + self.settings.code_ttl_secs * 1000),
+        };
         if policy.require_password && !password_done {
             self.record_earlier(earlier).await?;
             let state = self.store.password_state(&enterprise.id, &member.id).await?;
             let to =
                 if state.hash.is_none() || state.must_reset { LoginStep::SetPassword } else { LoginStep::Password };
-            let moved = self
-                .store
-                .advance_login(&StepMove {
-                    id: &challenge.id,
-                    from,
-                    code_hash: &challenge.code_hash,
-                    to,
-                    enterprise: &enterprise.id,
-                    member: &member.id,
-                    device: None,
-                    expires_at: step_deadline,
-                })
-                .await?;
-            if !moved {
-                return Err(Error::CodeExpired);
-            }
+            self.move_on(StepMove { to, ..step }).await?;
             return Ok(if to == LoginStep::SetPassword { Next::SetPassword } else { Next::Password });
         }
         // A device id is kept only by the member it was issued to; anyone else gets a new one.
@@ -759,22 +754,13 @@ impl Services {
             self.store.hold_device(&device).await?;
             // An approval can take a while: the login waits up to a day.
             let until = Timestamp(now.millis() + 86_400_000);
-            let moved = self
-                .store
-                .advance_login(&StepMove {
-                    id: &challenge.id,
-                    from,
-                    code_hash: &challenge.code_hash,
-                    to: LoginStep::PendingApproval,
-                    enterprise: &enterprise.id,
-                    member: &member.id,
-                    device: Some(&device_id),
-                    expires_at: until,
-                })
-                .await?;
-            if !moved {
-                return Err(Error::CodeExpired);
-            }
+            self.move_on(StepMove {
+                to: LoginStep::PendingApproval,
+                device: Some(&device_id),
+                expires_at: until,
+                ..step
+            })
+            .await?;
             let event =
                 self.event(&challenge.phone, "device_pending", Some(member), client, json!({"device_id": device_id}));
             self.store.record_login_events(&[event]).await?;
@@ -783,6 +769,11 @@ impl Services {
         let new_device = known.is_none();
         let session = self.finish(who, device_id, new_device, &policy).await?;
         Ok(Next::Done(Box::new(session)))
+    }
+
+    /// Makes the move, or answers `CodeExpired` when another request moved the login first.
+    async fn move_on(&self, step: StepMove<'_>) -> Result<()> {
+        if self.store.advance_login(&step).await? { Ok(()) } else { Err(Error::CodeExpired) }
     }
 
     /// `POST /login/{id}/password`: checks the password, or sets it where one is to be set.

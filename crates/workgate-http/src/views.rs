@@ -17,6 +17,16 @@ pub struct ListOf<T> {
 }
 
 impl<T> ListOf<T> {
+    /// A whole list (there is no next page), each item made a view.
+    pub fn whole<D>(items: impl IntoIterator<Item = D>, view: impl Fn(D) -> T) -> Self {
+        ListOf { items: items.into_iter().map(view).collect(), next_cursor: None }
+    }
+
+    /// A whole list of items that convert into their view.
+    pub fn all<D: Into<T>>(items: Vec<D>) -> Self {
+        Self::whole(items, Into::into)
+    }
+
     pub fn from_page<D>(page: Page<D>, view: impl Fn(D) -> T) -> Self {
         ListOf { items: page.items.into_iter().map(view).collect(), next_cursor: page.next_cursor }
     }

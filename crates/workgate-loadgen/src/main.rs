@@ -285,10 +285,7 @@ async fn run_login(server: &Server, a: &LoginArgs) -> anyhow::Result<()> {
             tally
         }));
     }
-    tokio::time::sleep_until(measure_from.into()).await;
-    let cpu = CpuWindow::start(&server.pids);
-    tokio::time::sleep_until(until.into()).await;
-    let cpu = cpu.finish();
+    let cpu = CpuWindow::measure(&server.pids, measure_from, until).await;
     let mut all = LoginTally::default();
     for t in tasks {
         all.merge(t.await?);
@@ -488,10 +485,7 @@ pub(crate) async fn hammer(server: &Server, load: Load, make: MakeRequest) -> (T
             tally
         }));
     }
-    tokio::time::sleep_until(measure_from.into()).await;
-    let cpu = CpuWindow::start(&server.pids);
-    tokio::time::sleep_until(until.into()).await;
-    let cpu = cpu.finish();
+    let cpu = CpuWindow::measure(&server.pids, measure_from, until).await;
     let mut all = Tally::default();
     for t in tasks {
         if let Ok(t) = t.await {

@@ -137,12 +137,8 @@ async fn version(program: &str) -> anyhow::Result<String> {
 async fn hammer_peer(server: &Server, pid: u32, load: Load, make: MakeRequest) -> (Tally, CpuUse) {
     let from = Instant::now() + Duration::from_secs(load.warmup);
     let until = from + Duration::from_secs(load.seconds);
-    let cpu = async {
-        tokio::time::sleep_until(from.into()).await;
-        let window = CpuWindow::start(&[pid]);
-        tokio::time::sleep_until(until.into()).await;
-        window.finish()
-    };
+    let pids = [pid];
+    let cpu = CpuWindow::measure(&pids, from, until);
     let ((tally, _), cpu) = tokio::join!(hammer(server, load, make), cpu);
     (tally, cpu)
 }

@@ -130,6 +130,14 @@ impl CpuWindow {
         }
     }
 
+    /// The cores each of `pids` uses from `from` to `until` (waits for both).
+    pub async fn measure(pids: &[u32], from: std::time::Instant, until: std::time::Instant) -> CpuUse {
+        tokio::time::sleep_until(from.into()).await;
+        let window = CpuWindow::start(pids);
+        tokio::time::sleep_until(until.into()).await;
+        window.finish()
+    }
+
     /// The cores (CPU seconds per second) each used since [`CpuWindow::start`].
     pub fn finish(&self) -> CpuUse {
         let wall = self.started.elapsed().as_secs_f64();

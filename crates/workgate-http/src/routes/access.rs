@@ -38,8 +38,7 @@ pub async fn list_invitations(
     AdminCaller(caller): AdminCaller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ListOf<InvitationView>>> {
-    let items = s.services.list_invitations(&caller, &id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(ListOf { items, next_cursor: None }))
+    Ok(axum::Json(ListOf::all(s.services.list_invitations(&caller, &id).await?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/members/{id}/unlock", tag = "directory", security(("bearer" = [])),
@@ -60,8 +59,7 @@ pub async fn member_devices(
     AdminCaller(caller): AdminCaller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ListOf<DeviceView>>> {
-    let items = s.services.member_devices(&caller, &id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(ListOf { items, next_cursor: None }))
+    Ok(axum::Json(ListOf::all(s.services.member_devices(&caller, &id).await?)))
 }
 
 /// The member's device sessions and app grants, newest first, live and ended.
@@ -72,8 +70,7 @@ pub async fn member_sessions(
     AdminCaller(caller): AdminCaller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ListOf<crate::views::SessionView>>> {
-    let items = s.services.member_sessions(&caller, &id).await?.into_iter().map(Into::into).collect();
-    Ok(axum::Json(ListOf { items, next_cursor: None }))
+    Ok(axum::Json(ListOf::all(s.services.member_sessions(&caller, &id).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/members/{id}/devices/{device_id}", tag = "directory", security(("bearer" = [])),

@@ -23,8 +23,7 @@ pub async fn list_api_keys(
     State(s): State<AppState>,
     AdminCaller(caller): AdminCaller,
 ) -> ApiResult<axum::Json<ListOf<ApiKeyView>>> {
-    let keys = s.services.list_api_keys(&caller).await?;
-    Ok(axum::Json(ListOf { items: keys.into_iter().map(Into::into).collect(), next_cursor: None }))
+    Ok(axum::Json(ListOf::all(s.services.list_api_keys(&caller).await?)))
 }
 
 /// The answer carries the key itself, once; only its hash is stored.

@@ -22,8 +22,7 @@ pub async fn list_apps(
     State(s): State<AppState>,
     AdminCaller(caller): AdminCaller,
 ) -> ApiResult<axum::Json<ListOf<AppView>>> {
-    let apps = s.services.list_apps(&caller).await?;
-    Ok(axum::Json(ListOf { items: apps.into_iter().map(Into::into).collect(), next_cursor: None }))
+    Ok(axum::Json(ListOf::all(s.services.list_apps(&caller).await?)))
 }
 
 /// A confidential app's answer carries its `client_secret`, once; only its hash is stored.

@@ -13,7 +13,7 @@ use workgate_domain::Error;
 use workgate_domain::directory::{
     DepartmentPatch, ListMembersQuery, MemberPatch, NewDepartmentInput, NewMemberInput, StatusChange,
 };
-use workgate_domain::import::{ImportReport, parse_csv, parse_json};
+use workgate_domain::import::{ImportJson, ImportReport, parse_csv, parse_json};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,8 +38,7 @@ pub async fn list_departments(
     State(s): State<AppState>,
     AdminCaller(caller): AdminCaller,
 ) -> ApiResult<axum::Json<ListOf<DepartmentView>>> {
-    let items = s.services.list_departments(&caller).await?;
-    Ok(axum::Json(ListOf { items: items.into_iter().map(Into::into).collect(), next_cursor: None }))
+    Ok(axum::Json(ListOf::all(s.services.list_departments(&caller).await?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/departments", tag = "directory", security(("bearer" = [])), request_body = NewDepartmentInput,
@@ -182,33 +181,6 @@ pub async fn lookup_member(
     Query(q): Query<LookupQuery>,
 ) -> ApiResult<axum::Json<LookupView>> {
     Ok(axum::Json(s.services.lookup_member_by_phone(&caller, &q.phone).await?.into()))
-}
-
-/// `POST /members/import` as JSON, as `workgate_domain::import::parse_json` reads it (this type
-/// only describes it in the OpenAPI document).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ImportJson {
-    members: Vec<ImportJsonRow>,
-}
-
-/// A row: matched to a member by `userid`, else by `phone`; a new member needs `name` and `phone`.
-/// `departments` are department ids.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ImportJsonRow {
-    name: Option<String>,
-    phone: Option<String>,
-    userid: Option<String>,
-    email: Option<String>,
-    title: Option<String>,
-    departments: Option<Vec<String>>,
-    role: Option<String>,
-    admin_departments: Option<Vec<String>>,
-    /// Whether to send a member created by this row the invitation SMS; defaults to true.
-    invite: Option<bool>,
 }
 
 /// Bulk import: `text/csv` or `application/json`, under the import body limit.

@@ -62,17 +62,13 @@ pub async fn my_enterprises(
     MemberCaller(session): MemberCaller,
 ) -> ApiResult<axum::Json<ListOf<MyEnterpriseView>>> {
     let list = s.services.my_enterprises(&session).await?;
-    let items = list
-        .into_iter()
-        .map(|(e, m)| MyEnterpriseView {
-            current: e.id == session.enterprise_id,
-            id: e.id.to_string(),
-            name: e.name.to_string(),
-            member_id: m.id.to_string(),
-            status: m.status.as_str().into(),
-        })
-        .collect();
-    Ok(axum::Json(ListOf { items, next_cursor: None }))
+    Ok(axum::Json(ListOf::whole(list, |(e, m)| MyEnterpriseView {
+        current: e.id == session.enterprise_id,
+        id: e.id.to_string(),
+        name: e.name.to_string(),
+        member_id: m.id.to_string(),
+        status: m.status.as_str().into(),
+    })))
 }
 
 #[utoipa::path(get, path = "/api/v1/me/devices", tag = "me", security(("bearer" = [])),
@@ -82,14 +78,10 @@ pub async fn my_devices(
     MemberCaller(session): MemberCaller,
 ) -> ApiResult<axum::Json<ListOf<DeviceView>>> {
     let devices = s.services.my_devices(&session).await?;
-    let items = devices
-        .into_iter()
-        .map(|d| {
-            let current = d.id == session.device_id;
-            DeviceView { current: Some(current), ..d.into() }
-        })
-        .collect();
-    Ok(axum::Json(ListOf { items, next_cursor: None }))
+    Ok(axum::Json(ListOf::whole(devices, |d| {
+        let current = d.id == session.device_id;
+        DeviceView { current: Some(current), ..d.into() }
+    })))
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/devices/{id}", tag = "me", security(("bearer" = [])),

@@ -120,18 +120,6 @@ pub fn member_patch(
     }
 }
 
-/// Whether a patch changes nothing.
-pub fn member_patch_is_empty(p: &MemberPatch) -> bool {
-    p.name.is_none()
-        && p.phone.is_none()
-        && p.userid.is_none()
-        && p.email.is_none()
-        && p.title.is_none()
-        && p.departments.is_none()
-        && p.role.is_none()
-        && p.admin_departments.is_none()
-}
-
 /// The department form's fields; `parent_id` stays empty where the form shows no parent (the
 /// root, or a parent outside a department admin's subtrees).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,7 +280,7 @@ mod tests {
             ..Default::default()
         };
         let patch = member_patch(&edit(fields.clone(), fields), &strings(&["dep_a", "dep_b"]), &[]);
-        assert!(member_patch_is_empty(&patch));
+        assert!(patch.is_empty());
     }
 
     #[test]

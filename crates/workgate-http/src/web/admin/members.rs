@@ -268,7 +268,7 @@ async fn edit_member(
     };
     let strings = |ids: &[workgate_domain::ids::DepartmentId]| ids.iter().map(|d| d.to_string()).collect::<Vec<_>>();
     let patch = edits::member_patch(&edit, &strings(&current.departments), &strings(&current.admin_departments));
-    if edits::member_patch_is_empty(&patch) {
+    if patch.is_empty() {
         return console.back(&here, lang.pick("Nothing changed.", "没有修改。"));
     }
     console.answer(&here, s.services.update_member(&console.caller, &id, patch).await, lang.pick("Saved.", "已保存。"))
