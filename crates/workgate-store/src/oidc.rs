@@ -6,6 +6,7 @@
 use crate::SqlStore;
 use crate::cache::read_through;
 use crate::directory::{audit_if_changed, insert_audit};
+use crate::login::{Revocable, revoke_one};
 use crate::rows::{DomainRow, MEMBER_COLUMNS};
 use crate::sql::{Conn, Prefixed, sql};
 use async_trait::async_trait;
@@ -129,38 +130,6 @@ async fn insert_tokens(c: &mut Conn<'_>, grant: &GrantId, t: &NewTokens) -> Resu
         .bind(t.access_expires_at.millis())
         .bind(t.refresh_hash.as_str())
         .bind(t.refresh_expires_at.millis()),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Revokes one grant (its tokens are judged by it).
-async fn revoke_grant(c: &mut Conn<'_>, grant: &str, reason: EndReason, now: Timestamp) -> Result<()> {
-    c.execute(
-        sql("UPDATE oidc_grants SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-            .bind(now.millis())
-            .bind(reason.as_str())
-            .bind(grant),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Revokes every app grant of a member (they were disabled or departed).
-pub(crate) async fn revoke_member_grants(
-    c: &mut Conn<'_>,
-    enterprise: &EnterpriseId,
-    member: &MemberId,
-    reason: EndReason,
-    now: Timestamp,
-) -> Result<()> {
-    c.execute(
-        sql("UPDATE oidc_grants SET revoked_at = $1, revoked_reason = $2 \
-             WHERE enterprise_id = $3 AND member_id = $4 AND revoked_at IS NULL")
-        .bind(now.millis())
-        .bind(reason.as_str())
-        .bind(enterprise.as_str())
-        .bind(member.as_str()),
     )
     .await?;
     Ok(())
@@ -429,7 +398,7 @@ impl OidcStore for SqlStore {
                 .transpose()?;
             match earlier {
                 Some(Some(earlier_grant)) => {
-                    revoke_grant(c, &earlier_grant, EndReason::CodeReplayed, now).await?;
+                    revoke_one(c, Revocable::Grants, &earlier_grant, EndReason::CodeReplayed, now).await?;
                     Ok(Redeemed::Replayed)
                 }
                 _ => Ok(Redeemed::Refused),
@@ -514,7 +483,7 @@ impl OidcStore for SqlStore {
                 .await?;
             match spent {
                 Some(grant) => {
-                    revoke_grant(c, &grant, EndReason::RefreshReplayed, tokens.now).await?;
+                    revoke_one(c, Revocable::Grants, &grant, EndReason::RefreshReplayed, tokens.now).await?;
                     Ok(Refreshed::Replayed)
                 }
                 None => Ok(Refreshed::Refused),
@@ -524,7 +493,7 @@ impl OidcStore for SqlStore {
     }
 
     async fn revoke_grant(&self, grant: &GrantId, reason: EndReason, now: Timestamp) -> Result<()> {
-        self.write(async |c| revoke_grant(c, grant.as_str(), reason, now).await).await
+        self.write(async |c| revoke_one(c, Revocable::Grants, grant.as_str(), reason, now).await).await
     }
 
     async fn revoke_app_access_token(&self, token_hash: &SecretHash, now: Timestamp) -> Result<()> {

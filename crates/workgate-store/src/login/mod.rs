@@ -22,4 +22,4 @@ mod sessions;
 
 pub(crate) use invitations::insert_invitation;
 pub(crate) use outbox::insert_outbox;
-pub(crate) use sessions::revoke_member_access;
+pub(crate) use sessions::{Revocable, revoke_member_access, revoke_one};

@@ -19,6 +19,39 @@ use workgate_domain::store::SessionStore;
 pub(super) const SESSION_RECORD: &str = "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
      s.created_at, m.status AS member_status FROM sessions s JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id";
 
+/// What a revocation ends: device sessions, or app grants (whose tokens are judged by them). Both
+/// keep when and why they ended.
+#[derive(Clone, Copy)]
+pub(crate) enum Revocable {
+    Sessions,
+    Grants,
+}
+
+impl Revocable {
+    fn table(self) -> &'static str {
+        match self {
+            Revocable::Sessions => "sessions",
+            Revocable::Grants => "oidc_grants",
+        }
+    }
+}
+
+/// Ends one session or grant, unless it has ended already.
+pub(crate) async fn revoke_one(
+    c: &mut Conn<'_>,
+    revocable: Revocable,
+    id: &str,
+    reason: EndReason,
+    now: Timestamp,
+) -> Result<()> {
+    let text = format!(
+        "UPDATE {} SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+        revocable.table()
+    );
+    c.execute(sql(text).bind(now.millis()).bind(reason.as_str()).bind(id)).await?;
+    Ok(())
+}
+
 /// Ends every session and device trust of a member, and (when departing) their invitations.
 pub(crate) async fn revoke_member_access(
     c: &mut Conn<'_>,
@@ -28,16 +61,20 @@ pub(crate) async fn revoke_member_access(
     cancel_invitations: bool,
     now: Timestamp,
 ) -> Result<()> {
-    c.execute(
-        sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
-             WHERE enterprise_id = $3 AND member_id = $4 AND revoked_at IS NULL")
-        .bind(now.millis())
-        .bind(reason.as_str())
-        .bind(enterprise.as_str())
-        .bind(member.as_str()),
-    )
-    .await?;
-    crate::oidc::revoke_member_grants(c, enterprise, member, reason, now).await?;
+    for revocable in [Revocable::Sessions, Revocable::Grants] {
+        c.execute(
+            sql(format!(
+                "UPDATE {} SET revoked_at = $1, revoked_reason = $2 \
+                 WHERE enterprise_id = $3 AND member_id = $4 AND revoked_at IS NULL",
+                revocable.table()
+            ))
+            .bind(now.millis())
+            .bind(reason.as_str())
+            .bind(enterprise.as_str())
+            .bind(member.as_str()),
+        )
+        .await?;
+    }
     c.execute(
         sql("UPDATE devices SET state = 'revoked' WHERE enterprise_id = $1 AND member_id = $2")
             .bind(enterprise.as_str())
@@ -145,17 +182,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn revoke_session(&self, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()> {
-        self.write(async |c| {
-            c.execute(
-                sql("UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-                    .bind(now.millis())
-                    .bind(reason.as_str())
-                    .bind(id.as_str()),
-            )
-            .await?;
-            Ok(())
-        })
-        .await
+        self.write(async |c| revoke_one(c, Revocable::Sessions, id.as_str(), reason, now).await).await
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {

@@ -15,14 +15,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/apps/{id}/delete", post(delete_app))
 }
 
-async fn apps(State(s): State<AppState>, console: Console, Query(n): Query<Notice>) -> Response {
+async fn apps(State(s): State<AppState>, console: Console, Query(n): Query<Notice>) -> Answer {
     let lang = console.lang;
-    let list = match s.services.list_apps(&console.caller).await {
-        Ok(l) => l,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let list = console.read("/admin/members", s.services.list_apps(&console.caller).await)?;
     let body = apps_body(lang, &console.token, &list, None);
-    console.page(lang.pick("Apps", "应用"), n.notice.as_deref(), body)
+    Ok(console.page(lang.pick("Apps", "应用"), n.notice.as_deref(), body))
 }
 
 #[derive(Deserialize)]
@@ -69,12 +66,9 @@ async fn app_page(
     console: Console,
     Path(id): Path<String>,
     Query(n): Query<Notice>,
-) -> Response {
+) -> Answer {
     let lang = console.lang;
-    let app = match s.services.get_app(&console.caller, &id).await {
-        Ok(app) => app,
-        Err(e) => return console.refused("/admin/apps", &e),
-    };
+    let app = console.read("/admin/apps", s.services.get_app(&console.caller, &id).await)?;
     let fields = AppFields {
         name: app.name.clone(),
         redirect_uris: app.redirect_uris.join("\n"),
@@ -100,7 +94,7 @@ async fn app_page(
         }
         p { a href="/admin/apps" { "← " (lang.pick("All apps", "全部应用")) } }
     };
-    console.page(&app.name, n.notice.as_deref(), body)
+    Ok(console.page(&app.name, n.notice.as_deref(), body))
 }
 
 async fn edit_app(

@@ -35,13 +35,10 @@ async fn department(
     console: Console,
     Path(id): Path<String>,
     Query(n): Query<Notice>,
-) -> Response {
+) -> Answer {
     let lang = console.lang;
     let mut problems = Problems::default();
-    let d = match s.services.get_department(&console.caller, &id).await {
-        Ok(d) => d,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let d = console.read("/admin/members", s.services.get_department(&console.caller, &id).await)?;
     let departments = problems.keep(lang, s.services.list_departments(&console.caller).await);
     let tree = tree_order(&departments);
     // The parent is offered only where this admin sees it: a select whose current value is missing
@@ -76,7 +73,7 @@ async fn department(
             }
         }
     };
-    console.page(d.name.as_str(), n.notice.as_deref(), html! { (problems.markup()) (body) })
+    Ok(console.page(d.name.as_str(), n.notice.as_deref(), html! { (problems.markup()) (body) }))
 }
 
 async fn edit_department(

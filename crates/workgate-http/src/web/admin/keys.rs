@@ -9,14 +9,11 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/admin/keys", get(keys).post(create_key)).route("/admin/keys/{id}/delete", post(delete_key))
 }
 
-async fn keys(State(s): State<AppState>, console: Console, Query(n): Query<Notice>) -> Response {
+async fn keys(State(s): State<AppState>, console: Console, Query(n): Query<Notice>) -> Answer {
     let lang = console.lang;
-    let list = match s.services.list_api_keys(&console.caller).await {
-        Ok(l) => l,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let list = console.read("/admin/members", s.services.list_api_keys(&console.caller).await)?;
     let body = keys_body(lang, &console.token, &list, None);
-    console.page(lang.pick("API keys", "API 密钥"), n.notice.as_deref(), body)
+    Ok(console.page(lang.pick("API keys", "API 密钥"), n.notice.as_deref(), body))
 }
 
 #[derive(Deserialize)]

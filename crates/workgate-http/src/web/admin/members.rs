@@ -156,13 +156,10 @@ async fn member(
     console: Console,
     Path(id): Path<String>,
     Query(n): Query<Notice>,
-) -> Response {
+) -> Answer {
     let lang = console.lang;
     let mut problems = Problems::default();
-    let m = match s.services.get_member(&console.caller, &id).await {
-        Ok(m) => m,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let m = console.read("/admin/members", s.services.get_member(&console.caller, &id).await)?;
     let invitations = problems.keep(lang, s.services.list_invitations(&console.caller, &id).await);
     let devices = problems.keep(lang, s.services.member_devices(&console.caller, &id).await);
     let sessions = problems.keep(lang, s.services.member_sessions(&console.caller, &id).await);
@@ -251,27 +248,28 @@ async fn member(
             } } }
         }
     };
-    console.page(m.name.as_str(), n.notice.as_deref(), html! { (problems.markup()) (body) })
+    Ok(console.page(m.name.as_str(), n.notice.as_deref(), html! { (problems.markup()) (body) }))
 }
 
 async fn edit_member(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ConsoleEdit(console, edit): ConsoleEdit<MemberFields>,
-) -> Response {
+) -> Answer {
     let lang = console.lang;
     let here = format!("/admin/members/{id}");
     // The change applies to the member as stored now, not as the page showed it.
-    let current = match s.services.get_member(&console.caller, &id).await {
-        Ok(m) => m,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let current = console.read("/admin/members", s.services.get_member(&console.caller, &id).await)?;
     let strings = |ids: &[workgate_domain::ids::DepartmentId]| ids.iter().map(|d| d.to_string()).collect::<Vec<_>>();
     let patch = edits::member_patch(&edit, &strings(&current.departments), &strings(&current.admin_departments));
     if patch.is_empty() {
-        return console.back(&here, lang.pick("Nothing changed.", "没有修改。"));
+        return Ok(console.back(&here, lang.pick("Nothing changed.", "没有修改。")));
     }
-    console.answer(&here, s.services.update_member(&console.caller, &id, patch).await, lang.pick("Saved.", "已保存。"))
+    Ok(console.answer(
+        &here,
+        s.services.update_member(&console.caller, &id, patch).await,
+        lang.pick("Saved.", "已保存。"),
+    ))
 }
 
 /// The status changes of a member's page, named as in their paths and forms.
@@ -303,16 +301,13 @@ async fn confirm_status(
     console: Console,
     Path(id): Path<String>,
     Query(q): Query<StatusQuery>,
-) -> Response {
+) -> Answer {
     let lang = console.lang;
     let here = format!("/admin/members/{id}");
-    let m = match s.services.get_member(&console.caller, &id).await {
-        Ok(m) => m,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let m = console.read("/admin/members", s.services.get_member(&console.caller, &id).await)?;
     // An unknown action is refused, never taken for one of the known ones.
     let Some(change) = status_change(&q.action) else {
-        return console.back(&here, lang.error("validation_failed"));
+        return Ok(console.back(&here, lang.error("validation_failed")));
     };
     let question = match change {
         StatusChange::Disable => lang.pick(
@@ -336,7 +331,7 @@ async fn confirm_status(
         }
         p { a href=(here) { (lang.pick("Cancel", "取消")) } }
     };
-    console.page(m.name.as_str(), None, body)
+    Ok(console.page(m.name.as_str(), None, body))
 }
 
 #[derive(Deserialize)]

@@ -161,7 +161,16 @@ fn page_of(path: &str) -> String {
     }
 }
 
+/// A console handler's answer; `Err` is a redirect saying why the page could not be shown, so that
+/// `?` ends a handler whose read failed.
+type Answer = Result<Response, Response>;
+
 impl Console {
+    /// The value read, or a redirect to `to` saying why it could not be read.
+    fn read<T>(&self, to: &str, read: Result<T, Error>) -> Result<T, Response> {
+        read.map_err(|e| self.refused(to, &e))
+    }
+
     /// A page of the console.
     fn page(self, title: &str, notice: Option<&str>, body: Markup) -> Response {
         (self.jar, Html(shell(self.lang, title, notice, body).into_string())).into_response()

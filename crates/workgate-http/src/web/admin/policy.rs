@@ -9,12 +9,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/admin/policy", get(policy_page).post(save_policy))
 }
 
-async fn policy_page(State(s): State<AppState>, console: Console, Query(n): Query<Notice>) -> Response {
+async fn policy_page(State(s): State<AppState>, console: Console, Query(n): Query<Notice>) -> Answer {
     let lang = console.lang;
-    let p = match s.services.get_policy(&console.caller).await {
-        Ok(p) => p.policy,
-        Err(e) => return console.refused("/admin/members", &e),
-    };
+    let p = console.read("/admin/members", s.services.get_policy(&console.caller).await)?.policy;
     let f = PolicyFields::of(&p);
     let number = |id: &'static str, label: &'static str, min: u32, value: &str| {
         html! {
@@ -42,7 +39,7 @@ async fn policy_page(State(s): State<AppState>, console: Console, Query(n): Quer
             button type="submit" { (lang.pick("Save policy", "保存策略")) }
         }
     };
-    console.page(lang.pick("Policy", "安全策略"), n.notice.as_deref(), body)
+    Ok(console.page(lang.pick("Policy", "安全策略"), n.notice.as_deref(), body))
 }
 
 async fn save_policy(State(s): State<AppState>, ConsoleEdit(console, edit): ConsoleEdit<PolicyFields>) -> Response {
