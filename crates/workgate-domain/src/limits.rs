@@ -15,11 +15,44 @@ pub struct Limit {
     pub window_secs: i64,
     /// Named in logs and login events (`per_number_hour`, …).
     pub what: &'static str,
+    /// How many counters share `max` (see [`Limit::sliced`]), and the one a hit tries first.
+    slices: u32,
+    first_slice: u32,
 }
+
+/// The counters of a budget that every login hits (the server's and an enterprise's SMS budgets).
+pub const BUDGET_SLICES: u32 = 8;
 
 impl Limit {
     pub fn new(what: &'static str, bucket: String, max: i64, window_secs: i64) -> Self {
-        Limit { bucket, max, window_secs: window_secs.max(1), what }
+        Limit { bucket, max, window_secs: window_secs.max(1), what, slices: 1, first_slice: 0 }
+    }
+
+    /// Counts the limit in `n` counters (`<bucket>#0` …), each holding its share of `max`, so that
+    /// concurrent hits of a busy limit do not all wait for one counter's lock (on PostgreSQL a
+    /// counter is locked from its check to its commit). A hit counts in the first counter with
+    /// room, from one picked at random, and is refused only when every counter is full: the limit
+    /// still allows `max` hits per window, never more.
+    pub fn sliced(mut self, n: u32) -> Self {
+        self.slices = n.max(1);
+        self.first_slice = rand::random_range(0..self.slices);
+        self
+    }
+
+    /// The counters a hit tries, in order, each with its share of `max`: `(bucket, max)`.
+    pub fn parts(&self) -> Vec<(String, i64)> {
+        if self.slices <= 1 {
+            return vec![(self.bucket.clone(), self.max)];
+        }
+        let n = i64::from(self.slices);
+        (0..self.slices)
+            .map(|k| (self.first_slice + k) % self.slices)
+            .map(|slice| {
+                let share = self.max / n + i64::from(i64::from(slice) < self.max % n);
+                (format!("{}#{slice}", self.bucket), share)
+            })
+            .filter(|(_, share)| *share > 0)
+            .collect()
     }
 }
 
@@ -66,5 +99,22 @@ mod tests {
     fn networks() {
         assert_eq!(super::network_of("10.1.2.3".parse().unwrap()), "10.1.2.0/24");
         assert_eq!(super::network_of("2001:db8:1:2:3::4".parse().unwrap()), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn a_sliced_limit_shares_its_max_among_its_counters_and_tries_each_once() {
+        let plain = super::Limit::new("x", "b".into(), 10, 60);
+        assert_eq!(plain.parts(), vec![("b".to_string(), 10)]);
+        for max in [0, 1, 3, 8, 10, 10_000] {
+            let sliced = super::Limit::new("x", "b".into(), max, 60).sliced(8);
+            let parts = sliced.parts();
+            assert_eq!(parts.iter().map(|(_, m)| m).sum::<i64>(), max, "the shares add up to the limit");
+            let mut names: Vec<_> = parts.iter().map(|(b, _)| b.clone()).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), parts.len(), "no counter is tried twice");
+            assert!(parts.iter().all(|(b, m)| b.starts_with("b#") && *m > 0));
+            assert_eq!(parts.len(), max.min(8) as usize);
+        }
     }
 }

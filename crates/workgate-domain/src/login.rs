@@ -8,7 +8,7 @@ use crate::Services;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, EnterpriseId, EventId, InvitationId, LoginId, MemberId};
-use crate::limits::{Limit, network_of};
+use crate::limits::{BUDGET_SLICES, Limit, network_of};
 use crate::model::{Enterprise, Member};
 use crate::outbox::OutboxMessage;
 use crate::phone::{PhoneNumber, Region};
@@ -340,15 +340,13 @@ impl Services {
             Limit::new("resend_cooldown", format!("code:cooldown:{phone}"), 1, s.resend_cooldown_secs),
             Limit::new("per_number_hour", format!("code:hour:{phone}"), s.codes_per_number_hour, 3600),
             Limit::new("per_number_day", format!("code:day:{phone}"), s.codes_per_number_day, 86_400),
-            Limit::new("sms_budget_server", server_budget.into(), s.sms_budget_server_hour, 3600),
+            Limit::new("sms_budget_server", server_budget.into(), s.sms_budget_server_hour, 3600).sliced(BUDGET_SLICES),
         ];
         for e in enterprises {
-            limits.push(Limit::new(
-                "sms_budget_enterprise",
-                format!("sms:enterprise:{e}"),
-                s.sms_budget_enterprise_hour,
-                3600,
-            ));
+            let budget = format!("sms:enterprise:{e}");
+            limits.push(
+                Limit::new("sms_budget_enterprise", budget, s.sms_budget_enterprise_hour, 3600).sliced(BUDGET_SLICES),
+            );
         }
         limits
     }

@@ -160,17 +160,11 @@ pub trait LimitStore: Send + Sync + 'static {
     /// Counts one hit for `bucket` at `now_ms` unless the last `window_ms` already hold `max` hits;
     /// when full, answers how many milliseconds until there is room. Check and count are atomic.
     async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>>;
-    /// Counts one hit against each limit, in order, as [`Self::hit_limit`] does, until one
-    /// is full: answers its index and the milliseconds until it has room. Hits counted before it
-    /// stay counted. A store may write them all at once (one commit instead of one per limit).
-    async fn hit_limits(&self, limits: &[crate::limits::Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
-        for (i, limit) in limits.iter().enumerate() {
-            if let Some(wait_ms) = self.hit_limit(&limit.bucket, now_ms, limit.window_secs * 1000, limit.max).await? {
-                return Ok(Some((i, wait_ms)));
-            }
-        }
-        Ok(None)
-    }
+    /// Counts one hit against each limit, in order, as [`Self::hit_limit`] does (in the first of
+    /// its counters with room, for a sliced limit: [`crate::limits::Limit::parts`]), until one is
+    /// full: answers its index and the milliseconds until it has room. Hits counted before it stay
+    /// counted. A store may write them all at once (one commit instead of one per limit).
+    async fn hit_limits(&self, limits: &[crate::limits::Limit], now_ms: i64) -> Result<Option<(usize, i64)>>;
     /// Counts up to `n` hits against `limit` at once, as many as its window has room for, and
     /// answers how many were counted (bulk import's invitations against the enterprise budget).
     async fn take_from_limit(&self, limit: &crate::limits::Limit, n: i64, now_ms: i64) -> Result<i64>;

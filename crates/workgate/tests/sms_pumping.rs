@@ -344,7 +344,13 @@ impl Queued {
             let details: Value = serde_json::from_str(&text).expect("JSON details");
             *refusals.entry(details["limit"].as_str().unwrap_or("?").to_string()).or_default() += 1;
         }
-        Queued { messages, counters: counters.into_iter().collect(), refusals }
+        // A sliced limit (the SMS budgets) keeps its count in several counters, `<bucket>#<n>`.
+        let mut summed = HashMap::new();
+        for (bucket, n) in counters {
+            let limit = bucket.split_once('#').map_or(bucket.as_str(), |(limit, _)| limit).to_string();
+            *summed.entry(limit).or_default() += n;
+        }
+        Queued { messages, counters: summed, refusals }
     }
 
     /// The largest count among the buckets of one kind (`start:ip`, `code:hour`, …), and how many

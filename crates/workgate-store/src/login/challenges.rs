@@ -1,6 +1,6 @@
 //! Enterprise Login challenges and their events: start, wrong and right codes, the steps after, finish.
 
-use super::limits::hit_one;
+use super::limits::{Counting, hit_all};
 use super::outbox::insert_outbox;
 use crate::SqlStore;
 use crate::rows::{CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, join_enterprises};
@@ -119,10 +119,8 @@ impl ChallengeStore for SqlStore {
         }
         // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
         self.write(async |c| {
-            for (i, l) in limits.iter().enumerate() {
-                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
-                    return Ok(Some((i, wait_ms)));
-                }
+            if let Some(full) = hit_all(Counting::Within(c), limits, now_ms).await? {
+                return Ok(Some(full));
             }
             insert_challenge(c, ch, sms, events).await?;
             Ok(None)

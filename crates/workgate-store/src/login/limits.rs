@@ -12,13 +12,7 @@ use workgate_domain::store::LimitStore;
 use workgate_domain::{Error, Result};
 
 /// Counts one hit for `bucket` unless the window is full (then: milliseconds until it has room).
-pub(super) async fn hit_one(
-    c: &mut Conn<'_>,
-    bucket: &str,
-    now_ms: i64,
-    window_ms: i64,
-    max: i64,
-) -> Result<Option<i64>> {
+async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
     // Hits are kept in twelfths of the window; the window is the last twelve of them.
     let slot_ms = (window_ms / 12).max(1);
     let slot = now_ms - now_ms.rem_euclid(slot_ms);
@@ -78,6 +72,47 @@ pub(super) async fn hit_one(
     Ok(None)
 }
 
+/// Where a login's limits are counted: all in one transaction, or each counter in a transaction of
+/// its own (PostgreSQL: so that no transaction holds one counter's lock while it waits for another's).
+pub(super) enum Counting<'a, 'c> {
+    Within(&'a mut Conn<'c>),
+    EachAlone(&'a SqlStore),
+}
+
+/// Counts one hit against `limit` in the first of its counters with room ([`Limit::parts`]). Full
+/// only when every counter is: then the milliseconds until the soonest has room.
+async fn hit_in_parts(counting: &mut Counting<'_, '_>, limit: &Limit, now_ms: i64) -> Result<Option<i64>> {
+    let window_ms = limit.window_secs * 1000;
+    let mut soonest: Option<i64> = None;
+    for (bucket, max) in limit.parts() {
+        let full = match counting {
+            Counting::Within(c) => hit_one(c, &bucket, now_ms, window_ms, max).await?,
+            Counting::EachAlone(store) => store.hit_limit(&bucket, now_ms, window_ms, max).await?,
+        };
+        match full {
+            None => return Ok(None),
+            Some(wait_ms) => soonest = Some(soonest.map_or(wait_ms, |s| s.min(wait_ms))),
+        }
+    }
+    // Only a sliced limit of 0 has no counter to try: it never has room.
+    Ok(Some(soonest.unwrap_or(window_ms)))
+}
+
+/// Counts one hit against each limit, in order, until one is full: its index and the
+/// milliseconds until it has room.
+pub(super) async fn hit_all(
+    mut counting: Counting<'_, '_>,
+    limits: &[Limit],
+    now_ms: i64,
+) -> Result<Option<(usize, i64)>> {
+    for (i, l) in limits.iter().enumerate() {
+        if let Some(wait_ms) = hit_in_parts(&mut counting, l, now_ms).await? {
+            return Ok(Some((i, wait_ms)));
+        }
+    }
+    Ok(None)
+}
+
 /// `locked_until` after one more failure, counted by `count` (the SQL of the new count): from
 /// `$limit` failures on, `$now` + base × 2^(failures − limit), at most a day.
 pub(super) fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, base: &str) -> String {
@@ -91,27 +126,10 @@ impl LimitStore for SqlStore {
     }
 
     async fn hit_limits(&self, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
-        let one_write = async |c: &mut Conn<'_>| {
-            for (i, l) in limits.iter().enumerate() {
-                if let Some(wait_ms) = hit_one(c, &l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
-                    return Ok(Some((i, wait_ms)));
-                }
-            }
-            Ok(None)
-        };
         match &self.db {
             // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
-            crate::Db::Sqlite { .. } => self.write(one_write).await,
-            // PostgreSQL: one transaction per limit, so that no transaction holds the lock of
-            // one bucket while it waits for another's.
-            crate::Db::Postgres { .. } => {
-                for (i, l) in limits.iter().enumerate() {
-                    if let Some(wait_ms) = self.hit_limit(&l.bucket, now_ms, l.window_secs * 1000, l.max).await? {
-                        return Ok(Some((i, wait_ms)));
-                    }
-                }
-                Ok(None)
-            }
+            crate::Db::Sqlite { .. } => self.write(async |c| hit_all(Counting::Within(c), limits, now_ms).await).await,
+            crate::Db::Postgres { .. } => hit_all(Counting::EachAlone(self), limits, now_ms).await,
         }
     }
 
