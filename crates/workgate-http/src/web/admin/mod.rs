@@ -167,6 +167,8 @@ type Answer = Result<Response, Response>;
 
 impl Console {
     /// The value read, or a redirect to `to` saying why it could not be read.
+    // A `Response` is the answer a handler returns anyway, once per request: its size costs nothing.
+    #[allow(clippy::result_large_err)]
     fn read<T>(&self, to: &str, read: Result<T, Error>) -> Result<T, Response> {
         read.map_err(|e| self.refused(to, &e))
     }
