@@ -3,7 +3,7 @@
 //! they need not (SPEC section 6).
 
 use super::retention::prune;
-use crate::helpers::{Reply, TestApp, wrong_code};
+use crate::helpers::{Reply, TestApp, TestEnterprise, wrong_code};
 use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -14,6 +14,26 @@ const PHONE: &str = "+8613900139001";
 
 async fn start_from(app: &TestApp, phone: &str, ip: &str) -> Reply {
     post_from(app, &paths::login_start(), json!({"phone": phone}), ip).await
+}
+
+/// A server that believes the test's proxy (127.0.0.1) about the caller's address, configured
+/// further by `configure`, with Acme's member `PHONE` invited (one SMS so far).
+async fn member_behind_proxy(
+    clock: Arc<ManualClock>,
+    configure: impl FnOnce(&mut workgate::config::ServerConfig),
+) -> (TestApp, TestEnterprise) {
+    let app = TestApp::spawn_configured(
+        |c| {
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            configure(c);
+        },
+        clock,
+    )
+    .await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Zhang San", PHONE).await;
+    app.wait_for_sms(PHONE, 1).await;
+    (app, ent)
 }
 
 /// Answers a sign-in's code as if from `ip`.
@@ -110,18 +130,11 @@ async fn a_login_waiting_for_approval_cannot_be_continued_by_anyone_else() {
 #[tokio::test]
 async fn one_networks_wrong_codes_lock_that_network_not_the_member() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(
-        |c| {
-            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
-            c.login.consecutive_failures_limit = 3;
-            c.login.failure_lock_base_secs = 600;
-        },
-        clock.clone(),
-    )
+    let (app, _ent) = member_behind_proxy(clock.clone(), |c| {
+        c.login.consecutive_failures_limit = 3;
+        c.login.failure_lock_base_secs = 600;
+    })
     .await;
-    let ent = app.enterprise("Acme", "13800138000").await;
-    app.add_member(&ent, "Zhang San", PHONE).await;
-    app.wait_for_sms(PHONE, 1).await;
     let attacker = "198.51.100.7";
     // Two logins under way from the attacker's network before the lock.
     let first = start_from(&app, PHONE, attacker).await;
@@ -155,19 +168,12 @@ async fn one_networks_wrong_codes_lock_that_network_not_the_member() {
 #[tokio::test]
 async fn guessing_spread_over_networks_meets_the_numbers_ceiling() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(
-        |c| {
-            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
-            c.login.consecutive_failures_limit = 3;
-            c.login.number_failure_ceiling = 4;
-            c.login.failure_lock_base_secs = 600;
-        },
-        clock.clone(),
-    )
+    let (app, ent) = member_behind_proxy(clock.clone(), |c| {
+        c.login.consecutive_failures_limit = 3;
+        c.login.number_failure_ceiling = 4;
+        c.login.failure_lock_base_secs = 600;
+    })
     .await;
-    let ent = app.enterprise("Acme", "13800138000").await;
-    app.add_member(&ent, "Zhang San", PHONE).await;
-    app.wait_for_sms(PHONE, 1).await;
     for (i, network) in ["198.51.100.7", "192.0.2.9"].iter().enumerate() {
         let started = start_from(&app, PHONE, network).await;
         started.assert_status(200);
