@@ -115,8 +115,7 @@ async fn invitation_link(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_member_opens_the_invitation_signs_in_and_a_disable_ends_the_browser_session() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let Some(b) = Browser::open("en").await else { return };
     let c = &b.client;
@@ -149,8 +148,7 @@ async fn a_member_opens_the_invitation_signs_in_and_a_disable_ends_the_browser_s
 
 #[tokio::test]
 async fn the_chinese_pages_render() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "张三", PHONE).await;
     let Some(b) = Browser::open("zh-CN").await else { return };
     let c = &b.client;
@@ -178,8 +176,7 @@ async fn sign_in_page(app: &TestApp, b: &Browser, phone: &str, sms_before: usize
 
 #[tokio::test]
 async fn an_admin_adds_imports_and_disables_and_the_members_browser_is_signed_out() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let Some(admin) = Browser::open("en").await else { return };
     let Some(member) = Browser::open("en").await else { return };
     sign_in_page(&app, &admin, "+8613800138000", 0).await;
@@ -255,8 +252,7 @@ async fn company_app() -> String {
 
 #[tokio::test]
 async fn a_member_signs_in_to_a_company_app_through_the_login_pages() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let redirect = company_app().await;
     let created = app.post(&paths::apps(), &ent.key, json!({"name": "Wiki", "redirect_uris": [redirect]})).await;
     created.assert_status(201);
@@ -320,8 +316,7 @@ async fn click(b: &Browser, css: &str) {
 
 #[tokio::test]
 async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     let ops = app.add_department(&ent, "Operations", None).await;
@@ -377,8 +372,7 @@ async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
 
 #[tokio::test]
 async fn the_policy_app_and_department_forms_keep_what_the_admin_did_not_change() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let redirect = company_app().await;
     let created = app
         .post(

@@ -6,8 +6,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn a_created_key_is_shown_once_listed_without_it_and_works() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.post(&paths::api_keys(), &ent.key, json!({"name": " hr-sync "})).await;
     reply.assert_status(201);
     let key = reply.body["key"].as_str().expect("the key, once").to_string();
@@ -45,8 +44,7 @@ async fn a_created_key_is_shown_once_listed_without_it_and_works() {
 
 #[tokio::test]
 async fn a_deleted_key_is_refused_and_cannot_be_deleted_twice() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let created = app.post(&paths::api_keys(), &ent.key, json!({"name": "temp"})).await;
     let (id, key) = (created.body["id"].as_str().unwrap(), created.body["key"].as_str().unwrap());
     app.get(&paths::members(), key).await.assert_status(200);
@@ -63,8 +61,7 @@ async fn a_deleted_key_is_refused_and_cannot_be_deleted_twice() {
 
 #[tokio::test]
 async fn a_key_can_delete_itself_and_is_refused_from_then_on() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let created = app.post(&paths::api_keys(), &ent.key, json!({"name": "temp"})).await;
     let (id, key) = (created.body["id"].as_str().unwrap(), created.body["key"].as_str().unwrap());
     app.delete(&paths::api_key(id), key).await.assert_status(204);
@@ -88,8 +85,7 @@ async fn another_enterprises_key_id_is_not_found_and_keeps_working() {
 
 #[tokio::test]
 async fn a_key_needs_a_name() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for body in [json!({"name": ""}), json!({"name": "x".repeat(65)}), json!({"name": "a\u{7}b"})] {
         let reply = app.post(&paths::api_keys(), &ent.key, body).await;
@@ -106,8 +102,7 @@ async fn a_key_needs_a_name() {
 
 #[tokio::test]
 async fn the_bearer_scheme_is_read_ignoring_case() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let reply = app
             .with_authorization(reqwest::Method::GET, &paths::members(), Some(&format!("{scheme} {}", ent.key)))

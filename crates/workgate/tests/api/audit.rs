@@ -6,8 +6,7 @@ use crate::paths;
 use serde_json::{Value, json};
 
 async fn setup() -> (TestApp, TestEnterprise, String) {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let key_id = app.first_key_id(&ent).await;
     (app, ent, key_id)
 }

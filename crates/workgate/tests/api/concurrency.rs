@@ -25,8 +25,7 @@ fn statuses(replies: &[Reply]) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_parallel_adds_of_one_number_make_exactly_one_member() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let forms = ["13900139001", "+86 139 0013 9001", "139-0013-9001", "0086 13900139001", "+8613900139001"];
     let requests = (0..10)
         .map(|i| (Method::POST, paths::members(), json!({"name": format!("Racer {i}"), "phone": forms[i % 5]})))
@@ -42,8 +41,7 @@ async fn ten_parallel_adds_of_one_number_make_exactly_one_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_adds_of_one_userid_in_different_cases_make_exactly_one_member() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let requests = (0..8)
         .map(|i| {
             let userid = if i % 2 == 0 { "ZhangSan" } else { "zhangsan" };
@@ -61,8 +59,7 @@ async fn parallel_adds_of_one_userid_in_different_cases_make_exactly_one_member(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_demotions_of_the_two_owners_leave_one_standing() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     for round in 0..5 {
         let second = app
             .add_member_with(
@@ -88,8 +85,7 @@ async fn parallel_demotions_of_the_two_owners_leave_one_standing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_disable_and_depart_of_the_two_owners_leave_one_standing() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let second = app.add_member_with(&ent, json!({"name": "Second", "phone": "13900139001", "role": "owner"})).await;
     let second = second["id"].as_str().unwrap().to_string();
     let requests = vec![
@@ -109,8 +105,7 @@ async fn parallel_disable_and_depart_of_the_two_owners_leave_one_standing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_creates_of_one_department_name_make_one_department() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let requests = (0..6).map(|_| (Method::POST, paths::departments(), json!({"name": "Engineering"}))).collect();
     let replies = all_at_once(&app, &ent.key, requests).await;
     assert_eq!(statuses(&replies), [vec![201], vec![409; 5]].concat());
@@ -119,8 +114,7 @@ async fn parallel_creates_of_one_department_name_make_one_department() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_imports_of_one_file_create_each_member_once() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let csv = "userid,name,phone,departments\na,A,13900139001,Ops\nb,B,13900139002,Ops\nc,C,13900139003,Ops/Night\n";
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..4 {
@@ -150,8 +144,7 @@ async fn parallel_imports_of_one_file_create_each_member_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_racing_a_departure_never_brings_the_member_back() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let mut requests = Vec::new();
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -184,8 +177,7 @@ async fn an_edit_racing_a_departure_never_brings_the_member_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_racing_a_disable_never_re_enables_the_member() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let mut requests = Vec::new();
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -208,8 +200,7 @@ async fn an_edit_racing_a_disable_never_re_enables_the_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_admins_patching_different_fields_of_one_member_at_once_all_succeed() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     for round in 0..5 {
         let m = app.add_member(&ent, &format!("Person {round}"), &format!("1390013{:04}", 9000 + round)).await;
         let id = m["id"].as_str().unwrap().to_string();
@@ -237,8 +228,7 @@ async fn four_admins_patching_different_fields_of_one_member_at_once_all_succeed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_racing_disables_neither_undoes_them_nor_loses_its_rows() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let mut csv = String::from("userid,name,phone,title\n");
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -278,8 +268,7 @@ async fn an_import_racing_disables_neither_undoes_them_nor_loses_its_rows() {
 /// check that starts after the disable was acknowledged is refused, and so is every app token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_check_started_after_a_disable_is_acknowledged_accepts_the_token() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", "13900139001").await;
     let id = member["id"].as_str().expect("id").to_string();
     let done = app.sign_in("+8613900139001", 1).await;

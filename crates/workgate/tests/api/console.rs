@@ -51,8 +51,7 @@ async fn submit(b: &reqwest::Client, app: &TestApp, path: &str, form: &[(String,
 
 #[tokio::test]
 async fn fixing_a_name_keeps_every_department_and_field_the_member_has() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     let ops = app.add_department(&ent, "Operations", None).await;
@@ -105,8 +104,7 @@ async fn fixing_a_name_keeps_every_department_and_field_the_member_has() {
 
 #[tokio::test]
 async fn the_console_sets_email_role_and_administered_departments_within_the_callers_rank() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let member =
         app.add_member_with(&ent, json!({"name": "Li Si", "phone": "+8613900139002", "departments": [eng]})).await;
@@ -154,8 +152,7 @@ async fn the_console_sets_email_role_and_administered_departments_within_the_cal
 
 #[tokio::test]
 async fn a_department_admins_save_keeps_the_departments_outside_their_subtrees() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let backend = app.add_department(&ent, "Backend", Some(&eng)).await;
     let sales = app.add_department(&ent, "Sales", None).await;
@@ -198,8 +195,7 @@ async fn a_department_admins_save_keeps_the_departments_outside_their_subtrees()
 
 #[tokio::test]
 async fn the_policy_form_changes_only_the_fields_touched() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     // Signed in first: once new devices wait for approval, the owner's browser would wait too.
     let (b, csrf) = owner_browser(&app).await;
     let mut policy = app.get(&paths::policy(), &ent.key).await.body;
@@ -229,8 +225,7 @@ async fn the_policy_form_changes_only_the_fields_touched() {
 
 #[tokio::test]
 async fn the_app_form_edits_what_the_api_can_and_keeps_the_rest() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let created = app
         .post(
             &paths::apps(),
@@ -275,8 +270,7 @@ async fn the_app_form_edits_what_the_api_can_and_keeps_the_rest() {
 
 #[tokio::test]
 async fn an_unknown_status_action_is_refused_and_never_taken_for_departing() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let id = member["id"].as_str().unwrap();
     let (b, csrf) = owner_browser(&app).await;
@@ -300,8 +294,7 @@ async fn an_unknown_status_action_is_refused_and_never_taken_for_departing() {
 
 #[tokio::test]
 async fn the_department_tree_beside_the_members_lists_a_department_with_its_sub_departments() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let backend = app.add_department(&ent, "Backend", Some(&eng)).await;
     let sales = app.add_department(&ent, "Sales", None).await;

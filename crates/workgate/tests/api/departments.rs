@@ -4,12 +4,6 @@ use crate::helpers::{TestApp, TestEnterprise};
 use crate::paths;
 use serde_json::{Value, json};
 
-async fn setup() -> (TestApp, TestEnterprise) {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
-    (app, ent)
-}
-
 async fn department(app: &TestApp, ent: &TestEnterprise, id: &str) -> Value {
     let reply = app.get(&paths::department(id), &ent.key).await;
     reply.assert_status(200);
@@ -18,7 +12,7 @@ async fn department(app: &TestApp, ent: &TestEnterprise, id: &str) -> Value {
 
 #[tokio::test]
 async fn a_department_created_without_parent_goes_under_the_root() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.post(&paths::departments(), &ent.key, json!({"name": "  Engineering "})).await;
     reply.assert_status(201);
     assert_eq!(reply.body["name"], "Engineering", "names are trimmed");
@@ -32,7 +26,7 @@ async fn a_department_created_without_parent_goes_under_the_root() {
 
 #[tokio::test]
 async fn a_department_created_under_a_parent_is_listed_with_the_root_first() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let backend = app.add_department(&ent, "Backend", Some(&eng)).await;
     let sales = app.add_department(&ent, "Sales", None).await;
@@ -52,7 +46,7 @@ async fn a_department_created_under_a_parent_is_listed_with_the_root_first() {
 
 #[tokio::test]
 async fn sibling_departments_are_ordered_as_created() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let a = app.add_department(&ent, "A", None).await;
     let b = app.add_department(&ent, "B", None).await;
     let (a, b) = (department(&app, &ent, &a).await, department(&app, &ent, &b).await);
@@ -61,7 +55,7 @@ async fn sibling_departments_are_ordered_as_created() {
 
 #[tokio::test]
 async fn sibling_names_are_unique_but_cousins_may_share_a_name() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     app.add_department(&ent, "Tools", Some(&eng)).await;
@@ -77,7 +71,7 @@ async fn sibling_names_are_unique_but_cousins_may_share_a_name() {
 
 #[tokio::test]
 async fn invalid_department_names_are_refused_naming_the_field() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for name in ["", "   ", "R&D/Backend", &"x".repeat(65)] {
         let reply = app.post(&paths::departments(), &ent.key, json!({"name": name})).await;
@@ -92,7 +86,7 @@ async fn invalid_department_names_are_refused_naming_the_field() {
 
 #[tokio::test]
 async fn creating_under_an_unknown_parent_is_refused_naming_parent_id() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for parent in ["dep_00000000000000000000000000000000", "nonsense", ""] {
         let reply = app.post(&paths::departments(), &ent.key, json!({"name": "X", "parent_id": parent})).await;
@@ -104,7 +98,7 @@ async fn creating_under_an_unknown_parent_is_refused_naming_parent_id() {
 
 #[tokio::test]
 async fn renaming_a_department_keeps_its_place() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = department(&app, &ent, &eng).await;
     let reply = app.patch(&paths::department(&eng), &ent.key, json!({"name": "R&D"})).await;
@@ -117,7 +111,7 @@ async fn renaming_a_department_keeps_its_place() {
 
 #[tokio::test]
 async fn renaming_to_a_sibling_name_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     app.add_department(&ent, "Sales", None).await;
     let before = app.snapshot().await;
@@ -129,7 +123,7 @@ async fn renaming_to_a_sibling_name_is_a_conflict() {
 
 #[tokio::test]
 async fn an_empty_patch_changes_nothing() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = app.snapshot().await;
     let reply = app.patch(&paths::department(&eng), &ent.key, json!({})).await;
@@ -141,7 +135,7 @@ async fn an_empty_patch_changes_nothing() {
 
 #[tokio::test]
 async fn moving_a_department_takes_its_subtree_and_members_along() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let platform = app.add_department(&ent, "Platform", Some(&eng)).await;
     let storage = app.add_department(&ent, "Storage", Some(&platform)).await;
@@ -167,7 +161,7 @@ async fn moving_a_department_takes_its_subtree_and_members_along() {
 
 #[tokio::test]
 async fn moving_a_department_under_itself_or_its_own_subtree_is_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let platform = app.add_department(&ent, "Platform", Some(&eng)).await;
     let storage = app.add_department(&ent, "Storage", Some(&platform)).await;
@@ -182,7 +176,7 @@ async fn moving_a_department_under_itself_or_its_own_subtree_is_refused() {
 
 #[tokio::test]
 async fn moving_into_a_parent_that_has_a_child_of_the_same_name_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     app.add_department(&ent, "Tools", Some(&eng)).await;
@@ -195,7 +189,7 @@ async fn moving_into_a_parent_that_has_a_child_of_the_same_name_is_a_conflict() 
 
 #[tokio::test]
 async fn moving_to_an_unknown_parent_is_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = app.snapshot().await;
     let reply = app
@@ -208,7 +202,7 @@ async fn moving_to_an_unknown_parent_is_refused() {
 
 #[tokio::test]
 async fn the_root_cannot_be_moved_or_deleted() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let root = &ent.root_department_id;
     let before = app.snapshot().await;
@@ -239,7 +233,7 @@ async fn chain(app: &TestApp, ent: &TestEnterprise, levels: usize) -> Vec<String
 
 #[tokio::test]
 async fn departments_nest_at_most_15_levels() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let ids = chain(&app, &ent, 15).await;
     let before = app.snapshot().await;
     let reply = app.post(&paths::departments(), &ent.key, json!({"name": "L16", "parent_id": ids[14]})).await;
@@ -252,7 +246,7 @@ async fn departments_nest_at_most_15_levels() {
 
 #[tokio::test]
 async fn a_move_that_would_make_the_tree_deeper_than_15_levels_is_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let ids = chain(&app, &ent, 13).await;
     // A two-level subtree under the root: levels 2 and 3.
     let team = app.add_department(&ent, "Team", None).await;
@@ -276,7 +270,7 @@ async fn a_move_that_would_make_the_tree_deeper_than_15_levels_is_refused() {
 
 #[tokio::test]
 async fn deleting_an_empty_department_removes_it() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let reply = app.delete(&paths::department(&eng), &ent.key).await;
     reply.assert_status(204);
@@ -291,7 +285,7 @@ async fn deleting_an_empty_department_removes_it() {
 
 #[tokio::test]
 async fn deleting_a_department_with_sub_departments_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     app.add_department(&ent, "Backend", Some(&eng)).await;
     let before = app.snapshot().await;
@@ -301,7 +295,7 @@ async fn deleting_a_department_with_sub_departments_is_a_conflict() {
 
 #[tokio::test]
 async fn deleting_a_non_empty_department_is_a_conflict_until_its_members_depart() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let m = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "departments": [eng]})).await;
     let before = app.snapshot().await;
@@ -314,7 +308,7 @@ async fn deleting_a_non_empty_department_is_a_conflict_until_its_members_depart(
 
 #[tokio::test]
 async fn a_disabled_member_still_keeps_a_department_from_being_deleted() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let m = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "departments": [eng]})).await;
     app.disable_member(m["id"].as_str().unwrap(), &ent.key).await.assert_status(200);
@@ -323,7 +317,7 @@ async fn a_disabled_member_still_keeps_a_department_from_being_deleted() {
 
 #[tokio::test]
 async fn unknown_or_malformed_department_ids_are_not_found() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for id in ["dep_00000000000000000000000000000000", "nonsense", "mem_00000000000000000000000000000000"] {
         let path = paths::department(id);
@@ -336,7 +330,7 @@ async fn unknown_or_malformed_department_ids_are_not_found() {
 
 #[tokio::test]
 async fn deleting_a_department_that_a_department_admin_administers_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let da = app
         .add_member_with(

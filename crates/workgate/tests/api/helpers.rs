@@ -200,6 +200,14 @@ impl TestApp {
         Self::launch(configure, clock).await
     }
 
+    /// A server with one enterprise, Acme, whose owner's number is 13800138000: where most
+    /// tests start.
+    pub async fn with_acme() -> (TestApp, TestEnterprise) {
+        let app = TestApp::spawn().await;
+        let ent = app.enterprise("Acme", "13800138000").await;
+        (app, ent)
+    }
+
     /// A server on a clock of the test's own making.
     pub async fn spawn_on(clock: workgate_domain::clock::SharedClock) -> TestApp {
         Self::launch(|_| {}, clock).await

@@ -17,8 +17,7 @@ async fn post_with_key(app: &TestApp, key: &str, idem: &str, body: serde_json::V
 
 #[tokio::test]
 async fn the_same_idempotency_key_twice_adds_one_member_and_replays_the_answer() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let body = json!({"name": "Zhang San", "phone": "13900139001"});
     let first = post_with_key(&app, &ent.key, "add-zhang-1", body.clone()).await;
     first.assert_status(201);
@@ -31,8 +30,7 @@ async fn the_same_idempotency_key_twice_adds_one_member_and_replays_the_answer()
 
 #[tokio::test]
 async fn an_idempotency_key_reused_for_another_request_is_refused() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     post_with_key(&app, &ent.key, "k1", json!({"name": "A", "phone": "13900139001"})).await.assert_status(201);
     let reused = post_with_key(&app, &ent.key, "k1", json!({"name": "B", "phone": "13900139002"})).await;
     reused.assert_problem(422, "validation_failed");
@@ -42,8 +40,7 @@ async fn an_idempotency_key_reused_for_another_request_is_refused() {
 
 #[tokio::test]
 async fn a_failed_request_keeps_its_answer_for_the_same_key() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let bad = json!({"name": "A", "phone": "010 6552 9988"});
     post_with_key(&app, &ent.key, "k2", bad.clone()).await.assert_problem(422, "invalid_phone");
     let again = post_with_key(&app, &ent.key, "k2", bad).await;
@@ -53,8 +50,7 @@ async fn a_failed_request_keeps_its_answer_for_the_same_key() {
 
 #[tokio::test]
 async fn parallel_requests_with_one_idempotency_key_add_one_member() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let body = json!({"name": "Zhang San", "phone": "13900139001"});
     let replies = futures_join(&app, &ent.key, body).await;
     let created = replies.iter().filter(|r| r.status.as_u16() == 201).count();
@@ -100,8 +96,7 @@ async fn new_api_key(app: &TestApp, with: &str, name: &str) -> (String, String) 
 
 #[tokio::test]
 async fn a_deleted_api_key_gets_no_replay_of_the_secret_it_created() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let (b_id, b) = new_api_key(&app, &ent.key, "b").await;
     let bearer = format!("Bearer {b}");
     let first = post_idem(&app, &paths::api_keys(), Some(&bearer), "make-c", json!({"name": "c"})).await;
@@ -117,8 +112,7 @@ async fn a_deleted_api_key_gets_no_replay_of_the_secret_it_created() {
 
 #[tokio::test]
 async fn another_credential_with_the_same_key_gets_its_own_answer() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let (_, b) = new_api_key(&app, &ent.key, "b").await;
     let body = json!({"name": "c"});
     let first = post_idem(&app, &paths::api_keys(), Some(&format!("Bearer {}", ent.key)), "same", body.clone()).await;
@@ -136,8 +130,7 @@ async fn another_credential_with_the_same_key_gets_its_own_answer() {
 
 #[tokio::test]
 async fn requests_without_a_live_admin_credential_keep_no_idempotency_rows() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = json!({"name": "Zhang San", "phone": "13900139001"});
     // No credential, a credential that is no key, an invalid Idempotency-Key without credential.
     post_idem(&app, &paths::members(), None, "k1", member.clone()).await.assert_problem(401, "unauthorized");
@@ -173,8 +166,7 @@ async fn requests_without_a_live_admin_credential_keep_no_idempotency_rows() {
 
 #[tokio::test]
 async fn a_kept_answer_holds_no_secret_in_plaintext() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let bearer = format!("Bearer {}", ent.key);
     let key = post_idem(&app, &paths::api_keys(), Some(&bearer), "key-1", json!({"name": "c"})).await;
     key.assert_status(201);

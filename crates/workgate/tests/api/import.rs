@@ -5,12 +5,6 @@ use crate::helpers::{Reply, TestApp, TestEnterprise};
 use crate::paths;
 use serde_json::{Value, json};
 
-async fn setup() -> (TestApp, TestEnterprise) {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
-    (app, ent)
-}
-
 async fn import_csv(app: &TestApp, ent: &TestEnterprise, csv: &str) -> Reply {
     app.post_raw(&paths::members_import(), &ent.key, "text/csv", csv.to_string()).await
 }
@@ -45,7 +39,7 @@ const STAFF: &str = "userid,name,phone,email,title,departments\n\
 
 #[tokio::test]
 async fn a_csv_import_creates_members_and_their_departments_by_path() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = import_csv(&app, &ent, STAFF).await;
     reply.assert_status(200);
     assert_eq!(counts(&reply), (3, 0, 0, 0), "{}", reply.text);
@@ -78,7 +72,7 @@ async fn a_csv_import_creates_members_and_their_departments_by_path() {
 
 #[tokio::test]
 async fn a_bad_row_fails_alone_with_its_reason() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let csv = "userid,name,phone,departments\n\
         a1,Good One,13900139001,Ops\n\
         a2,Landline,010 6552 9988,Broken\n\
@@ -105,7 +99,7 @@ async fn a_bad_row_fails_alone_with_its_reason() {
 
 #[tokio::test]
 async fn reimporting_the_same_file_changes_nothing() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     import_csv(&app, &ent, STAFF).await.assert_status(200);
     let before = app.snapshot().await;
     let again = import_csv(&app, &ent, STAFF).await;
@@ -117,7 +111,7 @@ async fn reimporting_the_same_file_changes_nothing() {
 
 #[tokio::test]
 async fn reimporting_a_file_with_a_bad_row_changes_nothing() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let csv = "userid,name,phone\nok,Good,13900139001\nbad,Bad,12\n";
     let first = import_csv(&app, &ent, csv).await;
     assert_eq!(counts(&first), (1, 0, 0, 1));
@@ -129,7 +123,7 @@ async fn reimporting_a_file_with_a_bad_row_changes_nothing() {
 
 #[tokio::test]
 async fn an_import_updates_a_member_matched_by_userid() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     import_csv(&app, &ent, STAFF).await.assert_status(200);
     let csv = "userid,name,phone,title\nZWEI,Zhang Wei Jr,139 0013 9001,Staff Engineer\nlina,Li Na,13700137002,Lead\n";
     let reply = import_csv(&app, &ent, csv).await;
@@ -148,7 +142,7 @@ async fn an_import_updates_a_member_matched_by_userid() {
 
 #[tokio::test]
 async fn an_import_without_userids_updates_a_member_matched_by_phone() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let reply = import_csv(&app, &ent, "name,phone,title\nZhang San,+86 139 0013 9001,Manager\n").await;
     assert_eq!(counts(&reply), (0, 1, 0, 0), "{}", reply.text);
@@ -162,7 +156,7 @@ async fn an_import_without_userids_updates_a_member_matched_by_phone() {
 async fn a_row_with_an_unknown_userid_does_not_take_over_the_member_holding_its_phone() {
     // A row that names a userid is matched by that userid only (as WeCom's sync does): a number
     // that belongs to someone else is a conflict, never a silent rename of that member.
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "userid": "zs"})).await;
     let before = app.snapshot().await;
     let reply = import_csv(&app, &ent, "userid,name,phone\nsomeone,Someone Else,13900139001\n").await;
@@ -177,7 +171,7 @@ async fn a_row_with_an_unknown_userid_does_not_take_over_the_member_holding_its_
 
 #[tokio::test]
 async fn a_row_taking_another_members_phone_fails() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     import_csv(&app, &ent, STAFF).await.assert_status(200);
     let before = app.snapshot().await;
     // lina tries to take zwei's number; a new userid with the owner's number.
@@ -189,7 +183,7 @@ async fn a_row_taking_another_members_phone_fails() {
 
 #[tokio::test]
 async fn duplicates_within_one_file_fail_from_the_second_row() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let csv = "userid,name,phone\nx1,First,13900139001\nx2,Second,139-0013-9001\nX1,Third,13900139003\n";
     let reply = import_csv(&app, &ent, csv).await;
     // Row 3 names x1 again (ignoring case): it is the member of row 1, updated.
@@ -201,7 +195,7 @@ async fn duplicates_within_one_file_fail_from_the_second_row() {
 
 #[tokio::test]
 async fn a_json_import_creates_and_updates_with_department_ids() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let body = json!({"members": [
         {"userid": "zwei", "name": "Zhang Wei", "phone": "13900139001", "departments": [eng]},
@@ -228,7 +222,7 @@ async fn a_json_import_creates_and_updates_with_department_ids() {
 
 #[tokio::test]
 async fn an_import_is_audited_with_its_counts() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     import_csv(&app, &ent, STAFF).await.assert_status(200);
     let key_id = app.first_key_id(&ent).await;
     let summary = app.audit(&ent, "action=member.import").await;
@@ -243,7 +237,7 @@ async fn an_import_is_audited_with_its_counts() {
 
 #[tokio::test]
 async fn an_unsupported_content_type_is_415_and_changes_nothing() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for ct in ["text/plain", "application/xml", "multipart/form-data; boundary=x"] {
         let reply = app.post_raw(&paths::members_import(), &ent.key, ct, STAFF.to_string()).await;
@@ -256,7 +250,7 @@ async fn an_unsupported_content_type_is_415_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_csv_with_an_unknown_column_or_a_json_with_an_unknown_field_is_refused_whole() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     let reply = import_csv(&app, &ent, "userid,name,phone,salary\nx,X,13900139001,100\n").await;
     reply.assert_problem(422, "validation_failed");
@@ -280,7 +274,7 @@ async fn a_csv_with_an_unknown_column_or_a_json_with_an_unknown_field_is_refused
 
 #[tokio::test]
 async fn a_csv_with_a_byte_order_mark_and_crlf_line_ends_is_read() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let csv = "\u{feff}UserID,Name,Phone\r\nx1,First,13900139001\r\n";
     let reply = import_csv(&app, &ent, csv).await;
     reply.assert_status(200);
@@ -289,7 +283,7 @@ async fn a_csv_with_a_byte_order_mark_and_crlf_line_ends_is_read() {
 
 #[tokio::test]
 async fn an_import_does_not_revive_a_departed_member() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member_with(&ent, json!({"name": "Gone", "phone": "13900139001", "userid": "gone"})).await;
     let id = m["id"].as_str().unwrap();
     app.post(&paths::member_depart(id), &ent.key, json!({})).await.assert_status(200);
@@ -303,7 +297,7 @@ async fn an_import_does_not_revive_a_departed_member() {
 
 #[tokio::test]
 async fn a_json_import_takes_the_fields_of_post_members() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let body = json!({"members": [
         {"name": "Ada", "phone": "13900139001", "userid": "ada", "role": "admin", "invite": false},
@@ -340,7 +334,7 @@ async fn a_json_import_takes_the_fields_of_post_members() {
 
 #[tokio::test]
 async fn imported_members_are_invited_by_sms_once_unless_a_row_says_not_to() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     import_csv(&app, &ent, "name,phone\nZhang San,13900139001\nLi Si,13900139002\n").await.assert_status(200);
     let json = json!({"members": [
         {"name": "Wang Wu", "phone": "13900139003"},

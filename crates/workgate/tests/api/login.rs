@@ -10,8 +10,7 @@ use workgate_domain::clock::ManualClock;
 const PHONE: &str = "+8613900139001";
 
 async fn app_with_member() -> (TestApp, TestEnterprise, Value) {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", "139 0013 9001").await;
     (app, ent, member)
 }

@@ -4,12 +4,6 @@ use crate::helpers::{TestApp, TestEnterprise};
 use crate::paths;
 use serde_json::{Value, json};
 
-async fn setup() -> (TestApp, TestEnterprise) {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
-    (app, ent)
-}
-
 fn id(m: &Value) -> String {
     m["id"].as_str().expect("member id").to_string()
 }
@@ -26,7 +20,7 @@ async fn action(app: &TestApp, ent: &TestEnterprise, id: &str, verb: &str) -> cr
 
 #[tokio::test]
 async fn adding_a_member_answers_201_with_the_whole_record() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     assert!(id(&m).starts_with("mem_"));
     assert_eq!(m["name"], "Zhang San");
@@ -42,7 +36,7 @@ async fn adding_a_member_answers_201_with_the_whole_record() {
 
 #[tokio::test]
 async fn adding_a_member_with_every_field_keeps_them() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     let m = app
@@ -66,7 +60,7 @@ async fn adding_a_member_with_every_field_keeps_them() {
 
 #[tokio::test]
 async fn adding_a_member_reports_every_invalid_field_at_once() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     let reply = app
         .post(
@@ -87,7 +81,7 @@ async fn adding_a_member_reports_every_invalid_field_at_once() {
 
 #[tokio::test]
 async fn a_title_over_128_characters_or_a_name_over_64_is_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app
         .post(
             &paths::members(),
@@ -104,7 +98,7 @@ async fn a_title_over_128_characters_or_a_name_over_64_is_refused() {
 
 #[tokio::test]
 async fn a_duplicate_phone_in_any_form_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
     for phone in ["13900139001", "+86 139-0013-9001", "0086 13900139001", "13800138000"] {
@@ -116,7 +110,7 @@ async fn a_duplicate_phone_in_any_form_is_a_conflict() {
 
 #[tokio::test]
 async fn a_duplicate_userid_ignoring_case_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "userid": "ZhangSan"})).await;
     let before = app.snapshot().await;
     for userid in ["zhangsan", "ZHANGSAN", "ZhangSan"] {
@@ -141,7 +135,7 @@ async fn the_same_number_and_userid_may_belong_to_several_enterprises() {
 
 #[tokio::test]
 async fn invalid_userids_are_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     for userid in ["", "_x", "a b", "中文", &"a".repeat(65)] {
         let reply =
             app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": "13900139001", "userid": userid})).await;
@@ -153,7 +147,7 @@ async fn invalid_userids_are_refused() {
 
 #[tokio::test]
 async fn unknown_or_malformed_member_ids_are_not_found() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for id in ["mem_00000000000000000000000000000000", "nonsense", &ent.owner_id.replace("mem_", "dep_")] {
         let path = paths::member(id);
@@ -168,7 +162,7 @@ async fn unknown_or_malformed_member_ids_are_not_found() {
 
 #[tokio::test]
 async fn patching_a_member_changes_only_the_fields_given() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let m = app
         .add_member_with(
@@ -197,7 +191,7 @@ async fn patching_a_member_changes_only_the_fields_given() {
 
 #[tokio::test]
 async fn a_patch_that_changes_nothing_writes_nothing() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
     let reply = app.patch_member(&id(&m), &ent.key, json!({"name": "Zhang San", "phone": "139 0013 9001"})).await;
@@ -207,7 +201,7 @@ async fn a_patch_that_changes_nothing_writes_nothing() {
 
 #[tokio::test]
 async fn patching_to_another_members_phone_or_userid_is_a_conflict() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let a = app.add_member_with(&ent, json!({"name": "A", "phone": "13900139001", "userid": "alpha"})).await;
     app.add_member_with(&ent, json!({"name": "B", "phone": "13900139002", "userid": "beta"})).await;
     let before = app.snapshot().await;
@@ -223,7 +217,7 @@ async fn patching_to_another_members_phone_or_userid_is_a_conflict() {
 
 #[tokio::test]
 async fn a_member_belongs_to_at_least_one_department() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
     let reply = app.patch_member(&id(&m), &ent.key, json!({"departments": []})).await;
@@ -238,7 +232,7 @@ async fn a_member_belongs_to_at_least_one_department() {
 
 #[tokio::test]
 async fn a_patch_reports_every_invalid_field_at_once() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let before = app.snapshot().await;
     let reply =
@@ -300,7 +294,7 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn filtering_by_department_includes_its_whole_subtree() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let d = directory(&app, &ent).await;
     assert_eq!(list_ids(&app, &ent, &format!("department={}", d.eng)).await, sorted(vec![id(&d.zhang), id(&d.li)]));
     assert_eq!(list_ids(&app, &ent, &format!("department={}", d.backend)).await, vec![id(&d.li)]);
@@ -315,7 +309,7 @@ async fn filtering_by_department_includes_its_whole_subtree() {
 
 #[tokio::test]
 async fn filtering_by_status_takes_one_or_several_and_hides_departed_by_default() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let d = directory(&app, &ent).await;
     action(&app, &ent, &id(&d.li), "disable").await.assert_status(200);
     action(&app, &ent, &id(&d.wang), "depart").await.assert_status(200);
@@ -335,7 +329,7 @@ async fn filtering_by_status_takes_one_or_several_and_hides_departed_by_default(
 
 #[tokio::test]
 async fn searching_matches_name_userid_and_phone_digits() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let d = directory(&app, &ent).await;
     assert_eq!(list_ids(&app, &ent, "q=zhang").await, vec![id(&d.zhang)], "name, ignoring case");
     assert_eq!(list_ids(&app, &ent, "q=LI%20NA").await, vec![id(&d.li)]);
@@ -350,7 +344,7 @@ async fn searching_matches_name_userid_and_phone_digits() {
 
 #[tokio::test]
 async fn pages_of_members_cover_everyone_exactly_once() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let mut expected = vec![ent.owner_id.clone()];
     for i in 0..23 {
         expected.push(id(&app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await));
@@ -369,7 +363,7 @@ async fn pages_of_members_cover_everyone_exactly_once() {
 
 #[tokio::test]
 async fn pagination_holds_steady_while_members_are_added() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     for i in 0..6 {
         app.add_member(&ent, &format!("Person {i}"), &format!("1390013{:04}", 9000 + i)).await;
     }
@@ -385,7 +379,7 @@ async fn pagination_holds_steady_while_members_are_added() {
 
 #[tokio::test]
 async fn bad_pagination_parameters_are_refused_naming_them() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=501", "limit"),
@@ -407,7 +401,7 @@ async fn bad_pagination_parameters_are_refused_naming_them() {
 
 #[tokio::test]
 async fn looking_up_an_unknown_number_suggests_adding_the_member() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.get(&paths::member_lookup_phone("13900139001"), &ent.key).await;
     reply.assert_status(200);
     assert_eq!(reply.body["phone"], "+8613900139001");
@@ -423,7 +417,7 @@ async fn lookup(app: &TestApp, ent: &TestEnterprise, phone: &str) -> Value {
 
 #[tokio::test]
 async fn looking_up_a_number_answers_the_member_and_what_to_do() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let invited = lookup(&app, &ent, "+86 139 0013 9001").await;
     assert_eq!(invited["member"]["id"], m["id"]);
@@ -444,7 +438,7 @@ async fn looking_up_a_number_answers_the_member_and_what_to_do() {
 
 #[tokio::test]
 async fn looking_up_an_invalid_number_is_invalid_phone() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     app.get(&paths::member_lookup_phone("hello"), &ent.key).await.assert_problem(422, "invalid_phone");
     app.get(&paths::member_lookup_phone("010%206552%209988"), &ent.key).await.assert_problem(422, "invalid_phone");
     let reply = app.get(&paths::member_lookup(), &ent.key).await;
@@ -456,7 +450,7 @@ async fn looking_up_an_invalid_number_is_invalid_phone() {
 
 #[tokio::test]
 async fn disabling_and_enabling_a_member_round_trips_and_is_audited() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let reply = action(&app, &ent, &id(&m), "disable").await;
     reply.assert_status(200);
@@ -483,7 +477,7 @@ async fn disabling_and_enabling_a_member_round_trips_and_is_audited() {
 
 #[tokio::test]
 async fn departed_is_terminal() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let reply = action(&app, &ent, &id(&m), "depart").await;
     reply.assert_status(200);
@@ -500,7 +494,7 @@ async fn departed_is_terminal() {
 
 #[tokio::test]
 async fn a_departed_number_and_userid_can_be_added_again_as_a_new_member() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let old = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "13900139001", "userid": "zs"})).await;
     action(&app, &ent, &id(&old), "depart").await.assert_status(200);
     let new = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": "+8613900139001", "userid": "ZS"})).await;
@@ -518,7 +512,7 @@ async fn a_departed_number_and_userid_can_be_added_again_as_a_new_member() {
 
 #[tokio::test]
 async fn the_last_owner_cannot_be_demoted_disabled_or_departed() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let owner = member(&app, &ent, &ent.owner_id).await;
     assert_eq!(owner["role"], "owner");
     let before = app.snapshot().await;
@@ -533,7 +527,7 @@ async fn the_last_owner_cannot_be_demoted_disabled_or_departed() {
 
 #[tokio::test]
 async fn an_owner_can_step_down_once_a_second_owner_exists() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let second = app.add_member_with(&ent, json!({"name": "Second", "phone": "13900139001", "role": "owner"})).await;
     assert_eq!(second["role"], "owner");
     let reply = app.patch_member(&ent.owner_id, &ent.key, json!({"role": "admin"})).await;
@@ -551,7 +545,7 @@ async fn an_owner_can_step_down_once_a_second_owner_exists() {
 
 #[tokio::test]
 async fn a_department_admin_needs_departments_to_administer() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let eng = app.add_department(&ent, "Engineering", None).await;
     let before = app.snapshot().await;
     let reply = app
@@ -595,7 +589,7 @@ async fn a_department_admin_needs_departments_to_administer() {
 
 #[tokio::test]
 async fn status_actions_need_no_body() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     for (verb, status) in [("disable", "disabled"), ("enable", "invited"), ("depart", "departed")] {
         let reply = app.anon_with_key(reqwest::Method::POST, &paths::member_action(&id(&m), verb), &ent.key).await;

@@ -192,8 +192,7 @@ pub(crate) fn jwt_claims(jwt: &str) -> Value {
 
 #[tokio::test]
 async fn a_relying_party_library_runs_the_whole_code_flow() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let (client_id, secret) = confidential_app(&app, &ent).await;
 
@@ -315,8 +314,7 @@ async fn discovery_and_jwks_describe_what_the_server_does() {
 
 #[tokio::test]
 async fn a_wrong_redirect_uri_gets_an_error_page_and_no_redirect() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let (client_id, _) = confidential_app(&app, &ent).await;
     let (_, challenge) = pkce();
     let b = browser();
@@ -341,8 +339,7 @@ async fn a_wrong_redirect_uri_gets_an_error_page_and_no_redirect() {
 
 #[tokio::test]
 async fn missing_or_plain_pkce_is_sent_back_to_the_app_as_invalid_request() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let (client_id, _) = confidential_app(&app, &ent).await;
     let b = browser();
     let (_, challenge) = pkce();
@@ -374,8 +371,7 @@ async fn missing_or_plain_pkce_is_sent_back_to_the_app_as_invalid_request() {
 
 #[tokio::test]
 async fn a_code_works_once_and_a_replay_revokes_what_it_gave() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let CodeIssued { client_id, secret, b: _, verifier, code } = code_issued(&app, &ent).await;
 
@@ -446,8 +442,7 @@ async fn a_member_of_another_enterprise_gets_an_error_page_and_no_code() {
 
 #[tokio::test]
 async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let CodeIssued { client_id, secret, b: _, verifier, code } = code_issued(&app, &ent).await;
     let (status, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
@@ -480,8 +475,7 @@ async fn disabling_a_member_makes_their_app_tokens_inactive_at_once() {
 
 #[tokio::test]
 async fn parallel_redemptions_of_one_code_and_refreshes_of_one_token_succeed_once() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let CodeIssued { client_id, secret, b, verifier, code } = code_issued(&app, &ent).await;
     let outcomes = futures_join(10, || exchange(&app, &client_id, &secret, &code, &verifier)).await;
@@ -507,8 +501,7 @@ where
 
 #[tokio::test]
 async fn a_public_client_uses_pkce_without_a_secret() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let created = register_app(
         &app,
@@ -596,8 +589,7 @@ async fn signing_keys_rotate_with_the_next_key_published_before_it_signs() {
 
 #[tokio::test]
 async fn rp_initiated_logout_ends_the_browser_session_and_returns_to_the_app() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let CodeIssued { client_id, secret, b, verifier, code } = code_issued(&app, &ent).await;
     let (_, tokens) = exchange(&app, &client_id, &secret, &code, &verifier).await;
@@ -635,8 +627,7 @@ async fn rp_initiated_logout_ends_the_browser_session_and_returns_to_the_app() {
 
 #[tokio::test]
 async fn apps_are_managed_by_admins_with_the_secret_shown_once() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let other = app.enterprise("Other Co", "13700137000").await;
     let created = register_app(&app, &ent, json!({"name": "Wiki", "redirect_uris": [REDIRECT]})).await;
     let id = created["id"].as_str().unwrap();

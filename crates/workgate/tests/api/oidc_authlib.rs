@@ -24,8 +24,7 @@ async fn authlib_runs_the_code_flow_against_the_server() {
         eprintln!("SKIPPED: the Authlib relying party needs `pip install authlib requests` ({reason})");
         return;
     }
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let created = app.post(&paths::apps(), &ent.key, json!({"name": "Python app", "redirect_uris": [REDIRECT]})).await;
     created.assert_status(201);

@@ -60,8 +60,7 @@ async fn post_form(
 
 #[tokio::test]
 async fn a_public_client_cannot_introspect_but_revokes_its_own_tokens() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let public = register(
         &app,

@@ -33,8 +33,7 @@ async fn openid_client_runs_the_code_flow_against_the_server() {
         );
         return;
     }
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let member = app.add_member(&ent, "Zhang San", PHONE).await;
     let confidential = app
         .post(

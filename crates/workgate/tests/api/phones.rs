@@ -38,8 +38,7 @@ async fn national_international_spaced_dashed_and_0086_forms_store_the_same_e164
 
 #[tokio::test]
 async fn every_form_of_a_stored_number_is_the_same_member() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     for form in FORMS {
         let reply = app.post(&paths::members(), &ent.key, json!({"name": "Again", "phone": form})).await;
@@ -53,8 +52,7 @@ async fn every_form_of_a_stored_number_is_the_same_member() {
 
 #[tokio::test]
 async fn numbers_with_a_country_code_keep_their_country() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Jane", "+1 (201) 555-0123").await;
     assert_eq!(m["phone"], "+12015550123");
     let m = app.add_member(&ent, "Taro", "+81 90-1234-5678").await;
@@ -63,8 +61,7 @@ async fn numbers_with_a_country_code_keep_their_country() {
 
 #[tokio::test]
 async fn landlines_garbage_and_too_short_numbers_are_invalid_phone_and_store_nothing() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for phone in [
         "010 6552 9988",    // Beijing landline
@@ -90,8 +87,7 @@ async fn landlines_garbage_and_too_short_numbers_are_invalid_phone_and_store_not
 
 #[tokio::test]
 async fn an_invalid_phone_says_what_was_understood() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": "010 6552 9988"})).await;
     reply.assert_problem(422, "invalid_phone");
     let detail = reply.body["detail"].as_str().unwrap();
@@ -101,8 +97,7 @@ async fn an_invalid_phone_says_what_was_understood() {
 
 #[tokio::test]
 async fn patching_a_phone_normalises_it_and_refuses_a_landline() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     let path = paths::member(m["id"].as_str().unwrap());
     let reply = app.patch(&path, &ent.key, json!({"phone": "0086 137-0013-7002"})).await;

@@ -56,8 +56,7 @@ fn access(login: &Value) -> String {
 }
 
 async fn org() -> Org {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let engineering = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     let mut ids = std::collections::HashMap::new();
@@ -159,8 +158,7 @@ async fn an_admin_cannot_import_itself_or_a_new_member_as_owner() {
 
 #[tokio::test]
 async fn imported_numbers_follow_the_region_policy_and_the_other_rows_apply() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let mut policy = app.get(&paths::policy(), &ent.key).await.body;
     policy.as_object_mut().unwrap().remove("updated_at");
     policy["allowed_regions"] = json!(["CN"]);
@@ -337,8 +335,7 @@ async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers
 
 #[tokio::test]
 async fn a_number_changed_by_import_signs_the_member_out_too() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let old = "+8613900139001";
     let new = "+8613700137001";
     app.add_member_with(&ent, json!({"name": "Zhang San", "phone": old, "userid": "zsan"})).await;

@@ -1,20 +1,14 @@
 //! How requests are read: unknown and mistyped fields, repeated parameters, body size, content
 //! type, unknown routes — each answered as problem+json naming what to fix.
 
-use crate::helpers::{TestApp, TestEnterprise};
+use crate::helpers::TestApp;
 use crate::paths;
 use reqwest::Method;
 use serde_json::json;
 
-async fn setup() -> (TestApp, TestEnterprise) {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
-    (app, ent)
-}
-
 #[tokio::test]
 async fn an_unknown_json_field_is_refused_naming_it() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     let reply =
         app.post(&paths::members(), &ent.key, json!({"name": "X", "phone": "13900139001", "nickname": "x"})).await;
@@ -34,7 +28,7 @@ async fn an_unknown_json_field_is_refused_naming_it() {
 
 #[tokio::test]
 async fn a_field_of_the_wrong_type_is_refused_naming_it() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     for (body, field) in [
         (json!({"name": 42, "phone": "13900139001"}), "name"),
@@ -55,7 +49,7 @@ async fn a_field_of_the_wrong_type_is_refused_naming_it() {
 
 #[tokio::test]
 async fn a_missing_field_or_malformed_json_is_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     let reply = app.post(&paths::members(), &ent.key, json!({"name": "X"})).await;
     reply.assert_problem(422, "validation_failed");
@@ -73,7 +67,7 @@ async fn a_missing_field_or_malformed_json_is_refused() {
 
 #[tokio::test]
 async fn a_repeated_key_in_a_json_body_is_refused() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let raw = r#"{"name": "X", "phone": "13900139001", "name": "Y"}"#;
     let reply = app.post_raw(&paths::members(), &ent.key, "application/json", raw.to_string()).await;
     reply.assert_problem(422, "validation_failed");
@@ -83,7 +77,7 @@ async fn a_repeated_key_in_a_json_body_is_refused() {
 
 #[tokio::test]
 async fn a_repeated_query_parameter_is_refused_naming_it() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     for (query, field) in [
         (&paths::members_query("limit=5&limit=6"), "limit"),
         (&paths::members_query("status=invited&status=active"), "status"),
@@ -98,7 +92,7 @@ async fn a_repeated_query_parameter_is_refused_naming_it() {
 
 #[tokio::test]
 async fn an_unknown_query_parameter_is_refused_naming_it() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.get(&paths::members_query("stauts=invited"), &ent.key).await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.error_fields(), vec!["stauts"]);
@@ -106,7 +100,7 @@ async fn an_unknown_query_parameter_is_refused_naming_it() {
 
 #[tokio::test]
 async fn a_body_over_one_mebibyte_is_payload_too_large_and_stores_nothing() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     let big = json!({"name": "X", "phone": "13900139001", "title": "t".repeat(1024 * 1024)}).to_string();
     assert!(big.len() > 1024 * 1024);
@@ -128,7 +122,7 @@ async fn a_body_over_one_mebibyte_is_payload_too_large_and_stores_nothing() {
 
 #[tokio::test]
 async fn an_import_may_be_larger_than_one_mebibyte() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let mut csv = String::from("userid,name,phone,title\n");
     let filler = "x".repeat(100);
     let mut i = 0;
@@ -144,7 +138,7 @@ async fn an_import_may_be_larger_than_one_mebibyte() {
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_unsupported_media_type() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let before = app.snapshot().await;
     let body = json!({"name": "X", "phone": "13900139001"}).to_string();
     for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("text/csv"), None] {
@@ -159,7 +153,7 @@ async fn a_body_that_is_not_json_is_unsupported_media_type() {
 
 #[tokio::test]
 async fn an_unknown_route_is_a_problem_json_404() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     for path in ["/api/v1/nothing", "/api/v2/members", "/nothing", "/api/v1/members/x/y/z"] {
         let reply = app.get(path, &ent.key).await;
         reply.assert_problem(404, "not_found");
@@ -170,7 +164,7 @@ async fn an_unknown_route_is_a_problem_json_404() {
 
 #[tokio::test]
 async fn a_wrong_method_is_a_problem_json_405() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.delete(&paths::members(), &ent.key).await;
     reply.assert_problem(405, "method_not_allowed");
     let reply = app.request(Method::PUT, &paths::departments(), Some(&ent.key), Some(json!({}))).await;
@@ -179,7 +173,7 @@ async fn a_wrong_method_is_a_problem_json_405() {
 
 #[tokio::test]
 async fn errors_do_not_leak_internals() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", "13900139001").await;
     let reply = app.post(&paths::members(), &ent.key, json!({"name": "Dup", "phone": "13900139001"})).await;
     reply.assert_problem(409, "conflict");
@@ -193,7 +187,7 @@ async fn errors_do_not_leak_internals() {
 
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let reply = app.get(&paths::members(), &ent.key).await;
     assert!(reply.headers.get("x-request-id").is_some());
     let reply = app.get("/api/v1/nothing", &ent.key).await;
@@ -202,7 +196,7 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_pattern() {
-    let (app, ent) = setup().await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "13900139001").await;
     app.get_member(m["id"].as_str().unwrap(), &ent.key).await.assert_status(200);
     app.get_member("mem_00000000000000000000000000000000", &ent.key).await.assert_status(404);

@@ -30,8 +30,7 @@ async fn token_for(app: &TestApp, phone: &str, sms_before: usize) -> String {
 }
 
 async fn org() -> Org {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let foreign = app.enterprise("Globex", "13800138009").await;
     let engineering = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;

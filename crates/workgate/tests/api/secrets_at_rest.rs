@@ -51,8 +51,7 @@ async fn sign_in_with(app: &TestApp, phone: &str, invitation: Option<&str>, sms_
 
 #[tokio::test]
 async fn neither_codes_nor_invitation_links_are_kept_in_the_database() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", "139 0013 9001").await;
     let invitation = app.wait_for_sms(MEMBER, 1).await.remove(0);
     let link = invitation.body.split_whitespace().find(|w| w.contains("/i/")).expect("the link").to_string();
@@ -133,8 +132,7 @@ async fn a_message_waiting_at_shutdown_is_sent_after_a_restart_with_the_same_key
 
 #[tokio::test]
 async fn a_missing_malformed_or_other_key_file_stops_the_start_with_a_clear_error() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", "139 0013 9001").await;
     app.wait_for_sms(MEMBER, 1).await;
     let key_file = app.key_file();

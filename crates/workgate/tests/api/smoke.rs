@@ -13,8 +13,7 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn a_member_added_by_api_key_is_listed_with_e164_phone() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", "139-0013-9001").await;
     assert_eq!(m["phone"], "+8613900139001");
     assert_eq!(m["status"], "invited");

@@ -11,8 +11,7 @@ const PHONE: &str = "+8613900139001";
 
 #[tokio::test]
 async fn an_unknown_number_is_suggested_to_be_added_and_shows_no_logins() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let other = app.enterprise("Globex", "13800138001").await;
     app.add_member(&other, "Zhang San", PHONE).await;
     app.start_login(PHONE).await.assert_status(200);
@@ -25,8 +24,7 @@ async fn an_unknown_number_is_suggested_to_be_added_and_shows_no_logins() {
 
 #[tokio::test]
 async fn an_invited_member_shows_the_invitation_and_its_delivery() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     app.wait_for_sms(PHONE, 1).await;
     // The sender marks the message sent just after handing it over: wait for that, briefly.
@@ -46,8 +44,7 @@ async fn an_invited_member_shows_the_invitation_and_its_delivery() {
 
 #[tokio::test]
 async fn a_disabled_member_is_suggested_to_be_enabled() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", PHONE).await;
     app.disable_member(m["id"].as_str().unwrap(), &ent.key).await;
     app.start_login(PHONE).await.assert_problem(403, "member_disabled");

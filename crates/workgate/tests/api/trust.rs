@@ -106,8 +106,7 @@ async fn another_enterprises_admin_cannot_finish_a_members_login() {
 
 #[tokio::test]
 async fn a_login_waiting_for_approval_cannot_be_continued_by_anyone_else() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let mut policy = app.get(&paths::policy(), &ent.key).await.body;
     policy.as_object_mut().expect("policy").remove("updated_at");
@@ -326,8 +325,7 @@ async fn with_hidden_membership_starts_for_numbers_of_nobody_leave_the_server_bu
 
 #[tokio::test]
 async fn the_invited_number_is_shown_masked_on_the_login_page_and_still_used() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let sms = app.wait_for_sms(PHONE, 1).await.remove(0);
     let token = sms.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).expect("link").to_string();
@@ -372,8 +370,7 @@ async fn cookies_are_secure_and_host_bound_unless_on_loopback_http() {
 
 #[tokio::test]
 async fn a_department_admins_lookup_outside_its_scope_says_nothing() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let sales = app.add_department(&ent, "Sales", None).await;
     let ops = app.add_department(&ent, "Ops", None).await;
     let admin_phone = "+8613900139010";

@@ -46,8 +46,7 @@ pub(super) async fn sign_in(app: &TestApp, sms_before: usize) -> reqwest::Client
 
 #[tokio::test]
 async fn a_member_signs_in_through_the_pages_and_sees_their_page() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let b = sign_in(&app, 1).await;
     let (status, page) = text(b.get(format!("{}/", app.base)).send().await.unwrap()).await;
@@ -57,8 +56,7 @@ async fn a_member_signs_in_through_the_pages_and_sees_their_page() {
 
 #[tokio::test]
 async fn a_form_without_the_csrf_token_sends_nothing() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let b = browser();
     b.get(format!("{}/login", app.base)).send().await.unwrap();
@@ -71,8 +69,7 @@ async fn a_form_without_the_csrf_token_sends_nothing() {
 
 #[tokio::test]
 async fn a_disabled_members_browser_session_is_refused_at_its_next_action() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let m = app.add_member(&ent, "Zhang San", PHONE).await;
     let b = sign_in(&app, 1).await;
     assert_eq!(b.get(format!("{}/", app.base)).send().await.unwrap().status().as_u16(), 200);
@@ -106,8 +103,7 @@ async fn errors_are_shown_in_the_persons_language() {
 
 #[tokio::test]
 async fn the_invitation_landing_leads_to_the_login_with_the_number_masked() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let sms = app.wait_for_sms(PHONE, 1).await.remove(0);
     let link = sms.body.split_whitespace().find(|w| w.contains("/i/")).unwrap();
@@ -128,8 +124,7 @@ async fn the_invitation_landing_leads_to_the_login_with_the_number_masked() {
 
 #[tokio::test]
 async fn the_dev_sms_page_shows_the_latest_messages() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     app.wait_for_sms(PHONE, 1).await;
     let (status, page) = text(browser().get(format!("{}/dev/sms", app.base)).send().await.unwrap()).await;
@@ -139,8 +134,7 @@ async fn the_dev_sms_page_shows_the_latest_messages() {
 
 #[tokio::test]
 async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     // A plain member is refused; a visitor without a session is sent to sign in.
     let member = sign_in(&app, 1).await;
@@ -159,8 +153,7 @@ async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
 
 #[tokio::test]
 async fn an_admin_manages_departments_from_the_console() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let engineering = app.add_department(&ent, "Engineering", None).await;
     let sales = app.add_department(&ent, "Sales", None).await;
     // The owner signs in through the pages.
@@ -201,8 +194,7 @@ pub(super) async fn owner_browser(app: &TestApp) -> (reqwest::Client, String) {
 
 #[tokio::test]
 async fn an_admin_registers_an_app_in_the_console_and_sees_its_secret_once() {
-    let app = TestApp::spawn().await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::with_acme().await;
     let (b, csrf) = owner_browser(&app).await;
     let form = [
         ("csrf", csrf.as_str()),
