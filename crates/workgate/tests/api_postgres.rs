@@ -9,7 +9,7 @@
 #[path = "api/main.rs"]
 mod api;
 #[cfg(workgate_test_postgres)]
-use api::{helpers, paths};
+use api::{helpers, paths, pg_schema};
 
 #[cfg(not(workgate_test_postgres))]
 #[test]

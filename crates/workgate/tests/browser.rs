@@ -9,6 +9,8 @@
 mod helpers;
 #[path = "api/paths.rs"]
 mod paths;
+#[path = "common/postgres.rs"]
+mod pg_schema;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use helpers::{TestApp, strings};

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use super::paths;
+use crate::pg_schema::PgSchema;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use workgate::config::ServerConfig;
@@ -40,16 +41,16 @@ impl Backend {
 
 /// A database of one test's own: a SQLite file in the test's directory, or on PostgreSQL a schema
 /// of its own (first on the `search_path` that the server's URL sets), dropped when the test
-/// ends, passed or failed. Schemas, not databases: creating a database takes a quarter of a
-/// second, a schema milliseconds.
+/// ends, passed or failed (`tests/common/postgres.rs`, shared with the tests that run server
+/// processes). Schemas, not databases: creating a database takes a quarter of a second, a schema
+/// milliseconds.
 pub struct TestDatabase {
     pub url: String,
-    /// The server's URL and the schema's name, on PostgreSQL.
-    postgres: Option<(String, String)>,
+    _schema: Option<PgSchema>,
 }
 
 /// The variable that names the PostgreSQL server (and database) of the `api_postgres` run.
-pub const POSTGRES_VARIABLE: &str = "WORKGATE_TEST_POSTGRES";
+pub const POSTGRES_VARIABLE: &str = crate::pg_schema::VARIABLE;
 
 /// Test schemas are named `wg_test_<unix seconds>_<process>_<n>`.
 const SCHEMA_PREFIX: &str = "wg_test_";
@@ -58,26 +59,24 @@ impl TestDatabase {
     pub async fn create(dir: &std::path::Path) -> TestDatabase {
         match Backend::current() {
             Backend::Sqlite => {
-                TestDatabase { url: format!("sqlite://{}", dir.join("workgate.db").display()), postgres: None }
+                TestDatabase { url: format!("sqlite://{}", dir.join("workgate.db").display()), _schema: None }
             }
             Backend::Postgres => {
                 use sqlx::Connection;
-                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
                 let server = std::env::var(POSTGRES_VARIABLE)
                     .unwrap_or_else(|_| panic!("{POSTGRES_VARIABLE} names the PostgreSQL server of this run"));
-                let mut admin = sqlx::PgConnection::connect(&server)
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_VARIABLE}={server}: {e}"));
-                SWEPT.get_or_init(async || drop_stale_schemas(&mut admin).await).await;
-                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let name = format!("{SCHEMA_PREFIX}{}_{}_{n}", unix_seconds(), std::process::id());
-                sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut admin).await.expect("schema created");
-                let _ = admin.close().await;
-                let mut url = reqwest::Url::parse(&server).expect("a postgres:// URL");
-                // The application name tells this test's connections apart, to end them at the end.
-                url.query_pairs_mut().append_pair("options[search_path]", &name).append_pair("application_name", &name);
-                TestDatabase { url: url.to_string(), postgres: Some((server, name)) }
+                SWEPT
+                    .get_or_init(async || {
+                        let mut admin = sqlx::PgConnection::connect(&server)
+                            .await
+                            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_VARIABLE}={server}: {e}"));
+                        drop_stale_schemas(&mut admin).await;
+                        let _ = admin.close().await;
+                    })
+                    .await;
+                let schema = PgSchema::create("api_postgres").await.expect("a schema of the test's own");
+                TestDatabase { url: schema.url.clone(), _schema: Some(schema) }
             }
         }
     }
@@ -100,33 +99,6 @@ async fn drop_stale_schemas(admin: &mut sqlx::PgConnection) {
         let created = name[SCHEMA_PREFIX.len()..].split('_').next().and_then(|s| s.parse::<u64>().ok());
         if created.is_some_and(|t| t + 3600 < unix_seconds()) {
             let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&mut *admin).await;
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let Some((server, name)) = self.postgres.take() else { return };
-        // Drop cannot await, and the test's runtime cannot nest another: a thread of its own ends
-        // the server's connections (they go without the test's runtime, blocked meanwhile, having
-        // to run) and drops the schema.
-        let dropped = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let dropped = runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&server).await?;
-                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
-                    .bind(&name)
-                    .execute(&mut admin)
-                    .await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&mut admin).await?;
-                admin.close().await
-            });
-            dropped.map_err(|e| format!("the test schema {name} was not dropped: {e}"))
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("{e}");
         }
     }
 }

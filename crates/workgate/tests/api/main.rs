@@ -19,6 +19,8 @@ mod oidc_basic_op;
 mod oidc_clients;
 mod oidc_openid_client;
 pub(crate) mod paths;
+#[path = "../common/postgres.rs"]
+pub(crate) mod pg_schema;
 mod phones;
 mod policy;
 mod rank;
