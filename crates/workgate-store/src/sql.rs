@@ -37,6 +37,10 @@ pub(crate) struct Dialect {
     pub skip_locked: &'static str,
     /// Serialises the transactions that count against one limit bucket (`$1`).
     pub lock_bucket: Option<&'static str>,
+    /// Takes the locks of several buckets (`$1`: their names, one per line) at once, in one order
+    /// (of the lock keys), so that two transactions never each hold one while waiting for the
+    /// other's. The same keys as `lock_bucket`.
+    pub lock_buckets: Option<&'static str>,
 }
 
 pub(crate) const SQLITE: Dialect = Dialect {
@@ -47,6 +51,7 @@ pub(crate) const SQLITE: Dialect = Dialect {
     share_row: "",
     skip_locked: "",
     lock_bucket: None,
+    lock_buckets: None,
 };
 
 pub(crate) const POSTGRES: Dialect = Dialect {
@@ -57,6 +62,10 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     share_row: " FOR SHARE",
     skip_locked: " FOR UPDATE SKIP LOCKED",
     lock_bucket: Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    lock_buckets: Some(
+        "SELECT COUNT(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtext(b) AS k \
+         FROM unnest(string_to_array($1, chr(10))) AS b ORDER BY k) AS keys",
+    ),
 };
 
 /// One argument of a query.

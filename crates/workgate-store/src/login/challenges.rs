@@ -1,6 +1,6 @@
 //! Enterprise Login challenges and their events: start, wrong and right codes, the steps after, finish.
 
-use super::limits::{Counting, hit_all};
+use super::limits::{Counting, FirstTry, hit_all, hit_firsts};
 use super::outbox::insert_outbox;
 use crate::SqlStore;
 use crate::rows::{CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, join_enterprises};
@@ -16,7 +16,7 @@ use workgate_domain::outbox::OutboxMessage;
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::NewSession;
-use workgate_domain::store::{ChallengeStore, LimitStore};
+use workgate_domain::store::ChallengeStore;
 
 /// Writes a login challenge, its SMS (if any) and its login events.
 pub(super) async fn insert_challenge(
@@ -110,9 +110,25 @@ impl ChallengeStore for SqlStore {
         events: &[LoginEvent],
     ) -> Result<Option<(usize, i64)>> {
         if let crate::Db::Postgres { .. } = &self.db {
-            // One transaction per limit (see `hit_limits`), then the challenge.
-            if let Some(full) = self.hit_limits(limits, now_ms).await? {
-                return Ok(Some(full));
+            // The limits' first counters and the challenge in one transaction; where a sliced
+            // limit's first counter is full, the rest as `hit_limits` counts it, then the challenge.
+            let tried = self
+                .write(async |c| {
+                    let tried = hit_firsts(c, limits, now_ms).await?;
+                    if let FirstTry::All = tried {
+                        insert_challenge(c, ch, sms, events).await?;
+                    }
+                    Ok(tried)
+                })
+                .await?;
+            let rest = match tried {
+                FirstTry::All => return Ok(None),
+                FirstTry::Full(i, wait_ms) => return Ok(Some((i, wait_ms))),
+                FirstTry::SliceFull(i) => &limits[i..],
+            };
+            let skipped = limits.len() - rest.len();
+            if let Some((j, wait_ms)) = hit_all(Counting::EachAlone(self), rest, now_ms).await? {
+                return Ok(Some((skipped + j, wait_ms)));
             }
             self.start_login(ch, sms, events).await?;
             return Ok(None);

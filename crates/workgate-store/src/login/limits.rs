@@ -13,16 +13,21 @@ use workgate_domain::{Error, Result};
 
 /// Counts one hit for `bucket` unless the window is full (then: milliseconds until it has room).
 async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
-    // Hits are kept in twelfths of the window; the window is the last twelve of them.
-    let slot_ms = (window_ms / 12).max(1);
-    let slot = now_ms - now_ms.rem_euclid(slot_ms);
-    let oldest_counted = now_ms - window_ms;
-    let d = c.dialect();
-    if let Some(lock) = d.lock_bucket {
+    if let Some(lock) = c.dialect().lock_bucket {
         // The sum the upsert below checks is read before its insert: on PostgreSQL, other
         // hits on this bucket wait here until this one commits.
         c.execute(sql(lock).bind(bucket)).await?;
     }
+    count_hit(c, bucket, now_ms, window_ms, max).await
+}
+
+/// [`hit_one`] once the bucket's lock is held. Hits are kept in twelfths of the window; the window
+/// is the last twelve of them.
+async fn count_hit(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
+    let slot_ms = (window_ms / 12).max(1);
+    let slot = now_ms - now_ms.rem_euclid(slot_ms);
+    let oldest_counted = now_ms - window_ms;
+    let d = c.dialect();
     // Count the hit only if the window has room: one conditional upsert (logins hit 7
     // limits). It also tells whether the bucket holds counts that no window reaches any more.
     let counted = c
@@ -113,6 +118,34 @@ pub(super) async fn hit_all(
     Ok(None)
 }
 
+/// How counting the first counter of each limit in one transaction ended ([`hit_firsts`]).
+pub(super) enum FirstTry {
+    /// Every limit had room: one hit counted against each.
+    All,
+    /// This limit is full for so many more milliseconds (the hits before it stay counted).
+    Full(usize, i64),
+    /// The first counter of this sliced limit is full: its others are still to be tried.
+    SliceFull(usize),
+}
+
+/// PostgreSQL: counts one hit against the first counter of each limit, in order, in the caller's
+/// transaction, with all their locks taken first in one statement and one order. One commit for
+/// all the limits of a login instead of one per counter.
+pub(super) async fn hit_firsts(c: &mut Conn<'_>, limits: &[Limit], now_ms: i64) -> Result<FirstTry> {
+    let firsts: Vec<Option<(String, i64)>> = limits.iter().map(|l| l.parts().into_iter().next()).collect();
+    if let Some(lock) = c.dialect().lock_buckets {
+        let names: Vec<&str> = firsts.iter().flatten().map(|(bucket, _)| bucket.as_str()).collect();
+        c.execute(sql(lock).bind(names.join("\n"))).await?;
+    }
+    for (i, (limit, first)) in limits.iter().zip(&firsts).enumerate() {
+        let Some((bucket, max)) = first else { return Ok(FirstTry::SliceFull(i)) };
+        if let Some(wait_ms) = count_hit(c, bucket, now_ms, limit.window_secs * 1000, *max).await? {
+            return Ok(if limit.parts().len() > 1 { FirstTry::SliceFull(i) } else { FirstTry::Full(i, wait_ms) });
+        }
+    }
+    Ok(FirstTry::All)
+}
+
 /// `locked_until` after one more failure, counted by `count` (the SQL of the new count): from
 /// `$limit` failures on, `$now` + base × 2^(failures − limit), at most a day.
 pub(super) fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, base: &str) -> String {
@@ -129,7 +162,16 @@ impl LimitStore for SqlStore {
         match &self.db {
             // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
             crate::Db::Sqlite { .. } => self.write(async |c| hit_all(Counting::Within(c), limits, now_ms).await).await,
-            crate::Db::Postgres { .. } => hit_all(Counting::EachAlone(self), limits, now_ms).await,
+            // PostgreSQL: the first counter of each limit in one transaction; where a sliced
+            // limit's first counter is full, its others (and the limits after it) each alone.
+            crate::Db::Postgres { .. } => match self.write(async |c| hit_firsts(c, limits, now_ms).await).await? {
+                FirstTry::All => Ok(None),
+                FirstTry::Full(i, wait_ms) => Ok(Some((i, wait_ms))),
+                FirstTry::SliceFull(i) => {
+                    let rest = hit_all(Counting::EachAlone(self), &limits[i..], now_ms).await?;
+                    Ok(rest.map(|(j, wait_ms)| (i + j, wait_ms)))
+                }
+            },
         }
     }
 
