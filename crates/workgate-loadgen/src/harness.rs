@@ -119,14 +119,17 @@ impl Server {
         let inbox = Arc::new(Inbox::default());
         let sms_addr = sms::start(inbox.clone()).await?;
         let config = root.join("workgate.toml");
+        // The key file in the run's directory (with PostgreSQL the default is the working directory).
+        let key_file = root.join("workgate.key");
         let cooldown =
             opts.resend_cooldown_secs.map_or_else(String::new, |secs| format!("resend_cooldown_secs = {secs}\n"));
         std::fs::write(
             &config,
             format!(
-                "[login]\nstarts_per_ip_hour = {UNLIMITED}\nstarts_per_network_hour = {UNLIMITED}\n\
+                "key_file = {:?}\n\n[login]\nstarts_per_ip_hour = {UNLIMITED}\nstarts_per_network_hour = {UNLIMITED}\n\
                  sms_budget_server_hour = {UNLIMITED}\nsms_budget_enterprise_hour = {UNLIMITED}\n{cooldown}{}\n\
                  [sms]\nprovider = \"webhook\"\n\n[sms.webhook]\nurl = \"http://{sms_addr}/sms\"\nsecret = \"{}\"\n\n{}",
+                key_file.to_string_lossy(),
                 opts.login_config,
                 sms::SECRET,
                 opts.extra_config
@@ -135,7 +138,8 @@ impl Server {
 
         // The enterprise and its first API key, through the CLI of the same binary.
         let out = std::process::Command::new(bin)
-            .args(["--database", &database, "enterprise", "create", "--name", "Loadgen Co"])
+            .args(["--config", &config.to_string_lossy(), "--database", &database, "enterprise", "create"])
+            .args(["--name", "Loadgen Co"])
             .args(["--owner-name", "Load Owner", "--owner-phone", "+8613700000000", "--json"])
             .env("RUST_LOG", "warn")
             .output()
