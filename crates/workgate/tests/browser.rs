@@ -319,9 +319,7 @@ async fn click(b: &Browser, css: &str) {
 #[tokio::test]
 async fn an_admin_fixes_a_name_and_the_member_keeps_both_departments() {
     let (app, ent) = TestApp::with_acme().await;
-    let eng = app.add_department(&ent, "Engineering", None).await;
-    let sales = app.add_department(&ent, "Sales", None).await;
-    let ops = app.add_department(&ent, "Operations", None).await;
+    let [eng, sales, ops] = app.add_departments(&ent, ["Engineering", "Sales", "Operations"]).await;
     let member = app
         .add_member_with(
             &ent,

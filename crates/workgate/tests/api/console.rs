@@ -52,9 +52,7 @@ async fn submit(b: &reqwest::Client, app: &TestApp, path: &str, form: &[(String,
 #[tokio::test]
 async fn fixing_a_name_keeps_every_department_and_field_the_member_has() {
     let (app, ent) = TestApp::with_acme().await;
-    let eng = app.add_department(&ent, "Engineering", None).await;
-    let sales = app.add_department(&ent, "Sales", None).await;
-    let ops = app.add_department(&ent, "Operations", None).await;
+    let [eng, sales, ops] = app.add_departments(&ent, ["Engineering", "Sales", "Operations"]).await;
     let member = app
         .add_member_with(
             &ent,

@@ -180,6 +180,13 @@ impl TestApp {
         (app, ent)
     }
 
+    /// A server on a clock the test moves, with the enterprise Acme.
+    pub async fn acme_on(clock: std::sync::Arc<workgate_domain::clock::ManualClock>) -> (TestApp, TestEnterprise) {
+        let app = TestApp::spawn_configured(|_| {}, clock).await;
+        let ent = app.enterprise("Acme", "13800138000").await;
+        (app, ent)
+    }
+
     /// A server on a clock of the test's own making.
     pub async fn spawn_on(clock: workgate_domain::clock::SharedClock) -> TestApp {
         Self::launch(|_| {}, clock).await
@@ -363,6 +370,15 @@ impl TestApp {
         let reply = self.post(&paths::departments(), &ent.key, body).await;
         reply.assert_status(201);
         reply.body["id"].as_str().expect("department id").to_string()
+    }
+
+    /// Adds departments under the root, in order, and returns their ids.
+    pub async fn add_departments<const N: usize>(&self, ent: &TestEnterprise, names: [&str; N]) -> [String; N] {
+        let mut ids = Vec::with_capacity(N);
+        for name in names {
+            ids.push(self.add_department(ent, name, None).await);
+        }
+        ids.try_into().expect("one id per name")
     }
 
     /// A direct connection to the test's database, for checking state behind the API. The SQL

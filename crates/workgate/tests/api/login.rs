@@ -88,8 +88,7 @@ async fn a_wrong_code_tells_the_attempts_left_and_locks_at_the_limit() {
 #[tokio::test]
 async fn an_expired_code_is_refused() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
@@ -114,8 +113,7 @@ async fn a_second_code_within_the_cooldown_is_rate_limited_with_retry_after() {
 #[tokio::test]
 async fn a_number_gets_at_most_five_codes_an_hour() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     for _ in 0..5 {
         app.start_login(PHONE).await.assert_status(200);
@@ -130,8 +128,7 @@ async fn a_number_gets_at_most_five_codes_an_hour() {
 #[tokio::test]
 async fn resending_replaces_the_code_and_keeps_the_failures() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let started = app.start_login(PHONE).await;
     let login = started.login_id();
@@ -310,8 +307,7 @@ async fn a_number_in_two_enterprises_chooses_one() {
 #[tokio::test]
 async fn logout_ends_the_session_and_devices_can_be_signed_out() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let done = app.sign_in(PHONE, 1).await;
     let access = done["session"]["access_token"].as_str().unwrap();
@@ -355,8 +351,7 @@ async fn with_hidden_membership_unknown_and_known_numbers_get_the_same_answer() 
 #[tokio::test]
 async fn admins_resend_an_invitation_and_the_old_link_stops_working() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     let member = app.add_member(&ent, "Zhang San", "139 0013 9001").await;
     let first = app.wait_for_sms(PHONE, 1).await.remove(0);
     let old_token = first.body.split("/i/").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();

@@ -393,8 +393,7 @@ async fn a_code_works_once_and_a_replay_revokes_what_it_gave() {
 #[tokio::test]
 async fn a_code_is_refused_to_another_client_after_expiry_and_with_a_wrong_secret() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let (client_id, secret) = confidential_app(&app, &ent).await;
     let (other_id, other_secret) = confidential_app(&app, &ent).await;
@@ -536,8 +535,7 @@ async fn a_public_client_uses_pkce_without_a_secret() {
 #[tokio::test]
 async fn signing_keys_rotate_with_the_next_key_published_before_it_signs() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let (client_id, secret) = confidential_app(&app, &ent).await;
     // The RSA kids (each generation also publishes its P-256 key as `<kid>-es`, rotating with it).

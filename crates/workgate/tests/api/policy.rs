@@ -23,8 +23,7 @@ struct World {
 impl World {
     async fn new() -> World {
         let clock = Arc::new(ManualClock::default());
-        let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-        let ent = app.enterprise("Acme", "13800138000").await;
+        let (app, ent) = TestApp::acme_on(clock.clone()).await;
         let member = app.add_member(&ent, "Zhang San", PHONE).await;
         let member_id = member["id"].as_str().unwrap().to_string();
         World { app, ent, clock, member_id, sms: 1 }

@@ -275,8 +275,7 @@ async fn an_owner_and_an_api_key_can_change_an_owner() {
 #[tokio::test]
 async fn a_changed_number_signs_the_member_out_everywhere_and_tells_both_numbers() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     let old = "+8613900139001";
     let new = "+8613700137001";
     let member = app.add_member(&ent, "Zhang San", old).await;
@@ -352,8 +351,7 @@ async fn a_number_changed_by_import_signs_the_member_out_too() {
 #[tokio::test]
 async fn instant_re_sends_of_an_invitation_wait_out_the_cooldown() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     let phone = "+8613900139001";
     let member = app.add_member_with(&ent, json!({"name": "Zhang San", "phone": phone, "invite": false})).await;
     let path = paths::member_invitation(member["id"].as_str().unwrap());

@@ -138,8 +138,7 @@ async fn make_rows(
 #[tokio::test]
 async fn a_pass_deletes_what_is_past_its_retention_and_keeps_what_is_recent_or_live() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await; // an invitation and its SMS
     let wiki = register(&app, &ent, json!({"name": "Wiki", "redirect_uris": [super::oidc_clients::REDIRECT]})).await;
     let client = (wiki["client_id"].as_str().unwrap(), wiki["client_secret"].as_str().unwrap());

@@ -407,8 +407,7 @@ fn enc(phone: &str) -> String {
 #[tokio::test]
 async fn failure_counts_are_forgotten_only_a_week_after_the_last_failure() {
     let clock = Arc::new(ManualClock::default());
-    let app = TestApp::spawn_configured(|_| {}, clock.clone()).await;
-    let ent = app.enterprise("Acme", "13800138000").await;
+    let (app, ent) = TestApp::acme_on(clock.clone()).await;
     app.add_member(&ent, "Zhang San", PHONE).await;
     let started = app.start_login(PHONE).await;
     let code = app.code_for(PHONE, 2).await;
