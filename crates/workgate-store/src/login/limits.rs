@@ -294,6 +294,11 @@ impl LimitStore for SqlStore {
 
     async fn reset_limits(&self, buckets: &[String]) -> Result<()> {
         self.write(async |c| {
+            // The buckets' locks first, in the one order `hit_firsts` takes them in: a login start
+            // holding some of these counters' rows never waits for this while it waits for it.
+            if let Some(lock) = c.dialect().lock_buckets {
+                c.execute(sql(lock).bind(buckets.join("\n"))).await?;
+            }
             for bucket in buckets {
                 c.execute(sql("DELETE FROM rate_counters WHERE bucket = $1").bind(bucket.as_str())).await?;
             }
