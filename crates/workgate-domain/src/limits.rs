@@ -39,9 +39,14 @@ impl Limit {
         self
     }
 
+    /// Whether the limit is kept in several counters ([`Limit::sliced`]).
+    pub fn is_sliced(&self) -> bool {
+        self.slices > 1
+    }
+
     /// The counters a hit tries, in order, each with its share of `max`: `(bucket, max)`.
     pub fn parts(&self) -> Vec<(String, i64)> {
-        if self.slices <= 1 {
+        if !self.is_sliced() {
             return vec![(self.bucket.clone(), self.max)];
         }
         let n = i64::from(self.slices);

@@ -1,6 +1,6 @@
 //! Enterprise Login challenges and their events: start, wrong and right codes, the steps after, finish.
 
-use super::limits::{Counting, FirstTry, hit_all, hit_firsts};
+use super::limits::{Counting, FirstTry, hit_all, hit_firsts, hit_rest_alone};
 use super::outbox::insert_outbox;
 use crate::SqlStore;
 use crate::rows::{CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, join_enterprises};
@@ -121,14 +121,13 @@ impl ChallengeStore for SqlStore {
                     Ok(tried)
                 })
                 .await?;
-            let rest = match tried {
+            let from = match tried {
                 FirstTry::All => return Ok(None),
                 FirstTry::Full(i, wait_ms) => return Ok(Some((i, wait_ms))),
-                FirstTry::SliceFull(i) => &limits[i..],
+                FirstTry::SliceFull(i) => i,
             };
-            let skipped = limits.len() - rest.len();
-            if let Some((j, wait_ms)) = hit_all(Counting::EachAlone(self), rest, now_ms).await? {
-                return Ok(Some((skipped + j, wait_ms)));
+            if let Some(full) = hit_rest_alone(self, limits, from, now_ms).await? {
+                return Ok(Some(full));
             }
             self.start_login(ch, sms, events).await?;
             return Ok(None);

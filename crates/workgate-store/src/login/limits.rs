@@ -140,10 +140,22 @@ pub(super) async fn hit_firsts(c: &mut Conn<'_>, limits: &[Limit], now_ms: i64) 
     for (i, (limit, first)) in limits.iter().zip(&firsts).enumerate() {
         let Some((bucket, max)) = first else { return Ok(FirstTry::SliceFull(i)) };
         if let Some(wait_ms) = count_hit(c, bucket, now_ms, limit.window_secs * 1000, *max).await? {
-            return Ok(if limit.parts().len() > 1 { FirstTry::SliceFull(i) } else { FirstTry::Full(i, wait_ms) });
+            return Ok(if limit.is_sliced() { FirstTry::SliceFull(i) } else { FirstTry::Full(i, wait_ms) });
         }
     }
     Ok(FirstTry::All)
+}
+
+/// After [`FirstTry::SliceFull`] of limit `from`: that limit and those after it, each counter in a
+/// transaction of its own; the index among all `limits` of one that is full.
+pub(super) async fn hit_rest_alone(
+    store: &SqlStore,
+    limits: &[Limit],
+    from: usize,
+    now_ms: i64,
+) -> Result<Option<(usize, i64)>> {
+    let rest = hit_all(Counting::EachAlone(store), &limits[from..], now_ms).await?;
+    Ok(rest.map(|(j, wait_ms)| (from + j, wait_ms)))
 }
 
 /// `locked_until` after one more failure, counted by `count` (the SQL of the new count): from
@@ -167,10 +179,7 @@ impl LimitStore for SqlStore {
             crate::Db::Postgres { .. } => match self.write(async |c| hit_firsts(c, limits, now_ms).await).await? {
                 FirstTry::All => Ok(None),
                 FirstTry::Full(i, wait_ms) => Ok(Some((i, wait_ms))),
-                FirstTry::SliceFull(i) => {
-                    let rest = hit_all(Counting::EachAlone(self), &limits[i..], now_ms).await?;
-                    Ok(rest.map(|(j, wait_ms)| (i + j, wait_ms)))
-                }
+                FirstTry::SliceFull(i) => hit_rest_alone(self, limits, i, now_ms).await,
             },
         }
     }
