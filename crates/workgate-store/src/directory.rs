@@ -26,7 +26,7 @@ use workgate_domain::{Error, Result};
 /// Rows per multi-row `INSERT` of a bulk write: one statement instead of hundreds (each costs a
 /// round trip to the database), well below the bound values a statement may have (SQLite 32,766,
 /// PostgreSQL 65,535).
-const ROWS_PER_INSERT: usize = 200;
+pub(crate) const ROWS_PER_INSERT: usize = 200;
 
 pub(crate) async fn insert_audit(c: &mut Conn<'_>, entries: &[AuditEntry]) -> Result<()> {
     for chunk in entries.chunks(ROWS_PER_INSERT) {

@@ -7,7 +7,7 @@ use crate::SqlStore;
 use crate::cache::read_through;
 use crate::directory::{audit_if_changed, insert_audit};
 use crate::login::{Revocable, revoke_one};
-use crate::rows::{DomainRow, MEMBER_COLUMNS};
+use crate::rows::{DomainRow, MEMBER_AND_ENTERPRISE};
 use crate::sql::{Conn, Prefixed, sql};
 use async_trait::async_trait;
 use workgate_domain::Result;
@@ -421,13 +421,10 @@ impl OidcStore for SqlStore {
     async fn app_token_holder(&self, token_hash: &SecretHash) -> Result<Option<AppTokenHolder>> {
         // Userinfo: the token, its member and enterprise in one query.
         static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let member: Vec<String> =
-                MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
             let (columns, tables) = TOKEN_RECORD.split_once(" FROM ").unwrap_or((TOKEN_RECORD, ""));
             format!(
-                "{columns}, {}, e.id AS e_id, e.name AS e_name, e.region AS e_region, e.created_at AS e_created_at \
-                 FROM {tables} JOIN enterprises e ON e.id = g.enterprise_id WHERE t.token_hash = $1",
-                member.join(", ")
+                "{columns}, {} FROM {tables} JOIN enterprises e ON e.id = g.enterprise_id WHERE t.token_hash = $1",
+                *MEMBER_AND_ENTERPRISE
             )
         });
         let load = async {

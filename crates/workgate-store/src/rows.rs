@@ -10,6 +10,12 @@ use workgate_domain::values::{DepartmentName, Email, EnterpriseName, MemberStatu
 
 pub(crate) const MEMBER_COLUMNS: &str = "id, enterprise_id, userid, name, phone, email, title, department_ids, role, \
      admin_department_ids, status, created_at, activated_at, updated_at";
+/// The columns of a member (`m`, as `m_…`) and of its enterprise (`e`, as `e_…`) in a query that
+/// joins the two; decoded by `Prefixed(row, "m_").member()` and `Prefixed(row, "e_").enterprise()`.
+pub(crate) static MEMBER_AND_ENTERPRISE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let member: Vec<String> = MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
+    format!("{}, e.id AS e_id, e.name AS e_name, e.region AS e_region, e.created_at AS e_created_at", member.join(", "))
+});
 pub(crate) const DEPARTMENT_COLUMNS: &str = "id, enterprise_id, parent_id, name, sort_order";
 
 /// A column type both backends decode (text, integers, bytes, and their `Option`s).

@@ -6,7 +6,9 @@
 //! - importing the same file a second time changes nothing (no member, department, audit entry
 //!   or SMS), for files in which each row names a different member;
 //! - the login step machine never leaves the code step, and never issues a session, for a login
-//!   whose current code was not given.
+//!   whose current code was not given;
+//! - the limits of a login, counted together (`hit_limits`, one statement for their first
+//!   counters), answer and leave the same counters as each counter hit on its own (`hit_limit`).
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -23,6 +25,7 @@ use workgate_domain::error::Error;
 use workgate_domain::ids::{DepartmentId, EnterpriseId, LoginId};
 use workgate_domain::import::{ImportReport, RowStatus, parse_csv};
 use workgate_domain::keys::ServerKeys;
+use workgate_domain::limits::Limit;
 use workgate_domain::login::{ClientInfo, CodeInput, EnterpriseChoice, LoginStep, Next, StartLoginInput};
 use workgate_domain::model::{Actor, Department, Member};
 use workgate_domain::outbox::SmsPurpose;
@@ -731,4 +734,75 @@ fn a_login_never_gets_past_the_code_without_it() {
         })
     });
     seen.assert_met(&["enterprise", "pending_approval", "done", "locked", "the right code, too late"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A login's limits counted together answer and count as they do counted one counter at a time.
+
+/// One limit of a case: its counter's name (from a few, so that limits share counters), its
+/// maximum, its window and how many slices it is kept in.
+fn limit() -> impl Strategy<Value = Limit> {
+    (0..3usize, 0..5i64, 1..4i64, 1..4u32).prop_map(|(bucket, max, window_secs, slices)| {
+        Limit::new("test", ["a", "b", "c"][bucket].to_string(), max, window_secs).sliced(slices)
+    })
+}
+
+/// The reference: each limit in order, each of its counters in order until one has room, each hit
+/// on its own (`hit_limit`); the index of the first full limit and the soonest its counters have room.
+async fn hit_one_by_one(store: &dyn Store, limits: &[Limit], now_ms: i64) -> Option<(usize, i64)> {
+    for (i, limit) in limits.iter().enumerate() {
+        let window_ms = limit.window_secs * 1000;
+        let mut soonest: Option<i64> = None;
+        let mut counted = false;
+        for (bucket, max) in limit.parts() {
+            match store.hit_limit(&bucket, now_ms, window_ms, max).await.expect("a hit") {
+                None => {
+                    counted = true;
+                    break;
+                }
+                Some(wait_ms) => soonest = Some(soonest.map_or(wait_ms, |s| s.min(wait_ms))),
+            }
+        }
+        if !counted {
+            return Some((i, soonest.unwrap_or(window_ms)));
+        }
+    }
+    None
+}
+
+async fn counters(w: &World) -> Vec<(String, i64, i64)> {
+    sqlx::query_as("SELECT bucket, window_start, count FROM rate_counters ORDER BY bucket, window_start")
+        .fetch_all(&w.db)
+        .await
+        .expect("the counters")
+}
+
+#[test]
+fn limits_counted_together_count_as_one_by_one() {
+    let seen = Seen::default();
+    let steps = prop::collection::vec((0..1500i64, prop::collection::vec(0..4usize, 1..5)), 1..40);
+    check((prop::collection::vec(limit(), 4), steps), |(limits, steps)| {
+        block_on(async {
+            let together = world(LoginSettings::default()).await;
+            let one_by_one = world(LoginSettings::default()).await;
+            let mut now_ms = 1_000_000;
+            for (advance_ms, picked) in steps {
+                now_ms += advance_ms;
+                let login: Vec<Limit> = picked.iter().map(|&i| limits[i].clone()).collect();
+                let answer = together.store.hit_limits(&login, now_ms).await.expect("the hits");
+                let expected = hit_one_by_one(one_by_one.store.as_ref(), &login, now_ms).await;
+                prop_assert_eq!(answer, expected, "at {} ms, limits {:?}", now_ms, login);
+                seen.note(if answer.is_some() { "a full limit" } else { "room in every limit" });
+                if answer.is_some_and(|(i, _)| i > 0) {
+                    seen.note("hits counted before a full limit");
+                }
+                if login.iter().any(|l| l.is_sliced()) {
+                    seen.note("a sliced limit");
+                }
+            }
+            prop_assert_eq!(counters(&together).await, counters(&one_by_one).await);
+            Ok(())
+        })
+    });
+    seen.assert_met(&["a full limit", "room in every limit", "hits counted before a full limit", "a sliced limit"]);
 }

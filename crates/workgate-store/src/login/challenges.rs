@@ -1,9 +1,12 @@
 //! Enterprise Login challenges and their events: start, wrong and right codes, the steps after, finish.
 
-use super::limits::{Counting, FirstTry, hit_all, hit_firsts, hit_rest_alone};
+use super::limits::{FirstTry, hit_all_within, hit_firsts, hit_rest_alone};
 use super::outbox::insert_outbox;
 use crate::SqlStore;
-use crate::rows::{CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_COLUMNS, join_enterprises};
+use crate::rows::{
+    CHALLENGE_COLUMNS, DomainRow, EVENT_COLUMNS, LoginRow, MEMBER_AND_ENTERPRISE, MEMBER_COLUMNS, join_enterprises,
+};
+use crate::sql::Prefixed;
 use crate::sql::{Conn, sql};
 use async_trait::async_trait;
 use workgate_domain::Result;
@@ -54,11 +57,12 @@ pub(super) async fn insert_challenge(
     Ok(())
 }
 
+/// Writes login events: one statement for all of them (a step writes one to three).
 pub(crate) async fn insert_events(c: &mut Conn<'_>, events: &[LoginEvent]) -> Result<()> {
-    for e in events {
-        c.execute(
-            sql(format!("INSERT INTO login_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-                .bind(e.id.as_str())
+    for chunk in events.chunks(crate::directory::ROWS_PER_INSERT) {
+        let mut q = sql(format!("INSERT INTO login_events ({EVENT_COLUMNS})"));
+        q.push_values(chunk, |row, e| {
+            row.bind(e.id.as_str())
                 .bind(e.phone.as_str())
                 .bind(e.enterprise_id.as_ref().map(EnterpriseId::as_str))
                 .bind(e.member_id.as_ref().map(MemberId::as_str))
@@ -66,9 +70,9 @@ pub(crate) async fn insert_events(c: &mut Conn<'_>, events: &[LoginEvent]) -> Re
                 .bind(e.ip.as_deref())
                 .bind(e.at.millis())
                 .bind(e.details.to_string())
-                .bind(join_enterprises(&e.candidates)),
-        )
-        .await?;
+                .bind(join_enterprises(&e.candidates));
+        });
+        c.execute(q).await?;
     }
     Ok(())
 }
@@ -76,29 +80,16 @@ pub(crate) async fn insert_events(c: &mut Conn<'_>, events: &[LoginEvent]) -> Re
 #[async_trait]
 impl ChallengeStore for SqlStore {
     async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>> {
-        let mut c = self.reader();
-        let rows = c
-            .fetch_all(
-                sql(format!(
-                    "SELECT {MEMBER_COLUMNS} FROM members WHERE phone = $1 AND status <> 'departed' \
-                     ORDER BY created_at, id"
-                ))
-                .bind(phone.as_str()),
+        // The memberships and their enterprises in one query: a read at every login start and code.
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM members m JOIN enterprises e ON e.id = m.enterprise_id \
+                 WHERE m.phone = $1 AND m.status <> 'departed' ORDER BY m.created_at, m.id",
+                *MEMBER_AND_ENTERPRISE
             )
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let member = row.member()?;
-            let enterprise = c
-                .fetch_one(
-                    sql("SELECT id, name, region, created_at FROM enterprises WHERE id = $1")
-                        .bind(member.enterprise_id.as_str()),
-                )
-                .await?
-                .enterprise()?;
-            out.push((enterprise, member));
-        }
-        Ok(out)
+        });
+        let rows = self.reader().fetch_all(sql(QUERY.as_str()).bind(phone.as_str())).await?;
+        rows.iter().map(|row| Ok((Prefixed(row, "e_").enterprise()?, Prefixed(row, "m_").member()?))).collect()
     }
 
     async fn start_login_within(
@@ -134,7 +125,7 @@ impl ChallengeStore for SqlStore {
         }
         // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
         self.write(async |c| {
-            if let Some(full) = hit_all(Counting::Within(c), limits, now_ms).await? {
+            if let Some(full) = hit_all_within(c, limits, now_ms).await? {
                 return Ok(Some(full));
             }
             insert_challenge(c, ch, sms, events).await?;

@@ -4,12 +4,12 @@ use crate::SqlStore;
 use crate::rows::DomainRow;
 use crate::sql::{Conn, sql};
 use async_trait::async_trait;
+use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::limits::Limit;
 use workgate_domain::login::FailureRule;
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::store::LimitStore;
-use workgate_domain::{Error, Result};
 
 /// Counts one hit for `bucket` unless the window is full (then: milliseconds until it has room).
 async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
@@ -21,60 +21,126 @@ async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, ma
     count_hit(c, bucket, now_ms, window_ms, max).await
 }
 
-/// [`hit_one`] once the bucket's lock is held. Hits are kept in twelfths of the window; the window
-/// is the last twelve of them.
+/// [`hit_one`] once the bucket's lock is held.
 async fn count_hit(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
-    let slot_ms = (window_ms / 12).max(1);
-    let slot = now_ms - now_ms.rem_euclid(slot_ms);
-    let oldest_counted = now_ms - window_ms;
-    let d = c.dialect();
-    // Count the hit only if the window has room: one conditional upsert (logins hit 7
-    // limits). It also tells whether the bucket holds counts that no window reaches any more.
-    let counted = c
-        .fetch_optional(
-            sql("INSERT INTO rate_counters (bucket, window_start, count) SELECT $1, $2, 1 \
-                     WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_counters WHERE bucket = $1 \
-                     AND window_start > $3) < $4 \
-                     ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
-                     RETURNING count, (SELECT COUNT(*) FROM (SELECT 1 FROM rate_counters AS s \
-                     WHERE s.bucket = $1 AND s.window_start <= $5 LIMIT 1) AS x) AS stale")
-            .bind(bucket)
-            .bind(slot)
-            .bind(oldest_counted)
-            .bind(max)
-            .bind(oldest_counted - slot_ms),
-        )
-        .await?
-        .map(|row| Ok::<_, Error>((row.get::<i64>("count")?, row.get::<i64>("stale")?)))
-        .transpose()?;
-    let Some((count, stale)) = counted else {
-        let oldest: Option<i64> = c
-            .value(
-                sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
-                    .bind(bucket)
-                    .bind(oldest_counted),
-            )
-            .await?;
-        let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
-        return Ok(Some((room_at - now_ms).max(1)));
-    };
-    if count > 1 || stale == 0 {
-        // Not a new slot (the stale ones were pruned when it began), or nothing to prune
-        // (a bucket seen for the first time, such as a number's).
+    if count_hits(c, &[Hit { bucket, max, window_ms, now_ms }]).await? == 1 {
         return Ok(None);
     }
-    // A new slot: forget counts that no window reaches any more, a few at a time.
-    c.execute(
-        sql(format!(
-            "DELETE FROM rate_counters WHERE (bucket, window_start) IN (SELECT bucket, window_start \
-                 FROM rate_counters WHERE bucket = $1 AND window_start <= $2 LIMIT 20{})",
-            d.skip_locked
-        ))
-        .bind(bucket)
-        .bind(oldest_counted - slot_ms),
-    )
-    .await?;
-    Ok(None)
+    wait_for_room(c, bucket, now_ms, window_ms).await.map(Some)
+}
+
+/// The milliseconds until the full window of `bucket` has room for one more hit.
+async fn wait_for_room(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64) -> Result<i64> {
+    let slot_ms = (window_ms / 12).max(1);
+    let oldest: Option<i64> = c
+        .value(
+            sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
+                .bind(bucket)
+                .bind(now_ms - window_ms),
+        )
+        .await?;
+    let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
+    Ok((room_at - now_ms).max(1))
+}
+
+/// One hit to count against a counter. Hits are kept in twelfths of the window (slots); the
+/// window is the last twelve of them.
+struct Hit<'a> {
+    bucket: &'a str,
+    max: i64,
+    window_ms: i64,
+    now_ms: i64,
+}
+
+impl Hit<'_> {
+    fn slot_ms(&self) -> i64 {
+        (self.window_ms / 12).max(1)
+    }
+
+    /// The start of the slot `now` falls in.
+    fn slot(&self) -> i64 {
+        self.now_ms - self.now_ms.rem_euclid(self.slot_ms())
+    }
+
+    /// Counts after this are in the window.
+    fn oldest_counted(&self) -> i64 {
+        self.now_ms - self.window_ms
+    }
+
+    /// Counts up to this are reached by no window any more.
+    fn stale_from(&self) -> i64 {
+        self.oldest_counted() - self.slot_ms()
+    }
+}
+
+/// Counts one hit against each counter in order, stopping before the first whose window is full:
+/// how many were counted. Where the counters differ (a login's limits), in one statement: one
+/// round trip to PostgreSQL, one statement on SQLite's writer, instead of one per counter.
+async fn count_hits(c: &mut Conn<'_>, hits: &[Hit<'_>]) -> Result<usize> {
+    let mut buckets: Vec<&str> = hits.iter().map(|h| h.bucket).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    if buckets.len() == hits.len() {
+        return count_distinct_hits(c, hits).await;
+    }
+    // A counter named twice: each hit must see the one before it, so one statement each.
+    for (i, hit) in hits.iter().enumerate() {
+        if count_distinct_hits(c, std::slice::from_ref(hit)).await? == 0 {
+            return Ok(i);
+        }
+    }
+    Ok(hits.len())
+}
+
+/// [`count_hits`] of different counters, in one conditional upsert: every window's sum is read
+/// before any hit is written, the hits up to the first full window are counted. It also tells,
+/// for each counter, whether it holds counts that no window reaches any more; when a hit begins a
+/// new slot, those are forgotten.
+async fn count_distinct_hits(c: &mut Conn<'_>, hits: &[Hit<'_>]) -> Result<usize> {
+    if hits.is_empty() {
+        return Ok(0);
+    }
+    let numbered: Vec<(i64, &Hit<'_>)> = (0..).zip(hits).collect();
+    let mut q = sql("WITH hits (i, bucket, slot, oldest_counted, max, stale_from) AS (");
+    q.push_values(&numbered, |row, (i, h)| {
+        row.bind(*i).bind(h.bucket).bind(h.slot()).bind(h.oldest_counted()).bind(h.max).bind(h.stale_from());
+    });
+    q.push(
+        "), full_at AS (SELECT MIN(i) AS i FROM hits WHERE (SELECT COALESCE(SUM(count), 0) \
+         FROM rate_counters AS r WHERE r.bucket = hits.bucket AND r.window_start > hits.oldest_counted) \
+         >= hits.max) \
+         INSERT INTO rate_counters (bucket, window_start, count) \
+         SELECT bucket, slot, 1 FROM hits WHERE i < COALESCE((SELECT i FROM full_at), ",
+    );
+    q.push_bind(i64::try_from(hits.len()).unwrap_or(i64::MAX));
+    q.push(
+        ") ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + 1 \
+         RETURNING bucket, count, (SELECT COUNT(*) FROM (SELECT 1 FROM rate_counters AS s \
+         JOIN hits AS h ON h.bucket = s.bucket WHERE s.bucket = rate_counters.bucket \
+         AND s.window_start <= h.stale_from LIMIT 1) AS x) AS stale",
+    );
+    let rows = c.fetch_all(q).await?;
+    for row in &rows {
+        let (bucket, count, stale): (String, i64, i64) = (row.get("bucket")?, row.get("count")?, row.get("stale")?);
+        // Not a new slot (the stale counts were forgotten when it began), or nothing to forget
+        // (a counter seen for the first time, such as a number's): nothing more to do.
+        if count > 1 || stale == 0 {
+            continue;
+        }
+        if let Some(h) = hits.iter().find(|h| h.bucket == bucket) {
+            c.execute(
+                sql(format!(
+                    "DELETE FROM rate_counters WHERE (bucket, window_start) IN (SELECT bucket, window_start \
+                     FROM rate_counters WHERE bucket = $1 AND window_start <= $2 LIMIT 20{})",
+                    c.dialect().skip_locked
+                ))
+                .bind(h.bucket)
+                .bind(h.stale_from()),
+            )
+            .await?;
+        }
+    }
+    Ok(rows.len())
 }
 
 /// Where a login's limits are counted: all in one transaction, or each counter in a transaction of
@@ -105,11 +171,7 @@ async fn hit_in_parts(counting: &mut Counting<'_, '_>, limit: &Limit, now_ms: i6
 
 /// Counts one hit against each limit, in order, until one is full: its index and the
 /// milliseconds until it has room.
-pub(super) async fn hit_all(
-    mut counting: Counting<'_, '_>,
-    limits: &[Limit],
-    now_ms: i64,
-) -> Result<Option<(usize, i64)>> {
+async fn hit_all(mut counting: Counting<'_, '_>, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
     for (i, l) in limits.iter().enumerate() {
         if let Some(wait_ms) = hit_in_parts(&mut counting, l, now_ms).await? {
             return Ok(Some((i, wait_ms)));
@@ -128,22 +190,43 @@ pub(super) enum FirstTry {
     SliceFull(usize),
 }
 
-/// PostgreSQL: counts one hit against the first counter of each limit, in order, in the caller's
-/// transaction, with all their locks taken first in one statement and one order. One commit for
-/// all the limits of a login instead of one per counter.
+/// Counts one hit against the first counter of each limit, in order, in the caller's transaction,
+/// in one statement ([`count_hits`]); on PostgreSQL with all their locks taken first, in one
+/// statement and one order. Two statements and one commit for all the limits of a login.
 pub(super) async fn hit_firsts(c: &mut Conn<'_>, limits: &[Limit], now_ms: i64) -> Result<FirstTry> {
-    let firsts: Vec<Option<(String, i64)>> = limits.iter().map(|l| l.parts().into_iter().next()).collect();
+    // The first counters up to the first limit that has none (a sliced limit of 0).
+    let firsts: Vec<(String, i64)> = limits.iter().map_while(|l| l.parts().into_iter().next()).collect();
     if let Some(lock) = c.dialect().lock_buckets {
-        let names: Vec<&str> = firsts.iter().flatten().map(|(bucket, _)| bucket.as_str()).collect();
+        let names: Vec<&str> = firsts.iter().map(|(bucket, _)| bucket.as_str()).collect();
         c.execute(sql(lock).bind(names.join("\n"))).await?;
     }
-    for (i, (limit, first)) in limits.iter().zip(&firsts).enumerate() {
-        let Some((bucket, max)) = first else { return Ok(FirstTry::SliceFull(i)) };
-        if let Some(wait_ms) = count_hit(c, bucket, now_ms, limit.window_secs * 1000, *max).await? {
-            return Ok(if limit.is_sliced() { FirstTry::SliceFull(i) } else { FirstTry::Full(i, wait_ms) });
+    let hits: Vec<Hit<'_>> = limits
+        .iter()
+        .zip(&firsts)
+        .map(|(limit, (bucket, max))| Hit { bucket, max: *max, window_ms: limit.window_secs * 1000, now_ms })
+        .collect();
+    let counted = count_hits(c, &hits).await?;
+    let Some(limit) = limits.get(counted) else { return Ok(FirstTry::All) };
+    match hits.get(counted) {
+        Some(full) if !limit.is_sliced() => {
+            Ok(FirstTry::Full(counted, wait_for_room(c, full.bucket, now_ms, full.window_ms).await?))
         }
+        _ => Ok(FirstTry::SliceFull(counted)),
     }
-    Ok(FirstTry::All)
+}
+
+/// SQLite: every limit in the caller's transaction (one write, so one commit, a wait for the disk):
+/// the first counters in one statement, then a sliced limit whose first counter is full, and the
+/// limits after it, one counter at a time. The index of one that is full, and the milliseconds
+/// until it has room.
+pub(super) async fn hit_all_within(c: &mut Conn<'_>, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
+    Ok(match hit_firsts(c, limits, now_ms).await? {
+        FirstTry::All => None,
+        FirstTry::Full(i, wait_ms) => Some((i, wait_ms)),
+        FirstTry::SliceFull(i) => {
+            hit_all(Counting::Within(c), &limits[i..], now_ms).await?.map(|(j, wait_ms)| (i + j, wait_ms))
+        }
+    })
 }
 
 /// After [`FirstTry::SliceFull`] of limit `from`: that limit and those after it, each counter in a
@@ -172,8 +255,7 @@ impl LimitStore for SqlStore {
 
     async fn hit_limits(&self, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
         match &self.db {
-            // SQLite: all in one write, so one commit (each is a wait for the disk) for them all.
-            crate::Db::Sqlite { .. } => self.write(async |c| hit_all(Counting::Within(c), limits, now_ms).await).await,
+            crate::Db::Sqlite { .. } => self.write(async |c| hit_all_within(c, limits, now_ms).await).await,
             // PostgreSQL: the first counter of each limit in one transaction; where a sliced
             // limit's first counter is full, its others (and the limits after it) each alone.
             crate::Db::Postgres { .. } => match self.write(async |c| hit_firsts(c, limits, now_ms).await).await? {

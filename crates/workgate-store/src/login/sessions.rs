@@ -3,7 +3,7 @@
 use crate::SqlStore;
 use crate::cache::read_through;
 use crate::directory::audit_if_changed;
-use crate::rows::{DEVICE_COLUMNS, DomainRow, LoginRow, MEMBER_COLUMNS};
+use crate::rows::{DEVICE_COLUMNS, DomainRow, LoginRow, MEMBER_AND_ENTERPRISE};
 use crate::sql::{Conn, Prefixed, sql};
 use async_trait::async_trait;
 use workgate_domain::Result;
@@ -98,15 +98,12 @@ impl SessionStore for SqlStore {
     async fn session_by_access(&self, access_hash: &SecretHash) -> Result<Option<AccessRecord>> {
         // Every authenticated request: the session, its member and enterprise in one query.
         static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let member: Vec<String> =
-                MEMBER_COLUMNS.split(',').map(str::trim).map(|c| format!("m.{c} AS m_{c}")).collect();
             format!(
                 "SELECT s.id, s.enterprise_id, s.member_id, s.device_id, s.access_expires_at, s.revoked_at, \
-                 s.created_at, m.status AS member_status, {}, e.id AS e_id, e.name AS e_name, \
-                 e.region AS e_region, e.created_at AS e_created_at FROM sessions s \
+                 s.created_at, m.status AS member_status, {} FROM sessions s \
                  JOIN members m ON m.id = s.member_id AND m.enterprise_id = s.enterprise_id \
                  JOIN enterprises e ON e.id = s.enterprise_id WHERE s.access_hash = $1",
-                member.join(", ")
+                *MEMBER_AND_ENTERPRISE
             )
         });
         let load = async {
