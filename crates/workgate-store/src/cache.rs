@@ -1,7 +1,8 @@
 //! A per-node cache of what token checks read: the session, member and enterprise behind an access
 //! token (every signed-in request), an app's token (introspection) and with its member and
-//! enterprise (userinfo), an app with its secret's hash (client authentication), and the ID-token
-//! signing keys. Exact under writes, so revocation stays exact:
+//! enterprise (userinfo), an app with its secret's hash (client authentication), the ID-token
+//! signing keys, and an enterprise's policy (every login step). Exact under writes, so revocation
+//! stays exact:
 //!
 //! - Each table an entry is read from has an *epoch*; every entry carries the epochs of its tables
 //!   as read before the database was. A write moves on the epochs of the tables its statements
@@ -17,7 +18,9 @@
 //! - Whatever else writes to the database (a command-line tool on the same SQLite file, a node
 //!   that crashed before announcing), no entry is served more than [`MAX_AGE`] after it was read.
 //!
-//! Only found records are kept (a spray of made-up tokens fills nothing), at most [`CAPACITY`]
+//! Only found records are kept (a spray of made-up tokens fills nothing), except that an
+//! enterprise without a policy of its own is kept as such (the common case; only enterprises a
+//! login or an admin has reached are asked for), at most [`CAPACITY`]
 //! per kind: a full shelf first drops the entries older than [`MAX_AGE`] (which answer nothing
 //! any more), and is emptied if that is not enough. A shelf so holds about the tokens used in the
 //! last second, a few megabytes at most.
@@ -29,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use workgate_domain::oidc::apps::App;
 use workgate_domain::oidc::{AppToken, AppTokenHolder, SigningKey};
+use workgate_domain::policy::StoredPolicy;
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::AccessRecord;
 
@@ -37,7 +41,8 @@ use workgate_domain::sessions::AccessRecord;
 pub(crate) struct Tables(u64);
 
 /// The tables entries are read from, in the order of their bits.
-const TABLES: [&str; 7] = ["SESSIONS", "MEMBERS", "ENTERPRISES", "OIDC_TOKENS", "OIDC_GRANTS", "APPS", "SIGNING_KEYS"];
+const TABLES: [&str; 8] =
+    ["SESSIONS", "MEMBERS", "ENTERPRISES", "OIDC_TOKENS", "OIDC_GRANTS", "APPS", "SIGNING_KEYS", "POLICIES"];
 
 impl Tables {
     pub(crate) const NONE: Tables = Tables(0);
@@ -121,6 +126,8 @@ pub(crate) struct ReadCache {
     pub(crate) clients: Shelf<String, (App, Option<SecretHash>)>,
     /// The newest ID-token signing keys, by how many were asked for.
     pub(crate) signing_keys: Shelf<u32, Vec<SigningKey>>,
+    /// An enterprise's policy, or that it has none (the defaults), by enterprise id.
+    pub(crate) policies: Shelf<String, Option<StoredPolicy>>,
 }
 
 /// The epochs of a shelf's tables (their sum: epochs only grow) read before a database read, to
@@ -140,6 +147,7 @@ impl ReadCache {
             holders: Shelf::on(&["OIDC_TOKENS", "OIDC_GRANTS", "MEMBERS", "ENTERPRISES"]),
             clients: Shelf::on(&["APPS", "ENTERPRISES"]),
             signing_keys: Shelf::on(&["SIGNING_KEYS"]),
+            policies: Shelf::on(&["POLICIES"]),
         }
     }
 

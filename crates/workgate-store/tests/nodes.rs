@@ -242,3 +242,36 @@ async fn two_owners_demoting_each_other_on_two_nodes_leave_one_owner() {
         db.drop_schema().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_changed_on_one_node_is_read_by_the_others() {
+    use workgate_domain::policy::Policy;
+    for db in TestDb::all("policy").await {
+        let nodes = db.nodes(2).await;
+        let caller = enterprise(&nodes[0], 0).await;
+        // Both nodes have read the defaults (and may keep them in their caches).
+        for node in &nodes {
+            assert!(!node.policy_of(&caller.enterprise_id).await.expect("policy").policy.require_password);
+        }
+        let strict = Policy { require_password: true, ..Policy::default() };
+        nodes[0].put_policy(&caller, strict, None).await.expect("policy changed");
+        let written = std::time::Instant::now();
+        assert!(
+            nodes[0].policy_of(&caller.enterprise_id).await.expect("policy").policy.require_password,
+            "the writing node reads its change at once, on {}",
+            db.url
+        );
+        // The other node: at once on PostgreSQL once it hears of the write; on SQLite (one node's
+        // database, here two stores on one file) when its cached read is a second old. Polled, with
+        // room for a slow machine.
+        loop {
+            if nodes[1].policy_of(&caller.enterprise_id).await.expect("policy").policy.require_password {
+                eprintln!("seen by the other node after {:?} on {}", written.elapsed(), db.url);
+                break;
+            }
+            assert!(written.elapsed() < std::time::Duration::from_secs(3), "not seen in time on {}", db.url);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        db.drop_schema().await;
+    }
+}

@@ -1,6 +1,7 @@
 //! The enterprise policy as stored.
 
 use crate::SqlStore;
+use crate::cache::read_through;
 use crate::directory::insert_audit;
 use crate::rows::DomainRow;
 use crate::sql::sql;
@@ -30,21 +31,27 @@ impl PolicyStore for SqlStore {
     }
 
     async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<StoredPolicy>> {
-        let row = self
-            .reader()
-            .fetch_optional(
-                sql("SELECT settings, tightened_at, updated_at FROM policies WHERE enterprise_id = $1")
-                    .bind(enterprise.as_str()),
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let settings: String = row.get("settings")?;
-        let policy = serde_json::from_str(&settings).map_err(|e| Error::Internal(format!("stored policy: {e}")))?;
-        Ok(Some(StoredPolicy {
-            policy,
-            tightened_at: Timestamp(row.get("tightened_at")?),
-            updated_at: Timestamp(row.get("updated_at")?),
-        }))
+        // Read at every login step: served from the node's cache, which a policy's write
+        // invalidates before it is acknowledged (and other nodes on hearing of it).
+        let load = async {
+            let row = self
+                .reader()
+                .fetch_optional(
+                    sql("SELECT settings, tightened_at, updated_at FROM policies WHERE enterprise_id = $1")
+                        .bind(enterprise.as_str()),
+                )
+                .await?;
+            let Some(row) = row else { return Ok(Some(None)) };
+            let settings: String = row.get("settings")?;
+            let policy = serde_json::from_str(&settings).map_err(|e| Error::Internal(format!("stored policy: {e}")))?;
+            Ok(Some(Some(StoredPolicy {
+                policy,
+                tightened_at: Timestamp(row.get("tightened_at")?),
+                updated_at: Timestamp(row.get("updated_at")?),
+            })))
+        };
+        let cached = read_through(&self.cache, &self.cache.policies, enterprise.as_str().to_owned(), load).await?;
+        Ok(cached.flatten())
     }
 
     async fn put_policy(&self, enterprise: &EnterpriseId, policy: &StoredPolicy, audit: &AuditEntry) -> Result<()> {
