@@ -66,6 +66,14 @@ impl SqlStore {
         }
     }
 
+    /// How this database spells what the two spell differently.
+    fn dialect(&self) -> &'static sql::Dialect {
+        match &self.db {
+            Db::Sqlite { .. } => &sql::SQLITE,
+            Db::Postgres { .. } => &sql::POSTGRES,
+        }
+    }
+
     /// Runs `work` on one snapshot of the database (a read-only transaction), for reads in several
     /// queries that must agree with each other.
     async fn read_snapshot<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T>) -> Result<T> {
@@ -115,6 +123,27 @@ impl SqlStore {
                 outcome
             }
         };
+        self.written(outcome)
+    }
+
+    /// A write of one statement (`q`), as [`SqlStore::write`] runs it; on PostgreSQL as a
+    /// transaction of its own, one round trip instead of three (`BEGIN`, the statement, `COMMIT`).
+    /// Answers the rows it returns.
+    async fn write_alone(&self, q: sql::Sql<'_>) -> Result<Vec<sql::Row>> {
+        let outcome = match &self.db {
+            Db::Sqlite { .. } => return self.write(async |c| c.fetch_all(q.clone()).await).await,
+            Db::Postgres { pool, announce } => {
+                let outcome = postgres::write_alone(pool, q).await;
+                announce.tables(outcome.as_ref().map_or(cache::Tables::ALL, |(_, written)| *written));
+                outcome
+            }
+        };
+        self.written(outcome)
+    }
+
+    /// After a write has committed (or failed), before it is acknowledged: the cached reads of the
+    /// tables it wrote are made stale.
+    fn written<T>(&self, outcome: Result<(T, cache::Tables)>) -> Result<T> {
         self.cache.invalidate(outcome.as_ref().map_or(cache::Tables::ALL, |(_, written)| *written));
         outcome.map(|(value, _)| value)
     }

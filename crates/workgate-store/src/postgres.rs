@@ -14,7 +14,7 @@
 use crate::cache::{ReadCache, Tables};
 use crate::durability::{self, Durability, PostgresSettings};
 use crate::errors::{SqlxResultExt, from_sqlx};
-use crate::sql::{Conn, is_retryable};
+use crate::sql::{Conn, Row, Sql, is_retryable};
 use crate::{Db, OpenError, SqlStore};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -184,6 +184,21 @@ async fn migrate(options: &PgConnectOptions) -> Result<()> {
 }
 
 /// Runs `work` in one transaction, again if PostgreSQL aborted it to break a deadlock; with the
+/// One statement as a transaction of its own, without `BEGIN` and `COMMIT` around it (one round
+/// trip instead of three; as durable when it returns). Runs again, as [`write`] does, if the
+/// database broke a deadlock by aborting it.
+pub(crate) async fn write_alone(pool: &PgPool, q: Sql<'_>) -> Result<(Vec<Row>, Tables)> {
+    let mut attempt = 1;
+    loop {
+        let mut conn = Conn::pg_pool(pool);
+        let outcome = conn.fetch_all(q.clone()).await;
+        if outcome.is_ok() || !conn.retryable || attempt >= ATTEMPTS {
+            return outcome.map(|rows| (rows, conn.written));
+        }
+        attempt += 1;
+        tracing::warn!(attempt, "PostgreSQL aborted a statement to break a deadlock; running it again");
+    }
+}
 /// tables it wrote.
 pub(crate) async fn write<T>(
     pool: &PgPool,

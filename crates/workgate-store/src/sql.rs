@@ -69,6 +69,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
 };
 
 /// One argument of a query.
+#[derive(Clone)]
 pub(crate) enum Arg<'a> {
     Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
@@ -112,6 +113,7 @@ impl<'a> From<&'a Vec<u8>> for Arg<'a> {
 }
 
 /// A query's text and arguments.
+#[derive(Clone)]
 pub(crate) struct Sql<'a> {
     text: Cow<'a, str>,
     args: Vec<Arg<'a>>,
