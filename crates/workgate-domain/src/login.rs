@@ -238,6 +238,15 @@ pub struct FailureRule {
     pub base_lock_ms: i64,
 }
 
+/// The failures counted against some subjects (`FailureRule::subject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    /// Millisecond time until which the latest of their locks holds (0 when none does).
+    pub locked_until: i64,
+    /// Whether any failure is counted against them, locked or not.
+    pub counted: bool,
+}
+
 /// The answer to `login/start`.
 pub struct Started {
     /// The capability the client moves its login on with; shown once, stored only as a hash.
@@ -374,15 +383,16 @@ impl Services {
     }
 
     /// Refuses with `rate_limited` while a failure lock of `phone` holds for `client`: checked at
-    /// every step that takes or sends a code.
-    async fn check_failure_lock(&self, phone: &PhoneNumber, client: &ClientInfo) -> Result<()> {
+    /// every step that takes or sends a code. Otherwise answers what is counted for them (which a
+    /// right code then clears).
+    async fn check_failure_lock(&self, phone: &PhoneNumber, client: &ClientInfo) -> Result<Failures> {
         let subjects = self.failure_rules(phone, client).map(|r| r.subject);
-        let until = self.store.failures_locked_until(&subjects).await?;
-        let now = self.clock.now().millis();
+        let failures = self.store.failures_of(&subjects).await?;
+        let (until, now) = (failures.locked_until, self.clock.now().millis());
         if until > now {
             return Err(Error::RateLimited { retry_after_secs: (until - now + 999) / 1000, what: "failure_lock" });
         }
-        Ok(())
+        Ok(failures)
     }
 
     /// `POST /login/start`.
@@ -585,7 +595,7 @@ impl Services {
         if challenge.failed_attempts >= max {
             return Err(Error::TooManyAttempts);
         }
-        self.check_failure_lock(&challenge.phone, &client).await?;
+        let failures = self.check_failure_lock(&challenge.phone, &client).await?;
         let code = input.code.trim();
         let presented = self.code_hash(&challenge.id, code);
         let well_formed = code.len() == self.settings.code_length as usize && code.bytes().all(|b| b.is_ascii_digit());
@@ -611,7 +621,7 @@ impl Services {
             }
             1 => {
                 let (enterprise, member) = signable.into_iter().next().ok_or(Error::NotAMember)?;
-                self.clear_failures(&challenge.phone, &client).await?;
+                self.clear_failures(&challenge.phone, &client, failures).await?;
                 // Written with the session when the login ends here (one write fewer on the way).
                 let event =
                     self.event(&challenge.phone, "code_ok", Some(&member), &client, json!({"login": challenge.id}));
@@ -633,7 +643,7 @@ impl Services {
                 if !self.store.pass_code(&challenge.id, &challenge.code_hash, until, &[event]).await? {
                     return Err(Error::CodeExpired);
                 }
-                self.clear_failures(&challenge.phone, &client).await?;
+                self.clear_failures(&challenge.phone, &client, failures).await?;
                 Ok(Next::Enterprise(signable.into_iter().map(|(e, _)| e).collect()))
             }
         }
@@ -906,7 +916,12 @@ impl Services {
 
     /// A right code clears the failures counted for its number from its network, and the
     /// number's own count (an admin's unlock clears them all).
-    async fn clear_failures(&self, phone: &PhoneNumber, client: &ClientInfo) -> Result<()> {
+    /// Nothing to do where none were counted when the code was checked: a failure counted since
+    /// is concurrent with this success, and leaving it is a valid order (the stricter one).
+    async fn clear_failures(&self, phone: &PhoneNumber, client: &ClientInfo, seen: Failures) -> Result<()> {
+        if !seen.counted {
+            return Ok(());
+        }
         let subjects = self.failure_rules(phone, client).map(|r| r.subject);
         self.store.clear_failures(phone, Some(&subjects)).await
     }

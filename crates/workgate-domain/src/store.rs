@@ -176,8 +176,9 @@ pub trait LimitStore: Send + Sync + 'static {
         rules: &[crate::login::FailureRule],
         now: Timestamp,
     ) -> Result<()>;
-    /// Millisecond time until which the latest lock of these subjects holds (0 when none does).
-    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64>;
+    /// Millisecond time until which the latest lock of these subjects holds (0 when none does),
+    /// and whether any failure of them is counted at all (one read: every code step asks both).
+    async fn failures_of(&self, subjects: &[String]) -> Result<crate::login::Failures>;
     /// Millisecond time until which some lock of the number holds, from any network (0: none).
     async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64>;
     /// Clears these subjects' counts of `phone`, or all of its counts (`None`).

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use workgate_domain::Result;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::limits::Limit;
-use workgate_domain::login::FailureRule;
+use workgate_domain::login::{FailureRule, Failures};
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::store::LimitStore;
 
@@ -328,19 +328,23 @@ impl LimitStore for SqlStore {
         .await
     }
 
-    async fn failures_locked_until(&self, subjects: &[String]) -> Result<i64> {
-        // One read at every code step: the latest lock of all the subjects at once.
+    async fn failures_of(&self, subjects: &[String]) -> Result<Failures> {
+        // One read at every code step: the latest lock of all the subjects at once, and whether
+        // there is anything for a right code to clear.
         if subjects.is_empty() {
-            return Ok(0);
+            return Ok(Failures { locked_until: 0, counted: false });
         }
         let placeholders: Vec<String> = (1..=subjects.len()).map(|i| format!("${i}")).collect();
-        let mut query =
-            sql(format!("SELECT MAX(locked_until) FROM failure_locks WHERE subject IN ({})", placeholders.join(", ")));
+        let mut query = sql(format!(
+            "SELECT MAX(locked_until) AS locked_until, COUNT(*) AS counted FROM failure_locks WHERE subject IN ({})",
+            placeholders.join(", ")
+        ));
         for subject in subjects {
             query = query.bind(subject.as_str());
         }
-        let until: Option<Option<i64>> = self.reader().optional_value(query).await?;
-        Ok(until.flatten().unwrap_or(0))
+        let row = self.reader().fetch_one(query).await?;
+        let (until, counted): (Option<i64>, i64) = (row.get("locked_until")?, row.get("counted")?);
+        Ok(Failures { locked_until: until.unwrap_or(0), counted: counted > 0 })
     }
 
     async fn phone_locked_until(&self, phone: &PhoneNumber) -> Result<i64> {

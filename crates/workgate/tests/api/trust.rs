@@ -165,6 +165,35 @@ async fn one_networks_wrong_codes_lock_that_network_not_the_member() {
 }
 
 #[tokio::test]
+async fn a_right_code_clears_the_wrong_ones_before_it() {
+    let clock = Arc::new(ManualClock::default());
+    let (app, _ent) = member_behind_proxy(clock.clone(), |c| {
+        c.login.consecutive_failures_limit = 3;
+        c.login.failure_lock_base_secs = 600;
+    })
+    .await;
+    let network = "198.51.100.7";
+    for round in 0..2 {
+        let started = start_from(&app, PHONE, network).await;
+        started.assert_status(200);
+        let code = app.code_for(PHONE, 2 + round).await;
+        // Two wrong codes in a row, one short of the lock, then the right one.
+        for _ in 0..2 {
+            submit_from(&app, &started.login_id(), &wrong_code(&code), network)
+                .await
+                .assert_problem(400, "code_invalid");
+        }
+        assert_eq!(app.count("failure_locks").await, 2, "the network's count and the number's");
+        let done = submit_from(&app, &started.login_id(), &code, network).await;
+        assert_eq!(done.body["next"], "done", "{}", done.text);
+        assert_eq!(app.count("failure_locks").await, 0, "cleared by the right code");
+        clock.advance(Duration::from_secs(61));
+    }
+    // Four wrong codes from the network in all, never three in a row: no lock.
+    start_from(&app, PHONE, network).await.assert_status(200);
+}
+
+#[tokio::test]
 async fn guessing_spread_over_networks_meets_the_numbers_ceiling() {
     let clock = Arc::new(ManualClock::default());
     let (app, ent) = member_behind_proxy(clock.clone(), |c| {
