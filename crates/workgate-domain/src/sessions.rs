@@ -25,6 +25,10 @@ pub struct NewSession {
     pub id: SessionId,
     pub enterprise_id: EnterpriseId,
     pub member_id: MemberId,
+    /// The member was invited when the login read it: this login may be the one that activates
+    /// them. (One seen active is never invited again: re-enabled, a member who was once active
+    /// is active.)
+    pub activates: bool,
     pub device_id: DeviceId,
     /// The device is registered by this login (else an existing one is verified again).
     pub new_device: bool,
@@ -55,6 +59,7 @@ impl NewSession {
             id: SessionId::generate(),
             enterprise_id: member.enterprise_id.clone(),
             member_id: member.id.clone(),
+            activates: member.status == MemberStatus::Invited,
             device_id,
             new_device,
             device_name: challenge.device_name.clone(),
