@@ -337,6 +337,34 @@ impl Services {
         error
     }
 
+    /// The limits of login starts from the client's address and network (none when the address
+    /// is unknown).
+    fn address_limits(&self, client: &ClientInfo) -> Vec<Limit> {
+        let s = &self.settings;
+        let Some(ip) = client.ip else { return vec![] };
+        vec![
+            Limit::new("per_ip_hour", format!("start:ip:{ip}"), s.starts_per_ip_hour, 3600),
+            Limit::new("per_network_hour", format!("start:net:{}", network_of(ip)), s.starts_per_network_hour, 3600),
+        ]
+    }
+
+    /// Refuses a login start for `error`, after counting it against the client's address limits:
+    /// where one of them is full, that is the answer instead (as if they had been counted first).
+    async fn refuse_start(
+        &self,
+        phone: &PhoneNumber,
+        client: &ClientInfo,
+        address_limits: &[Limit],
+        candidates: &[EnterpriseId],
+        error: Error,
+    ) -> Error {
+        let counted = if address_limits.is_empty() { Ok(()) } else { self.hit_limits(address_limits).await };
+        match counted {
+            Ok(()) => self.refuse(phone, client, candidates, error).await,
+            Err(full) => self.refuse(phone, client, &[], full).await,
+        }
+    }
+
     /// The per-number and budget limits of sending one code.
     ///
     /// A number that signs in nowhere (met only with hidden membership, where it takes the path of
@@ -416,20 +444,11 @@ impl Services {
         };
 
         let phone = PhoneNumber::parse(&input.phone, region)?;
-        if let Some(ip) = client.ip {
-            let limits = [
-                Limit::new("per_ip_hour", format!("start:ip:{ip}"), s.starts_per_ip_hour, 3600),
-                Limit::new(
-                    "per_network_hour",
-                    format!("start:net:{}", network_of(ip)),
-                    s.starts_per_network_hour,
-                    3600,
-                ),
-            ];
-            if let Err(e) = self.hit_limits(&limits).await {
-                return Err(self.refuse(&phone, &client, &[], e).await);
-            }
-        }
+        // The client's own limits come first: a start refused for any other reason counts against
+        // them too, and a full one is the answer whatever else holds (a limited address learns
+        // nothing about the numbers it tries). Where the start goes on, they are counted with the
+        // sending limits and the challenge, in one write.
+        let address_limits = self.address_limits(&client);
         let memberships = self.store.memberships_by_phone(&phone).await?;
         let candidates: Vec<&(Enterprise, Member)> = memberships
             .iter()
@@ -460,10 +479,10 @@ impl Services {
             } else {
                 Error::NotAMember
             };
-            return Err(self.refuse(&phone, &client, &all, refusal).await);
+            return Err(self.refuse_start(&phone, &client, &address_limits, &all, refusal).await);
         }
         if let Err(e) = self.check_failure_lock(&phone, &client).await {
-            return Err(self.refuse(&phone, &client, &signable_ids, e).await);
+            return Err(self.refuse_start(&phone, &client, &address_limits, &signable_ids, e).await);
         }
         // An invitation picks its enterprise when it was sent to this very number.
         let invited_enterprise = invitation
@@ -478,7 +497,8 @@ impl Services {
         let known = !enterprises.is_empty();
         let device_id = input.device_id.as_deref().and_then(DeviceId::parse);
         let device_name = input.device_name.map(|n| n.chars().take(64).collect::<String>());
-        let limits = self.sending_limits(&phone, &enterprises);
+        let limits: Vec<Limit> =
+            address_limits.iter().cloned().chain(self.sending_limits(&phone, &enterprises)).collect();
         let (capability, login_id) = new_login();
         let code = random_code(s.code_length);
         let invitation_id = invitation.as_ref().filter(|_| invited_enterprise.is_some()).map(|(i, _)| i.id.clone());
@@ -512,7 +532,7 @@ impl Services {
             let e = self.refuse(&phone, &client, &enterprises, e).await;
             // With hidden membership a full budget (the server's or an enterprise's, which numbers
             // of nobody meet apart or never) looks like any start: the code is not sent.
-            if s.hide_membership && full.0 >= PER_NUMBER_LIMITS {
+            if s.hide_membership && full.0 >= address_limits.len() + PER_NUMBER_LIMITS {
                 self.store.start_login(&challenge, None, &[]).await?;
                 return Ok(self.started(capability));
             }

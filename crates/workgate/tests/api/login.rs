@@ -388,6 +388,24 @@ async fn login_start_is_limited_per_client_address() {
     let fourth = app.start_login("+8613900139004").await;
     fourth.assert_problem(429, "rate_limited");
     assert!(fourth.headers.contains_key("retry-after"));
+    // A limited address learns nothing more about the numbers it tries: a number of nobody gets
+    // the same answer as a member's.
+    app.start_login("+8613700137000").await.assert_problem(429, "rate_limited");
+}
+
+#[tokio::test]
+async fn starts_refused_for_other_reasons_count_against_the_address() {
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::spawn_configured(|c| c.login.starts_per_ip_hour = 3, clock).await;
+    let ent = app.enterprise("Acme", "13800138000").await;
+    app.add_member(&ent, "Member", "+8613900139001").await;
+    for i in 0..3 {
+        app.start_login(&format!("+86137001370{i:02}")).await.assert_problem(404, "not_a_member");
+    }
+    // Three refused starts used the address's hour: the member's number is refused from it too.
+    app.start_login("+8613900139001").await.assert_problem(429, "rate_limited");
+    app.wait_for_sms("+8613900139001", 1).await;
+    assert_eq!(app.sms_to("+8613900139001").len(), 1, "only the invitation");
 }
 
 #[tokio::test]
