@@ -527,7 +527,10 @@ impl Services {
         // The sending limits and the challenge in one write: the challenge, its SMS and events
         // are written only if no limit is full (hits counted before a full one stay counted).
         let now_ms = self.clock.now().millis();
-        if let Some(full) = self.store.start_login_within(&limits, now_ms, &challenge, sms.as_ref(), &events).await? {
+        let apart = address_limits.len();
+        if let Some(full) =
+            self.store.start_login_within(&limits, apart, now_ms, &challenge, sms.as_ref(), &events).await?
+        {
             let e = crate::limits::limit_reached(&limits, full);
             let e = self.refuse(&phone, &client, &enterprises, e).await;
             // With hidden membership a full budget (the server's or an enterprise's, which numbers

@@ -214,10 +214,14 @@ pub trait ChallengeStore: LimitStore + Send + Sync + 'static {
     /// Every membership of a number that has not departed, in every enterprise.
     async fn memberships_by_phone(&self, phone: &PhoneNumber) -> Result<Vec<(Enterprise, Member)>>;
     /// Counts `limits` as [`LimitStore::hit_limits`] does and, if none is full, writes the
-    /// challenge as [`Self::start_login`] does. A store may do both in one write.
+    /// challenge as [`Self::start_login`] does. A store may do both in one write. The first
+    /// `apart` limits are hit by many starts at once (those of a shared address): a store whose
+    /// counters are locked until a commit may count them in a write of their own first, so that
+    /// their locks are held only briefly.
     async fn start_login_within(
         &self,
         limits: &[crate::limits::Limit],
+        _apart: usize,
         now_ms: i64,
         challenge: &LoginChallenge,
         sms: Option<&OutboxMessage>,

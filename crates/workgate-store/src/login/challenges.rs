@@ -19,7 +19,7 @@ use workgate_domain::outbox::OutboxMessage;
 use workgate_domain::phone::PhoneNumber;
 use workgate_domain::secret::SecretHash;
 use workgate_domain::sessions::NewSession;
-use workgate_domain::store::ChallengeStore;
+use workgate_domain::store::{ChallengeStore, LimitStore};
 
 /// Writes a login challenge, its SMS (if any) and its login events.
 pub(super) async fn insert_challenge(
@@ -95,12 +95,22 @@ impl ChallengeStore for SqlStore {
     async fn start_login_within(
         &self,
         limits: &[Limit],
+        apart: usize,
         now_ms: i64,
         ch: &LoginChallenge,
         sms: Option<&OutboxMessage>,
         events: &[LoginEvent],
     ) -> Result<Option<(usize, i64)>> {
         if let crate::Db::Postgres { .. } = &self.db {
+            // The counters every start from a shared address locks, in a transaction of their own:
+            // held to the end of the start's longer one, they would queue every login behind it.
+            let (shared, limits) = limits.split_at(apart.min(limits.len()));
+            if !shared.is_empty()
+                && let Some(full) = self.hit_limits(shared, now_ms).await?
+            {
+                return Ok(Some(full));
+            }
+            let after_shared = |(i, wait_ms): (usize, i64)| Some((shared.len() + i, wait_ms));
             // The limits' first counters and the challenge in one transaction; where a sliced
             // limit's first counter is full, the rest as `hit_limits` counts it, then the challenge.
             let tried = self
@@ -114,11 +124,11 @@ impl ChallengeStore for SqlStore {
                 .await?;
             let from = match tried {
                 FirstTry::All => return Ok(None),
-                FirstTry::Full(i, wait_ms) => return Ok(Some((i, wait_ms))),
+                FirstTry::Full(i, wait_ms) => return Ok(after_shared((i, wait_ms))),
                 FirstTry::SliceFull(i) => i,
             };
             if let Some(full) = hit_rest_alone(self, limits, from, now_ms).await? {
-                return Ok(Some(full));
+                return Ok(after_shared(full));
             }
             self.start_login(ch, sms, events).await?;
             return Ok(None);
