@@ -532,10 +532,12 @@ impl Services {
             self.store.start_login_within(&limits, apart, now_ms, &challenge, sms.as_ref(), &events).await?
         {
             let e = crate::limits::limit_reached(&limits, full);
-            let e = self.refuse(&phone, &client, &enterprises, e).await;
+            // A full address limit is the address's business, not the enterprises' (as above).
+            let viewers = if full.0 < apart { &[][..] } else { &enterprises[..] };
+            let e = self.refuse(&phone, &client, viewers, e).await;
             // With hidden membership a full budget (the server's or an enterprise's, which numbers
             // of nobody meet apart or never) looks like any start: the code is not sent.
-            if s.hide_membership && full.0 >= address_limits.len() + PER_NUMBER_LIMITS {
+            if s.hide_membership && full.0 >= apart + PER_NUMBER_LIMITS {
                 self.store.start_login(&challenge, None, &[]).await?;
                 return Ok(self.started(capability));
             }

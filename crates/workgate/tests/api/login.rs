@@ -1,6 +1,6 @@
 //! Enterprise Login over HTTP, reading codes from the `file` SMS outbox (SPEC sections 2–4, 6).
 
-use crate::helpers::{Reply, TestApp, TestEnterprise, wrong_code};
+use crate::helpers::{Reply, TestApp, TestEnterprise, enc, wrong_code};
 use crate::paths;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -388,6 +388,9 @@ async fn login_start_is_limited_per_client_address() {
     let fourth = app.start_login("+8613900139004").await;
     fourth.assert_problem(429, "rate_limited");
     assert!(fourth.headers.contains_key("retry-after"));
+    // The address's refusal is not the member's enterprise's business: not among its events.
+    let view = app.get(&paths::member_lookup_phone(&enc("+8613900139004")), &ent.key).await;
+    assert_eq!(view.body["recent_events"], json!([]), "{}", view.text);
     // A limited address learns nothing more about the numbers it tries: a number of nobody gets
     // the same answer as a member's.
     app.start_login("+8613700137000").await.assert_problem(429, "rate_limited");
