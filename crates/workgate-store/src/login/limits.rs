@@ -23,24 +23,24 @@ async fn hit_one(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, ma
 
 /// [`hit_one`] once the bucket's lock is held.
 async fn count_hit(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
-    if count_hits(c, &[Hit { bucket, max, window_ms, now_ms }]).await? == 1 {
+    let hit = Hit { bucket, max, window_ms, now_ms };
+    if count_hits(c, std::slice::from_ref(&hit)).await? == 1 {
         return Ok(None);
     }
-    wait_for_room(c, bucket, now_ms, window_ms).await.map(Some)
+    wait_for_room(c, &hit).await.map(Some)
 }
 
-/// The milliseconds until the full window of `bucket` has room for one more hit.
-async fn wait_for_room(c: &mut Conn<'_>, bucket: &str, now_ms: i64, window_ms: i64) -> Result<i64> {
-    let slot_ms = (window_ms / 12).max(1);
+/// The milliseconds until the full window of `hit`'s counter has room for it.
+async fn wait_for_room(c: &mut Conn<'_>, hit: &Hit<'_>) -> Result<i64> {
     let oldest: Option<i64> = c
         .value(
             sql("SELECT MIN(window_start) FROM rate_counters WHERE bucket = $1 AND window_start > $2")
-                .bind(bucket)
-                .bind(now_ms - window_ms),
+                .bind(hit.bucket)
+                .bind(hit.oldest_counted()),
         )
         .await?;
-    let room_at = oldest.map_or(now_ms + slot_ms, |o| o + window_ms + 1);
-    Ok((room_at - now_ms).max(1))
+    let room_at = oldest.map_or(hit.now_ms + hit.slot_ms(), |o| o + hit.window_ms + 1);
+    Ok((room_at - hit.now_ms).max(1))
 }
 
 /// One hit to count against a counter. Hits are kept in twelfths of the window (slots); the
@@ -208,9 +208,7 @@ pub(super) async fn hit_firsts(c: &mut Conn<'_>, limits: &[Limit], now_ms: i64) 
     let counted = count_hits(c, &hits).await?;
     let Some(limit) = limits.get(counted) else { return Ok(FirstTry::All) };
     match hits.get(counted) {
-        Some(full) if !limit.is_sliced() => {
-            Ok(FirstTry::Full(counted, wait_for_room(c, full.bucket, now_ms, full.window_ms).await?))
-        }
+        Some(full) if !limit.is_sliced() => Ok(FirstTry::Full(counted, wait_for_room(c, full).await?)),
         _ => Ok(FirstTry::SliceFull(counted)),
     }
 }
@@ -270,20 +268,18 @@ impl LimitStore for SqlStore {
         if n <= 0 {
             return Ok(0);
         }
-        let window_ms = limit.window_secs * 1000;
-        let slot_ms = (window_ms / 12).max(1);
-        let slot = now_ms - now_ms.rem_euclid(slot_ms);
+        // The same counters as `hit_one`, in the same twelfths of the window.
+        let hit = Hit { bucket: &limit.bucket, max: limit.max, window_ms: limit.window_secs * 1000, now_ms };
         self.write(async |c| {
             if let Some(lock) = c.dialect().lock_bucket {
-                c.execute(sql(lock).bind(&limit.bucket)).await?;
+                c.execute(sql(lock).bind(hit.bucket)).await?;
             }
-            // The same counters as `hit_one`, in the same twelfths of the window.
             let used: i64 = c
                 .value(
                     sql("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM rate_counters WHERE bucket = $1 \
                          AND window_start > $2")
-                    .bind(&limit.bucket)
-                    .bind(now_ms - window_ms),
+                    .bind(hit.bucket)
+                    .bind(hit.oldest_counted()),
                 )
                 .await?;
             let granted = n.min(limit.max - used).max(0);
@@ -291,8 +287,8 @@ impl LimitStore for SqlStore {
                 c.execute(
                     sql("INSERT INTO rate_counters (bucket, window_start, count) VALUES ($1, $2, $3) \
                          ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_counters.count + $3")
-                    .bind(&limit.bucket)
-                    .bind(slot)
+                    .bind(hit.bucket)
+                    .bind(hit.slot())
                     .bind(granted),
                 )
                 .await?;
