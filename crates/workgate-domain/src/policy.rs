@@ -64,6 +64,11 @@ pub struct StoredPolicy {
 }
 
 impl StoredPolicy {
+    /// What applies while an admin has set no policy.
+    pub fn defaults() -> Self {
+        StoredPolicy { policy: Policy::default(), tightened_at: Timestamp(0), updated_at: Timestamp(0) }
+    }
+
     /// When the policy last changed, as `GET /policy` shows it; `None` while the defaults apply.
     pub fn updated_at_text(&self) -> Option<String> {
         (self.updated_at.millis() > 0).then(|| self.updated_at.to_rfc3339())
@@ -134,14 +139,14 @@ impl Policy {
     }
 }
 
+/// How many times a policy change is made again on the policy as it now is, when another change
+/// was stored between its read and its write.
+const POLICY_CHANGE_TRIES: usize = 5;
+
 impl Services {
     /// The enterprise's policy (the defaults until an admin sets one).
     pub async fn policy_of(&self, enterprise: &crate::ids::EnterpriseId) -> Result<StoredPolicy> {
-        Ok(self.store.get_policy(enterprise).await?.unwrap_or(StoredPolicy {
-            policy: Policy::default(),
-            tightened_at: Timestamp(0),
-            updated_at: Timestamp(0),
-        }))
+        Ok(self.store.get_policy(enterprise).await?.unwrap_or_else(StoredPolicy::defaults))
     }
 
     pub async fn get_policy(&self, caller: &Caller) -> Result<StoredPolicy> {
@@ -149,38 +154,60 @@ impl Services {
         self.policy_of(&caller.enterprise_id).await
     }
 
-    /// `PUT /policy`: replaces the policy; a tightening marks existing devices for re-verification.
-    /// Replaces the policy. `read_at` is the `updated_at` the caller read with the policy it
-    /// changed (a read-modify-write): if the policy changed since, the change is refused rather
-    /// than undoing the other one.
+    /// `PUT /policy`: replaces the policy. `read_at` is the `updated_at` the caller read with the
+    /// policy it changed (a read-modify-write): if the policy changed since, the change is refused
+    /// rather than undoing the other one.
     pub async fn put_policy(&self, caller: &Caller, new: Policy, read_at: Option<&str>) -> Result<StoredPolicy> {
+        self.change_policy(caller, |current| {
+            let stored_at = current.updated_at_text();
+            if let Some(read_at) = read_at
+                && Some(read_at) != stored_at.as_deref()
+            {
+                return Err(Error::Conflict(format!(
+                    "the policy changed at {} after it was read (updated_at {read_at}); read it again and make the change on what it is now",
+                    stored_at.as_deref().unwrap_or("an unknown time")
+                )));
+            }
+            Ok(new.clone())
+        })
+        .await
+    }
+
+    /// Changes the policy: `change` makes the new policy from the stored one, read from the
+    /// database itself (not a node's cache), and the write stands only if the policy is still the
+    /// one read; otherwise the change is made again on what is stored now, so that two admins'
+    /// changes never undo each other unseen. A tightening marks existing devices for
+    /// re-verification.
+    pub async fn change_policy(
+        &self,
+        caller: &Caller,
+        change: impl Fn(&StoredPolicy) -> Result<Policy>,
+    ) -> Result<StoredPolicy> {
         caller.require_settings_rights()?;
-        let new = new.validated()?;
-        let current = self.policy_of(&caller.enterprise_id).await?;
-        let stored_at = current.updated_at_text();
-        if let Some(read_at) = read_at
-            && Some(read_at) != stored_at.as_deref()
-        {
-            return Err(Error::Conflict(format!(
-                "the policy changed at {} after it was read (updated_at {read_at}); read it again and make the change on what it is now",
-                stored_at.as_deref().unwrap_or("an unknown time")
-            )));
+        let enterprise = &caller.enterprise_id;
+        for _ in 0..POLICY_CHANGE_TRIES {
+            let current = self.store.policy_for_change(enterprise).await?.unwrap_or_else(StoredPolicy::defaults);
+            let new = change(&current)?.validated()?;
+            let now = self.clock.now();
+            let tightened = current.policy.is_tightened_by(&new);
+            let stored = StoredPolicy {
+                tightened_at: if tightened { now } else { current.tightened_at },
+                // Strictly later than the one replaced, even within one millisecond: `updated_at`
+                // is what a read-modify-write names as the version it read.
+                updated_at: Timestamp(now.millis().max(current.updated_at.millis() + 1)),
+                policy: new,
+            };
+            let audit = caller.entry(
+                now,
+                "policy.update",
+                Some(enterprise.as_str()),
+                json!({"from": current.policy, "to": stored.policy, "tightened": tightened}),
+            );
+            if self.store.put_policy(enterprise, &stored, current.updated_at, &audit).await? {
+                return Ok(stored);
+            }
         }
-        let now = self.clock.now();
-        let tightened = current.policy.is_tightened_by(&new);
-        let stored = StoredPolicy {
-            tightened_at: if tightened { now } else { current.tightened_at },
-            updated_at: now,
-            policy: new,
-        };
-        let audit = caller.entry(
-            now,
-            "policy.update",
-            Some(caller.enterprise_id.as_str()),
-            json!({"from": current.policy, "to": stored.policy, "tightened": tightened}),
-        );
-        self.store.put_policy(&caller.enterprise_id, &stored, &audit).await?;
-        Ok(stored)
+        Err(Error::Conflict("the policy is being changed by others at this moment; try again".into()))
     }
 }
 

@@ -336,13 +336,19 @@ pub trait PolicyStore: Send + Sync + 'static {
     /// A server-wide value (the key check of `keys`): `candidate` is stored if there is none yet, and the
     /// stored value (whoever stored it first) is returned.
     async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
+    /// The policy as a login reads it: possibly from the node's cache (see the store's caching rules).
     async fn get_policy(&self, enterprise: &EnterpriseId) -> Result<Option<crate::policy::StoredPolicy>>;
+    /// The policy as stored this moment, read from the database itself: the base of a change.
+    async fn policy_for_change(&self, enterprise: &EnterpriseId) -> Result<Option<crate::policy::StoredPolicy>>;
+    /// Stores `policy` (and its audit entry) only if the stored policy is still the one last
+    /// updated at `replaces` (`Timestamp(0)`: none stored yet); false, and nothing written, if not.
     async fn put_policy(
         &self,
         enterprise: &EnterpriseId,
         policy: &crate::policy::StoredPolicy,
+        replaces: Timestamp,
         audit: &AuditEntry,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 }
 
 /// Members' passwords, their failure counts and reset requests.

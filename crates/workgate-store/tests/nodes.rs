@@ -275,3 +275,49 @@ async fn a_policy_changed_on_one_node_is_read_by_the_others() {
         db.drop_schema().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_change_on_another_node_is_made_on_the_policy_as_stored() {
+    use workgate_domain::Error;
+    use workgate_domain::policy::Policy;
+    for db in TestDb::all("policy_change").await {
+        let nodes = db.nodes(2).await;
+        let caller = enterprise(&nodes[0], 0).await;
+        // The second node has read (and may have cached) the defaults.
+        let before = nodes[1].policy_of(&caller.enterprise_id).await.expect("policy");
+        let strict = Policy { require_password: true, ..Policy::default() };
+        let first = nodes[0].put_policy(&caller, strict, None).await.expect("policy changed");
+        // At once on the second node, cache or not: a change of one field is made on the policy
+        // the first node stored, not on the one the second node read before ...
+        let merged = nodes[1]
+            .change_policy(&caller, |current| Ok(Policy { max_devices: 3, ..current.policy.clone() }))
+            .await
+            .expect("policy changed again");
+        assert!(merged.policy.require_password, "the first change stands, on {}", db.url);
+        assert_eq!(merged.policy.max_devices, 3, "on {}", db.url);
+        assert!(merged.updated_at > first.updated_at, "on {}", db.url);
+        // ... and a whole policy put back on what the first node answered is refused now.
+        let stale = first.updated_at_text();
+        let refused = nodes[0].put_policy(&caller, before.policy.clone(), stale.as_deref()).await;
+        assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?} on {}", db.url);
+        // Naming the version just written goes through on either node.
+        let named = merged.updated_at_text();
+        let last = nodes[0].put_policy(&caller, Policy::default(), named.as_deref()).await.expect("put on what read");
+        // Eight admins on both nodes put back what they read of that one version at once: one
+        // change stands, the others are refused.
+        let (read_at, admin) = (last.updated_at_text(), &caller);
+        let puts = join_all((0..8u32).map(|i| {
+            let (node, read_at) = (&nodes[i as usize % 2], read_at.clone());
+            let policy = Policy { max_devices: 2 + i, ..Policy::default() };
+            async move { node.put_policy(admin, policy, read_at.as_deref()).await }
+        }))
+        .await;
+        let stood: Vec<_> = puts.iter().filter_map(|p| p.as_ref().ok()).collect();
+        assert_eq!(stood.len(), 1, "one of the parallel changes stands on {}: {puts:?}", db.url);
+        assert!(puts.iter().all(|p| p.is_ok() || matches!(p, Err(Error::Conflict(_)))), "{puts:?}");
+        // (A change that keeps everything: it is made on the policy as stored.)
+        let stored = nodes[0].change_policy(&caller, |current| Ok(current.policy.clone())).await.expect("read");
+        assert_eq!(stored.policy.max_devices, stood[0].policy.max_devices, "on {}", db.url);
+        db.drop_schema().await;
+    }
+}

@@ -104,6 +104,29 @@ async fn parallel_disable_and_depart_of_the_two_owners_leave_one_standing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_admins_putting_back_one_read_policy_at_once_leave_one_change() {
+    let (app, ent) = TestApp::with_acme().await;
+    let mut read = app.get(&paths::policy(), &ent.key).await.body;
+    read["require_password"] = json!(true);
+    let base = app.request(Method::PUT, &paths::policy(), Some(&ent.key), Some(read)).await;
+    base.assert_status(200);
+    let requests = (0..8)
+        .map(|i| {
+            let mut changed = base.body.clone();
+            changed["max_devices"] = json!(2 + i);
+            (Method::PUT, paths::policy(), changed)
+        })
+        .collect();
+    let replies = all_at_once(&app, &ent.key, requests).await;
+    assert_eq!(statuses(&replies), [vec![200], vec![409; 7]].concat());
+    let winner = replies.iter().find(|r| r.status.as_u16() == 200).expect("one change stands");
+    let now = app.get(&paths::policy(), &ent.key).await.body;
+    assert_eq!(now["max_devices"], winner.body["max_devices"]);
+    assert_eq!(now["updated_at"], winner.body["updated_at"]);
+    assert_eq!(app.audit(&ent, "action=policy.update").await.len(), 2, "one audit entry per change stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_creates_of_one_department_name_make_one_department() {
     let (app, ent) = TestApp::with_acme().await;
     let requests = (0..6).map(|_| (Method::POST, paths::departments(), json!({"name": "Engineering"}))).collect();

@@ -44,15 +44,8 @@ async fn policy_page(State(s): State<AppState>, console: Console, Query(n): Quer
 
 async fn save_policy(State(s): State<AppState>, ConsoleEdit(console, edit): ConsoleEdit<PolicyFields>) -> Response {
     let lang = console.lang;
-    // The fields the admin changed apply to the policy as stored now.
-    let policy = match s.services.get_policy(&console.caller).await {
-        Ok(current) => edits::policy_update(&edit, &current.policy),
-        Err(e) => Err(e),
-    };
-    let saved = match policy {
-        Ok(policy) => s.services.put_policy(&console.caller, policy, None).await,
-        Err(e) => Err(e),
-    };
+    // The fields the admin changed apply to the policy as stored at the moment it is written.
+    let saved = s.services.change_policy(&console.caller, |current| edits::policy_update(&edit, &current.policy)).await;
     match saved {
         Ok(_) => console.back("/admin/policy", lang.pick("Policy saved.", "策略已保存。")),
         Err(e) => console.refused("/admin/policy", &e),
