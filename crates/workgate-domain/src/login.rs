@@ -818,11 +818,11 @@ impl Services {
         if !matches!(challenge.step, LoginStep::Password | LoginStep::SetPassword) {
             return Err(Error::field("password", "this login is not at a password step"));
         }
-        let member = self.store.get_member(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
+        let (member, enterprise) =
+            self.store.member_and_enterprise(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
         if !matches!(member.status, MemberStatus::Invited | MemberStatus::Active) {
             return Err(Error::MemberDisabled);
         }
-        let enterprise = self.store.get_enterprise(enterprise_id).await?.ok_or(Error::NotAMember)?;
         let password = crate::passwords::normalise(&input.password)?;
         let now = self.clock.now();
         if challenge.step == LoginStep::SetPassword {
@@ -887,8 +887,8 @@ impl Services {
             DeviceState::Pending => return Err(Error::DevicePendingApproval { device_id: device_id.to_string() }),
             DeviceState::Revoked => return Err(Error::Forbidden("an administrator refused this device".into())),
         }
-        let member = self.store.get_member(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
-        let enterprise = self.store.get_enterprise(enterprise_id).await?.ok_or(Error::NotAMember)?;
+        let (member, enterprise) =
+            self.store.member_and_enterprise(enterprise_id, member_id).await?.ok_or(Error::NotAMember)?;
         let policy = self.policy_of(enterprise_id).await?.policy;
         let device_id = device_id.clone();
         let who = Identified {

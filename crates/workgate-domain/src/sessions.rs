@@ -469,9 +469,11 @@ impl Services {
             }
             RotationOutcome::Refused => return Err(Error::Unauthorized),
         };
-        let member =
-            self.store.get_member(&session.enterprise_id, &session.member_id).await?.ok_or(Error::Unauthorized)?;
-        let enterprise = self.store.get_enterprise(&session.enterprise_id).await?.ok_or(Error::Unauthorized)?;
+        let (member, enterprise) = self
+            .store
+            .member_and_enterprise(&session.enterprise_id, &session.member_id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
         Ok(IssuedSession {
             access_token: access.expose().to_string(),
             refresh_token: refresh.expose().to_string(),

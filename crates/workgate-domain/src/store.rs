@@ -115,6 +115,12 @@ pub trait Store:
     /// invitations.
     async fn update_member(&self, previous: &Member, member: &Member, audit: &AuditEntry) -> Result<()>;
     async fn get_member(&self, enterprise: &EnterpriseId, id: &MemberId) -> Result<Option<Member>>;
+    /// A member with its enterprise, in one read (what a session or an ID token is issued about).
+    async fn member_and_enterprise(
+        &self,
+        enterprise: &EnterpriseId,
+        id: &MemberId,
+    ) -> Result<Option<(Member, Enterprise)>>;
     /// Up to `filter.limit` members in id order.
     async fn list_members(&self, enterprise: &EnterpriseId, filter: &MemberFilter) -> Result<Vec<Member>>;
     /// Every member record with this number here, departed ones included, oldest first.

@@ -8,8 +8,10 @@
 //! comparing it with the record the change was computed from (`ensure_unchanged`).
 
 use crate::SqlStore;
-use crate::rows::{DEPARTMENT_COLUMNS, DomainRow, MEMBER_COLUMNS, join_ids, like_pattern, subtree_upper_bound};
-use crate::sql::{Arg, Conn, sql};
+use crate::rows::{
+    DEPARTMENT_COLUMNS, DomainRow, MEMBER_AND_ENTERPRISE, MEMBER_COLUMNS, join_ids, like_pattern, subtree_upper_bound,
+};
+use crate::sql::{Arg, Conn, Prefixed, sql};
 use async_trait::async_trait;
 use workgate_domain::clock::Timestamp;
 use workgate_domain::idempotency::{Claim, KEY_LIFETIME_MS, StoredResponse};
@@ -582,6 +584,22 @@ impl Store for SqlStore {
             )
             .await?;
         row.map(|r| r.member()).transpose()
+    }
+
+    async fn member_and_enterprise(
+        &self,
+        enterprise: &EnterpriseId,
+        id: &MemberId,
+    ) -> Result<Option<(Member, Enterprise)>> {
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM members m JOIN enterprises e ON e.id = m.enterprise_id \
+                 WHERE m.enterprise_id = $1 AND m.id = $2",
+                *MEMBER_AND_ENTERPRISE
+            )
+        });
+        let row = self.reader().fetch_optional(sql(QUERY.as_str()).bind(enterprise.as_str()).bind(id.as_str())).await?;
+        row.map(|r| Ok((Prefixed(&r, "m_").member()?, Prefixed(&r, "e_").enterprise()?))).transpose()
     }
 
     async fn list_members(&self, enterprise: &EnterpriseId, filter: &MemberFilter) -> Result<Vec<Member>> {

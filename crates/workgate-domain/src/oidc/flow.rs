@@ -137,6 +137,20 @@ struct FreshTokens {
     expires_in: i64,
 }
 
+impl FreshTokens {
+    /// The token endpoint's answer once these tokens are written: they, and the ID token that
+    /// lives as long as the access token.
+    fn answer(self, id_token: String, scope: &str) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access,
+            refresh_token: self.refresh,
+            id_token,
+            expires_in: self.expires_in,
+            scope: scope.to_string(),
+        }
+    }
+}
+
 /// Whom an ID token speaks of, and for which grant.
 struct Subject<'a> {
     member: &'a crate::ids::MemberId,
@@ -355,14 +369,6 @@ impl Services {
             nonce: stored.nonce.clone(),
             tokens: fresh.tokens.clone(),
         };
-        match self.store.redeem_authorization_code(&hash, &grant).await? {
-            Redeemed::Granted => {}
-            Redeemed::Replayed => {
-                tracing::warn!(app = %app.id, "an authorization code was presented twice; its grant is revoked");
-                return Err(invalid());
-            }
-            Redeemed::Refused => return Err(invalid()),
-        }
         let subject = Subject {
             member: &grant.member_id,
             enterprise: &grant.enterprise_id,
@@ -370,7 +376,22 @@ impl Services {
             auth_time: grant.auth_time,
             nonce: grant.nonce.as_deref(),
         };
-        self.token_response(app, subject, fresh).await
+        // The ID token is made (its member read, its signature computed) while the redemption is
+        // written: it says only what the code was issued for, and is given out only once the
+        // redemption stands.
+        let (redeemed, id_token) = tokio::join!(
+            self.store.redeem_authorization_code(&hash, &grant),
+            self.id_token(app, &subject, &fresh.access, fresh.expires_in),
+        );
+        match redeemed? {
+            Redeemed::Granted => {}
+            Redeemed::Replayed => {
+                tracing::warn!(app = %app.id, "an authorization code was presented twice; its grant is revoked");
+                return Err(invalid());
+            }
+            Redeemed::Refused => return Err(invalid()),
+        }
+        Ok(fresh.answer(id_token?, &grant.scope))
     }
 
     async fn refresh_app_tokens(&self, app: &App, p: &TokenParams) -> std::result::Result<TokenResponse, OAuthError> {
@@ -401,25 +422,8 @@ impl Services {
             auth_time: grant.auth_time,
             nonce: None,
         };
-        self.token_response(app, subject, fresh).await
-    }
-
-    /// The token endpoint's answer for tokens just written: they, and an ID token about `subject`
-    /// that lives as long as the access token.
-    async fn token_response(
-        &self,
-        app: &App,
-        subject: Subject<'_>,
-        fresh: FreshTokens,
-    ) -> std::result::Result<TokenResponse, OAuthError> {
         let id_token = self.id_token(app, &subject, &fresh.access, fresh.expires_in).await?;
-        Ok(TokenResponse {
-            access_token: fresh.access,
-            refresh_token: fresh.refresh,
-            id_token,
-            expires_in: fresh.expires_in,
-            scope: subject.scope.to_string(),
-        })
+        Ok(fresh.answer(id_token, &grant.scope))
     }
 
     /// Fresh tokens, living as the enterprise's policy says for access tokens.
@@ -481,8 +485,8 @@ impl Services {
         ttl: i64,
     ) -> std::result::Result<String, OAuthError> {
         let invalid = || OAuthError::invalid_grant("the member may no longer sign in");
-        let member = self.store.get_member(subject.enterprise, subject.member).await?.ok_or_else(invalid)?;
-        let enterprise = self.store.get_enterprise(subject.enterprise).await?.ok_or_else(invalid)?;
+        let (member, enterprise) =
+            self.store.member_and_enterprise(subject.enterprise, subject.member).await?.ok_or_else(invalid)?;
         let now = self.clock.now();
         let mut claims = Self::member_claims(&member, &enterprise, subject.scope);
         let digest = Sha256::digest(access_token.as_bytes());
