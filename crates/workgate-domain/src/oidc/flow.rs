@@ -402,12 +402,25 @@ impl Services {
             return Err(invalid());
         }
         let hash = SecretHash::of(presented);
-        let enterprise = match self.store.find_app_token(&hash).await? {
-            Some(t) if t.app_id == app.id => t.enterprise_id,
+        let token = match self.store.find_app_token(&hash).await? {
+            Some(t) if t.app_id == app.id => t,
             _ => return Err(invalid()),
         };
-        let fresh = self.new_app_tokens(&enterprise).await?;
-        let grant = match self.store.rotate_app_refresh(&hash, &app.id, &fresh.tokens).await? {
+        let fresh = self.new_app_tokens(&token.enterprise_id).await?;
+        // As for a code: the ID token is made while the rotation is written, from what the grant
+        // was made for (which a rotation never changes), and given out only if the rotation stands.
+        let subject = Subject {
+            member: &token.member_id,
+            enterprise: &token.enterprise_id,
+            scope: &token.scope,
+            auth_time: token.auth_time,
+            nonce: None,
+        };
+        let (rotated, id_token) = tokio::join!(
+            self.store.rotate_app_refresh(&hash, &app.id, &fresh.tokens),
+            self.id_token(app, &subject, &fresh.access, fresh.expires_in),
+        );
+        let grant = match rotated? {
             Refreshed::Rotated { grant } => grant,
             Refreshed::Replayed => {
                 tracing::warn!(app = %app.id, "a spent refresh token was presented; its grant is revoked");
@@ -415,14 +428,7 @@ impl Services {
             }
             Refreshed::Refused => return Err(invalid()),
         };
-        let subject = Subject {
-            member: &grant.member_id,
-            enterprise: &grant.enterprise_id,
-            scope: &grant.scope,
-            auth_time: grant.auth_time,
-            nonce: None,
-        };
-        let id_token = self.id_token(app, &subject, &fresh.access, fresh.expires_in).await?;
+        let id_token = id_token?;
         Ok(fresh.answer(id_token, &grant.scope))
     }
 
