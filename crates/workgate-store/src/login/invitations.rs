@@ -13,6 +13,11 @@ use workgate_domain::model::AuditEntry;
 use workgate_domain::secret::SecretHash;
 use workgate_domain::store::InvitationStore;
 
+/// An invitation with the state of its SMS (decoded by `DomainRow::invitation`).
+const INVITATION_WITH_SMS: &str = "SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
+     o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, o.sent_at AS sms_sent_at \
+     FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id";
+
 /// Writes an invitation and its SMS (the caller has already retired earlier invitations).
 pub(crate) async fn insert_invitation(c: &mut Conn<'_>, new: &NewInvitation) -> Result<()> {
     insert_outbox(c, &new.sms).await?;
@@ -66,13 +71,7 @@ impl InvitationStore for SqlStore {
     async fn find_invitation(&self, token_hash: &SecretHash) -> Result<Option<Invitation>> {
         let row = self
             .reader()
-            .fetch_optional(
-                sql("SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
-                     o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, \
-                     o.sent_at AS sms_sent_at \
-                     FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id WHERE i.token_hash = $1")
-                .bind(token_hash.as_str()),
-            )
+            .fetch_optional(sql(format!("{INVITATION_WITH_SMS} WHERE i.token_hash = $1")).bind(token_hash.as_str()))
             .await?;
         row.map(|r| r.invitation()).transpose()
     }
@@ -81,11 +80,9 @@ impl InvitationStore for SqlStore {
         let rows = self
             .reader()
             .fetch_all(
-                sql("SELECT i.id, i.enterprise_id, i.member_id, i.state, i.created_at, i.expires_at, \
-                     o.state AS sms_state, o.attempts AS sms_attempts, o.last_error AS sms_last_error, \
-                     o.sent_at AS sms_sent_at \
-                     FROM invitations i LEFT JOIN sms_outbox o ON o.id = i.sms_id \
-                     WHERE i.enterprise_id = $1 AND i.member_id = $2 ORDER BY i.id DESC")
+                sql(format!(
+                    "{INVITATION_WITH_SMS} WHERE i.enterprise_id = $1 AND i.member_id = $2 ORDER BY i.id DESC"
+                ))
                 .bind(enterprise.as_str())
                 .bind(member.as_str()),
             )
