@@ -68,8 +68,6 @@ pub async fn get_policy(
     Ok(axum::Json(s.services.get_policy(&caller).await?.into()))
 }
 
-/// Replaces the whole policy. A change that tightens it asks devices verified before to verify
-/// again at their next refresh (`policy_changed`).
 /// The body of `PUT /policy` as the document describes it: the policy, with the `updated_at` that
 /// `GET /policy` answered when the change is made on what was read. (The handler takes the policy
 /// apart from `updated_at`, as `Policy` refuses fields it does not know.)
@@ -82,6 +80,9 @@ pub struct PolicyDocument {
     updated_at: Option<String>,
 }
 
+/// Replaces the whole policy. A change that tightens it asks devices verified before to verify
+/// again at their next refresh (`policy_changed`). With `updated_at`, it is made only on that
+/// version: if another change was stored since (on any node, or at the same moment), `409`.
 #[utoipa::path(put, path = "/api/v1/policy", tag = "admin", security(("bearer" = [])), request_body = PolicyDocument,
     responses((status = 200, body = PolicyView), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]
