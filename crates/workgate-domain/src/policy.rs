@@ -158,6 +158,9 @@ impl Services {
     /// policy it changed (a read-modify-write): if the policy changed since, the change is refused
     /// rather than undoing the other one.
     pub async fn put_policy(&self, caller: &Caller, new: Policy, read_at: Option<&str>) -> Result<StoredPolicy> {
+        // Bad fields are reported before anything is read, whatever version the caller named.
+        caller.require_settings_rights()?;
+        let new = new.validated()?;
         self.change_policy(caller, |current| {
             let stored_at = current.updated_at_text();
             if let Some(read_at) = read_at
