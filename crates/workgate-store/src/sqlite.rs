@@ -135,9 +135,12 @@ pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenErr
     };
     let write = location.open(false).lite()?;
     write.pragma_update(None, "journal_mode", "WAL").lite()?;
-    // The one writer keeps the index pages a bulk import touches in a cache of its own (64 MiB
-    // rather than SQLite's 2 MiB): a third less CPU per imported row; no effect on durability.
-    write.pragma_update(None, "cache_size", -65536).lite()?;
+    // The writer keeps SQLite's default page cache (2 MiB), not a large one: when an insert
+    // splits a B-tree page, SQLite renumbers the new pages through a scratch page number near
+    // 1 GiB into the file, and the commit of that transaction then walks the whole page cache to
+    // drop pages past the end of the file. With logins (small transactions, each splitting some
+    // index page) a 64 MiB cache made that walk a third of every commit's time, on the one writer:
+    // 13% fewer logins per second, for 10% faster first imports (see BENCHMARKS.md).
     // Each write runs in a savepoint inside the shared transaction, and SQLite keeps the pages a
     // savepoint changes in a sub-journal, a temporary file by default: a write system call per
     // page, while every other writer waits. In memory instead; it is only ever needed to undo
