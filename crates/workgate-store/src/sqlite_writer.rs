@@ -6,14 +6,15 @@
 //! writer connection inside its own `SAVEPOINT` (so a failing write undoes only itself; the first
 //! write of a transaction needs none, the transaction's `ROLLBACK` undoes it alone), and the
 //! last writer in line commits for everyone who wrote before it. WAL checkpoints run on a thread
-//! of their own ([`Checkpointer`]), not inside commits. Every caller returns only after
+//! of their own ([`Checkpointer`]), not inside commits; the writer steps in only to let the WAL
+//! start over when it has grown (see [`WAL_RESTART_FRAMES`]). Every caller returns only after
 //! the commit that contains its write, so an acknowledged write is durable; if that commit fails,
 //! every write in it reports the failure.
 
 use crate::errors::SqliteResultExt;
 use rusqlite::Connection;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, watch};
@@ -100,27 +101,48 @@ const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
 /// and the checkpoint syncs the database file before the WAL may be overwritten.
 pub(crate) struct Checkpointer {
     nudge: SyncSender<()>,
+    /// Frames in the WAL at the latest checkpoint, copied into the database file or not.
+    wal_frames: Arc<AtomicI64>,
 }
+
+/// A WAL this long (frames of one page, 4 KiB each: 16 MiB) is copied whole by the writer itself,
+/// so that the next transaction writes it from its start again. The checkpoint thread alone never
+/// gets there under a steady load: it copies what was committed when it began, and by the time
+/// it is done newer commits follow, so SQLite never finds the WAL copied whole and appends
+/// forever (a login benchmark left a WAL of 690 MiB after 15 seconds). A growing WAL also costs every
+/// commit: each write to a new part of the file has the kernel allocate and zero its pages,
+/// where a WAL started over rewrites pages it already holds.
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 impl Checkpointer {
     /// Starts the thread, which checkpoints with `conn` until the writer is dropped.
     pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
         let (nudge, nudged) = sync_channel::<()>(1);
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let frames = wal_frames.clone();
         std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || {
             while nudged.recv().is_ok() {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                match passive_checkpoint(&conn) {
+                    Ok((wal, _)) => frames.store(wal, Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
                 std::thread::sleep(CHECKPOINT_PAUSE);
             }
         })?;
-        Ok(Checkpointer { nudge })
+        Ok(Checkpointer { nudge, wal_frames })
     }
 
     /// Asks for a checkpoint; one already asked for and not started yet covers this one too.
     fn nudge(&self) {
         let _ = self.nudge.try_send(());
     }
+}
+
+/// Copies into the database file what no reader still needs from the WAL, without waiting for
+/// anyone; answers the frames in the WAL and those copied (SQLite answers -1 for both when
+/// another checkpoint is under way).
+fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))
 }
 
 impl GroupWriter {
@@ -238,6 +260,19 @@ impl GroupWriter {
             w.note_failure(my_epoch, e.clone());
         }
         self.committed.send_replace(Committed { epoch: my_epoch, error: error.clone() });
+        if let (None, Some(checkpoints)) = (&error, &self.checkpoints)
+            && checkpoints.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES
+        {
+            // Between transactions, holding the writer: nothing is appended while this copies
+            // the rest, so the WAL is copied whole and the next transaction starts it over
+            // (unless a reader still reads an older part of it: then a later commit tries again).
+            // Those who left their commit to this one have their answer already.
+            match wait_for_disk(|| passive_checkpoint(&w.conn)) {
+                Ok((wal, copied)) if wal == copied => checkpoints.wal_frames.store(0, Ordering::Relaxed),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            }
+        }
         drop(w);
         if let (None, Some(checkpoints)) = (&error, &self.checkpoints) {
             checkpoints.nudge();
@@ -278,5 +313,81 @@ impl Writer {
             self.failures.pop_front();
         }
         self.failures.push_back((epoch, error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn open(path: &std::path::Path) -> Connection {
+        let conn = Connection::open(path).expect("open");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        conn.pragma_update(None, "journal_mode", "WAL").expect("WAL");
+        conn.pragma_update(None, "synchronous", "FULL").expect("synchronous");
+        conn
+    }
+
+    /// Writes that never pause, readers reading all along (as under a login benchmark): the WAL
+    /// is started over again and again, its file stays near the size at which it is copied whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wal_under_writes_that_never_pause_stays_bounded() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("steady.db");
+        let write = open(&path);
+        write.pragma_update(None, "wal_autocheckpoint", 0).expect("autocheckpoint off");
+        write
+            .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, k BLOB NOT NULL UNIQUE, v BLOB NOT NULL)")
+            .expect("table");
+        let writer = GroupWriter::new(write, Some(Checkpointer::start(open(&path)).expect("checkpoint thread")));
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (stop, conn) = (stop.clone(), open(&path));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _: i64 = conn.query_row("SELECT count(*) FROM rows", [], |row| row.get(0)).expect("read");
+                    }
+                })
+            })
+            .collect();
+        // Rows under random keys: each write changes index pages all over the file, as logins do.
+        let writers: Vec<_> = (0..16u64)
+            .map(|task| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    for i in 0..1_000u64 {
+                        let key = (task * 1_000 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
+                        writer
+                            .write(async |conn| {
+                                conn.execute("INSERT INTO rows (k, v) VALUES (?1, ?2)", (&key[..], &[7u8; 300][..]))
+                                    .lite()
+                            })
+                            .await
+                            .expect("write");
+                    }
+                })
+            })
+            .collect();
+        for task in writers {
+            task.await.expect("writer task");
+        }
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.join().expect("reader");
+        }
+
+        let wal = std::fs::metadata(dir.path().join("steady.db-wal")).expect("the WAL").len();
+        let frame = 4096 + 24;
+        let written: i64 = open(&path).query_row("SELECT count(*) FROM rows", [], |row| row.get(0)).expect("count");
+        assert_eq!(written, 16_000);
+        assert!(
+            wal <= 2 * WAL_RESTART_FRAMES as u64 * frame,
+            "the WAL grew to {} MiB (copied whole at {} MiB)",
+            wal >> 20,
+            (WAL_RESTART_FRAMES as u64 * frame) >> 20
+        );
     }
 }
