@@ -268,7 +268,7 @@ impl GroupWriter {
             // (unless a reader still reads an older part of it: then a later commit tries again).
             // Those who left their commit to this one have their answer already.
             match wait_for_disk(|| passive_checkpoint(&w.conn)) {
-                Ok((wal, copied)) if wal == copied => checkpoints.wal_frames.store(0, Ordering::Relaxed),
+                Ok((wal, copied)) if wal >= 0 && wal == copied => checkpoints.wal_frames.store(0, Ordering::Relaxed),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
             }
