@@ -140,7 +140,7 @@ pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenErr
     // 1 GiB into the file, and the commit of that transaction then walks the whole page cache to
     // drop pages past the end of the file. With logins (small transactions, each splitting some
     // index page) a 64 MiB cache made that walk a third of every commit's time, on the one writer:
-    // 13% fewer logins per second, for 10% faster first imports (see BENCHMARKS.md).
+    // 13% fewer logins per second, for first imports at most a tenth faster (see BENCHMARKS.md).
     // Each write runs in a savepoint inside the shared transaction, and SQLite keeps the pages a
     // savepoint changes in a sub-journal, a temporary file by default: a write system call per
     // page, while every other writer waits. In memory instead; it is only ever needed to undo

@@ -260,7 +260,9 @@ impl GroupWriter {
             w.note_failure(my_epoch, e.clone());
         }
         self.committed.send_replace(Committed { epoch: my_epoch, error: error.clone() });
-        if let (None, Some(checkpoints)) = (&error, &self.checkpoints)
+        // After a commit that stands, the WAL is checkpointed.
+        let checkpoints = self.checkpoints.as_ref().filter(|_| error.is_none());
+        if let Some(checkpoints) = checkpoints
             && checkpoints.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES
         {
             // Between transactions, holding the writer: nothing is appended while this copies
@@ -274,7 +276,7 @@ impl GroupWriter {
             }
         }
         drop(w);
-        if let (None, Some(checkpoints)) = (&error, &self.checkpoints) {
+        if let Some(checkpoints) = checkpoints {
             checkpoints.nudge();
         }
         match error {
