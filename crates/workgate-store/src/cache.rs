@@ -48,19 +48,22 @@ impl Tables {
     pub(crate) const NONE: Tables = Tables(0);
     pub(crate) const ALL: Tables = Tables((1 << TABLES.len()) - 1);
 
-    fn bit(upper: &str) -> Tables {
-        TABLES.iter().position(|t| *t == upper).map_or(Tables::NONE, |i| Tables(1 << i))
+    /// The table `name` (in any case), if it is one of [`TABLES`].
+    fn bit(name: &str) -> Tables {
+        TABLES.iter().position(|t| t.eq_ignore_ascii_case(name)).map_or(Tables::NONE, |i| Tables(1 << i))
     }
 
-    /// The table `upper` and those its deletes cascade to (`ON DELETE CASCADE` in the schema: an
+    /// The table `name` and those its deletes cascade to (`ON DELETE CASCADE` in the schema: an
     /// app's grants, a grant's tokens), so that a write to it makes their entries stale too.
-    fn named(upper: &str) -> Tables {
-        let cascades: &[&str] = match upper {
-            "APPS" => &["OIDC_GRANTS", "OIDC_TOKENS"],
-            "OIDC_GRANTS" => &["OIDC_TOKENS"],
-            _ => &[],
+    fn named(name: &str) -> Tables {
+        let cascades: &[&str] = if name.eq_ignore_ascii_case("APPS") {
+            &["OIDC_GRANTS", "OIDC_TOKENS"]
+        } else if name.eq_ignore_ascii_case("OIDC_GRANTS") {
+            &["OIDC_TOKENS"]
+        } else {
+            &[]
         };
-        Tables(cascades.iter().fold(Tables::bit(upper).0, |bits, t| bits | Tables::bit(t).0))
+        Tables(cascades.iter().fold(Tables::bit(name).0, |bits, t| bits | Tables::bit(t).0))
     }
 
     fn of(names: &[&str]) -> Tables {
@@ -83,27 +86,30 @@ impl Tables {
     /// `FOR UPDATE` of a lock, nor `DO UPDATE` of an upsert, which writes the `INTO` table) and
     /// after `DELETE FROM`. A statement that writes (it starts with `INSERT`, `UPDATE`, `DELETE`,
     /// `REPLACE` or `WITH`) but names no table that way counts as writing them all.
+    /// Read for every statement of every write, so without copying the text: the words are
+    /// compared as they stand, in any case.
     pub(crate) fn written_by(sql: &str) -> Tables {
-        let upper = sql.to_ascii_uppercase();
-        let words: Vec<&str> = upper
-            .split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';')
-            .filter(|w| !w.is_empty())
-            .collect();
-        let writes = matches!(words.first(), Some(&("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "WITH")));
+        let mut words =
+            sql.split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';').filter(|w| !w.is_empty());
+        let first = words.next();
+        let writes = first.is_some_and(|w| {
+            ["INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"].iter().any(|k| w.eq_ignore_ascii_case(k))
+        });
         let mut tables = Tables::NONE;
         let mut named = false;
-        for (i, word) in words.iter().enumerate() {
-            let before = i.checked_sub(1).and_then(|j| words.get(j)).copied();
-            let target = match *word {
-                "INTO" => words.get(i + 1),
-                "UPDATE" if !matches!(before, Some("FOR" | "DO")) => words.get(i + 1),
-                "FROM" if before == Some("DELETE") => words.get(i + 1),
-                _ => None,
-            };
-            if let Some(target) = target {
+        let (mut before, mut current): (Option<&str>, Option<&str>) = (None, first);
+        while let Some(word) = current {
+            let next = words.next();
+            let before_is = |k: &str| before.is_some_and(|b| b.eq_ignore_ascii_case(k));
+            let names_target = word.eq_ignore_ascii_case("INTO")
+                || (word.eq_ignore_ascii_case("UPDATE") && !before_is("FOR") && !before_is("DO"))
+                || (word.eq_ignore_ascii_case("FROM") && before_is("DELETE"));
+            if let Some(target) = next.filter(|_| names_target) {
                 named = true;
                 tables.insert(Tables::named(target.trim_matches('"')));
             }
+            before = Some(word);
+            current = next;
         }
         if writes && !named { Tables::ALL } else { tables }
     }
@@ -308,5 +314,10 @@ mod tests {
         );
         assert_eq!(Tables::written_by("WITH x AS (SELECT 1) SELECT * FROM x"), Tables::ALL, "unreadable: all");
         assert_eq!(Tables::written_by("UPDATE\n  members\n SET name = $1"), of(&["MEMBERS"]));
+        assert_eq!(
+            Tables::written_by("Delete From \"Oidc_Grants\" WHERE id = $1"),
+            of(&["OIDC_GRANTS", "OIDC_TOKENS"])
+        );
+        assert_eq!(Tables::written_by("insert into login_events (id) values ($1)"), Tables::NONE, "not a cached table");
     }
 }
