@@ -92,6 +92,10 @@ impl Tables {
         let mut words =
             sql.split(|c: char| c.is_whitespace() || c == '(' || c == ',' || c == ';').filter(|w| !w.is_empty());
         let first = words.next();
+        if first.is_some_and(|w| w.eq_ignore_ascii_case("SELECT")) {
+            // Reads (and the row locks of `FOR UPDATE`) write nothing.
+            return Tables::NONE;
+        }
         let writes = first.is_some_and(|w| {
             ["INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"].iter().any(|k| w.eq_ignore_ascii_case(k))
         });
