@@ -86,6 +86,7 @@ impl Tables {
     /// `FOR UPDATE` of a lock, nor `DO UPDATE` of an upsert, which writes the `INTO` table) and
     /// after `DELETE FROM`. A statement that writes (it starts with `INSERT`, `UPDATE`, `DELETE`,
     /// `REPLACE` or `WITH`) but names no table that way counts as writing them all.
+    ///
     /// Read for every statement of every write, so without copying the text: the words are
     /// compared as they stand, in any case.
     pub(crate) fn written_by(sql: &str) -> Tables {
