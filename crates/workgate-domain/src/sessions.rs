@@ -143,6 +143,7 @@ pub struct MemberSession {
 }
 
 /// New tokens for a refresh, written only if the presented refresh token is current.
+#[derive(Clone)]
 pub struct Rotation {
     pub presented: SecretHash,
     pub access_hash: SecretHash,

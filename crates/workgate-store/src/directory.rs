@@ -319,7 +319,17 @@ impl Store for SqlStore {
     }
 
     async fn create_enterprise(&self, new: NewEnterprise<'_>) -> Result<()> {
-        self.write(async |c| {
+        let owned = (
+            new.enterprise.clone(),
+            new.root.clone(),
+            new.owner.clone(),
+            new.api_key.clone(),
+            new.api_key_hash.clone(),
+            new.audit.to_vec(),
+        );
+        self.write(async move |c| {
+            let (enterprise, root, owner, api_key, api_key_hash, audit) = &owned;
+            let new = NewEnterprise { enterprise, root, owner, api_key, api_key_hash, audit };
             let e = new.enterprise;
             c.execute(
                 sql("INSERT INTO enterprises (id, name, region, created_at) VALUES ($1, $2, $3, $4)")
@@ -374,7 +384,9 @@ impl Store for SqlStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKey, hash: &SecretHash, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (audit, hash, key) = (audit.clone(), hash.clone(), key.clone());
+        self.write(async move |c| {
+            let (audit, hash, key) = (&audit, &hash, &key);
             insert_api_key(c, key, hash).await?;
             insert_audit(c, std::slice::from_ref(audit)).await?;
             Ok(())
@@ -383,7 +395,9 @@ impl Store for SqlStore {
     }
 
     async fn delete_api_key(&self, enterprise: &EnterpriseId, id: &ApiKeyId, audit: &AuditEntry) -> Result<bool> {
-        self.write(async |c| {
+        let (audit, enterprise, id) = (audit.clone(), enterprise.clone(), id.clone());
+        self.write(async move |c| {
+            let (audit, enterprise, id) = (&audit, &enterprise, &id);
             let done = c
                 .execute(
                     sql("DELETE FROM api_keys WHERE enterprise_id = $1 AND id = $2")
@@ -420,7 +434,9 @@ impl Store for SqlStore {
     }
 
     async fn insert_department(&self, department: &Department, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (audit, department) = (audit.clone(), department.clone());
+        self.write(async move |c| {
+            let (audit, department) = (&audit, &department);
             // The parent's path is read and copied: it must not move meanwhile.
             lock_enterprise(c, &department.enterprise_id).await?;
             insert_department(c, department, audit.at.millis()).await?;
@@ -431,7 +447,9 @@ impl Store for SqlStore {
     }
 
     async fn update_department(&self, d: &Department, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (audit, d) = (audit.clone(), d.clone());
+        self.write(async move |c| {
+            let (audit, d) = (&audit, &d);
             let ent = &d.enterprise_id;
             lock_enterprise(c, ent).await?;
             let old_path = department_path(c, ent, &d.id).await?.ok_or(Error::NotFound("department"))?;
@@ -475,7 +493,9 @@ impl Store for SqlStore {
     }
 
     async fn delete_department(&self, enterprise: &EnterpriseId, id: &DepartmentId, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (audit, enterprise, id) = (audit.clone(), enterprise.clone(), id.clone());
+        self.write(async move |c| {
+            let (audit, enterprise, id) = (&audit, &enterprise, &id);
             let ent = enterprise.as_str();
             lock_enterprise(c, enterprise).await?;
             let children: i64 = c
@@ -546,7 +566,9 @@ impl Store for SqlStore {
         audit: &AuditEntry,
         invitation: Option<&workgate_domain::invitations::NewInvitation>,
     ) -> Result<()> {
-        self.write(async |c| {
+        let (audit, invitation, member) = (audit.clone(), invitation.cloned(), member.clone());
+        self.write(async move |c| {
+            let (audit, invitation, member) = (&audit, invitation.as_ref(), &member);
             if !member.admin_departments.is_empty() {
                 // A department admin's departments are checked for admins when one is deleted.
                 lock_enterprise(c, &member.enterprise_id).await?;
@@ -562,7 +584,9 @@ impl Store for SqlStore {
     }
 
     async fn update_member(&self, previous: &Member, member: &Member, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (audit, member, previous) = (audit.clone(), member.clone(), previous.clone());
+        self.write(async move |c| {
+            let (audit, member, previous) = (&audit, &member, &previous);
             lock_enterprise(c, &member.enterprise_id).await?;
             ensure_unchanged(c, previous).await?;
             write_member(c, member, false).await?;
@@ -734,7 +758,9 @@ impl Store for SqlStore {
         changes: &[DirectoryChange],
         audit: &[AuditEntry],
     ) -> Result<()> {
-        self.write(async |c| {
+        let (audit, changes, enterprise) = (audit.to_vec(), changes.to_vec(), enterprise.clone());
+        self.write(async move |c| {
+            let (audit, changes, enterprise) = (&audit[..], &changes[..], &enterprise);
             lock_enterprise(c, enterprise).await?;
             let mut touched_owner = false;
             // Consecutive new members are inserted together; the order of the changes is kept.
@@ -779,7 +805,9 @@ impl Store for SqlStore {
     }
 
     async fn claim_idempotency_key(&self, scope: &str, key: &str, fingerprint: &str, now: Timestamp) -> Result<Claim> {
-        self.write(async |c| {
+        let (fingerprint, key, scope) = (fingerprint.to_owned(), key.to_owned(), scope.to_owned());
+        self.write(async move |c| {
+            let (fingerprint, key, scope) = (fingerprint.as_str(), key.as_str(), scope.as_str());
             let d = c.dialect();
             let mut claimed = claim_new_key(c, scope, key, fingerprint, now).await?;
             if !claimed {
@@ -849,7 +877,9 @@ impl Store for SqlStore {
     }
 
     async fn complete_idempotency_key(&self, scope: &str, key: &str, response: &StoredResponse) -> Result<()> {
-        self.write(async |c| {
+        let (key, response, scope) = (key.to_owned(), response.clone(), scope.to_owned());
+        self.write(async move |c| {
+            let (key, response, scope) = (key.as_str(), &response, scope.as_str());
             c.execute(
                 sql("UPDATE idempotency_keys SET state = 'done', status = $1, content_type = $2, body = $3 \
                      WHERE scope = $4 AND key = $5")
@@ -866,7 +896,9 @@ impl Store for SqlStore {
     }
 
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()> {
-        self.write(async |c| {
+        let (key, scope) = (key.to_owned(), scope.to_owned());
+        self.write(async move |c| {
+            let (key, scope) = (key.as_str(), scope.as_str());
             c.execute(
                 sql("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'pending'")
                     .bind(scope)

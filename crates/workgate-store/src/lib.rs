@@ -100,18 +100,22 @@ impl SqlStore {
     }
 
     /// Runs `work` as one transaction and returns once it is durable. On PostgreSQL a copy of
-    /// `work` runs again if the database broke a deadlock by aborting it (hence `Clone`; it
-    /// borrows what it needs).
+    /// `work` runs again if the database broke a deadlock by aborting it (hence `Clone`). On
+    /// SQLite it runs on the writer thread (hence `'static`: it owns what it needs), where its
+    /// statements never wait, so its future is driven to its end there at once.
     ///
     /// Once it has committed (or failed), and before it returns, the cached reads of the tables it
     /// wrote are made stale, and on PostgreSQL the other nodes are told to do the same (`cache.rs`).
-    async fn write<T>(&self, work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone) -> Result<T> {
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T> + Clone + Send + 'static,
+    ) -> Result<T> {
         let outcome = match &self.db {
             Db::Sqlite { writer, .. } => {
                 writer
-                    .write(async |c| {
+                    .write(move |c| {
                         let mut conn = Conn::sqlite(c);
-                        let value = work(&mut conn).await?;
+                        let value = futures::executor::block_on(work(&mut conn))?;
                         Ok((value, conn.written))
                     })
                     .await
@@ -131,7 +135,10 @@ impl SqlStore {
     /// Answers the rows it returns.
     async fn write_alone(&self, q: sql::Sql<'_>) -> Result<Vec<sql::Row>> {
         let outcome = match &self.db {
-            Db::Sqlite { .. } => return self.write(async |c| c.fetch_all(q.clone()).await).await,
+            Db::Sqlite { .. } => {
+                let q = q.into_owned();
+                return self.write(async move |c| c.fetch_all(q.clone()).await).await;
+            }
             Db::Postgres { pool, announce } => {
                 let outcome = postgres::write_alone(pool, q).await;
                 announce.tables(outcome.as_ref().map_or(cache::Tables::ALL, |(_, written)| *written));

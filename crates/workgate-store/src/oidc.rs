@@ -138,7 +138,9 @@ async fn insert_tokens(c: &mut Conn<'_>, grant: &GrantId, t: &NewTokens) -> Resu
 #[async_trait]
 impl OidcStore for SqlStore {
     async fn insert_app(&self, app: &App, secret_hash: Option<&SecretHash>, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (app, audit, secret_hash) = (app.clone(), audit.clone(), secret_hash.cloned());
+        self.write(async move |c| {
+            let (app, audit, secret_hash) = (&app, &audit, secret_hash.as_ref());
             c.execute(
                 sql(format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
                     .bind(app.id.as_str())
@@ -160,7 +162,9 @@ impl OidcStore for SqlStore {
     }
 
     async fn update_app(&self, app: &App, audit: &AuditEntry) -> Result<bool> {
-        self.write(async |c| {
+        let (app, audit) = (app.clone(), audit.clone());
+        self.write(async move |c| {
+            let (app, audit) = (&app, &audit);
             let done = c
                 .execute(
                     sql("UPDATE apps SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, scopes = $4, \
@@ -187,7 +191,9 @@ impl OidcStore for SqlStore {
         secret_hash: &SecretHash,
         audit: &AuditEntry,
     ) -> Result<bool> {
-        self.write(async |c| {
+        let (audit, enterprise, id, secret_hash) = (audit.clone(), enterprise.clone(), id.clone(), secret_hash.clone());
+        self.write(async move |c| {
+            let (audit, enterprise, id, secret_hash) = (&audit, &enterprise, &id, &secret_hash);
             let done = c
                 .execute(
                     sql("UPDATE apps SET secret_hash = $1, updated_at = $2 WHERE enterprise_id = $3 AND id = $4 \
@@ -204,7 +210,9 @@ impl OidcStore for SqlStore {
     }
 
     async fn delete_app(&self, enterprise: &EnterpriseId, id: &AppId, audit: &AuditEntry) -> Result<bool> {
-        self.write(async |c| {
+        let (audit, enterprise, id) = (audit.clone(), enterprise.clone(), id.clone());
+        self.write(async move |c| {
+            let (audit, enterprise, id) = (&audit, &enterprise, &id);
             // Children first, so neither database depends on cascades being switched on.
             let scoped = "app_id IN (SELECT id FROM apps WHERE enterprise_id = $1 AND id = $2)";
             c.execute(
@@ -284,7 +292,9 @@ impl OidcStore for SqlStore {
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<bool> {
         let ec_public = key.ec.as_ref().map(|ec| ec.public_jwk.to_string());
-        self.write(async |c| {
+        let key = key.clone();
+        self.write(async move |c| {
+            let key = &key;
             let done = c
                 .execute(
                     sql("INSERT INTO signing_keys (generation, kid, alg, private_pem, public_jwk, created_at, \
@@ -307,7 +317,9 @@ impl OidcStore for SqlStore {
     }
 
     async fn add_ec_key(&self, generation: i64, ec: &EcKey) -> Result<bool> {
-        self.write(async |c| {
+        let ec = ec.clone();
+        self.write(async move |c| {
+            let ec = &ec;
             let done = c
                 .execute(
                     sql("UPDATE signing_keys SET ec_private = $1, ec_public_jwk = $2 \
@@ -323,7 +335,9 @@ impl OidcStore for SqlStore {
     }
 
     async fn insert_authorization_code(&self, code: &AuthorizationCode) -> Result<()> {
-        self.write(async |c| {
+        let code = code.clone();
+        self.write(async move |c| {
+            let code = &code;
             c.execute(
                 sql(format!(
                     "INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)"
@@ -358,7 +372,9 @@ impl OidcStore for SqlStore {
     }
 
     async fn redeem_authorization_code(&self, code_hash: &SecretHash, grant: &NewGrant) -> Result<Redeemed> {
-        self.write(async |c| {
+        let (code_hash, grant) = (code_hash.clone(), grant.clone());
+        self.write(async move |c| {
+            let (code_hash, grant) = (&code_hash, &grant);
             let now = grant.tokens.now;
             let spent = c
                 .execute(
@@ -445,7 +461,9 @@ impl OidcStore for SqlStore {
         app_id: &AppId,
         tokens: &NewTokens,
     ) -> Result<Refreshed> {
-        self.write(async |c| {
+        let (app_id, presented, tokens) = (app_id.clone(), presented.clone(), tokens.clone());
+        self.write(async move |c| {
+            let (app_id, presented, tokens) = (&app_id, &presented, &tokens);
             let now = tokens.now.millis();
             // One conditional update: of concurrent refreshes with one token, one spends it.
             let grant: Option<String> = c
@@ -490,11 +508,14 @@ impl OidcStore for SqlStore {
     }
 
     async fn revoke_grant(&self, grant: &GrantId, reason: EndReason, now: Timestamp) -> Result<()> {
-        self.write(async |c| revoke_one(c, Revocable::Grants, grant.as_str(), reason, now).await).await
+        let grant = grant.clone();
+        self.write(async move |c| revoke_one(c, Revocable::Grants, grant.as_str(), reason, now).await).await
     }
 
     async fn revoke_app_access_token(&self, token_hash: &SecretHash, now: Timestamp) -> Result<()> {
-        self.write(async |c| {
+        let token_hash = token_hash.clone();
+        self.write(async move |c| {
+            let token_hash = &token_hash;
             c.execute(
                 sql("UPDATE oidc_tokens SET spent_at = $1 WHERE token_hash = $2 AND kind = 'access' AND spent_at IS NULL")
                     .bind(now.millis())

@@ -138,7 +138,9 @@ impl RetentionStore for SqlStore {
 
     async fn prune_batch(&self, what: &Prune, limit: u32) -> Result<u64> {
         let (first, second) = cutoffs(what);
-        self.write(async |c| {
+        let what = *what;
+        self.write(async move |c| {
+            let what = &what;
             let mut q = sql(delete_batch(what, c.dialect().skip_locked)).bind(first).bind(i64::from(limit));
             if let Some(second) = second {
                 q = q.bind(second);

@@ -73,7 +73,17 @@ pub(crate) const POSTGRES: Dialect = Dialect {
 pub(crate) enum Arg<'a> {
     Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
-    Bytes(Option<&'a [u8]>),
+    Bytes(Option<Cow<'a, [u8]>>),
+}
+
+impl Arg<'_> {
+    fn into_owned(self) -> Arg<'static> {
+        match self {
+            Arg::Text(v) => Arg::Text(v.map(|v| Cow::Owned(v.into_owned()))),
+            Arg::Int(v) => Arg::Int(v),
+            Arg::Bytes(v) => Arg::Bytes(v.map(|v| Cow::Owned(v.into_owned()))),
+        }
+    }
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -108,7 +118,7 @@ impl From<Option<i64>> for Arg<'_> {
 }
 impl<'a> From<&'a Vec<u8>> for Arg<'a> {
     fn from(v: &'a Vec<u8>) -> Self {
-        Arg::Bytes(Some(v))
+        Arg::Bytes(Some(Cow::Borrowed(v)))
     }
 }
 
@@ -124,6 +134,11 @@ pub(crate) fn sql<'a>(text: impl Into<Cow<'a, str>>) -> Sql<'a> {
 }
 
 impl<'a> Sql<'a> {
+    /// The same query, owning its text and arguments (to hand to the SQLite writer thread).
+    pub(crate) fn into_owned(self) -> Sql<'static> {
+        Sql { text: Cow::Owned(self.text.into_owned()), args: self.args.into_iter().map(Arg::into_owned).collect() }
+    }
+
     /// Adds the argument of the next `$N` of the text.
     pub(crate) fn bind(mut self, value: impl Into<Arg<'a>>) -> Self {
         self.args.push(value.into());
@@ -177,7 +192,7 @@ impl<'a> Sql<'a> {
             query = match arg {
                 Arg::Text(v) => query.bind(v.as_deref()),
                 Arg::Int(v) => query.bind(*v),
-                Arg::Bytes(v) => query.bind(*v),
+                Arg::Bytes(v) => query.bind(v.as_deref()),
             };
         }
         query
@@ -390,7 +405,7 @@ fn run_sqlite(
         match arg {
             Arg::Text(v) => stmt.raw_bind_parameter(i, v.as_deref())?,
             Arg::Int(v) => stmt.raw_bind_parameter(i, *v)?,
-            Arg::Bytes(v) => stmt.raw_bind_parameter(i, *v)?,
+            Arg::Bytes(v) => stmt.raw_bind_parameter(i, v.as_deref())?,
         }
     }
     let mut columns: Option<Arc<Columns>> = None;

@@ -170,7 +170,7 @@ pub async fn open(url: &str, durability: Durability) -> Result<SqlStore, OpenErr
         durability::enforce(durability::check_sqlite(&read_back), durability)?;
     }
     Ok(SqlStore {
-        db: Db::Sqlite { read, writer: GroupWriter::new(write, checkpoints) },
+        db: Db::Sqlite { read, writer: GroupWriter::new(write, checkpoints)? },
         // One process writes through this store's writer; other writers (a command-line tool on
         // the same file) are bounded by the cache's maximum age.
         cache: Arc::new(crate::cache::ReadCache::new(true)),
@@ -208,7 +208,7 @@ mod tests {
         let store = open(&url, Durability::Required).await.expect("a database on a local disk opens");
         let Db::Sqlite { read, writer } = &store.db else { panic!("a SQLite store") };
         let wanted = SqliteSettings { journal_mode: "wal".into(), synchronous: 2 };
-        let on_writer = writer.write(async |conn| durability_settings(conn).lite()).await.expect("writer reads");
+        let on_writer = writer.write(|conn| durability_settings(conn).lite()).await.expect("writer reads");
         assert_eq!(on_writer, wanted);
         let mut pooled = read.take();
         let on_reader = durability_settings(pooled.connection().expect("read connection")).expect("reader reads");
@@ -220,7 +220,7 @@ mod tests {
     async fn an_in_memory_database_is_not_checked() {
         let store = open("sqlite::memory:", Durability::Required).await.expect("in-memory database opens");
         let Db::Sqlite { writer, .. } = &store.db else { panic!("a SQLite store") };
-        let settings = writer.write(async |conn| durability_settings(conn).lite()).await.expect("writer reads");
+        let settings = writer.write(|conn| durability_settings(conn).lite()).await.expect("writer reads");
         assert_eq!(settings.journal_mode, "memory");
     }
 }

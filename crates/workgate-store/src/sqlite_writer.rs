@@ -1,87 +1,102 @@
-//! Group commit for SQLite.
+//! Group commit for SQLite, on a thread of its own.
 //!
 //! With `synchronous=FULL` every commit waits for the disk (an fsync of the WAL: milliseconds on
 //! ordinary disks), so one transaction per request would cap the server at a few hundred writes a
-//! second. Instead, writes from concurrent requests share transactions: each write runs on the one
-//! writer connection inside its own `SAVEPOINT` (so a failing write undoes only itself; the first
-//! write of a transaction needs none, the transaction's `ROLLBACK` undoes it alone), and the
-//! last writer in line commits for everyone who wrote before it. WAL checkpoints run on a thread
-//! of their own ([`Checkpointer`]), not inside commits; the writer steps in only to let the WAL
-//! start over when it has grown (see [`WAL_RESTART_FRAMES`]). Every caller returns only after
-//! the commit that contains its write, so an acknowledged write is durable; if that commit fails,
-//! every write in it reports the failure.
+//! second. Instead, writes from concurrent requests share transactions. One thread owns the writer
+//! connection and runs the writes handed to it back to back: each write is a job that owns what it
+//! needs, queued by the request that asked for it. The thread opens a transaction, runs the first
+//! job (a failed one undone by the transaction's `ROLLBACK`, as nothing else is in it), then every
+//! job that is waiting, each inside its own `SAVEPOINT` (so that a failing write undoes only
+//! itself), and commits when no job is left waiting or the transaction is full. Every job's
+//! answer is given only after the commit that contains it, so an acknowledged write is durable;
+//! if that commit fails, every write in it reports the failure.
+//!
+//! Why a thread and not a lock that request tasks take turns on: the writer then never waits for
+//! a task to be scheduled before it goes on, and the runtime's threads keep the HTTP work. A
+//! request that is cancelled after it queued its write does not take the write back: it is
+//! atomic either way, and runs to its end unseen, as a write whose answer was lost would.
+//!
+//! WAL checkpoints run on another thread ([`Checkpointer`]), not inside commits; the writer steps
+//! in only to let the WAL start over when it has grown (see [`WAL_RESTART_FRAMES`]).
 
-use crate::errors::SqliteResultExt;
 use rusqlite::Connection;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::oneshot;
 use workgate_domain::{Error, Result};
 
 /// A transaction is committed at the latest after this many writes…
 const MAX_WRITES_PER_COMMIT: usize = 256;
-/// …or when it has been open this long, even if more writers are waiting.
+/// …or when it has been open this long, even if more writes are waiting.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(20);
 
-struct Writer {
-    conn: Connection,
-    /// A transaction is open on `conn`.
-    open: bool,
-    opened_at: Instant,
-    writes: usize,
-    /// Number of the transaction that is open (or will open next).
-    epoch: u64,
-    /// A write is under way: if its caller was cancelled mid-write, the next writer finds this
-    /// still set and undoes what it left half done.
-    in_write: Option<Undo>,
-    /// The latest failed commits, so that a writer who learns late still hears of its failure.
-    failures: std::collections::VecDeque<(u64, String)>,
-}
-
-/// How a write is undone if it fails.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Undo {
-    /// `ROLLBACK TO` its savepoint: the transaction holds the writes of others before it.
-    Savepoint,
-    /// `ROLLBACK` of the whole transaction, which holds this write only. Such a write (the
-    /// first of its transaction) needs no savepoint, whose journal costs a copy of every page the
-    /// write changes and, in SQLite, a walk through that journal at the end of every statement:
-    /// with a bulk import's batch of thousands of rows, a fifth of the batch's CPU.
-    Transaction,
-}
-
-/// Counts a writer in the queue for as long as it waits, even if it is cancelled while waiting.
-struct Queued<'a>(&'a AtomicUsize);
-
-impl<'a> Queued<'a> {
-    fn join(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Queued(counter)
-    }
-}
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The outcome of a commit, published to the writers who wait for it.
-#[derive(Clone)]
-struct Committed {
-    epoch: u64,
-    error: Option<String>,
-}
-
+/// The writer thread and the queue of writes handed to it.
 pub(crate) struct GroupWriter {
-    writer: Mutex<Writer>,
-    /// Writers waiting for the connection: while there are some, the holder leaves the commit to them.
-    queued: AtomicUsize,
-    committed: watch::Sender<Committed>,
-    /// Copies the WAL into the database file after commits, on a thread of its own.
-    checkpoints: Option<Checkpointer>,
+    /// `None` once the writer is being dropped: the thread then runs what is queued and ends.
+    jobs: Option<Sender<Box<dyn Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A write handed to the writer thread.
+trait Job: Send {
+    /// Runs the write on the connection, inside the open transaction; answers whether it
+    /// succeeded (a failed one is undone) and how to give its answer once the commit is known.
+    fn run(self: Box<Self>, conn: &mut Connection) -> Ran;
+    /// Gives up the write without running it.
+    fn fail(self: Box<Self>, error: String);
+}
+
+struct Ran {
+    ok: bool,
+    answer: Box<dyn Answer>,
+}
+
+/// A write's answer, held until the commit that contains it.
+trait Answer: Send {
+    /// `commit_error`: why the transaction that contains the write did not commit.
+    fn give(self: Box<Self>, commit_error: Option<&str>);
+}
+
+struct Write<F, T> {
+    work: F,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<F, T> Job for Write<F, T>
+where
+    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut Connection) -> Ran {
+        let Write { work, reply } = *self;
+        // A write that panics (a bug) is undone like one that failed; its caller hears of it.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(Error::Internal("a write panicked".into())));
+        Ran { ok: result.is_ok(), answer: Box::new(Reply { result, reply }) }
+    }
+
+    fn fail(self: Box<Self>, error: String) {
+        let _ = self.reply.send(Err(Error::Internal(error)));
+    }
+}
+
+struct Reply<T> {
+    result: Result<T>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send> Answer for Reply<T> {
+    fn give(self: Box<Self>, commit_error: Option<&str>) {
+        let answer = match (commit_error, self.result) {
+            (Some(e), Ok(_)) => Err(Error::Internal(format!("commit failed: {e}"))),
+            (_, result) => result,
+        };
+        // The caller may have gone away (a cancelled request): nobody to tell.
+        let _ = self.reply.send(answer);
+    }
 }
 
 /// Least time between two checkpoints: each one writes the pages committed since the last and
@@ -146,181 +161,121 @@ fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 }
 
 impl GroupWriter {
-    pub(crate) fn new(conn: Connection, checkpoints: Option<Checkpointer>) -> Arc<Self> {
-        let (committed, _) = watch::channel(Committed { epoch: 0, error: None });
-        Arc::new(GroupWriter {
-            writer: Mutex::new(Writer {
-                conn,
-                open: false,
-                opened_at: Instant::now(),
-                writes: 0,
-                epoch: 1,
-                in_write: None,
-                failures: Default::default(),
-            }),
-            queued: AtomicUsize::new(0),
-            committed,
-            checkpoints,
-        })
+    /// Starts the writer thread, which owns `conn` until the writer is dropped.
+    pub(crate) fn new(conn: Connection, checkpoints: Option<Checkpointer>) -> Result<Arc<Self>> {
+        let (jobs, queue) = channel::<Box<dyn Job>>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run_writes(conn, queue, checkpoints))
+            .map_err(|e| Error::Internal(format!("starting the SQLite writer thread failed: {e}")))?;
+        Ok(Arc::new(GroupWriter { jobs: Some(jobs), thread: Mutex::new(Some(thread)) }))
     }
 
-    /// Runs `work` as one atomic write and returns once it is durable. `work` must not hold on to
-    /// the connection, and sees the writes of earlier callers (committed or about to be).
-    pub(crate) async fn write<T>(&self, work: impl AsyncFnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut committed = self.committed.subscribe();
-        let queued = Queued::join(&self.queued);
-        let mut w = self.writer.lock().await;
-        drop(queued);
-        // A previous caller was cancelled inside its write: undo what it left half done.
-        w.undo_cancelled()?;
-        if !w.open {
-            if !w.conn.is_autocommit() {
-                // A transaction left behind by a failed `ROLLBACK`.
-                let _ = w.conn.execute_batch("ROLLBACK");
-            }
-            w.conn.execute_batch("BEGIN IMMEDIATE").lite()?;
-            w.open = true;
-            w.opened_at = Instant::now();
-            w.writes = 0;
+    /// Runs `work` as one atomic write on the writer thread and returns once it is durable.
+    /// `work` sees the writes queued before it (committed or about to be).
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.jobs.as_ref().is_some_and(|jobs| jobs.send(Box::new(Write { work, reply })).is_ok());
+        if !queued {
+            return Err(Error::Internal("the SQLite writer has stopped".into()));
         }
-        // Every write, failed or not, counts in `writes`: none yet means that nobody else's
-        // write is in the transaction, nor anybody waiting for its commit.
-        let undo = if w.writes == 0 { Undo::Transaction } else { Undo::Savepoint };
-        if undo == Undo::Savepoint {
-            w.conn.execute_batch("SAVEPOINT write").lite()?;
+        answer.await.unwrap_or_else(|_| Err(Error::Internal("the SQLite writer stopped before answering".into())))
+    }
+}
+
+impl Drop for GroupWriter {
+    /// Lets the thread finish what is queued and close the connection before the store is gone,
+    /// so that the database file can be opened again at once.
+    fn drop(&mut self) {
+        self.jobs = None;
+        let thread = self.thread.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
-        w.in_write = Some(undo);
-        let result = work(&mut w.conn).await;
-        let ended = match (undo, result.is_ok()) {
-            (Undo::Savepoint, true) => w.conn.execute_batch("RELEASE write"),
-            (Undo::Savepoint, false) => w.conn.execute_batch("ROLLBACK TO write; RELEASE write"),
-            (Undo::Transaction, true) => Ok(()),
-            (Undo::Transaction, false) => {
-                // Alone in its transaction: nothing to commit, nobody to tell.
-                w.in_write = None;
-                w.open = false;
-                // (SQLite may have rolled it back already, after some errors.)
-                let _ = w.conn.execute_batch("ROLLBACK");
-                return result;
+    }
+}
+
+/// The writer thread: transactions of the queued writes, one after another, until the queue's
+/// sender is dropped.
+fn run_writes(mut conn: Connection, queue: Receiver<Box<dyn Job>>, checkpoints: Option<Checkpointer>) {
+    while let Ok(first) = queue.recv() {
+        if !conn.is_autocommit() {
+            // A transaction left behind by a failed `ROLLBACK`.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            first.fail(format!("could not begin a transaction: {e}"));
+            continue;
+        }
+        let opened = Instant::now();
+        // The first write needs no savepoint: alone in the transaction, it is undone by `ROLLBACK`.
+        // (A savepoint's journal costs a copy of every page the write changes, and a walk through
+        // it at the end of every statement: with a bulk import's batch, a fifth of its CPU.)
+        let Ran { ok, answer } = first.run(&mut conn);
+        if !ok {
+            let _ = conn.execute_batch("ROLLBACK");
+            answer.give(None);
+            continue;
+        }
+        let mut answers = vec![answer];
+        let mut broken = None;
+        while answers.len() < MAX_WRITES_PER_COMMIT && opened.elapsed() < MAX_COMMIT_DELAY {
+            let Ok(job) = queue.try_recv() else { break };
+            if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+                job.fail(format!("could not begin a write: {e}"));
+                broken = Some(e.to_string());
+                break;
             }
+            let Ran { ok, answer } = job.run(&mut conn);
+            let ended = if ok {
+                conn.execute_batch("RELEASE write")
+            } else {
+                conn.execute_batch("ROLLBACK TO write; RELEASE write")
+            };
+            // A failed write's answer waits for the commit too: its caller may read again and
+            // try again, and must then see the writes that were before it (a conflicting edit).
+            answers.push(answer);
+            if let Err(e) = ended {
+                // The connection is in an unknown state: the whole transaction is abandoned.
+                broken = Some(e.to_string());
+                break;
+            }
+        }
+        let error = match broken {
+            Some(e) => Some(e),
+            None => conn.execute_batch("COMMIT").err().map(|e| e.to_string()),
         };
-        w.in_write = None;
-        if let Err(e) = ended {
-            // The connection is in an unknown state: abandon the whole transaction.
-            let _ = w.conn.execute_batch("ROLLBACK");
-            let epoch = w.epoch;
-            w.open = false;
-            w.epoch += 1;
-            w.note_failure(epoch, e.to_string());
-            self.committed.send_replace(Committed { epoch, error: Some(e.to_string()) });
-            return Err(Error::Internal(format!("savepoint failed: {e}")));
-        }
-        w.writes += 1;
-        let my_epoch = w.epoch;
-        let others_waiting = self.queued.load(Ordering::SeqCst) > 0;
-        let due = w.writes >= MAX_WRITES_PER_COMMIT || w.opened_at.elapsed() >= MAX_COMMIT_DELAY;
-        if others_waiting && !due {
-            // Someone after us will commit our write with theirs.
-            drop(w);
-            let wait = async { committed.wait_for(|c| c.epoch >= my_epoch).await.map(|c| c.clone()) };
-            if let Ok(Ok(outcome)) = tokio::time::timeout(MAX_COMMIT_DELAY * 2, wait).await {
-                return match outcome.error {
-                    None => result,
-                    Some(e) => Err(Error::Internal(format!("commit failed: {e}"))),
-                };
-            }
-            // Whoever was to commit went away (cancelled): commit ourselves if nobody has.
-            w = self.writer.lock().await;
-            if w.epoch != my_epoch || !w.open {
-                return match w.failures.iter().find(|(epoch, _)| *epoch == my_epoch) {
-                    None => result,
-                    Some((_, e)) => Err(Error::Internal(format!("commit failed: {e}"))),
-                };
-            }
-            w.undo_cancelled()?;
-            if !w.open {
-                // Cannot happen (a write alone in its transaction has nobody waiting for it).
-                return Err(Error::Internal("a write was undone before its commit".into()));
-            }
-        }
-        // The commit waits for the disk (an fsync): the thread is handed over to it, and the
-        // runtime's other tasks move on elsewhere meanwhile. Writers that arrive during it queue
-        // for the connection and share the next commit.
-        let commit = wait_for_disk(|| w.conn.execute_batch("COMMIT"));
-        let error = match &commit {
-            Ok(()) => None,
-            Err(e) => {
-                let _ = w.conn.execute_batch("ROLLBACK");
-                Some(e.to_string())
-            }
-        };
-        w.open = false;
-        w.epoch += 1;
         if let Some(e) = &error {
-            w.note_failure(my_epoch, e.clone());
+            tracing::error!(error = %e, writes = answers.len(), "a SQLite transaction failed; its writes report it");
+            let _ = conn.execute_batch("ROLLBACK");
         }
-        self.committed.send_replace(Committed { epoch: my_epoch, error: error.clone() });
+        for answer in answers {
+            answer.give(error.as_deref());
+        }
         // After a commit that stands, the WAL is checkpointed.
-        let checkpoints = self.checkpoints.as_ref().filter(|_| error.is_none());
-        if let Some(checkpoints) = checkpoints
-            && checkpoints.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES
-        {
-            // Between transactions, holding the writer: nothing is appended while this copies
-            // the rest, so the WAL is copied whole and the next transaction starts it over
-            // (unless a reader still reads an older part of it: then a later commit tries again).
-            // Those who left their commit to this one have their answer already.
-            match wait_for_disk(|| passive_checkpoint(&w.conn)) {
+        let Some(checkpoints) = checkpoints.as_ref().filter(|_| error.is_none()) else { continue };
+        if checkpoints.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
+            // Between transactions: nothing is appended while this copies the rest, so the WAL is
+            // copied whole and the next transaction starts it over (unless a reader still reads
+            // an older part of it: then a later commit tries again). The writes of the commit
+            // have their answers already.
+            match passive_checkpoint(&conn) {
                 Ok((wal, copied)) if wal >= 0 && wal == copied => checkpoints.wal_frames.store(0, Ordering::Relaxed),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
             }
         }
-        drop(w);
-        if let Some(checkpoints) = checkpoints {
-            checkpoints.nudge();
-        }
-        match error {
-            None => result,
-            Some(e) => Err(Error::Internal(format!("commit failed: {e}"))),
-        }
-    }
-}
-
-/// Runs `f`, which blocks on the disk, without holding up the runtime's other tasks: on a
-/// multi-threaded runtime they move to another thread meanwhile (a current-thread runtime, as in
-/// tests, simply waits).
-fn wait_for_disk<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
-impl Writer {
-    /// Undoes the write of a caller cancelled in the middle of it, if there is one.
-    fn undo_cancelled(&mut self) -> Result<()> {
-        match self.in_write.take() {
-            None => {}
-            Some(Undo::Savepoint) => self.conn.execute_batch("ROLLBACK TO write; RELEASE write").lite()?,
-            Some(Undo::Transaction) => {
-                self.open = false;
-                self.conn.execute_batch("ROLLBACK").lite()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn note_failure(&mut self, epoch: u64, error: String) {
-        if self.failures.len() == 16 {
-            self.failures.pop_front();
-        }
-        self.failures.push_back((epoch, error));
+        checkpoints.nudge();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::SqliteResultExt;
     use std::sync::atomic::AtomicBool;
 
     fn open(path: &std::path::Path) -> Connection {
@@ -342,7 +297,8 @@ mod tests {
         write
             .execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, k BLOB NOT NULL UNIQUE, v BLOB NOT NULL)")
             .expect("table");
-        let writer = GroupWriter::new(write, Some(Checkpointer::start(open(&path)).expect("checkpoint thread")));
+        let writer = GroupWriter::new(write, Some(Checkpointer::start(open(&path)).expect("checkpoint thread")))
+            .expect("writer thread");
 
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
@@ -363,7 +319,7 @@ mod tests {
                     for i in 0..1_000u64 {
                         let key = (task * 1_000 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes();
                         writer
-                            .write(async |conn| {
+                            .write(move |conn| {
                                 conn.execute("INSERT INTO rows (k, v) VALUES (?1, ?2)", (&key[..], &[7u8; 300][..]))
                                     .lite()
                             })

@@ -113,8 +113,10 @@ impl ChallengeStore for SqlStore {
             let after_shared = |(i, wait_ms): (usize, i64)| Some((shared.len() + i, wait_ms));
             // The limits' first counters and the challenge in one transaction; where a sliced
             // limit's first counter is full, the rest as `hit_limits` counts it, then the challenge.
+            let owned = (limits.to_vec(), ch.clone(), sms.cloned(), events.to_vec());
             let tried = self
-                .write(async |c| {
+                .write(async move |c| {
+                    let (limits, ch, sms, events) = (&owned.0, &owned.1, owned.2.as_ref(), &owned.3);
                     let tried = hit_firsts(c, limits, now_ms).await?;
                     if let FirstTry::All = tried {
                         insert_challenge(c, ch, sms, events).await?;
@@ -134,7 +136,9 @@ impl ChallengeStore for SqlStore {
             return Ok(None);
         }
         // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
-        self.write(async |c| {
+        let owned = (limits.to_vec(), ch.clone(), sms.cloned(), events.to_vec());
+        self.write(async move |c| {
+            let (limits, ch, sms, events) = (&owned.0, &owned.1, owned.2.as_ref(), &owned.3);
             if let Some(full) = hit_all_within(c, limits, now_ms).await? {
                 return Ok(Some(full));
             }
@@ -145,7 +149,8 @@ impl ChallengeStore for SqlStore {
     }
 
     async fn start_login(&self, ch: &LoginChallenge, sms: Option<&OutboxMessage>, events: &[LoginEvent]) -> Result<()> {
-        self.write(async |c| insert_challenge(c, ch, sms, events).await).await
+        let (ch, sms, events) = (ch.clone(), sms.cloned(), events.to_vec());
+        self.write(async move |c| insert_challenge(c, &ch, sms.as_ref(), &events).await).await
     }
 
     async fn get_login(&self, id: &LoginId) -> Result<Option<LoginChallenge>> {
@@ -159,7 +164,8 @@ impl ChallengeStore for SqlStore {
     }
 
     async fn record_wrong_code(&self, id: &LoginId, max: i64, events: &[LoginEvent]) -> Result<Option<i64>> {
-        self.write(async |c| {
+        let (id, events) = (id.clone(), events.to_vec());
+        self.write(async move |c| {
             let counted: Option<i64> = c
                 .optional_value(
                     sql("UPDATE login_challenges SET failed_attempts = failed_attempts + 1, \
@@ -170,7 +176,7 @@ impl ChallengeStore for SqlStore {
                 )
                 .await?;
             if counted.is_some() {
-                insert_events(c, events).await?;
+                insert_events(c, &events).await?;
             }
             Ok(counted)
         })
@@ -184,7 +190,8 @@ impl ChallengeStore for SqlStore {
         expires_at: Timestamp,
         events: &[LoginEvent],
     ) -> Result<bool> {
-        self.write(async |c| {
+        let (id, code_hash, events) = (id.clone(), code_hash.clone(), events.to_vec());
+        self.write(async move |c| {
             let done = c
                 .execute(
                     sql("UPDATE login_challenges SET step = 'enterprise', expires_at = $1 \
@@ -197,7 +204,7 @@ impl ChallengeStore for SqlStore {
             if done == 0 {
                 return Ok(false);
             }
-            insert_events(c, events).await?;
+            insert_events(c, &events).await?;
             Ok(true)
         })
         .await
@@ -212,7 +219,8 @@ impl ChallengeStore for SqlStore {
         sms: Option<&OutboxMessage>,
         events: &[LoginEvent],
     ) -> Result<bool> {
-        self.write(async |c| {
+        let (id, code_hash, sms, events) = (id.clone(), code_hash.clone(), sms.cloned(), events.to_vec());
+        self.write(async move |c| {
             let done = c
                 .execute(
                     sql("UPDATE login_challenges SET code_hash = $1, code_sent_at = $2, expires_at = $3 \
@@ -226,10 +234,10 @@ impl ChallengeStore for SqlStore {
             if done == 0 {
                 return Ok(false);
             }
-            if let Some(sms) = sms {
+            if let Some(sms) = &sms {
                 insert_outbox(c, sms).await?;
             }
-            insert_events(c, events).await?;
+            insert_events(c, &events).await?;
             Ok(true)
         })
         .await
@@ -243,7 +251,8 @@ impl ChallengeStore for SqlStore {
         s: &NewSession,
         events: &[LoginEvent],
     ) -> Result<Option<Member>> {
-        self.write(async |c| {
+        let (id, code_hash, s, events) = (id.clone(), code_hash.clone(), s.clone(), events.to_vec());
+        self.write(async move |c| {
             let now = s.now.millis();
             let moved = c
                 .execute(
@@ -324,14 +333,15 @@ impl ChallengeStore for SqlStore {
                 .bind(now),
             )
             .await?;
-            insert_events(c, events).await?;
+            insert_events(c, &events).await?;
             Ok(Some(member))
         })
         .await
     }
 
     async fn record_login_events(&self, events: &[LoginEvent]) -> Result<()> {
-        self.write(async |c| insert_events(c, events).await).await
+        let events = events.to_vec();
+        self.write(async move |c| insert_events(c, &events).await).await
     }
 
     async fn login_events_for_phone(
@@ -359,7 +369,9 @@ impl ChallengeStore for SqlStore {
 
     async fn advance_login(&self, step: &StepMove<'_>) -> Result<bool> {
         let StepMove { id, from, code_hash, to, enterprise, member, device, expires_at } = *step;
-        self.write(async |c| {
+        let (id, code_hash, enterprise, member, device) =
+            (id.clone(), code_hash.clone(), enterprise.clone(), member.clone(), device.cloned());
+        self.write(async move |c| {
             let done = c
                 .execute(
                     sql("UPDATE login_challenges SET step = $1, enterprise_id = $2, member_id = $3, \
@@ -368,7 +380,7 @@ impl ChallengeStore for SqlStore {
                     .bind(to.as_str())
                     .bind(enterprise.as_str())
                     .bind(member.as_str())
-                    .bind(device.map(DeviceId::as_str))
+                    .bind(device.as_ref().map(DeviceId::as_str))
                     .bind(expires_at.millis())
                     .bind(id.as_str())
                     .bind(from.as_str())

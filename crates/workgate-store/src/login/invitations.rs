@@ -42,7 +42,9 @@ pub(crate) async fn insert_invitation(c: &mut Conn<'_>, new: &NewInvitation) -> 
 #[async_trait]
 impl InvitationStore for SqlStore {
     async fn replace_invitation(&self, new: &NewInvitation, audit: &AuditEntry) -> Result<()> {
-        self.write(async |c| {
+        let (audit, new) = (audit.clone(), new.clone());
+        self.write(async move |c| {
+            let (audit, new) = (&audit, &new);
             let (ent, mem) = (new.invitation.enterprise_id.as_str(), new.invitation.member_id.as_str());
             // Two re-sends at once: the second waits here, then replaces the first's invitation.
             let lock = c.dialect().lock_row;

@@ -248,19 +248,26 @@ pub(super) fn doubling_lock(least: &str, count: &str, limit: &str, now: &str, ba
 #[async_trait]
 impl LimitStore for SqlStore {
     async fn hit_limit(&self, bucket: &str, now_ms: i64, window_ms: i64, max: i64) -> Result<Option<i64>> {
-        self.write(async |c| hit_one(c, bucket, now_ms, window_ms, max).await).await
+        let bucket = bucket.to_owned();
+        self.write(async move |c| hit_one(c, &bucket, now_ms, window_ms, max).await).await
     }
 
     async fn hit_limits(&self, limits: &[Limit], now_ms: i64) -> Result<Option<(usize, i64)>> {
         match &self.db {
-            crate::Db::Sqlite { .. } => self.write(async |c| hit_all_within(c, limits, now_ms).await).await,
+            crate::Db::Sqlite { .. } => {
+                let limits = limits.to_vec();
+                self.write(async move |c| hit_all_within(c, &limits, now_ms).await).await
+            }
             // PostgreSQL: the first counter of each limit in one transaction; where a sliced
             // limit's first counter is full, its others (and the limits after it) each alone.
-            crate::Db::Postgres { .. } => match self.write(async |c| hit_firsts(c, limits, now_ms).await).await? {
-                FirstTry::All => Ok(None),
-                FirstTry::Full(i, wait_ms) => Ok(Some((i, wait_ms))),
-                FirstTry::SliceFull(i) => hit_rest_alone(self, limits, i, now_ms).await,
-            },
+            crate::Db::Postgres { .. } => {
+                let owned = limits.to_vec();
+                match self.write(async move |c| hit_firsts(c, &owned, now_ms).await).await? {
+                    FirstTry::All => Ok(None),
+                    FirstTry::Full(i, wait_ms) => Ok(Some((i, wait_ms))),
+                    FirstTry::SliceFull(i) => hit_rest_alone(self, limits, i, now_ms).await,
+                }
+            }
         }
     }
 
@@ -269,8 +276,9 @@ impl LimitStore for SqlStore {
             return Ok(0);
         }
         // The same counters as `hit_one`, in the same twelfths of the window.
-        let hit = Hit { bucket: &limit.bucket, max: limit.max, window_ms: limit.window_secs * 1000, now_ms };
-        self.write(async |c| {
+        let limit = limit.clone();
+        self.write(async move |c| {
+            let hit = Hit { bucket: &limit.bucket, max: limit.max, window_ms: limit.window_secs * 1000, now_ms };
             if let Some(lock) = c.dialect().lock_bucket {
                 c.execute(sql(lock).bind(hit.bucket)).await?;
             }
@@ -299,7 +307,9 @@ impl LimitStore for SqlStore {
     }
 
     async fn record_failures(&self, phone: &PhoneNumber, rules: &[FailureRule], now: Timestamp) -> Result<()> {
-        self.write(async |c| {
+        let (phone, rules) = (phone.clone(), rules.to_vec());
+        self.write(async move |c| {
+            let (phone, rules) = (&phone, &rules[..]);
             let lock = doubling_lock(c.dialect().least, "failure_locks.consecutive + 1", "$3", "$4", "$5");
             for rule in rules {
                 c.execute(
@@ -362,7 +372,9 @@ impl LimitStore for SqlStore {
         if recorded.is_none() {
             return Ok(());
         }
-        self.write(async |c| {
+        let (phone, subjects) = (phone.clone(), subjects.map(<[String]>::to_vec));
+        self.write(async move |c| {
+            let (phone, subjects) = (&phone, subjects.as_deref());
             match subjects {
                 None => {
                     c.execute(sql("DELETE FROM failure_locks WHERE phone = $1").bind(phone.as_str())).await?;
@@ -384,7 +396,9 @@ impl LimitStore for SqlStore {
     }
 
     async fn reset_limits(&self, buckets: &[String]) -> Result<()> {
-        self.write(async |c| {
+        let buckets = buckets.to_vec();
+        self.write(async move |c| {
+            let buckets = &buckets[..];
             // The buckets' locks first, in the one order `hit_firsts` takes them in: a login start
             // holding some of these counters' rows never waits for this while it waits for it.
             if let Some(lock) = c.dialect().lock_buckets {

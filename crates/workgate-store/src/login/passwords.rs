@@ -41,7 +41,9 @@ impl PasswordStore for SqlStore {
         hash: &str,
         now: Timestamp,
     ) -> Result<()> {
-        self.write(async |c| {
+        let (enterprise, hash, member) = (enterprise.clone(), hash.to_owned(), member.clone());
+        self.write(async move |c| {
+            let (enterprise, hash, member) = (&enterprise, hash.as_str(), &member);
             c.execute(
                 sql(
                     "INSERT INTO member_passwords (member_id, enterprise_id, hash, must_reset, failures, locked_until, \
@@ -67,7 +69,9 @@ impl PasswordStore for SqlStore {
         base_lock_ms: i64,
         now: Timestamp,
     ) -> Result<Option<i64>> {
-        self.write(async |c| {
+        let (enterprise, member) = (enterprise.clone(), member.clone());
+        self.write(async move |c| {
+            let (enterprise, member) = (&enterprise, &member);
             // Counted as a failure before it is judged: the attempt that reaches the limit sets
             // the lock in the same statement, and every attempt after it finds the lock.
             let lock = doubling_lock(c.dialect().least, "failures + 1", "$1", "$2", "$3");
@@ -89,7 +93,9 @@ impl PasswordStore for SqlStore {
     }
 
     async fn clear_password_failures(&self, enterprise: &EnterpriseId, member: &MemberId) -> Result<()> {
-        self.write(async |c| {
+        let (enterprise, member) = (enterprise.clone(), member.clone());
+        self.write(async move |c| {
+            let (enterprise, member) = (&enterprise, &member);
             c.execute(
                 sql("UPDATE member_passwords SET failures = 0, locked_until = 0 WHERE enterprise_id = $1 \
                      AND member_id = $2")
@@ -108,8 +114,10 @@ impl PasswordStore for SqlStore {
         member: &MemberId,
         audit: &AuditEntry,
     ) -> Result<()> {
+        let (enterprise, member, audit) = (enterprise.clone(), member.clone(), audit.clone());
         self
-            .write(async |c| {
+            .write(async move |c| {
+                let (enterprise, member, audit) = (&enterprise, &member, &audit);
                 c.execute(
                 sql("INSERT INTO member_passwords (member_id, enterprise_id, hash, must_reset) VALUES ($1, $2, NULL, 1) \
                      ON CONFLICT (member_id) DO UPDATE SET must_reset = 1")

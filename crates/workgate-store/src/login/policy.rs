@@ -16,7 +16,9 @@ use workgate_domain::{Error, Result};
 #[async_trait]
 impl PolicyStore for SqlStore {
     async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String> {
-        self.write(async |c| {
+        let (candidate, name) = (candidate.to_owned(), name.to_owned());
+        self.write(async move |c| {
+            let (candidate, name) = (candidate.as_str(), name.as_str());
             c.execute(
                 sql("INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO NOTHING")
@@ -64,7 +66,9 @@ impl PolicyStore for SqlStore {
         audit: &AuditEntry,
     ) -> Result<bool> {
         let settings = serde_json::to_string(&policy.policy).map_err(|e| Error::Internal(e.to_string()))?;
-        self.write(async |c| {
+        let (audit, enterprise, policy) = (audit.clone(), enterprise.clone(), policy.clone());
+        self.write(async move |c| {
+            let (audit, enterprise, policy) = (&audit, &enterprise, &policy);
             // Conditional in the database, so that it holds across nodes and whatever a node has
             // cached: the update happens only over the version the change was made on.
             let written = c

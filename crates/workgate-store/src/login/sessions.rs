@@ -119,7 +119,9 @@ impl SessionStore for SqlStore {
     }
 
     async fn rotate_refresh(&self, r: &Rotation) -> Result<RotationOutcome> {
-        self.write(async |c| {
+        let r = r.clone();
+        self.write(async move |c| {
+            let r = &r;
             // One conditional update: of concurrent refreshes with one token, one rotates; the others
             // wait for it, find the token gone, and then find it among the used ones below.
             let rotated: Option<String> = c
@@ -179,7 +181,8 @@ impl SessionStore for SqlStore {
     }
 
     async fn revoke_session(&self, id: &SessionId, reason: EndReason, now: Timestamp) -> Result<()> {
-        self.write(async |c| revoke_one(c, Revocable::Sessions, id.as_str(), reason, now).await).await
+        let id = id.clone();
+        self.write(async move |c| revoke_one(c, Revocable::Sessions, id.as_str(), reason, now).await).await
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {
@@ -213,7 +216,9 @@ impl SessionStore for SqlStore {
         by: RevokedBy,
         now: Timestamp,
     ) -> Result<bool> {
-        self.write(async |c| {
+        let (device, enterprise, member) = (device.clone(), enterprise.clone(), member.clone());
+        self.write(async move |c| {
+            let (device, enterprise, member) = (&device, &enterprise, &member);
             // A device never changes hands, so this check needs no lock; sessions are written before
             // the device, in the order a refresh writes them.
             let found: Option<String> = c
@@ -280,7 +285,9 @@ impl SessionStore for SqlStore {
     }
 
     async fn hold_device(&self, d: &Device) -> Result<()> {
-        self.write(async |c| {
+        let d = d.clone();
+        self.write(async move |c| {
+            let d = &d;
             c.execute(
                 sql("INSERT INTO devices (id, enterprise_id, member_id, name, platform, ip, state, first_seen_at, \
                      last_seen_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $7) \
@@ -319,7 +326,9 @@ impl SessionStore for SqlStore {
         device: &DeviceId,
         audit: &AuditEntry,
     ) -> Result<bool> {
-        self.write(async |c| {
+        let (audit, device, enterprise, member) = (audit.clone(), device.clone(), enterprise.clone(), member.clone());
+        self.write(async move |c| {
+            let (audit, device, enterprise, member) = (&audit, &device, &enterprise, &member);
             let done = c
                 .execute(
                     sql(
