@@ -286,6 +286,51 @@ mod tests {
         conn
     }
 
+    /// Many writes at once, some failing and one panicking: each failed write is undone alone and
+    /// answered with its own error, the others are kept, and the writer goes on afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_or_panicking_write_is_undone_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("mixed.db");
+        let conn = open(&path);
+        conn.execute_batch("CREATE TABLE rows (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").expect("table");
+        let writer = GroupWriter::new(conn, None).expect("writer thread");
+        let writes: Vec<_> = (0..60i64)
+            .map(|k| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    writer
+                        .write(move |conn| {
+                            conn.execute("INSERT INTO rows (k, v) VALUES (?1, 'kept')", [k]).lite()?;
+                            match k % 10 {
+                                3 => Err(Error::Conflict(format!("write {k} refused"))),
+                                7 if k == 17 => panic!("write {k} panics"),
+                                _ => Ok(k),
+                            }
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for (k, write) in (0..60i64).zip(writes) {
+            let answer = write.await.expect("writer task");
+            match k % 10 {
+                3 => assert!(matches!(answer, Err(Error::Conflict(_))), "write {k}: {answer:?}"),
+                7 if k == 17 => assert!(matches!(answer, Err(Error::Internal(_))), "write {k}: {answer:?}"),
+                _ => assert_eq!(answer.expect("a write that succeeds"), k),
+            }
+        }
+        let after = writer.write(|conn| conn.execute("INSERT INTO rows (k, v) VALUES (100, 'after')", []).lite()).await;
+        assert_eq!(after.expect("the writer goes on"), 1);
+        drop(writer);
+        let kept: Vec<i64> = open(&path)
+            .prepare("SELECT k FROM rows ORDER BY k")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("rows");
+        let expected: Vec<i64> = (0..60).filter(|k| k % 10 != 3 && *k != 17).chain([100]).collect();
+        assert_eq!(kept, expected);
+    }
+
     /// Writes that never pause, readers reading all along (as under a login benchmark): the WAL
     /// is started over again and again, its file stays near the size at which it is copied whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
