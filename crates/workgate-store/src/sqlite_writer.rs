@@ -21,9 +21,9 @@
 
 use rusqlite::Connection;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use workgate_domain::{Error, Result};
@@ -37,7 +37,7 @@ const MAX_COMMIT_DELAY: Duration = Duration::from_millis(20);
 pub(crate) struct GroupWriter {
     /// `None` once the writer is being dropped: the thread then runs what is queued and ends.
     jobs: Option<Sender<Box<dyn Job>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A write handed to the writer thread.
@@ -168,7 +168,7 @@ impl GroupWriter {
             .name("sqlite-writer".into())
             .spawn(move || run_writes(conn, queue, checkpoints))
             .map_err(|e| Error::Internal(format!("starting the SQLite writer thread failed: {e}")))?;
-        Ok(Arc::new(GroupWriter { jobs: Some(jobs), thread: Mutex::new(Some(thread)) }))
+        Ok(Arc::new(GroupWriter { jobs: Some(jobs), thread: Some(thread) }))
     }
 
     /// Runs `work` as one atomic write on the writer thread and returns once it is durable.
@@ -191,8 +191,7 @@ impl Drop for GroupWriter {
     /// so that the database file can be opened again at once.
     fn drop(&mut self) {
         self.jobs = None;
-        let thread = self.thread.get_mut().map(Option::take).unwrap_or_else(|e| e.into_inner().take());
-        if let Some(thread) = thread {
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
