@@ -1,6 +1,5 @@
-//! The SMS outbox: messages written with the state that needs them, leased by
-//! [`Services::lease_due_sms`] and delivered by [`Services::deliver_leased_sms`] with retries and
-//! exponential backoff. A crash between commit and delivery loses nothing: a
+//! The SMS outbox: messages written with the state that needs them, delivered by [`Services::deliver_due_sms`]
+//! with retries and exponential backoff. A crash between commit and delivery loses nothing: a
 //! message stays `pending` (or its lease runs out) and the next sender picks it up.
 
 use crate::Services;
@@ -120,18 +119,12 @@ impl Services {
         OutboxMessage::sealed(self.keys(), enterprise_id, phone, content, now)
     }
 
-    /// Takes up to `batch` due messages for delivery: no other sender takes them until their
-    /// lease (`outbox_lease_secs`) runs out, so a sender may lease the next batch while this one
-    /// is on its way.
-    pub async fn lease_due_sms(&self, batch: u32) -> Result<Vec<(OutboxMessage, i64)>> {
-        let lease_ms = self.settings.outbox_lease_secs * 1000;
-        self.store.lease_due_sms(self.clock.now(), lease_ms, batch).await
-    }
-
-    /// Delivers messages taken by [`Services::lease_due_sms`] through `provider`, and records the
-    /// outcome of each.
-    pub async fn deliver_leased_sms(&self, provider: &dyn SmsProvider, due: Vec<(OutboxMessage, i64)>) -> Result<()> {
+    /// Takes up to `batch` due messages, delivers them through `provider`, and records the outcome
+    /// of each. Returns how many were taken (0 means nothing is due).
+    pub async fn deliver_due_sms(&self, provider: &dyn SmsProvider, batch: u32) -> Result<usize> {
         let now = self.clock.now();
+        let lease_ms = self.settings.outbox_lease_secs * 1000;
+        let due = self.store.lease_due_sms(now, lease_ms, batch).await?;
         let taken = due.len();
         // Open every body first: one that does not decrypt (written under another key file) fails
         // for good, without a send.
@@ -177,7 +170,7 @@ impl Services {
         if !sent.is_empty() {
             self.store.mark_sms_sent(&sent, provider.name(), now).await?;
         }
-        Ok(())
+        Ok(taken)
     }
 }
 

@@ -2,17 +2,14 @@
 //! and the pruner, bind, serve; and stopping it (drain, then stop the background tasks).
 
 use crate::config::ServerConfig;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use workgate_domain::Services;
 use workgate_domain::clock::{SharedClock, SystemClock};
-use workgate_domain::ids::SmsId;
-use workgate_domain::outbox::OutboxMessage;
 use workgate_domain::retention::{PruneReport, RetentionSettings};
 use workgate_domain::settings::LoginSettings;
 use workgate_domain::sms::SmsProvider;
@@ -23,9 +20,6 @@ use workgate_store::{Durability, OpenError};
 const SENDER_POLL: Duration = Duration::from_millis(200);
 /// Messages the sender takes at a time.
 const SENDER_BATCH: u32 = 50;
-/// Batches on their way at once: the sender takes the next batch while earlier ones are sent and
-/// recorded, so that a code written meanwhile does not wait for a whole round of the one before.
-const SENDER_IN_FLIGHT: usize = 4;
 
 /// How long connections may take to close once the grace period is over and their requests
 /// were answered `503` (a client that does not read its answer is not waited for longer).
@@ -262,9 +256,7 @@ pub async fn start_with_clock(config: &ServerConfig, clock: SharedClock) -> anyh
 }
 
 /// Delivers the outbox until stopped: at once when this process wrote a message, else every
-/// [`SENDER_POLL`], up to [`SENDER_IN_FLIGHT`] batches at a time. Batches on their way when it is
-/// told to stop are finished first. Messages written just before a crash are found at the next
-/// start.
+/// [`SENDER_POLL`]. Messages written just before a crash are found at the next start.
 async fn run_sender(
     services: Services,
     provider: Arc<dyn SmsProvider>,
@@ -272,27 +264,12 @@ async fn run_sender(
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::info!(provider = provider.name(), "SMS sender started");
-    let mut in_flight = tokio::task::JoinSet::new();
-    let on_their_way = Arc::new(Mutex::new(HashSet::new()));
     loop {
         if *stop.borrow() {
             break;
         }
-        while in_flight.len() >= SENDER_IN_FLIGHT {
-            finished(in_flight.join_next().await);
-        }
-        match services.lease_due_sms(SENDER_BATCH).await {
-            Ok(mut due) if !due.is_empty() => {
-                let batch = OnTheirWay::take(&on_their_way, &mut due);
-                let (services, provider) = (services.clone(), provider.clone());
-                in_flight.spawn(async move {
-                    if let Err(e) = services.deliver_leased_sms(provider.as_ref(), due).await {
-                        tracing::error!(error = %e, "the SMS sender could not record a delivery");
-                    }
-                    drop(batch);
-                });
-                continue;
-            }
+        match services.deliver_due_sms(provider.as_ref(), SENDER_BATCH).await {
+            Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "the SMS sender could not read the outbox"),
         }
@@ -301,43 +278,6 @@ async fn run_sender(
             _ = tokio::time::sleep(SENDER_POLL) => {}
             changed = stop.changed() => if changed.is_err() { break },
         }
-    }
-    while let Some(batch) = in_flight.join_next().await {
-        finished(Some(batch));
-    }
-}
-
-/// The messages of one batch, on their way while it lives. Leased again meanwhile (a lease that
-/// ran out under a slow provider, or a clock moved on), such a message is left to the batch that
-/// has it, not sent twice by this sender.
-struct OnTheirWay {
-    all: Arc<Mutex<HashSet<SmsId>>>,
-    ids: Vec<SmsId>,
-}
-
-impl OnTheirWay {
-    /// Keeps in `due` the messages not already on their way, and counts them on their way.
-    fn take(all: &Arc<Mutex<HashSet<SmsId>>>, due: &mut Vec<(OutboxMessage, i64)>) -> Self {
-        let mut sending = all.lock().unwrap_or_else(|e| e.into_inner());
-        due.retain(|(message, _)| sending.insert(message.id.clone()));
-        OnTheirWay { all: all.clone(), ids: due.iter().map(|(message, _)| message.id.clone()).collect() }
-    }
-}
-
-impl Drop for OnTheirWay {
-    fn drop(&mut self) {
-        let mut sending = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        for id in &self.ids {
-            sending.remove(id);
-        }
-    }
-}
-
-/// A batch's delivery task has ended: one that panicked is reported (its messages are sent again
-/// once their lease runs out).
-fn finished(batch: Option<Result<(), tokio::task::JoinError>>) {
-    if let Some(Err(e)) = batch {
-        tracing::error!(error = %e, "an SMS delivery task failed");
     }
 }
 
