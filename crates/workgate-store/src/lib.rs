@@ -137,7 +137,7 @@ impl SqlStore {
         let outcome = match &self.db {
             Db::Sqlite { .. } => {
                 let q = q.into_owned();
-                return self.write(async move |c| c.fetch_all(q.clone()).await).await;
+                return self.write(async move |c| c.fetch_all(q).await).await;
             }
             Db::Postgres { pool, announce } => {
                 let outcome = postgres::write_alone(pool, q).await;

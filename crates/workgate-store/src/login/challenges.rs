@@ -116,7 +116,8 @@ impl ChallengeStore for SqlStore {
             let owned = (limits.to_vec(), ch.clone(), sms.cloned(), events.to_vec());
             let tried = self
                 .write(async move |c| {
-                    let (limits, ch, sms, events) = (&owned.0, &owned.1, owned.2.as_ref(), &owned.3);
+                    let (limits, ch, sms, events) = &owned;
+                    let sms = sms.as_ref();
                     let tried = hit_firsts(c, limits, now_ms).await?;
                     if let FirstTry::All = tried {
                         insert_challenge(c, ch, sms, events).await?;
@@ -138,7 +139,8 @@ impl ChallengeStore for SqlStore {
         // SQLite: one write, so one commit (a wait for the disk) for the hits and the challenge.
         let owned = (limits.to_vec(), ch.clone(), sms.cloned(), events.to_vec());
         self.write(async move |c| {
-            let (limits, ch, sms, events) = (&owned.0, &owned.1, owned.2.as_ref(), &owned.3);
+            let (limits, ch, sms, events) = &owned;
+            let sms = sms.as_ref();
             if let Some(full) = hit_all_within(c, limits, now_ms).await? {
                 return Ok(Some(full));
             }
